@@ -1,0 +1,1 @@
+"""One module per ``rlm`` subcommand. Importing any of them must not import litellm."""

@@ -1,0 +1,201 @@
+"""The loaded context: one UTF-8 file on disk plus per-file metadata.
+
+The context string the root LM programs against (``context`` in the REPL) is every loaded source
+concatenated, each file introduced by a header line ``==> PATH <==`` (the format ``head``/``tail``
+use for several files). It is written once to disk by :class:`ContextWriter` and read once by the
+REPL child, so a multi-gigabyte input never has to be held twice by the parent, nor serialised per
+step. Sizes are in characters (Unicode code points) unless a name says bytes; token counts are
+estimates (``chars / 4``, the usual rule of thumb for English text and code under BPE tokenisers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+HEADER_TEMPLATE = "==> {path} <==\n"
+CHARS_PER_TOKEN = 4
+STDIN_PATH = "<stdin>"
+
+_LANGUAGES = {
+    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
+    ".jsx": "javascript", ".ts": "typescript", ".tsx": "typescript", ".go": "go", ".rs": "rust",
+    ".java": "java", ".kt": "kotlin", ".scala": "scala", ".c": "c", ".h": "c", ".cc": "cpp",
+    ".cpp": "cpp", ".hpp": "cpp", ".cs": "csharp", ".rb": "ruby", ".php": "php", ".swift": "swift",
+    ".m": "objective-c", ".sh": "shell", ".bash": "shell", ".zsh": "shell", ".fish": "shell",
+    ".ps1": "powershell", ".sql": "sql", ".html": "html", ".htm": "html", ".css": "css",
+    ".scss": "scss", ".md": "markdown", ".rst": "rst", ".txt": "text", ".json": "json",
+    ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".ini": "ini", ".cfg": "ini", ".xml": "xml",
+    ".csv": "csv", ".tsv": "tsv", ".log": "log", ".lua": "lua", ".r": "r", ".jl": "julia",
+    ".ex": "elixir", ".exs": "elixir", ".erl": "erlang", ".hs": "haskell", ".ml": "ocaml",
+    ".clj": "clojure", ".dart": "dart", ".vue": "vue", ".svelte": "svelte", ".tf": "terraform",
+    ".proto": "protobuf", ".graphql": "graphql", ".dockerfile": "dockerfile",
+}
+_LANGUAGE_NAMES = {"Dockerfile": "dockerfile", "Makefile": "make", "CMakeLists.txt": "cmake"}
+
+
+def language_for(path: str) -> str | None:
+    """Language name guessed from a path's file name or extension, or ``None``."""
+    name = PurePosixPath(path).name
+    if name in _LANGUAGE_NAMES:
+        return _LANGUAGE_NAMES[name]
+    return _LANGUAGES.get(PurePosixPath(name).suffix.lower())
+
+
+def estimate_tokens(chars: int) -> int:
+    """Estimated token count for ``chars`` characters (``ceil(chars / 4)``)."""
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One loaded file.
+
+    ``offset`` is the character offset of the file's text inside ``context`` (just after its header
+    line); ``chars`` and ``lines`` measure that text; ``size_bytes`` is the size on disk (or read
+    from stdin) before decoding; ``encoding`` is the codec it was decoded with.
+    """
+
+    path: str
+    offset: int
+    chars: int
+    lines: int
+    size_bytes: int = 0
+    encoding: str = "utf-8"
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file the loader passed over, with a short human reason (``"binary"``, ``"ignored"``...)."""
+
+    path: str
+    reason: str
+    size_bytes: int | None = None
+
+
+@dataclass
+class LoadedContext:
+    """The loaded input: the context file on disk and its metadata.
+
+    ``path`` is a UTF-8 file holding exactly ``total_chars`` characters (the whole ``context``
+    string); ``files`` index it. ``skipped`` lists what was not loaded and why.
+    """
+
+    path: Path
+    files: list[FileEntry]
+    skipped: list[SkippedFile] = field(default_factory=list)
+    total_chars: int = 0
+    total_bytes: int = 0
+
+    @property
+    def est_tokens(self) -> int:
+        """Estimated tokens of the whole context (characters / 4)."""
+        return estimate_tokens(self.total_chars)
+
+    def read(self) -> str:
+        """The whole context string (reads the file; costs one copy in memory)."""
+        return self.path.read_text(encoding="utf-8")
+
+    def index_json(self) -> str:
+        """The file index as JSON, as the REPL child expects it (see ``repl/child.py``)."""
+        return json.dumps([[f.path, f.offset, f.chars] for f in self.files])
+
+    def log_dict(self) -> dict:
+        """The trajectory's ``context`` field: ``{"total_chars", "est_tokens", "files": [...]}``."""
+        return {
+            "total_chars": self.total_chars,
+            "est_tokens": self.est_tokens,
+            "files": [
+                {"path": f.path, "chars": f.chars, "lines": f.lines, "offset": f.offset,
+                 "language": f.language, "encoding": f.encoding}
+                for f in self.files
+            ],
+            "skipped": [asdict(s) for s in self.skipped],
+        }
+
+
+class ContextWriter:
+    """Streams files into the context file, tracking offsets, characters and lines.
+
+    Use :meth:`add` for a whole text, or :meth:`begin`/:meth:`write`/:meth:`end` to stream a large
+    file in chunks (nothing is held beyond the chunk). :meth:`finish` returns the
+    :class:`LoadedContext`. Raises ``OSError`` if the destination cannot be written.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self._dest = Path(dest)
+        self._fh = open(self._dest, "w", encoding="utf-8", newline="")
+        self._pos = 0  # characters written so far
+        self._files: list[FileEntry] = []
+        self._skipped: list[SkippedFile] = []
+        self._current: dict | None = None
+
+    def begin(self, path: str, size_bytes: int = 0, encoding: str = "utf-8") -> None:
+        """Start a file: writes its header line."""
+        if self._current is not None:
+            raise RuntimeError("begin() called while a file is open")
+        header = HEADER_TEMPLATE.format(path=path)
+        self._fh.write(header)
+        self._pos += len(header)
+        self._current = {"path": path, "offset": self._pos, "chars": 0, "lines": 0,
+                         "size_bytes": size_bytes, "encoding": encoding, "last": ""}
+
+    def write(self, chunk: str) -> None:
+        """Append a chunk of the current file's text."""
+        cur = self._current
+        if cur is None:
+            raise RuntimeError("write() called with no file open")
+        if not chunk:
+            return
+        self._fh.write(chunk)
+        cur["chars"] += len(chunk)
+        cur["lines"] += chunk.count("\n")
+        cur["last"] = chunk[-1]
+        self._pos += len(chunk)
+
+    def end(self, encoding: str | None = None) -> FileEntry:
+        """Close the current file (adds a newline if its text lacks one) and index it."""
+        cur = self._current
+        if cur is None:
+            raise RuntimeError("end() called with no file open")
+        lines = cur["lines"] + (1 if cur["chars"] and cur["last"] != "\n" else 0)
+        entry = FileEntry(path=cur["path"], offset=cur["offset"], chars=cur["chars"], lines=lines,
+                          size_bytes=cur["size_bytes"], encoding=encoding or cur["encoding"],
+                          language=language_for(cur["path"]))
+        if cur["chars"] and cur["last"] != "\n":
+            self._fh.write("\n")
+            self._pos += 1
+        self._files.append(entry)
+        self._current = None
+        return entry
+
+    def add(self, path: str, text: str, size_bytes: int | None = None, encoding: str = "utf-8") -> FileEntry:
+        """Add one whole file."""
+        self.begin(path, size_bytes=len(text) if size_bytes is None else size_bytes, encoding=encoding)
+        self.write(text)
+        return self.end()
+
+    def skip(self, path: str, reason: str, size_bytes: int | None = None) -> None:
+        """Record a file that was not loaded."""
+        self._skipped.append(SkippedFile(path=path, reason=reason, size_bytes=size_bytes))
+
+    @property
+    def chars(self) -> int:
+        """Characters written so far, headers included."""
+        return self._pos
+
+    def finish(self) -> LoadedContext:
+        """Flush and close the file; returns the :class:`LoadedContext`."""
+        if self._current is not None:
+            self.end()
+        self._fh.close()
+        return LoadedContext(path=self._dest, files=self._files, skipped=self._skipped,
+                             total_chars=self._pos, total_bytes=os.path.getsize(self._dest))
+
+    def abort(self) -> None:
+        """Close and delete the partial file."""
+        self._fh.close()
+        self._dest.unlink(missing_ok=True)

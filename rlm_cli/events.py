@@ -1,0 +1,178 @@
+"""Events the engine emits while a run progresses; views and the trajectory log consume them.
+
+Data flows one way: ``load -> run (engine) -> events -> view / trajectory log``. Each RLM instance
+(the root run and every recursive ``rlm_query`` child) has an ``rlm_id``; a child's
+``parent_call_id`` names the sub-call that started it, so a consumer can nest the tree. Times are
+``time.monotonic()`` seconds unless a name says otherwise; token counts are provider-reported tokens;
+costs are USD (``None`` when litellm has no price for the model).
+
+Sinks are plain callables ``sink(event) -> None`` called synchronously on the engine's event-loop
+thread, in order: they must be fast and must not raise (the :class:`EventBus` isolates failures).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token and cost usage of one LM call. ``cost_usd`` is ``None`` when the model has no price."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """The top-level run began. ``limits`` is the budgets in force (see :class:`rlm_cli.budget.Limits`)."""
+
+    run_id: str
+    question: str
+    root_model: str
+    sub_model: str
+    context: dict
+    limits: dict
+    started_at: str  # ISO 8601, UTC
+
+
+@dataclass(frozen=True)
+class RlmStarted:
+    """An RLM instance began: the root (``depth == 0``, ``parent_call_id is None``) or a recursive child."""
+
+    rlm_id: str
+    depth: int
+    parent_call_id: str | None
+    prompt: str
+
+
+@dataclass(frozen=True)
+class IterationStarted:
+    """The root LM of ``rlm_id`` is being asked for its ``index``-th reply (0-based)."""
+
+    rlm_id: str
+    index: int
+    depth: int
+    final_call: bool = False  # the last best-answer call after a limit ran out
+
+
+@dataclass(frozen=True)
+class RootDelta:
+    """A streamed piece of the root LM's reply (only when streaming)."""
+
+    rlm_id: str
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class RootReply:
+    """The root LM's whole reply for iteration ``index``, with its usage and duration (seconds)."""
+
+    rlm_id: str
+    index: int
+    text: str
+    usage: Usage
+    duration_s: float
+    model: str
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    """Code block ``step`` of iteration ``index`` starts running in the REPL."""
+
+    rlm_id: str
+    index: int
+    step: int
+    code: str
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    """A code step ended. ``stdout``/``stderr`` are what was captured (bounded), ``error`` a one-line
+    summary when the step raised, timed out or crashed the REPL (``None`` otherwise)."""
+
+    rlm_id: str
+    index: int
+    step: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    error: str | None = None
+    final_answer: str | None = None
+    repl_restarted: bool = False
+
+
+@dataclass(frozen=True)
+class SubCallStarted:
+    """A sub-call began. ``kind`` is ``"llm"`` (sub-LM) or ``"rlm"`` (recursive RLM)."""
+
+    call_id: str
+    rlm_id: str
+    index: int
+    step: int
+    kind: str
+    model: str
+    prompt: str
+
+
+@dataclass(frozen=True)
+class SubCallFinished:
+    """A sub-call ended, with its response or an ``error`` string (never both)."""
+
+    call_id: str
+    rlm_id: str
+    response: str | None
+    usage: Usage
+    duration_s: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should see once (a weaker sandbox, a budget that ran out, a retry)."""
+
+    message: str
+    level: str = "warning"  # "info" | "warning" | "error"
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The top-level run ended. ``status`` is one of the contract's trajectory statuses."""
+
+    status: str
+    answer: str | None
+    error: dict | None
+    usage: dict
+    ended_at: str  # ISO 8601, UTC
+    duration_s: float
+    extra: dict = field(default_factory=dict)
+
+
+Event = Any
+Sink = Callable[[Event], None]
+
+
+class EventBus:
+    """Fans events out to sinks in registration order; a sink that raises is dropped with a warning."""
+
+    def __init__(self, sinks: list[Sink] | None = None) -> None:
+        self._sinks: list[Sink] = list(sinks or [])
+
+    def add(self, sink: Sink) -> None:
+        """Register a sink."""
+        self._sinks.append(sink)
+
+    def emit(self, event: Event) -> None:
+        """Deliver ``event`` to every sink."""
+        for sink in list(self._sinks):
+            try:
+                sink(event)
+            except Exception as exc:  # a broken view must never break a run
+                self._sinks.remove(sink)
+                print(f"rlm: warning: an output sink failed and was disabled: {exc!r}", file=sys.stderr)

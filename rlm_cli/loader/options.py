@@ -1,0 +1,41 @@
+"""Options that decide what a load takes in; shared by ``rlm ask`` and ``rlm ls``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+DEFAULT_MAX_FILE_SIZE = 1_000_000  # bytes; files found by walking above this are skipped
+DEFAULT_MAX_INPUT_SIZE = 200_000_000  # bytes; a load from directories above this stops with an error
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "ki": 2**10, "kib": 2**10, "m": 10**6, "mb": 10**6,
+          "mi": 2**20, "mib": 2**20, "g": 10**9, "gb": 10**9, "gi": 2**30, "gib": 2**30,
+          "t": 10**12, "tb": 10**12, "ti": 2**40, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from a human size: ``"1000"``, ``"500KB"``, ``"2MiB"``, ``"1.5G"`` (SI for KB/MB/GB).
+
+    Raises ``ValueError`` with a one-line message on anything else.
+    """
+    m = _SIZE_RE.match(str(text))
+    if not m or (m.group(2) or "").lower() not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (examples: 1000, 500KB, 2MiB, 1.5GB)")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+
+
+@dataclass
+class LoadOptions:
+    """What to load from the given sources.
+
+    ``include``/``exclude`` are gitignore-style patterns applied on top of git's own rules;
+    ``max_file_size`` and ``max_input_size`` are bytes.
+    """
+
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    default_excludes: bool = True
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    max_input_size: int = DEFAULT_MAX_INPUT_SIZE
+    follow_symlinks: bool = False
