@@ -39,3 +39,20 @@ class LoadOptions:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     max_input_size: int = DEFAULT_MAX_INPUT_SIZE
     follow_symlinks: bool = False
+
+
+# What wastes tokens without telling a model anything: applied to files found by walking a directory,
+# like patterns given on git's command line (highest precedence). `--exclude '!PATTERN'` re-includes
+# one; `--no-default-excludes` drops the list. Deliberately NOT here: `vendor/`. Go, PHP and Ruby
+# projects often commit vendored code on purpose (and then it is what the user asks about), while an
+# unwanted vendor/ is normally already in .gitignore. `node_modules/` and friends are never hand-written.
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    # lock files
+    "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lock", "bun.lockb",
+    "poetry.lock", "Pipfile.lock", "uv.lock", "pdm.lock", "Cargo.lock", "Gemfile.lock",
+    "composer.lock", "go.sum", "flake.lock", "mix.lock", "pubspec.lock", "Package.resolved",
+    # minified bundles and source maps
+    "*.min.js", "*.min.mjs", "*.min.css", "*.js.map", "*.mjs.map", "*.css.map",
+    # installed dependencies and caches
+    "node_modules/", "bower_components/", "jspm_packages/", ".venv/", "__pycache__/",
+)

@@ -1,0 +1,304 @@
+"""The RLM loop (arXiv 2512.24601, Algorithm 1): the root LM writes code, the REPL runs it, repeat.
+
+:func:`run` drives one top-level run: it owns the :class:`RunState` shared by every depth (LM
+client, budget, event bus), enforces ``--timeout`` around everything, and always ends with a
+:class:`~rlm_cli.events.RunFinished` event, also on error and on cancellation (Ctrl-C). Each RLM
+instance (the root, and every recursive ``rlm_query`` child) is an :class:`RlmInstance` with its own
+REPL subprocess and append-only message history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rlm_cli import prompts
+from rlm_cli.budget import Budget, Limits
+from rlm_cli.context import ContextWriter, LoadedContext
+from rlm_cli.errors import BudgetExceeded, RlmError
+from rlm_cli.events import (
+    EventBus,
+    IterationStarted,
+    Notice,
+    RlmStarted,
+    RootDelta,
+    RootReply,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+)
+from rlm_cli.lm import FatalLMError, LMClient, load_litellm
+from rlm_cli.loader.tree import render_tree
+from rlm_cli.parsing import parse_reply
+from rlm_cli.repl.process import FatalStepError, ReplProcess
+from rlm_cli.subcalls import StepRef, SubCallRouter
+
+DEFAULT_SUB_CHARS = 32_000  # prompt size suggested to the root LM when the sub-LM's window is unknown
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with seconds precision."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class RunConfig:
+    """What to run: the question, the root and sub models (litellm strings), the budgets.
+
+    ``stream_root``: stream root replies (for the live view); ``system_extra``: user instructions
+    appended to the system prompt; ``sub_chars``: the prompt size (characters) suggested for sub-calls
+    (None: from litellm's model info, else :data:`DEFAULT_SUB_CHARS`).
+    """
+
+    question: str
+    root_model: str
+    sub_model: str
+    limits: Limits = field(default_factory=Limits)
+    stream_root: bool = False
+    system_extra: str | None = None
+    sub_chars: int | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+@dataclass
+class RunResult:
+    """How a run ended: ``status`` (trajectory status), ``answer`` (None when none), ``error``
+    (``{"type", "message"}`` or None) and ``exhausted`` (the budget that ran out, if any)."""
+
+    status: str
+    answer: str | None
+    error: dict | None = None
+    exhausted: str | None = None
+
+
+@dataclass
+class RunState:
+    """Everything the RLM instances of one run share."""
+
+    cfg: RunConfig
+    lm: LMClient
+    budget: Budget
+    bus: EventBus
+    workdir: Path
+    repls: set[ReplProcess] = field(default_factory=set)
+    ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def limits(self) -> Limits:
+        return self.cfg.limits
+
+    @property
+    def root_model(self) -> str:
+        return self.cfg.root_model
+
+    @property
+    def sub_model(self) -> str:
+        return self.cfg.sub_model
+
+
+@dataclass
+class Outcome:
+    status: str  # answered | max_iterations | budget_exhausted
+    answer: str | None
+
+
+class RlmInstance:
+    """One RLM: a REPL over ``loaded`` and a root LM conversation about ``question`` at ``depth``."""
+
+    def __init__(self, state: RunState, rlm_id: str, depth: int, question: str, loaded: LoadedContext,
+                 parent_call_id: str | None = None) -> None:
+        self.state = state
+        self.rlm_id = rlm_id
+        self.depth = depth
+        self.question = question
+        self.loaded = loaded
+        self.parent_call_id = parent_call_id
+        self.role = "root" if depth == 0 else "sub"
+        self.messages: list[dict] = []
+        self.repl: ReplProcess | None = None
+
+    async def solve(self) -> Outcome:
+        """Run the loop until an answer, the iteration limit or a budget. Always closes the REPL."""
+        state = self.state
+        state.bus.emit(RlmStarted(self.rlm_id, self.depth, self.parent_call_id, self.question))
+        self.repl = ReplProcess(self.loaded.path, [[f.path, f.offset, f.chars] for f in self.loaded.files],
+                                state.workdir / self.rlm_id, sandbox=None)
+        state.repls.add(self.repl)
+        try:
+            await self.repl.start()
+            for note in self.repl.sandbox.notices:
+                state.bus.emit(Notice(note))
+            return await self._loop()
+        finally:
+            await self.repl.close()
+            state.repls.discard(self.repl)
+
+    async def _loop(self) -> Outcome:
+        state, lim = self.state, self.state.limits
+        self.messages = [
+            {"role": "system", "content": prompts.system_prompt(
+                self.loaded, state.sub_model, lim.max_output_chars, state.cfg.sub_chars or DEFAULT_SUB_CHARS,
+                self.depth, lim.max_depth, state.cfg.system_extra)},
+            {"role": "user", "content": prompts.first_message(self.question, self.loaded,
+                                                               render_tree(self.loaded.files, 4000))},
+        ]
+        for index in range(lim.max_iterations):
+            try:
+                reply = await self._ask(index)
+            except BudgetExceeded:
+                return await self._last_call(index, "budget_exhausted")
+            parsed = parse_reply(reply)
+            if parsed.blocks:
+                answer, feedback = await self._run_blocks(index, parsed.blocks)
+                if answer is not None:
+                    return Outcome("answered", answer)
+                if parsed.final_beside_code:
+                    feedback.append(prompts.FINAL_BESIDE_CODE)
+                if state.budget.exhausted:
+                    return await self._last_call(index + 1, "budget_exhausted")
+                feedback.append(prompts.continue_note(index, lim.max_iterations, state.budget.status_line()))
+                self.messages.append({"role": "user", "content": "\n\n".join(feedback)})
+            elif parsed.final_text is not None:
+                return Outcome("answered", parsed.final_text)
+            elif parsed.final_var is not None:
+                value = await self.repl.get_var(parsed.final_var) if self.repl else None
+                if value is not None:
+                    return Outcome("answered", value)
+                self.messages.append({"role": "user", "content":
+                                      f"There is no variable named {parsed.final_var!r} in the REPL. Define "
+                                      "it in a ```repl block first, or answer with FINAL(your answer)."})
+            else:
+                nudge = prompts.NUDGE + (prompts.UNTAGGED if parsed.untagged_blocks else "")
+                self.messages.append({"role": "user", "content": nudge})
+        return await self._last_call(lim.max_iterations, "max_iterations")
+
+    async def _ask(self, index: int, final_call: bool = False) -> str:
+        """One root LM call; appends the reply to the history. Raises BudgetExceeded when refused."""
+        state = self.state
+        state.budget.check_call()
+        state.bus.emit(IterationStarted(self.rlm_id, index, self.depth, final_call))
+        on_delta = None
+        if state.cfg.stream_root:
+            def on_delta(piece: str) -> None:
+                state.bus.emit(RootDelta(self.rlm_id, index, piece))
+        result = await state.lm.complete(state.root_model, self.messages, role="root" if self.depth == 0
+                                         else "sub", on_delta=on_delta)
+        state.budget.record(state.root_model, result.usage, self.role)
+        state.bus.emit(RootReply(self.rlm_id, index, result.text, result.usage, result.duration_s,
+                                 state.root_model))
+        self.messages.append({"role": "assistant", "content": result.text})
+        return result.text
+
+    async def _run_blocks(self, index: int, blocks: list[str]) -> tuple[str | None, list[str]]:
+        """Run a reply's blocks in order. Returns (answer from an executed FINAL or None, feedback)."""
+        state = self.state
+        assert self.repl is not None
+        feedback: list[str] = []
+        for step, code in enumerate(blocks):
+            state.bus.emit(StepStarted(self.rlm_id, index, step, code))
+            router = SubCallRouter(state, StepRef(self.rlm_id, index, step, self.depth), self._run_child)
+            outcome = await self.repl.execute(code, router, state.limits.step_timeout)
+            state.bus.emit(StepFinished(self.rlm_id, index, step, outcome.stdout, outcome.stderr,
+                                        outcome.duration_s, outcome.error, outcome.final, outcome.restarted))
+            feedback.append(prompts.step_feedback(step + 1, len(blocks), outcome.stdout, outcome.stderr,
+                                                  outcome.error, outcome.notes, state.limits.max_output_chars))
+            if outcome.final is not None:
+                return outcome.final, feedback
+            if outcome.restarted and step + 1 < len(blocks):
+                feedback.append(f"Blocks {step + 2}-{len(blocks)} were not run because the REPL was restarted.")
+                break
+        return None, feedback
+
+    async def _last_call(self, index: int, status: str) -> Outcome:
+        """One last call asking for the best answer (when the budgets still allow one)."""
+        state = self.state
+        reason = {"max_iterations": "iterations"}.get(status, f"budget ({state.budget.exhausted})")
+        self.messages.append({"role": "user", "content": prompts.LAST_CALL.format(reason=reason)})
+        try:
+            reply = await self._ask(index, final_call=True)
+        except BudgetExceeded:
+            return Outcome(status, None)
+        parsed = parse_reply(reply)
+        answer = parsed.final_text if parsed.final_text is not None else (parsed.prose or reply).strip()
+        return Outcome(status, answer or None)
+
+    async def _run_child(self, prompt: str, context: str | None, call_id: str, depth: int) -> str:
+        """``rlm_query``: a child RLM over ``context`` (default: this RLM's context)."""
+        state = self.state
+        child_id = f"{self.rlm_id}.{next(state.ids)}"
+        loaded = self.loaded
+        if context is not None:
+            (state.workdir / child_id).mkdir(parents=True, exist_ok=True)
+            writer = ContextWriter(state.workdir / child_id / "context.txt")
+            writer.add("<rlm_query context>", context)
+            loaded = writer.finish()
+        child = RlmInstance(state, child_id, depth, prompt, loaded, parent_call_id=call_id)
+        try:
+            outcome = await child.solve()
+        except FatalLMError as exc:
+            if exc.kind in ("auth", "not_found"):
+                raise FatalStepError(str(exc)) from exc
+            return f"Error: {exc}"
+        if outcome.answer is None:
+            return f"Error: the recursive RLM ended without an answer ({outcome.status})"
+        return outcome.answer
+
+
+def sub_chars_for(model: str) -> int:
+    """Characters a sub-LM prompt should stay under: from litellm's model info (3 chars per token,
+    leaving room for the reply), capped at 400,000; :data:`DEFAULT_SUB_CHARS` when unknown."""
+    try:
+        info = load_litellm().get_model_info(model)
+        tokens = info.get("max_input_tokens") or info.get("max_tokens")
+    except Exception:
+        tokens = None
+    return min(400_000, int(tokens) * 3) if tokens else DEFAULT_SUB_CHARS
+
+
+async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus, workdir: Path) -> RunResult:
+    """Run one top-level RLM over ``loaded``. Emits RunStarted ... RunFinished on ``bus``.
+
+    Never raises for run failures (they become ``status="error"``); re-raises cancellation after
+    emitting RunFinished with status ``interrupted``. Every REPL process is killed before returning.
+    """
+    budget = Budget(cfg.limits)
+    lm.concurrency = cfg.limits.concurrency
+    state = RunState(cfg=cfg, lm=lm, budget=budget, bus=bus, workdir=Path(workdir))
+    if cfg.sub_chars is None:
+        cfg.sub_chars = sub_chars_for(cfg.sub_model)
+    t0 = time.monotonic()
+    bus.emit(RunStarted(cfg.run_id, cfg.question, cfg.root_model, cfg.sub_model, loaded.log_dict(),
+                        cfg.limits.as_dict(), now_iso()))
+    result = RunResult("error", None)
+    root = RlmInstance(state, "r0", 0, cfg.question, loaded)
+    try:
+        try:
+            async with asyncio.timeout(cfg.limits.timeout):
+                outcome = await root.solve()
+            result = RunResult(outcome.status, outcome.answer, exhausted=budget.exhausted)
+        except TimeoutError:
+            budget.exhausted = budget.exhausted or "timeout"
+            result = RunResult("budget_exhausted", None, exhausted="timeout")
+        if result.status == "budget_exhausted":
+            result.error = {"type": "budget", "message": f"budget exhausted: {result.exhausted}"}
+    except asyncio.CancelledError:
+        result = RunResult("interrupted", None, {"type": "interrupted", "message": "interrupted by the user"})
+        raise
+    except RlmError as exc:
+        result = RunResult("error", None, {"type": type(exc).__name__, "message": str(exc)})
+    except Exception as exc:  # a bug or an unexpected library failure: still end cleanly
+        result = RunResult("error", None, {"type": type(exc).__name__, "message": str(exc) or repr(exc)})
+    finally:
+        for repl in list(state.repls):
+            with contextlib.suppress(Exception):
+                await asyncio.shield(repl.close())
+        bus.emit(RunFinished(result.status, result.answer, result.error, budget.usage_dict(), now_iso(),
+                             time.monotonic() - t0, {"exhausted": result.exhausted}))
+    return result

@@ -1,0 +1,141 @@
+"""Parsing root LM replies: code blocks to run, and answers given as text.
+
+Rules (contract, "The REPL the root LM programs"):
+- Code is taken from fenced blocks tagged ``repl`` or ``python`` (also ``py``/``python3``), in order.
+  A fence must open a line (indentation allowed) with nothing after the language word, so a fence
+  mentioned inside prose ("write a ```repl``` block") is not a block. An unclosed block at the end of
+  a reply (output cut off) is taken as it is.
+- ``FINAL(answer)`` / ``FINAL_VAR(name)`` written as text count only in a reply with no code block;
+  beside code they are reported as ignored (the model had not seen its code run). The answer text
+  is taken with balanced parentheses and quotes, so ``FINAL(f(x) = (a, b))`` keeps its inner
+  parentheses; a Python literal (``FINAL("42")``) is unquoted.
+Only upper-case ``FINAL``/``FINAL_VAR`` count: small models write ``Final(your answer)`` as a
+placeholder.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import textwrap
+from dataclasses import dataclass, field
+
+CODE_LANGS = {"repl", "python", "py", "python3"}
+_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[A-Za-z0-9_+.-]*)[ \t]*$")
+_FINAL = re.compile(r"(?<![A-Za-z0-9_])(FINAL_VAR|FINAL)\s*\(")
+
+
+@dataclass
+class ParsedReply:
+    """A root reply, parsed. ``blocks``: code to run, in order; ``final_text`` / ``final_var``: an
+    answer given as text (only when there are no blocks); ``final_beside_code``: a text FINAL that
+    was ignored because the reply also had code; ``untagged_blocks``: fenced blocks with no or
+    another language tag (not run)."""
+
+    blocks: list[str] = field(default_factory=list)
+    final_text: str | None = None
+    final_var: str | None = None
+    final_beside_code: bool = False
+    untagged_blocks: int = 0
+    prose: str = ""
+
+
+def _scan(text: str) -> tuple[list[str], int, str]:
+    """Returns (code blocks, number of untagged/other blocks, the reply text outside code blocks)."""
+    blocks: list[str] = []
+    untagged = 0
+    prose: list[str] = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        m = _OPEN.match(lines[i])
+        if not m:
+            prose.append(lines[i])
+            i += 1
+            continue
+        fence, lang = m.group("fence"), m.group("lang").lower()
+        close = re.compile(r"^[ \t]*" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}[ \t]*$")
+        body: list[str] = []
+        i += 1
+        while i < len(lines) and not close.match(lines[i]):
+            body.append(lines[i])
+            i += 1
+        i += 1  # the closing fence (or past the end)
+        if lang in CODE_LANGS:
+            code = textwrap.dedent("\n".join(body)).strip("\n")
+            if code.strip():
+                blocks.append(code)
+        else:
+            untagged += 1
+            prose.extend(body)
+    return blocks, untagged, "\n".join(prose)
+
+
+def _balanced(text: str, start: int) -> tuple[str, bool]:
+    """The text from ``start`` up to the parenthesis closing an already-open one. Quotes are
+    respected. Returns (inner text, closed?)."""
+    depth, i, quote = 1, start, None
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if text.startswith(quote, i):
+                i += len(quote)
+                quote = None
+                continue
+        elif ch in "\"'":
+            quote = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else ch
+            i += len(quote)
+            continue
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return text[start:i], True
+        i += 1
+    return text[start:], False
+
+
+def _unquote(inner: str) -> str:
+    inner = inner.strip()
+    if inner[:1] in "\"'" or inner[:2].lower() in ("f'", 'f"', "r'", 'r"'):
+        try:
+            value = ast.literal_eval(inner)
+        except (ValueError, SyntaxError):
+            return inner
+        return value if isinstance(value, str) else str(value)
+    return inner
+
+
+def find_final(text: str) -> tuple[str, str] | None:
+    """The first ``FINAL(...)``/``FINAL_VAR(...)`` in ``text``: (``"FINAL"`` or ``"FINAL_VAR"``, arg)."""
+    m = _FINAL.search(text)
+    if not m:
+        return None
+    inner, closed = _balanced(text, m.end())
+    if not closed:
+        inner = inner.rstrip()
+        inner = inner[:-1] if inner.endswith(")") else inner
+    arg = _unquote(inner)
+    if m.group(1) == "FINAL_VAR":
+        arg = arg.strip().strip("\"'")
+    return m.group(1), arg
+
+
+def parse_reply(text: str) -> ParsedReply:
+    """Parse one root LM reply (see the module docstring for the rules)."""
+    blocks, untagged, prose = _scan(text)
+    parsed = ParsedReply(blocks=blocks, untagged_blocks=untagged, prose=prose.strip())
+    found = find_final(prose)
+    if found is None:
+        return parsed
+    if blocks:
+        parsed.final_beside_code = True
+    elif found[0] == "FINAL":
+        parsed.final_text = found[1]
+    else:
+        parsed.final_var = found[1]
+    return parsed

@@ -1,0 +1,136 @@
+"""The root LM's prompts: the system prompt, the first user message, and the per-iteration feedback.
+
+The history is append-only (system, first user message, then assistant/user pairs), never edited,
+so providers' prefix caching applies to everything already sent. The strategies are the paper's
+(arXiv 2512.24601, section 3 and appendix: peek, grep/filter, partition + map with sub-calls,
+summarise, verify). The context itself is never in a prompt: only its metadata.
+"""
+
+from __future__ import annotations
+
+from rlm_cli.context import HEADER_TEMPLATE, LoadedContext
+
+SYSTEM_PROMPT = """\
+You are the root of a Recursive Language Model. You answer a question about a context that is far \
+too large to read in one go. The context is NOT in this conversation: it is loaded in a persistent \
+Python REPL that you program, and you see only what your code prints.
+
+## The REPL
+Write Python in fenced blocks tagged `repl`:
+```repl
+print(len(context))
+print(context[:2000])
+```
+Every ```repl block in your reply runs, in order, after you finish the reply; you then receive \
+what it printed. Variables persist across blocks and turns. Available in the namespace:
+- `context` (str): all {n_files} loaded file(s) concatenated, {total_chars:,} characters \
+(about {est_tokens:,} tokens). Each file starts with a header line `{header}`.
+- `files` (mapping path -> str): the text of each file, e.g. `files["{example_path}"]`.
+- `llm_query(prompt: str) -> str`: ask a sub-LM ({sub_model}). It sees ONLY the prompt you pass, so \
+put the text it must read into the prompt. Keep each prompt under about {sub_chars:,} characters.
+- `llm_query_batched(prompts: list[str]) -> list[str]`: many sub-LM calls run concurrently; replies \
+come back in order. Much faster than a loop of llm_query. A failed call returns a string starting \
+with "Error:".
+- `rlm_query(prompt: str, context: str | None = None) -> str`: a recursive RLM with its own REPL over \
+`context` (default: the same context); use it for sub-problems that themselves need code. \
+{depth_note}
+- `FINAL(answer)`: finish with `answer` (converted to str). `FINAL_VAR(name)`: finish with the value \
+of the variable called `name`.
+- `SHOW_VARS()`: list the variables you have defined.
+Printed output longer than {max_output_chars:,} characters is truncated (head and tail kept), so \
+print summaries, counts and short excerpts, never the whole context. Standard-library modules \
+(re, json, collections, ...) can be imported.
+
+## How to work
+1. Peek first: sizes, the file list, a few slices, to learn the structure.
+2. Narrow down with code: `re.finditer`, keyword searches, splitting by file, line, section or \
+header. Print positions and short windows around hits.
+3. Partition and map: split the relevant text into chunks, ask sub-LMs about each chunk with \
+`llm_query_batched`, collect the answers in variables, then combine them (in code or with one more \
+sub-call).
+4. Verify the candidate answer against the context before you finish.
+Never guess what a block will print: write the code, end your reply, and read the real output on \
+the next turn. Budgets are limited: prefer a few well-aimed calls over thousands of tiny ones.
+
+## Finishing
+When you know the answer, call `FINAL(answer)` in a ```repl block (or `FINAL_VAR(name)`), or reply \
+with `FINAL(your answer)` as plain text in a reply that contains no code block. A FINAL written as \
+text next to code is ignored, because you have not seen that code run yet. The answer should be \
+complete and self-contained: it is shown to the user as is.
+"""
+
+
+def system_prompt(loaded: LoadedContext, sub_model: str, max_output_chars: int, sub_chars: int,
+                  depth: int, max_depth: int, extra: str | None = None) -> str:
+    """The root LM's system prompt for an RLM at ``depth`` (``max_depth``: the recursion limit)."""
+    example = loaded.files[0].path if loaded.files else "<stdin>"
+    if depth + 1 <= max_depth:
+        depth_note = f"You are at depth {depth}; recursive RLMs are allowed down to depth {max_depth}."
+    else:
+        depth_note = "At this depth it behaves like llm_query (the recursion limit is reached)."
+    text = SYSTEM_PROMPT.format(
+        n_files=len(loaded.files), total_chars=loaded.total_chars, est_tokens=loaded.est_tokens,
+        header=HEADER_TEMPLATE.format(path="PATH").strip(), example_path=example, sub_model=sub_model,
+        sub_chars=sub_chars, depth_note=depth_note, max_output_chars=max_output_chars)
+    if extra:
+        text += "\n## Additional instructions from the user\n" + extra.strip() + "\n"
+    return text
+
+
+def first_message(question: str, loaded: LoadedContext, tree: str) -> str:
+    """The first user message: the question and the context's metadata, never the context."""
+    skipped = ""
+    if loaded.skipped:
+        skipped = f"\n{len(loaded.skipped)} file(s) were skipped when loading (binary, ignored or too large)."
+    return (
+        f"Question: {question}\n\n"
+        f"The context holds {len(loaded.files)} file(s), {loaded.total_chars:,} characters "
+        f"(about {loaded.est_tokens:,} tokens).{skipped}\n"
+        f"Files (path and size in characters):\n{tree}\n\n"
+        "You have not looked at the context yet. Start by exploring it with a ```repl block; "
+        "do not answer before you have seen evidence."
+    )
+
+
+def truncate_output(text: str, limit: int) -> str:
+    """``text`` cut to at most about ``limit`` characters, head and tail kept, the omission stated."""
+    if len(text) <= limit:
+        return text
+    half = max(1, limit // 2)
+    omitted = len(text) - 2 * half
+    return f"{text[:half]}\n[... {omitted:,} characters omitted ...]\n{text[-half:]}"
+
+
+def step_feedback(position: int, total: int, stdout: str, stderr: str, error: str | None,
+                  notes: list[str], limit: int) -> str:
+    """What the root LM is told about one executed block (output truncated to ``limit`` chars)."""
+    parts = [f"Output of block {position} of {total}:"]
+    out = stdout.rstrip("\n")
+    err = stderr.rstrip("\n")
+    if out:
+        parts.append("```\n" + truncate_output(out, limit) + "\n```")
+    if err:
+        parts.append("stderr:\n```\n" + truncate_output(err, limit // 2) + "\n```")
+    if not out and not err:
+        parts.append("(no output)")
+    if error:
+        parts.append(f"Error: {error}")
+    parts.extend(f"Note: {n}" for n in notes)
+    return "\n".join(parts)
+
+
+NUDGE = ("Your reply contained no ```repl code block and no FINAL(...). Write Python in a ```repl block "
+         "to examine `context`, or, if you are sure, answer with FINAL(your answer).")
+UNTAGGED = (" Fenced blocks without the `repl` tag are not run: open code blocks with ```repl on a line "
+            "of its own.")
+FINAL_BESIDE_CODE = ("Note: the FINAL(...) you wrote outside a code block was ignored, because the same reply "
+                     "contained code you had not yet seen run. Check the output above, then answer.")
+LAST_CALL = ("You have run out of {reason}. Do not write any more code. Reply now with your best answer, "
+             "based only on what you found so far, in the form FINAL(your answer). If you could not find "
+             "it, say what you found and what is missing.")
+
+
+def continue_note(iteration: int, max_iterations: int, budget_line: str) -> str:
+    """The line closing each feedback message: where the run stands."""
+    return (f"\n[Iteration {iteration + 1} of {max_iterations} done; {budget_line}.] Continue: write the next "
+            "```repl block, or finish with FINAL(...).")

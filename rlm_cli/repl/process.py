@@ -1,0 +1,279 @@
+"""Parent side of the REPL: starts the child, runs steps, serves its sub-call requests.
+
+One :class:`ReplProcess` per RLM instance. Steps run one at a time; while a step runs, the child's
+requests (``llm_query`` and friends) are served concurrently by an async handler the engine gives.
+A step that outlives its timeout, or a child that dies, is killed with its whole process group and
+replaced by a fresh child with the context reloaded; the outcome says so (``restarted``), so the root
+LM can be told its variables were lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlm_cli.errors import ReplError
+from rlm_cli.repl.sandbox import SandboxPlan, plan_sandbox
+
+CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
+DEFAULT_CAPTURE_BYTES = 256 * 1024  # of each stream kept per step, split between head and tail
+START_TIMEOUT_S = 60.0
+
+SubcallHandler = Callable[[str, dict], Awaitable[Any]]
+
+_LIVE_GROUPS: set[int] = set()  # process groups of REPL children still alive (for last-resort cleanup)
+
+
+def kill_all_now() -> None:
+    """Synchronously SIGKILL every REPL process group still alive (used when exiting abruptly)."""
+    for pgid in list(_LIVE_GROUPS):
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)
+        _LIVE_GROUPS.discard(pgid)
+
+
+class FatalStepError(Exception):
+    """Raised by a sub-call handler when the whole run must stop (e.g. a provider auth error).
+
+    The step is killed and the original exception (``__cause__``) is re-raised by :meth:`execute`.
+    """
+
+
+@dataclass
+class StepOutcome:
+    """What one step did. ``stdout``/``stderr`` are bounded captures (see :func:`read_bounded`);
+    ``error`` is a one-line summary when the step raised, timed out or killed the REPL;
+    ``final`` is the answer recorded by ``FINAL``/``FINAL_VAR``; ``duration_s`` in seconds."""
+
+    stdout: str
+    stderr: str
+    duration_s: float
+    error: str | None = None
+    final: str | None = None
+    notes: list[str] = field(default_factory=list)
+    restarted: bool = False
+
+
+def read_bounded(path: Path, limit_bytes: int) -> str:
+    """Text of ``path``; if larger than ``limit_bytes``, its head and tail with the omission stated."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            if size <= limit_bytes:
+                return fh.read().decode("utf-8", "replace")
+            half = limit_bytes // 2
+            head = fh.read(half)
+            fh.seek(size - half)
+            tail = fh.read(half)
+    except OSError:
+        return ""
+    return (head.decode("utf-8", "replace") + f"\n[... {size - 2 * half:,} bytes of output omitted ...]\n"
+            + tail.decode("utf-8", "replace"))
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "was lost"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+class ReplProcess:
+    """A persistent REPL child over one context file.
+
+    ``context_path``: UTF-8 file holding ``context``; ``index``: ``[[path, offset, chars], ...]``
+    for ``files``; ``workdir``: a private directory (the child's cwd, HOME and TMPDIR, and where its
+    output is captured). Raises :class:`ReplError` when the child cannot be started.
+    """
+
+    def __init__(self, context_path: Path, index: list, workdir: Path,
+                 capture_bytes: int = DEFAULT_CAPTURE_BYTES, sandbox: SandboxPlan | None = None) -> None:
+        self.context_path = Path(context_path)
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.index_path = self.workdir / ".rlm-index.json"
+        self.index_path.write_text(json.dumps(index), encoding="utf-8")
+        self.capture_bytes = capture_bytes
+        self.sandbox = sandbox or plan_sandbox(str(self.workdir))
+        self.out_path = self.workdir / ".rlm-stdout"
+        self.err_path = self.workdir / ".rlm-stderr"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.load_s: float | None = None
+        self.restarts = 0
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._ids = itertools.count(1)
+        self._fatal: BaseException | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the child and wait until the context is loaded in it."""
+        parent_sock, child_sock = socket.socketpair()
+        out = open(self.out_path, "ab")
+        err = open(self.err_path, "ab")
+        try:
+            cmd = [*self.sandbox.prefix, sys.executable, "-I", CHILD_SCRIPT,
+                   "--sock", str(child_sock.fileno()), "--context", str(self.context_path),
+                   "--index", str(self.index_path)]
+            self.proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err,
+                pass_fds=(child_sock.fileno(),), cwd=str(self.workdir), env=self.sandbox.env,
+                start_new_session=True)
+        except OSError as exc:
+            raise ReplError(f"cannot start the REPL process: {exc}") from exc
+        finally:
+            child_sock.close()
+            out.close()
+            err.close()
+        _LIVE_GROUPS.add(self.proc.pid)
+        self._reader, self._writer = await asyncio.open_unix_connection(sock=parent_sock, limit=1 << 30)
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                line = await self._reader.readline()
+        except TimeoutError:
+            line = b""
+        if not line:
+            await self.kill()
+            detail = read_bounded(self.err_path, 2000).strip().splitlines()
+            raise ReplError("the REPL process failed to start" + (f": {detail[-1]}" if detail else ""))
+        self.load_s = json.loads(line).get("load_s")
+
+    async def kill(self) -> None:
+        """Kill the child and its whole process group; safe to call twice."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(proc.wait(), 10)
+        _LIVE_GROUPS.discard(proc.pid)
+
+    async def restart(self) -> None:
+        """Kill the child and start a fresh one (all variables are lost)."""
+        await self.kill()
+        self.restarts += 1
+        await self.start()
+
+    async def close(self) -> None:
+        """Stop the child for good."""
+        await self.kill()
+        self.proc = None
+
+    # --- steps -------------------------------------------------------------------------------
+    async def _send(self, msg: dict) -> None:
+        assert self._writer is not None
+        self._writer.write((json.dumps(msg, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass"))
+        await self._writer.drain()
+
+    async def _serve(self, msg: dict, handler: SubcallHandler) -> None:
+        try:
+            value = await handler(msg["op"], msg.get("args") or {})
+        except FatalStepError as exc:
+            self._fatal = exc.__cause__ or exc
+            await self.kill()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            value = f"Error: {type(exc).__name__}: {exc}"
+        with contextlib.suppress(ConnectionError, AssertionError, RuntimeError):
+            await self._send({"type": "result", "id": msg["id"], "value": value})
+
+    async def execute(self, code: str, handler: SubcallHandler, timeout_s: float | None) -> StepOutcome:
+        """Run ``code`` in the child. ``timeout_s``: seconds before the step is killed (None: none).
+
+        Re-raises the cause of a :class:`FatalStepError` from the handler; on cancellation the child
+        is killed and the cancellation propagates. Never hangs on a dead child.
+        """
+        if self.proc is None or self.proc.returncode is not None or self._writer is None:
+            await self.restart()
+        step_id = next(self._ids)
+        t0 = time.monotonic()
+        tasks: set[asyncio.Task] = set()
+        done: dict | None = None
+        error: str | None = None
+        restarted = False
+        try:
+            await self._send({"type": "exec", "id": step_id, "code": code})
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    assert self._reader is not None
+                    line = await self._reader.readline()
+                    if not line:
+                        break
+                    msg = json.loads(line)
+                    if msg.get("type") == "request":
+                        task = asyncio.create_task(self._serve(msg, handler))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    elif msg.get("type") == "done" and msg.get("id") == step_id:
+                        done = msg
+                        break
+        except TimeoutError:
+            error = (f"step timed out after {timeout_s:g}s and was killed; the REPL was restarted and all "
+                     "variables were lost (context and files are loaded again)")
+        except (ConnectionError, AssertionError):
+            pass
+        except asyncio.CancelledError:
+            await self.kill()
+            raise
+        finally:
+            for task in tasks:
+                task.cancel()
+        duration = time.monotonic() - t0
+        if self._fatal is not None:
+            fatal, self._fatal = self._fatal, None
+            raise fatal
+        if done is None:
+            if error is None:
+                await self.kill()
+                error = (f"the REPL process {_describe_exit(self.proc.returncode if self.proc else None)}; "
+                         "it was restarted and all variables were lost (context and files are loaded again)")
+            stdout, stderr = self._captured()
+            await self.restart()
+            restarted = True
+            return StepOutcome(stdout, stderr, duration, error=error, restarted=restarted)
+        stdout, stderr = self._captured()
+        return StepOutcome(stdout, stderr, duration, error=done.get("error"), final=done.get("final"),
+                           notes=list(done.get("notes") or []))
+
+    def _captured(self) -> tuple[str, str]:
+        return read_bounded(self.out_path, self.capture_bytes), read_bounded(self.err_path, self.capture_bytes)
+
+    async def get_var(self, name: str) -> str | None:
+        """The value of variable ``name`` as text, or None if it does not exist."""
+        if self._writer is None:
+            return None
+        vid = next(self._ids)
+        await self._send({"type": "get_var", "id": vid, "name": name})
+        assert self._reader is not None
+        async with asyncio.timeout(30):
+            while True:
+                line = await self._reader.readline()
+                if not line:
+                    return None
+                msg = json.loads(line)
+                if msg.get("type") == "var" and msg.get("id") == vid:
+                    return msg.get("value")

@@ -1,0 +1,168 @@
+"""The trajectory log: one JSON document per run (schema ``rlm-trajectory/1``, see the contract).
+
+:class:`TrajectoryRecorder` is an event sink that builds the document from the run's events and
+writes it atomically (temporary file + ``os.replace``), so the file is valid JSON at every moment:
+at the start, at most every ``interval_s`` seconds while the run goes on, and at the end (also for
+runs that fail, run out of budget or are interrupted). Secrets (values of environment variables
+whose names look like keys, tokens or passwords, and any explicit API key) are redacted from the
+whole document before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from rlm_cli import __version__
+from rlm_cli.events import (
+    IterationStarted,
+    Notice,
+    RlmStarted,
+    RootReply,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    SubCallFinished,
+    SubCallStarted,
+)
+
+SCHEMA = "rlm-trajectory/1"
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
+MAX_FIELD_CHARS = 200_000  # per stdout/stderr/response field kept in the log
+
+
+def secret_values(extra: list[str] | None = None) -> list[str]:
+    """Values to redact: secret-looking environment variables (8+ chars) and ``extra``."""
+    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}
+    values.update(v for v in (extra or []) if v and len(v) >= 8)
+    return sorted(values, key=len, reverse=True)
+
+
+def _clip(text: str | None, limit: int = MAX_FIELD_CHARS) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half:,} characters omitted from the log ...]\n{text[-half:]}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (same-directory temporary file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class TrajectoryRecorder:
+    """Builds and writes the trajectory of one run. ``path`` None: build only (``--no-log``)."""
+
+    def __init__(self, path: Path | None, interval_s: float = 1.0, secrets: list[str] | None = None) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self.secrets = secret_values(secrets)
+        self.doc: dict = {"schema": SCHEMA, "rlm_version": __version__, "status": "running"}
+        self._rlms: dict[str, dict] = {}  # rlm_id -> {"iterations": [...]}
+        self._calls: dict[str, dict] = {}
+        self._last_write = 0.0
+        self.write_errors: list[str] = []
+
+    # --- building ----------------------------------------------------------------------------
+    def _iteration(self, rlm_id: str, index: int) -> dict:
+        its = self._rlms[rlm_id]["iterations"]
+        while len(its) <= index:
+            its.append({"index": len(its), "depth": self._rlms[rlm_id]["depth"], "response": None,
+                        "duration_s": None, "steps": []})
+        return its[index]
+
+    def __call__(self, ev) -> None:
+        if isinstance(ev, RunStarted):
+            self.doc.update({
+                "id": ev.run_id, "started_at": ev.started_at, "ended_at": None, "status": "running",
+                "question": ev.question, "answer": None,
+                "models": {"root": ev.root_model, "sub": ev.sub_model},
+                "context": ev.context, "limits": ev.limits,
+                "usage": {"root": None, "sub": None, "total_cost_usd": None},
+                "iterations": [], "notices": [], "error": None,
+            })
+            self.write(force=True)
+        elif isinstance(ev, RlmStarted):
+            if ev.parent_call_id is None:
+                self._rlms[ev.rlm_id] = {"depth": ev.depth, "iterations": self.doc["iterations"]}
+            else:
+                call = self._calls.get(ev.parent_call_id)
+                iterations: list = []
+                if call is not None:
+                    call["iterations"] = iterations
+                self._rlms[ev.rlm_id] = {"depth": ev.depth, "iterations": iterations}
+        elif isinstance(ev, IterationStarted):
+            it = self._iteration(ev.rlm_id, ev.index)
+            it["final_call"] = ev.final_call
+        elif isinstance(ev, RootReply):
+            it = self._iteration(ev.rlm_id, ev.index)
+            it.update({"response": ev.text, "duration_s": round(ev.duration_s, 4), "model": ev.model,
+                       "input_tokens": ev.usage.input_tokens, "output_tokens": ev.usage.output_tokens,
+                       "cached_tokens": ev.usage.cached_tokens, "cost_usd": ev.usage.cost_usd})
+            self.write()
+        elif isinstance(ev, StepStarted):
+            steps = self._iteration(ev.rlm_id, ev.index)["steps"]
+            steps.append({"code": ev.code, "stdout": None, "stderr": None, "duration_s": None, "error": None,
+                          "sub_calls": []})
+        elif isinstance(ev, StepFinished):
+            step = self._iteration(ev.rlm_id, ev.index)["steps"][ev.step]
+            step.update({"stdout": _clip(ev.stdout), "stderr": _clip(ev.stderr),
+                         "duration_s": round(ev.duration_s, 4), "error": ev.error,
+                         "final_answer": ev.final_answer, "repl_restarted": ev.repl_restarted})
+            self.write()
+        elif isinstance(ev, SubCallStarted):
+            call = {"id": ev.call_id, "kind": ev.kind, "model": ev.model, "prompt": _clip(ev.prompt),
+                    "response": None, "input_tokens": 0, "output_tokens": 0, "cost_usd": None,
+                    "duration_s": None, "error": None}
+            self._calls[ev.call_id] = call
+            self._iteration(ev.rlm_id, ev.index)["steps"][ev.step]["sub_calls"].append(call)
+        elif isinstance(ev, SubCallFinished):
+            call = self._calls.pop(ev.call_id, None)
+            if call is not None:
+                call.update({"response": _clip(ev.response), "input_tokens": ev.usage.input_tokens,
+                             "output_tokens": ev.usage.output_tokens, "cached_tokens": ev.usage.cached_tokens,
+                             "cost_usd": ev.usage.cost_usd, "duration_s": round(ev.duration_s, 4),
+                             "error": ev.error})
+        elif isinstance(ev, Notice):
+            self.doc.setdefault("notices", []).append({"level": ev.level, "message": ev.message})
+        elif isinstance(ev, RunFinished):
+            self.doc.update({"status": ev.status, "answer": ev.answer, "error": ev.error, "usage": ev.usage,
+                             "ended_at": ev.ended_at, "duration_s": round(ev.duration_s, 3)})
+            self.doc["exhausted"] = ev.extra.get("exhausted")
+            self.write(force=True)
+
+    # --- writing -----------------------------------------------------------------------------
+    def render(self) -> str:
+        """The document as JSON text, secrets redacted."""
+        text = json.dumps(self.doc, ensure_ascii=False, indent=1)
+        for secret in self.secrets:
+            text = text.replace(json.dumps(secret)[1:-1], "[REDACTED]")
+        return text
+
+    def write(self, force: bool = False) -> None:
+        """Write now if ``force`` or ``interval_s`` has passed since the last write."""
+        if self.path is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_write < self.interval_s:
+            return
+        self._last_write = now
+        try:
+            atomic_write_text(self.path, self.render())
+        except OSError as exc:
+            self.write_errors.append(str(exc))
