@@ -25,12 +25,26 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
 
 
+def format_size(n: int) -> str:
+    """A byte count for humans, in SI units like :func:`parse_size` reads: ``"999 B"``, ``"1.5 MB"``."""
+    if n < 1000:
+        return f"{n} B"
+    for unit in ("kB", "MB", "GB", "TB"):
+        n /= 1000
+        if n < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class LoadOptions:
     """What to load from the given sources.
 
-    ``include``/``exclude`` are gitignore-style patterns applied on top of git's own rules;
-    ``max_file_size`` and ``max_input_size`` are bytes.
+    ``include``/``exclude`` are gitignore-style patterns applied on top of git's own rules, matched
+    against paths relative to each directory given (files named explicitly are always loaded);
+    ``default_excludes`` adds :data:`DEFAULT_EXCLUDES` before ``exclude``. ``max_file_size`` (bytes)
+    skips larger files found by walking; ``max_input_size`` (bytes) stops a load whose walked files
+    add up to more.
     """
 
     include: list[str] = field(default_factory=list)

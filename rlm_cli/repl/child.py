@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import io
 import itertools
 import json
@@ -220,10 +221,8 @@ class Repl:
 
 def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(Exception):
             stream.flush()
-        except Exception:
-            pass
 
 
 def main() -> None:
@@ -254,10 +253,8 @@ def main() -> None:
         if msg["type"] == "exec":
             _flush()
             for fd in (1, 2):
-                try:
+                with contextlib.suppress(OSError):
                     os.ftruncate(fd, 0)
-                except OSError:
-                    pass
             repl.final, repl.notes = None, []
             error = repl.run(msg["code"])
             _flush()
