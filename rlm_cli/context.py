@@ -132,6 +132,7 @@ class ContextWriter:
         self._files: list[FileEntry] = []
         self._skipped: list[SkippedFile] = []
         self._current: dict | None = None
+        self._mark: tuple[int, int, int, int] | None = None
 
     def begin(self, path: str, size_bytes: int = 0, encoding: str = "utf-8") -> None:
         """Start a file: writes its header line."""
@@ -181,6 +182,28 @@ class ContextWriter:
     def skip(self, path: str, reason: str, size_bytes: int | None = None) -> None:
         """Record a file that was not loaded."""
         self._skipped.append(SkippedFile(path=path, reason=reason, size_bytes=size_bytes))
+
+    def checkpoint(self) -> None:
+        """Remember the end of what is written (between files) for :meth:`rollback`.
+
+        Costs a flush; the loader calls it only before files it streams in chunks.
+        """
+        if self._current is not None:
+            raise RuntimeError("checkpoint() called while a file is open")
+        self._mark = (self._fh.tell(), self._pos, len(self._files), len(self._skipped))
+
+    def rollback(self) -> None:
+        """Drop everything written since the last :meth:`checkpoint`, an open file included.
+
+        For a file that must be decoded again with another encoding, or that failed to read half-way.
+        """
+        if self._mark is None:
+            raise RuntimeError("rollback() called without checkpoint()")
+        byte_pos, self._pos, n_files, n_skipped = self._mark
+        self._fh.seek(byte_pos)
+        self._fh.truncate()
+        del self._files[n_files:], self._skipped[n_skipped:]
+        self._current = None
 
     @property
     def chars(self) -> int:
