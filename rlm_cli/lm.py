@@ -108,9 +108,13 @@ def _status(exc: BaseException) -> int | None:
 
 
 def _short(exc: BaseException) -> str:
+    """The provider's message without litellm's repeated class-name prefixes."""
     text = " ".join(str(exc).split())
-    for prefix in ("litellm.", "OpenAIException - "):
+    for prefix in ("litellm.", "OpenAIException - ", "Error code: "):
         text = text.replace(prefix, "")
+    name = type(exc).__name__ + ": "
+    while text.startswith(name):
+        text = text[len(name):]
     return text[:300]
 
 

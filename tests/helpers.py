@@ -1,0 +1,68 @@
+"""Helpers for end-to-end tests: run the installed ``rlm`` command and read its trajectory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+RLM = str(Path(sys.executable).parent / "rlm")
+
+
+def rlm_env(server, home: Path, **extra: str) -> dict[str, str]:
+    """An environment pointing ``rlm`` at ``server`` with logs under ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
+    env.update({"RLM_HOME": str(home), "RLM_MODEL": "openai/root", "RLM_SUB_MODEL": "openai/sub",
+                "OPENAI_API_KEY": "sk-test-key-not-real", "NO_COLOR": "1",
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    if server is not None:
+        env["RLM_API_BASE"] = server.base_url
+    env.update(extra)
+    return env
+
+
+def run_rlm(args: list[str], env: dict[str, str], input: str | bytes | None = None, cwd: Path | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``rlm ARGS`` to completion; text mode unless ``input`` is bytes."""
+    text = not isinstance(input, bytes)
+    return subprocess.run([RLM, *args], env=env, input=input, capture_output=True, text=text, cwd=cwd,
+                          timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def trajectories(home: Path) -> list[Path]:
+    """Trajectory files written under ``home``, oldest first."""
+    return sorted((home / "logs").glob("*.json"))
+
+
+def last_trajectory(home: Path) -> dict:
+    """The newest trajectory under ``home``, parsed."""
+    files = trajectories(home)
+    assert files, f"no trajectory under {home}"
+    return json.loads(files[-1].read_text(encoding="utf-8"))
+
+
+REQUIRED_FIELDS = ("schema", "id", "started_at", "ended_at", "status", "question", "answer", "models",
+                   "context", "limits", "usage", "iterations", "error")
+
+
+def assert_trajectory_shape(doc: dict) -> None:
+    """Every field the contract requires is present, with the right types."""
+    for key in REQUIRED_FIELDS:
+        assert key in doc, key
+    assert doc["schema"] == "rlm-trajectory/1"
+    assert set(doc["models"]) >= {"root", "sub"}
+    assert set(doc["context"]) >= {"total_chars", "est_tokens", "files"}
+    for f in doc["context"]["files"]:
+        assert set(f) >= {"path", "chars", "lines"}
+    for role in ("root", "sub"):
+        assert set(doc["usage"][role]) >= {"calls", "input_tokens", "output_tokens", "cost_usd"}
+    assert "total_cost_usd" in doc["usage"]
+    for it in doc["iterations"]:
+        assert set(it) >= {"index", "depth", "response", "duration_s", "steps"}
+        for step in it["steps"]:
+            assert set(step) >= {"code", "stdout", "stderr", "duration_s", "sub_calls"}
+            for call in step["sub_calls"]:
+                assert set(call) >= {"kind", "model", "prompt", "response", "input_tokens", "output_tokens",
+                                     "cost_usd", "duration_s", "error"}
