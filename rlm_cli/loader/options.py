@@ -26,13 +26,13 @@ def parse_size(text: str) -> int:
 
 
 def format_size(n: int) -> str:
-    """A byte count for humans, in SI units like :func:`parse_size` reads: ``"999 B"``, ``"1.5 MB"``."""
+    """A byte count for humans, in SI units that :func:`parse_size` reads back: ``"999 B"``, ``"1.5 MB"``."""
     if n < 1000:
         return f"{n} B"
     for unit in ("kB", "MB", "GB", "TB"):
         n /= 1000
         if n < 1000 or unit == "TB":
-            return f"{n:.1f} {unit}"
+            return f"{n:.1f}".removesuffix(".0") + f" {unit}"
     raise AssertionError("unreachable")
 
 
