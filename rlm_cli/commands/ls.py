@@ -1,19 +1,92 @@
-"""``rlm ls SOURCE...``: what ``rlm ask`` would load (PLACEHOLDER: the loader issue replaces this)."""
+"""``rlm ls SOURCE...``: what ``rlm ask`` would load, what it skips and why. Needs no model or key.
+
+It runs the real loader (into a temporary context file, deleted afterwards), so every number is
+exact: characters and lines of decoded text, the encoding used, and the estimated tokens. Nothing
+here imports litellm.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from rlm_cli.loader import LoadOptions, load_sources
+from rlm_cli.context import LoadedContext
+from rlm_cli.loader import load_sources
+from rlm_cli.loader.cli_options import (
+    DEFAULT_MAX_FILE_SIZE_TEXT,
+    DEFAULT_MAX_INPUT_SIZE_TEXT,
+    LOADING_RULES_HELP,
+    ExcludeOpt,
+    FollowSymlinksOpt,
+    IncludeOpt,
+    MaxFileSizeOpt,
+    MaxInputSizeOpt,
+    NoDefaultExcludesOpt,
+    load_options_from,
+)
+from rlm_cli.loader.options import format_size
 
-HELP = "List what `rlm ask` would load from SOURCE... (files, directories, - for stdin). Needs no model."
+HELP = ("List what `rlm ask` would load from SOURCE... (files, directories, - for stdin): each file with "
+        "its size in characters and lines, the skipped ones with the reason, and totals. Needs no model. "
+        + LOADING_RULES_HELP)
 
 
-def ls_command(sources: list[str] = typer.Argument(..., metavar="SOURCE...")) -> None:
-    with tempfile.TemporaryDirectory() as d:
-        ctx = load_sources(sources, LoadOptions(), Path(d) / "context.txt")
-    for f in ctx.files:
-        print(f"{f.chars:>10}  {f.path}")
+def ls_command(
+    sources: Annotated[list[str], typer.Argument(metavar="SOURCE...",
+                                                 help="Files, directories, or - for standard input.")],
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    no_default_excludes: NoDefaultExcludesOpt = False,
+    max_file_size: MaxFileSizeOpt = DEFAULT_MAX_FILE_SIZE_TEXT,
+    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE_TEXT,
+    follow_symlinks: FollowSymlinksOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
+                                follow_symlinks)
+    with tempfile.TemporaryDirectory(prefix="rlm-ls-") as tmp:
+        loaded = load_sources(sources, options, Path(tmp) / "context.txt")
+    out = sys.stdout
+    if as_json:
+        json.dump(listing_dict(loaded), out, ensure_ascii=False)
+        out.write("\n")
+    else:
+        out.write(listing_text(loaded))
+
+
+def listing_dict(loaded: LoadedContext) -> dict:
+    """The ``--json`` document: ``files``, ``skipped`` and ``totals`` (sizes: chars and bytes)."""
+    return {
+        "files": [{"path": f.path, "chars": f.chars, "lines": f.lines, "bytes": f.size_bytes,
+                   "encoding": f.encoding, "language": f.language, "offset": f.offset} for f in loaded.files],
+        "skipped": [{"path": s.path, "reason": s.reason, "bytes": s.size_bytes} for s in loaded.skipped],
+        "totals": {"files": len(loaded.files), "chars": sum(f.chars for f in loaded.files),
+                   "context_chars": loaded.total_chars, "est_tokens": loaded.est_tokens,
+                   "bytes": sum(f.size_bytes for f in loaded.files), "skipped": len(loaded.skipped)},
+    }
+
+
+def listing_text(loaded: LoadedContext) -> str:
+    """The table: one line per file (chars, lines, path, encoding when not UTF-8), then skips, totals."""
+    lines = []
+    if loaded.files:
+        lines.append(f"{'CHARS':>12}  {'LINES':>9}  PATH")
+    for f in loaded.files:
+        note = f"  ({f.encoding})" if f.encoding not in ("utf-8", "ascii") else ""
+        lines.append(f"{f.chars:>12,}  {f.lines:>9,}  {f.path}{note}")
+    if loaded.skipped:
+        lines.append("")
+        lines.append(f"skipped ({len(loaded.skipped):,}):")
+        for s in loaded.skipped:
+            size = f", {format_size(s.size_bytes)}" if s.size_bytes else ""
+            lines.append(f"  {s.path}  ({s.reason}{size})")
+    chars = sum(f.chars for f in loaded.files)
+    lines.append("")
+    lines.append(f"{len(loaded.files):,} files, {chars:,} chars (~{loaded.est_tokens:,} tokens with headers), "
+                 f"{format_size(sum(f.size_bytes for f in loaded.files))} read; {len(loaded.skipped):,} skipped")
+    return "\n".join(lines) + "\n"
