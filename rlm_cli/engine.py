@@ -188,8 +188,7 @@ class RlmInstance:
         if state.cfg.stream_root:
             def on_delta(piece: str) -> None:
                 state.bus.emit(RootDelta(self.rlm_id, index, piece))
-        result = await state.lm.complete(state.root_model, self.messages, role="root" if self.depth == 0
-                                         else "sub", on_delta=on_delta)
+        result = await state.lm.complete(state.root_model, self.messages, role="root", on_delta=on_delta)
         state.budget.record(state.root_model, result.usage, self.role)
         state.bus.emit(RootReply(self.rlm_id, index, result.text, result.usage, result.duration_s,
                                  state.root_model))

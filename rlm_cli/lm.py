@@ -130,13 +130,17 @@ def classify(exc: BaseException, model: str) -> Exception:
     if isinstance(exc, lt.exceptions.NotFoundError):
         return FatalLMError(f"{model}: model or endpoint not found ({_short(exc)})", "not_found")
     retry_after = None
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is not None:
-        try:
-            retry_after = parse_retry_after(headers.get("retry-after"))
-        except Exception:
-            retry_after = None
+    # litellm keeps the provider's headers in `litellm_response_headers`; `response.headers` is
+    # often empty (litellm rebuilds the response object without the vendor's headers).
+    for headers in (getattr(exc, "litellm_response_headers", None),
+                    getattr(getattr(exc, "response", None), "headers", None), getattr(exc, "headers", None)):
+        if headers:
+            try:
+                retry_after = parse_retry_after(headers.get("retry-after"))
+            except Exception:
+                retry_after = None
+            if retry_after is not None:
+                break
     transient = (lt.exceptions.RateLimitError, lt.exceptions.Timeout, lt.exceptions.APIConnectionError,
                  lt.exceptions.InternalServerError, lt.exceptions.ServiceUnavailableError,
                  lt.exceptions.BadGatewayError, asyncio.TimeoutError, ConnectionError)
@@ -151,6 +155,12 @@ def classify(exc: BaseException, model: str) -> Exception:
     if isinstance(exc, lt.exceptions.APIError) and status is None:
         return TransientLMError(f"{model}: {name} ({_short(exc)})", retry_after)
     return FatalLMError(f"{model}: {name}: {_short(exc)}", "other")
+
+
+def needs_cache_markers(model: str) -> bool:
+    """True for models whose provider caches prompts only at explicit markers (Anthropic Claude)."""
+    m = model.lower()
+    return m.startswith("anthropic/") or "claude" in m
 
 
 def _usage_of(response: Any) -> tuple[int, int, int]:
@@ -211,20 +221,37 @@ class LMClient:
         except Exception:
             return False
 
-    async def complete(self, model: str, messages: list[dict], role: str = "sub",
-                       on_delta: Callable[[str], None] | None = None) -> LMResult:
-        """One chat completion with retries. ``on_delta`` set: stream and call it per text piece.
+    def request_kwargs(self, model: str, messages: list[dict], role: str) -> dict[str, Any]:
+        """The keyword arguments for ``litellm.acompletion`` (without streaming flags).
 
-        Raises :class:`FatalLMError` (not retried) or :class:`ProviderError` once retries are spent.
+        Root calls to providers that need explicit prompt-cache markers (Anthropic's Claude, directly
+        or through Bedrock/Vertex) get litellm's ``cache_control_injection_points`` on the system
+        prompt and on the newest message: the history is append-only, so each call's prefix is the
+        previous call's whole prompt (Anthropic docs, "Prompt caching"; litellm docs, "Auto-Inject
+        Prompt Caching Checkpoints"). OpenAI-style providers cache prefixes without markers.
         """
-        lt = load_litellm()
         kwargs: dict[str, Any] = {"model": model, "messages": messages, "timeout": self.timeout_s,
                                   "num_retries": 0, "max_retries": 0}
         if self.api_base:
             kwargs["api_base"] = self.api_base
         if self.api_key:
             kwargs["api_key"] = self.api_key
+        if role == "root" and needs_cache_markers(model):
+            kwargs["cache_control_injection_points"] = [{"location": "message", "role": "system"},
+                                                        {"location": "message", "index": -1}]
         kwargs.update(self.options.get(role, {}))
+        return kwargs
+
+    async def complete(self, model: str, messages: list[dict], role: str = "sub",
+                       on_delta: Callable[[str], None] | None = None) -> LMResult:
+        """One chat completion with retries. ``on_delta`` set: stream and call it per text piece.
+
+        ``role`` is ``"root"`` for root LM calls (any depth) and ``"sub"`` for sub-LM calls: it
+        selects the per-role options and prompt-cache markers. Raises :class:`FatalLMError` (not
+        retried) or :class:`ProviderError` once retries are spent.
+        """
+        lt = load_litellm()
+        kwargs = self.request_kwargs(model, messages, role)
         t0 = time.monotonic()
         attempt = 0
         while True:

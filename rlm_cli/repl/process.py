@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from rlm_cli.errors import ReplError
-from rlm_cli.repl.sandbox import SandboxPlan, plan_sandbox
+from rlm_cli.repl.sandbox import (
+    SandboxPlan,
+    announce,
+    harden_parent,
+    plan_sandbox,
+    remove_cgroup,
+    remove_tree,
+)
 
 CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
 DEFAULT_CAPTURE_BYTES = 256 * 1024  # of each stream kept per step, split between head and tail
@@ -82,9 +89,12 @@ def read_bounded(path: Path, limit_bytes: int) -> str:
             + tail.decode("utf-8", "replace"))
 
 
-def _describe_exit(code: int | None) -> str:
+def _describe_exit(code: int | None, init: bool = False) -> str:
+    """``init``: the code comes from the PID-namespace init, which reports a signal as 128 + signal."""
     if code is None:
         return "was lost"
+    if init and 128 < code < 128 + 65:
+        code = 128 - code
     if code < 0:
         try:
             return f"was killed by {signal.Signals(-code).name}"
@@ -93,12 +103,40 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with status {code}"
 
 
+def _descendants(root: int, sig: signal.Signals) -> set[int]:
+    """All descendants of ``root`` (Linux /proc; empty elsewhere), each sent ``sig`` as found."""
+    found: set[int] = set()
+    for _ in range(3):  # again, for what was forked meanwhile
+        parents: dict[int, list[int]] = {}
+        with contextlib.suppress(OSError):
+            for name in os.listdir("/proc"):
+                if name.isdigit():
+                    with contextlib.suppress(OSError, ValueError, IndexError):
+                        with open(f"/proc/{name}/stat", "rb") as fh:
+                            ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+                        parents.setdefault(ppid, []).append(int(name))
+        todo, new = [root], 0
+        while todo:
+            for pid in parents.get(todo.pop(), []):
+                if pid not in found:
+                    found.add(pid)
+                    new += 1
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, sig)
+                todo.append(pid)
+        if not new:
+            break
+    return found
+
+
 class ReplProcess:
     """A persistent REPL child over one context file.
 
     ``context_path``: UTF-8 file holding ``context``; ``index``: ``[[path, offset, chars], ...]``
     for ``files``; ``workdir``: a private directory (the child's cwd, HOME and TMPDIR, and where its
-    output is captured). Raises :class:`ReplError` when the child cannot be started.
+    output is captured), removed by :meth:`close`; ``sandbox``: how to launch the child (default:
+    :func:`plan_sandbox` for ``workdir``, network off, limits sized from the context).
+    Raises :class:`ReplError` when the child cannot be started.
     """
 
     def __init__(self, context_path: Path, index: list, workdir: Path,
@@ -109,7 +147,7 @@ class ReplProcess:
         self.index_path = self.workdir / ".rlm-index.json"
         self.index_path.write_text(json.dumps(index), encoding="utf-8")
         self.capture_bytes = capture_bytes
-        self.sandbox = sandbox or plan_sandbox(str(self.workdir))
+        self.sandbox = sandbox or plan_sandbox(str(self.workdir.resolve()))
         self.out_path = self.workdir / ".rlm-stdout"
         self.err_path = self.workdir / ".rlm-stderr"
         self.proc: asyncio.subprocess.Process | None = None
@@ -119,22 +157,29 @@ class ReplProcess:
         self._writer: asyncio.StreamWriter | None = None
         self._ids = itertools.count(1)
         self._fatal: BaseException | None = None
+        self._cgroup: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Start the child and wait until the context is loaded in it."""
+        harden_parent()
         parent_sock, child_sock = socket.socketpair()
         out = open(self.out_path, "ab")
         err = open(self.err_path, "ab")
         try:
-            cmd = [*self.sandbox.prefix, sys.executable, "-I", CHILD_SCRIPT,
-                   "--sock", str(child_sock.fileno()), "--context", str(self.context_path),
-                   "--index", str(self.index_path)]
+            size = self.context_path.stat().st_size
+            workdir = str(self.workdir.resolve())
+            argv = [sys.executable, "-I", CHILD_SCRIPT, "--sock", str(child_sock.fileno()),
+                    "--context", str(self.context_path), "--index", str(self.index_path),
+                    *self.sandbox.child_args(workdir, str(self.context_path.resolve()), size)]
+            self._cgroup = self.sandbox.new_cgroup(None, size)
+            cmd = self.sandbox.command(argv, self._cgroup)
             self.proc = await asyncio.create_subprocess_exec(
                 *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err,
                 pass_fds=(child_sock.fileno(),), cwd=str(self.workdir), env=self.sandbox.env,
                 start_new_session=True)
         except OSError as exc:
+            remove_cgroup(self._cgroup)
             raise ReplError(f"cannot start the REPL process: {exc}") from exc
         finally:
             child_sock.close()
@@ -151,7 +196,10 @@ class ReplProcess:
             await self.kill()
             detail = read_bounded(self.err_path, 2000).strip().splitlines()
             raise ReplError("the REPL process failed to start" + (f": {detail[-1]}" if detail else ""))
-        self.load_s = json.loads(line).get("load_s")
+        ready = json.loads(line)
+        self.load_s = ready.get("load_s")
+        for note in ready.get("notes") or []:
+            announce(f"REPL sandbox: {note}", self.sandbox)
 
     async def kill(self) -> None:
         """Kill the child and its whole process group; safe to call twice."""
@@ -162,13 +210,25 @@ class ReplProcess:
         if proc is None:
             return
         if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
+            # Not proc.kill(): Popen.send_signal polls first and may reap the child behind asyncio's
+            # child watcher, which then logs "Unknown child process pid N, will report returncode 255".
+            # Without a PID namespace, descendants that left the process group (setsid) are found
+            # through /proc and stopped first, so they cannot fork away while being killed.
+            stray = set() if self.sandbox.pid_namespace else _descendants(proc.pid, signal.SIGSTOP)
+            try:
                 os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.kill(proc.pid, signal.SIGKILL)
+            for pid in stray:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(proc.wait(), 10)
         _LIVE_GROUPS.discard(proc.pid)
+        cgroup, self._cgroup = self._cgroup, None
+        if cgroup:
+            await asyncio.to_thread(remove_cgroup, cgroup)
 
     async def restart(self) -> None:
         """Kill the child and start a fresh one (all variables are lost)."""
@@ -177,9 +237,10 @@ class ReplProcess:
         await self.start()
 
     async def close(self) -> None:
-        """Stop the child for good."""
+        """Stop the child for good and remove its working directory (read-only leftovers included)."""
         await self.kill()
         self.proc = None
+        await asyncio.to_thread(remove_tree, self.workdir)
 
     # --- steps -------------------------------------------------------------------------------
     async def _send(self, msg: dict) -> None:
@@ -219,8 +280,7 @@ class ReplProcess:
             await self._send({"type": "exec", "id": step_id, "code": code})
             async with asyncio.timeout(timeout_s):
                 while True:
-                    assert self._reader is not None
-                    line = await self._reader.readline()
+                    line = await self._next_line()
                     if not line:
                         break
                     msg = json.loads(line)
@@ -234,7 +294,7 @@ class ReplProcess:
         except TimeoutError:
             error = (f"step timed out after {timeout_s:g}s and was killed; the REPL was restarted and all "
                      "variables were lost (context and files are loaded again)")
-        except (ConnectionError, AssertionError):
+        except (ConnectionError, AssertionError, ValueError):  # ValueError: a malformed or huge line
             pass
         except asyncio.CancelledError:
             await self.kill()
@@ -249,7 +309,8 @@ class ReplProcess:
         if done is None:
             if error is None:
                 await self.kill()
-                error = (f"the REPL process {_describe_exit(self.proc.returncode if self.proc else None)}; "
+                code = self.proc.returncode if self.proc else None
+                error = (f"the REPL process {_describe_exit(code, self.sandbox.pid_namespace)}; "
                          "it was restarted and all variables were lost (context and files are loaded again)")
             stdout, stderr = self._captured()
             await self.restart()
@@ -258,6 +319,24 @@ class ReplProcess:
         stdout, stderr = self._captured()
         return StepOutcome(stdout, stderr, duration, error=done.get("error"), final=done.get("final"),
                            notes=list(done.get("notes") or []))
+
+    async def _next_line(self) -> bytes:
+        """The child's next message line; b"" once the child has exited (even if descendants still
+        hold the socket open) or the socket is closed."""
+        assert self._reader is not None and self.proc is not None
+        read = asyncio.ensure_future(self._reader.readline())
+        exited = asyncio.ensure_future(self.proc.wait())
+        try:
+            await asyncio.wait({read, exited}, return_when=asyncio.FIRST_COMPLETED)
+            if not read.done():  # exited: take what it sent before dying, if anything
+                await asyncio.wait({read}, timeout=0.5)
+            return read.result() if read.done() else b""
+        finally:
+            pending = [task for task in (read, exited) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:  # a stream allows one reader: the cancelled readline must be finished first
+                await asyncio.gather(*pending, return_exceptions=True)
 
     def _captured(self) -> tuple[str, str]:
         return read_bounded(self.out_path, self.capture_bytes), read_bounded(self.err_path, self.capture_bytes)

@@ -1,0 +1,94 @@
+"""``rlm config path|show|set|unset``: the configuration file and where each value comes from."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+HELP = ("Show or change the configuration (config.toml). Precedence: command-line flag > environment "
+        "(RLM_MODEL, RLM_MAX_COST, ... RLM_<KEY>) > config file > built-in default.")
+
+KEYS_HELP = ("Keys: model, sub_model, api_base, max_iterations, max_depth, max_sub_calls, max_cost, max_tokens, "
+             "timeout, step_timeout, concurrency; table entries: aliases.NAME (a model string), "
+             "options.NAME and sub_options.NAME (litellm arguments for the root LM and for sub-calls; "
+             "values parsed as JSON when they can be).")
+
+config_app = typer.Typer(help=HELP, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+
+
+@config_app.command("path")
+def path_command() -> None:
+    """Print the path of config.toml (it may not exist yet)."""
+    from rlm_cli.config import config_file
+
+    print(config_file())
+
+
+@config_app.command("show")
+def show_command(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object (schema rlm-config/1).")] = False,
+    no_probe: Annotated[bool, typer.Option("--no-probe", help="Do not look for local model servers.")] = False,
+) -> None:
+    """Print every setting, its value and where it came from (env, config, default or auto)."""
+    from rlm_cli.config import KEYS, load_config
+    from rlm_cli.settings import resolve
+
+    cfg = load_config()
+    s = resolve({}, config=cfg, probe=not no_probe, require_model=False)
+    if as_json:
+        doc = {"schema": "rlm-config/1", "path": str(cfg.path), "exists": cfg.exists,
+               "values": {k: {"value": s.value(k), "source": s.sources[k], "detail": s.notes[k]} for k in KEYS},
+               "aliases": cfg.aliases, "options": cfg.options, "sub_options": cfg.sub_options}
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+        return
+    print(f"# {cfg.path}" + ("" if cfg.exists else " (not created yet)"))
+    width = max(len(k) for k in KEYS)
+    for k in KEYS:
+        value = s.value(k)
+        shown = "(none)" if value is None else str(value)
+        if value is None and k == "model":
+            shown = "(none: `rlm ask` will fail; see `rlm models`)"
+        print(f"{k:<{width}}  {shown:<32}  {s.sources[k]}: {s.notes[k]}")
+    for table in ("aliases", "options", "sub_options"):
+        items = getattr(cfg, table)
+        if items:
+            print(f"\n[{table}]")
+            for name, value in items.items():
+                print(f"{name} = {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@config_app.command("set", epilog=KEYS_HELP)
+def set_command(
+    key: Annotated[str, typer.Argument(help="A key, or TABLE.NAME (aliases.fast, options.temperature).")],
+    value: Annotated[str, typer.Argument(help="The value (converted to the key's type).")],
+) -> None:
+    """Set KEY to VALUE in config.toml (the file is rewritten; comments are not kept)."""
+    from rlm_cli.config import config_file, set_value
+
+    stored = set_value(key, value)
+    print(f"rlm: {key} = {_show(stored)} ({config_file()})", file=sys.stderr)
+
+
+@config_app.command("unset", epilog=KEYS_HELP)
+def unset_command(
+    key: Annotated[str, typer.Argument(help="A key, or TABLE.NAME.")],
+) -> None:
+    """Remove KEY from config.toml (the built-in default applies again)."""
+    from rlm_cli.config import unset_value
+
+    if unset_value(key):
+        print(f"rlm: {key} removed", file=sys.stderr)
+    else:
+        print(f"rlm: {key} was not set", file=sys.stderr)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``rlm config`` to the main app."""
+    app.add_typer(config_app, name="config", help=HELP)

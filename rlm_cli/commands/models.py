@@ -1,0 +1,142 @@
+"""``rlm models``: aliases, the default model pair, and the chat models litellm knows for the providers
+whose API keys are set. No network: litellm's bundled model map is the catalogue, read as JSON (see
+:func:`model_catalogue`) so the command does not pay litellm's import."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+HELP = ("List model aliases, the default model, and the chat models litellm knows (with prices) for each "
+        "provider whose API key is set. No network.")
+
+PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "mistral": ("MISTRAL_API_KEY",),
+    "deepseek": ("DEEPSEEK_API_KEY",),
+    "groq": ("GROQ_API_KEY",),
+    "xai": ("XAI_API_KEY",),
+    "openrouter": ("OPENROUTER_API_KEY",),
+    "together_ai": ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY"),
+    "fireworks_ai": ("FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY"),
+    "cohere_chat": ("COHERE_API_KEY",),
+    "perplexity": ("PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"),
+    "cerebras": ("CEREBRAS_API_KEY",),
+    "deepinfra": ("DEEPINFRA_API_KEY",),
+}
+"""litellm provider -> the environment variables that hold its key."""
+
+
+def model_catalogue() -> dict[str, dict[str, Any]]:
+    """litellm's bundled model map (name -> info), read from its JSON file without importing litellm
+    (a 4 s import); falls back to ``litellm.model_cost`` if the file is not where it is expected."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("litellm")  # locates the package without executing it
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "model_prices_and_context_window_backup.json")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        data.pop("sample_spec", None)
+        return data
+    from rlm_cli.lm import load_litellm
+
+    return dict(load_litellm().model_cost)
+
+
+def provider_models(provider: str, catalogue: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Chat models litellm's bundled map lists for ``provider``, sorted by name, as
+    ``{"model", "input_per_mtok", "output_per_mtok", "max_input_tokens"}`` (USD per million tokens)."""
+    catalogue = model_catalogue() if catalogue is None else catalogue
+    out = []
+    for name, info in catalogue.items():
+        if not isinstance(info, dict) or info.get("litellm_provider") != provider or info.get("mode") != "chat":
+            continue
+        model = name if name.startswith(provider + "/") else f"{provider}/{name}"
+        out.append({"model": model, "input_per_mtok": _per_m(info.get("input_cost_per_token")),
+                    "output_per_mtok": _per_m(info.get("output_cost_per_token")),
+                    "max_input_tokens": info.get("max_input_tokens")})
+    return sorted(out, key=lambda m: m["model"])
+
+
+def _per_m(value: Any) -> float | None:
+    return round(float(value) * 1e6, 6) if isinstance(value, int | float) else None
+
+
+def keyed_providers(env: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """``(provider, variable)`` for each provider of :data:`PROVIDER_KEYS` whose key is set."""
+    env = dict(os.environ) if env is None else env
+    out = []
+    for provider, names in PROVIDER_KEYS.items():
+        found = next((n for n in names if env.get(n, "").strip()), None)
+        if found:
+            out.append((provider, found))
+    return out
+
+
+def models_command(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object (schema rlm-models/1).")] = False,
+    provider: Annotated[list[str] | None, typer.Option(
+        "--provider", "-p", help="List this litellm provider (e.g. openai) even if its key is not set. Repeatable.")
+    ] = None,
+) -> None:
+    """List aliases, the default model pair, and the models of providers whose keys are set."""
+    from rlm_cli.config import load_config
+    from rlm_cli.settings import resolve
+
+    cfg = load_config()
+    s = resolve({}, config=cfg, probe=False, require_model=False)
+    chosen = keyed_providers()
+    for name in provider or ():
+        if name not in [p for p, _ in chosen]:
+            chosen.append((name, "--provider"))
+    catalogue = model_catalogue() if chosen else {}
+    groups = [{"provider": p, "key": var, "models": provider_models(p, catalogue)} for p, var in chosen]
+    default = {"root": s.model, "sub": s.sub_model, "source": s.sources["model"], "detail": s.notes["model"]}
+    if as_json:
+        doc = {"schema": "rlm-models/1", "aliases": cfg.aliases, "default": default, "providers": groups}
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+        return
+    if cfg.aliases:
+        print(f"Aliases ({cfg.path}):")
+        width = max(len(a) for a in cfg.aliases)
+        for alias, target in cfg.aliases.items():
+            print(f"  {alias:<{width}}  {target}")
+        print()
+    if s.model:
+        print(f"Default: {s.model} (root), {s.sub_model} (sub)  [{s.sources['model']}: {s.notes['model']}]")
+    else:
+        print("Default: none (without probing local servers; `rlm config show` probes them)")
+    for group in groups:
+        print(f"\n{group['provider']} ({group['key']}): {len(group['models'])} chat models")
+        for m in group["models"]:
+            print(f"  {m['model']:<48} {_price(m)}")
+    if not groups:
+        from rlm_cli.settings import PROVIDER_DEFAULTS
+
+        names = ", ".join(n for names, _, _ in PROVIDER_DEFAULTS for n in names[:1])
+        print(f"\nNo provider key is set ({names}, ...); `rlm models -p openai` lists a provider anyway.",
+              file=sys.stderr)
+
+
+def _price(m: dict[str, Any]) -> str:
+    if m["input_per_mtok"] is None or m["output_per_mtok"] is None:
+        cost = "price unknown"
+    else:
+        cost = f"${m['input_per_mtok']:g}/${m['output_per_mtok']:g} per M in/out"
+    ctx = m.get("max_input_tokens")
+    return cost + (f", {ctx // 1000}k context" if isinstance(ctx, int) and ctx >= 1000 else "")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``rlm models`` to the main app."""
+    app.command("models", help=HELP)(models_command)

@@ -1,0 +1,61 @@
+"""``rlm show [TRAJECTORY]``: a saved run as a tree (the latest run by default), or as HTML.
+
+The tree is the live view's (:mod:`rlm_cli.view.render`), fully expanded: every iteration, code
+step and sub-call, with output previews; ``--full`` shows complete code, outputs, root replies and
+sub-call prompts and responses. ``--html FILE`` writes one self-contained page instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from rlm_cli.errors import UsageError
+
+HELP = ("Show a saved run as a tree: TRAJECTORY is a trajectory file or a run id (default: the latest "
+        "run in the log directory).")
+
+
+def show_command(
+    trajectory: str = typer.Argument(None, metavar="[TRAJECTORY]",
+                                     help="A trajectory .json file or a run id (default: the latest run)."),
+    full: bool = typer.Option(False, "--full", help="Complete code, outputs, replies, prompts and responses."),
+    html: Path = typer.Option(None, "--html", metavar="OUT.html",
+                              help="Write a self-contained HTML page (collapsible tree) instead."),
+) -> None:
+    from rlm_cli.paths import log_dir
+    from rlm_cli.view import runs
+    from rlm_cli.view.tree import RunModel
+
+    path = runs.resolve(trajectory, log_dir())
+    doc = runs.load(path)
+    try:
+        model = RunModel.from_trajectory(doc)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        raise UsageError(f"{path} is not a valid rlm trajectory ({type(exc).__name__}: {exc})") from exc
+    if html is not None:
+        from rlm_cli.view.html import to_html
+
+        try:
+            html.write_text(to_html(model, full=full), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {html}: {exc}") from exc
+        print(f"rlm: wrote {html}", file=sys.stderr)
+        return
+    from rich.console import Console
+
+    from rlm_cli.view.render import RenderOptions, render
+
+    tty = sys.stdout.isatty()
+    width = None if tty or os.environ.get("COLUMNS") else 120
+    console = Console(highlight=False, width=width, soft_wrap=False)
+    console.print(render(model, RenderOptions.show(full)))
+    console.print(f"trajectory: {path}", style="dim", markup=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``show`` to the app."""
+    app.command("show", help=HELP)(show_command)

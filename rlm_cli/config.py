@@ -1,0 +1,338 @@
+"""``config.toml``: the user's defaults for ``rlm ask``, read with :mod:`tomllib`, written by a small writer.
+
+The file lives in :func:`rlm_cli.paths.config_dir` (``$RLM_HOME`` or platformdirs' user config
+directory for ``rlm``). It holds flat keys (:data:`KEYS`) and three tables::
+
+    model = "openai/gpt-5"
+    sub_model = "fast"            # an alias, expanded when the run starts
+    max_cost = 0.5
+
+    [aliases]                     # name -> litellm model string
+    fast = "openai/gpt-5-mini"
+
+    [options]                     # litellm keyword arguments for the root LM
+    temperature = 0.2
+
+    [sub_options]                 # ... and for sub-calls
+    reasoning_effort = "low"
+
+Any problem (bad TOML, unknown key, wrong type, value out of range) is a one-line
+:class:`~rlm_cli.errors.UsageError` (exit 2) naming the file and the key. ``rlm config set``
+rewrites the whole file: comments are not kept.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlm_cli.errors import UsageError
+
+CONFIG_NAME = "config.toml"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One flat configuration key: its value type (``str``, ``int`` or ``float``), lower bound, help."""
+
+    name: str
+    kind: type
+    minimum: float | None
+    help: str
+
+    @property
+    def env(self) -> str:
+        """The environment variable that sets it (``RLM_`` + the key in upper case)."""
+        return "RLM_" + self.name.upper()
+
+
+KEYS: dict[str, Key] = {k.name: k for k in (
+    Key("model", str, None, "root LM, a litellm model string or an alias"),
+    Key("sub_model", str, None, "sub-LM for llm_query (default: the root model)"),
+    Key("api_base", str, None, "base URL of an OpenAI-compatible server"),
+    Key("max_iterations", int, 1, "root LM calls before a last best-answer call"),
+    Key("max_depth", int, 0, "recursion depth for rlm_query"),
+    Key("max_sub_calls", int, 0, "sub-calls over all depths (hard limit)"),
+    Key("max_cost", float, 0, "USD over all LM calls (hard limit)"),
+    Key("max_tokens", int, 1, "input + output tokens over all LM calls (hard limit)"),
+    Key("timeout", float, 0.1, "seconds for the whole run (hard limit)"),
+    Key("step_timeout", float, 0.1, "seconds one REPL step may run"),
+    Key("concurrency", int, 1, "LM calls in flight at once"),
+)}
+TABLES = ("aliases", "options", "sub_options")
+RESERVED_OPTIONS = frozenset({"model", "messages", "stream", "stream_options"})
+"""litellm arguments rlm sets itself: an ``-o``/``[options]`` entry may not override them."""
+
+_KIND_NAMES = {str: "a string", int: "an integer", float: "a number"}
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass
+class Config:
+    """The parsed, validated ``config.toml`` (empty when the file does not exist)."""
+
+    path: Path
+    values: dict[str, Any] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    sub_options: dict[str, Any] = field(default_factory=dict)
+    exists: bool = False
+
+    def as_toml_dict(self) -> dict[str, Any]:
+        """The document as a plain dict in file order: flat keys, then the non-empty tables."""
+        doc: dict[str, Any] = {k: self.values[k] for k in KEYS if k in self.values}
+        for table in TABLES:
+            if getattr(self, table):
+                doc[table] = dict(getattr(self, table))
+        return doc
+
+
+def config_file() -> Path:
+    """Path of ``config.toml`` (it may not exist yet)."""
+    from rlm_cli.paths import config_dir
+
+    return config_dir() / CONFIG_NAME
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate ``config.toml``; a missing file is an empty :class:`Config`.
+
+    Raises :class:`UsageError` naming the file and key for unreadable files, bad TOML, unknown keys,
+    wrong types and out-of-range values.
+    """
+    path = path or config_file()
+    raw = _read_raw(path)
+    if raw is None:
+        return Config(path=path)
+    return validate(raw, path)
+
+
+def _read_raw(path: Path) -> dict[str, Any] | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the configuration file ({exc.strerror or exc})") from exc
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not valid UTF-8 (byte {exc.start})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def validate(raw: dict[str, Any], path: Path) -> Config:
+    """Check a parsed TOML document against :data:`KEYS` and :data:`TABLES`; returns a :class:`Config`."""
+    cfg = Config(path=path, exists=True)
+    for name, value in raw.items():
+        if name in KEYS:
+            cfg.values[name] = check_value(KEYS[name], value, where=f"{path}: key '{name}'")
+        elif name in TABLES:
+            if not isinstance(value, dict):
+                raise UsageError(f"{path}: '{name}' must be a table ([{name}]), got {_describe(value)}")
+            for sub, item in value.items():
+                where = f"{path}: key '{name}.{sub}'"
+                if name == "aliases":
+                    if not isinstance(item, str) or not item.strip():
+                        raise UsageError(f"{where} must be a model string, got {_describe(item)}")
+                    cfg.aliases[sub] = item.strip()
+                else:
+                    _check_option(sub, item, where)
+                    getattr(cfg, name)[sub] = item
+        else:
+            raise UsageError(f"{path}: unknown key '{name}'{_suggest(name)}")
+    return cfg
+
+
+def check_value(key: Key, value: Any, where: str) -> Any:
+    """``value`` checked against ``key``'s type and lower bound (ints accepted for floats)."""
+    ok = (isinstance(value, str) if key.kind is str else
+          isinstance(value, int) and not isinstance(value, bool) if key.kind is int else
+          isinstance(value, int | float) and not isinstance(value, bool))
+    if not ok:
+        raise UsageError(f"{where} must be {_KIND_NAMES[key.kind]}, got {_describe(value)}")
+    if key.kind is str:
+        value = value.strip()
+        if not value:
+            raise UsageError(f"{where} must not be empty")
+        return value
+    if key.kind is float:
+        value = float(value)
+        if math.isnan(value):
+            raise UsageError(f"{where} must be a number, got nan")
+    if key.minimum is not None and value < key.minimum:
+        raise UsageError(f"{where} must be >= {key.minimum:g}, got {value!r}")
+    return value
+
+
+def convert(key: Key, text: str, where: str) -> Any:
+    """Parse command-line or environment text for ``key`` (``"0.5"`` -> 0.5), then :func:`check_value`."""
+    text = text.strip()
+    if key.kind is str:
+        return check_value(key, text, where)
+    try:
+        value: Any = key.kind(text)
+    except ValueError:
+        raise UsageError(f"{where} must be {_KIND_NAMES[key.kind]}, got {text!r}") from None
+    return check_value(key, value, where)
+
+
+def parse_option_value(text: str) -> Any:
+    """An ``-o`` value: JSON when it parses (``0.2``, ``true``, ``{"type": "json_object"}``), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _check_option(name: str, value: Any, where: str) -> None:
+    if not name.strip() or any(c.isspace() for c in name):
+        raise UsageError(f"{where}: an option name must be a non-empty word")
+    if name in RESERVED_OPTIONS:
+        raise UsageError(f"{where}: '{name}' is set by rlm itself and cannot be overridden")
+    if not _tomlable(value):
+        raise UsageError(f"{where} must be a string, number, boolean, array or table, got {_describe(value)}")
+
+
+def _tomlable(value: Any) -> bool:
+    if isinstance(value, str | bool | int | float):
+        return True
+    if isinstance(value, list):
+        return all(_tomlable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _tomlable(v) for k, v in value.items())
+    return False
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+            dict: "table"}.get(type(value), type(value).__name__)
+    text = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
+    return f"{kind} {text[:40]}"
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, [*KEYS, *TABLES], n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"{hint} (known keys: {', '.join(KEYS)}; tables: {', '.join(TABLES)})"
+
+
+# -- editing ------------------------------------------------------------------------------------
+def split_key(dotted: str) -> tuple[str | None, str]:
+    """``"aliases.fast"`` -> ``("aliases", "fast")``; ``"max_cost"`` -> ``(None, "max_cost")``.
+
+    Raises :class:`UsageError` for names that are neither a key nor ``TABLE.NAME``.
+    """
+    table, dot, name = dotted.partition(".")
+    if dot and table in TABLES and name:
+        return table, name
+    if not dot and dotted in KEYS:
+        return None, dotted
+    raise UsageError(f"unknown configuration key '{dotted}'{_suggest(dotted)}; "
+                     "table entries are written TABLE.NAME, e.g. aliases.fast")
+
+
+def set_value(dotted: str, text: str, path: Path | None = None) -> Any:
+    """``rlm config set``: store ``text`` (converted to the key's type) under ``dotted``; returns the value."""
+    path = path or config_file()
+    table, name = split_key(dotted)
+    raw = _read_raw(path) or {}
+    if table is None:
+        value = convert(KEYS[name], text, where=f"{name}")
+        raw[name] = value
+    else:
+        value = text.strip() if table == "aliases" else parse_option_value(text)
+        if value is None:
+            raise UsageError(f"{dotted}: null cannot be stored in TOML; use `rlm config unset {dotted}`")
+        section = raw.get(table)
+        if not isinstance(section, dict):
+            section = raw[table] = {}
+        section[name] = value
+    save_config(validate(raw, path))
+    return value
+
+
+def unset_value(dotted: str, path: Path | None = None) -> bool:
+    """``rlm config unset``: remove ``dotted`` (unknown top-level keys too); False when it was not set."""
+    path = path or config_file()
+    raw = _read_raw(path)
+    if raw is None:
+        split_key(dotted)
+        return False
+    table, dot, name = dotted.partition(".")
+    if dot and isinstance(raw.get(table), dict) and name in raw[table]:
+        del raw[table][name]
+    elif not dot and dotted in raw:
+        del raw[dotted]
+    else:
+        split_key(dotted)
+        return False
+    save_config(validate(raw, path))
+    return True
+
+
+def save_config(cfg: Config) -> None:
+    """Write ``cfg`` atomically (temporary file + rename) to ``cfg.path``, creating its directory."""
+    cfg.path.parent.mkdir(parents=True, exist_ok=True)
+    text = dumps(cfg.as_toml_dict())
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=cfg.path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, cfg.path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- a small TOML writer: flat keys, then one level of tables ----------------------------------
+HEADER = "# rlm configuration: edit by hand or with `rlm config set KEY VALUE` (which drops comments).\n"
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """TOML text for ``doc``: scalars and arrays at the top, then each dict value as a ``[table]``."""
+    lines = [HEADER]
+    tables = {k: v for k, v in doc.items() if isinstance(v, dict)}
+    lines += [f"{_key(k)} = {_value(v)}\n" for k, v in doc.items() if k not in tables]
+    for name, table in tables.items():
+        lines.append(f"\n[{_key(name)}]\n")
+        lines += [f"{_key(k)} = {_value(v)}\n" for k, v in table.items()]
+    return "".join(lines)
+
+
+def _key(name: str) -> str:
+    return name if _BARE_KEY.match(name) else _string(name)
+
+
+def _string(text: str) -> str:
+    # JSON string escapes are valid TOML basic-string escapes; TOML also forbids a raw DEL.
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

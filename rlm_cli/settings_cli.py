@@ -1,0 +1,121 @@
+"""Typer option declarations for the resolved settings, shared by ``rlm ask`` (and any later command).
+
+Every option defaults to None, meaning "not given", so :func:`rlm_cli.settings.resolve` can apply
+flag > environment > config file > default and record the source. No ``envvar=`` here: the resolver
+reads ``RLM_*`` itself. Use::
+
+    from rlm_cli.settings_cli import ModelOpt, SubModelOpt, ..., OptionOpt, SubOptionOpt, PriceOpt
+
+    def ask_command(args: ..., model: ModelOpt = None, ..., option: OptionOpt = None, ...):
+        settings = resolve({"model": model, ..., "options": option, "sub_options": sub_option,
+                            "prices": price})
+
+and register the command with ``cls=AskCommand`` so ``-o KEY VALUE`` (two words) parses: Typer
+cannot declare a repeatable two-value option, so :class:`AskCommand` joins each pair into
+``KEY=VALUE`` before parsing (``-o KEY=VALUE`` works without it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from typer.core import TyperCommand
+
+from rlm_cli.budget import Limits
+
+PAIR_FLAGS = ("-o", "--option", "--sub-option")
+
+
+def _src(key: str) -> str:
+    return f"env RLM_{key.upper()}, config {key}"
+
+
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Root LM: a litellm model string (e.g. openai/gpt-5) or an alias from the config. "
+    f"[{_src('model')}; default: see `rlm config show`]")]
+SubModelOpt = Annotated[str | None, typer.Option(
+    "--sub-model", help=f"Sub-LM for llm_query (default: the root model). [{_src('sub_model')}]")]
+ApiBaseOpt = Annotated[str | None, typer.Option(
+    "--api-base", help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama: "
+    f"http://127.0.0.1:11434/v1). [{_src('api_base')}]")]
+MaxIterationsOpt = Annotated[int | None, typer.Option(
+    "--max-iterations", min=1, help="Root LM calls before a last best-answer call. "
+    f"[default {Limits.max_iterations}; {_src('max_iterations')}]")]
+MaxDepthOpt = Annotated[int | None, typer.Option(
+    "--max-depth", min=0, help="Recursion depth for rlm_query (0: rlm_query acts as llm_query). "
+    f"[default {Limits.max_depth}; {_src('max_depth')}]")]
+MaxSubCallsOpt = Annotated[int | None, typer.Option(
+    "--max-sub-calls", min=0, help="Sub-calls over all depths (hard limit). "
+    f"[default {Limits.max_sub_calls}; {_src('max_sub_calls')}]")]
+MaxCostOpt = Annotated[float | None, typer.Option(
+    "--max-cost", min=0, help=f"USD over all LM calls (hard limit). [default none; {_src('max_cost')}]")]
+MaxTokensOpt = Annotated[int | None, typer.Option(
+    "--max-tokens", min=1, help="Input + output tokens over all LM calls (hard limit). "
+    f"[default none; {_src('max_tokens')}]")]
+TimeoutOpt = Annotated[float | None, typer.Option(
+    "--timeout", min=0.1, help=f"Seconds for the whole run (hard limit). [default none; {_src('timeout')}]")]
+StepTimeoutOpt = Annotated[float | None, typer.Option(
+    "--step-timeout", min=0.1, help="Seconds one REPL step may run before it is killed. "
+    f"[default {Limits.step_timeout:g}; {_src('step_timeout')}]")]
+ConcurrencyOpt = Annotated[int | None, typer.Option(
+    "--concurrency", min=1, help="LM calls in flight at once, over the whole run. "
+    f"[default {Limits.concurrency}; {_src('concurrency')}]")]
+OptionOpt = Annotated[list[str] | None, typer.Option(
+    "--option", "-o", metavar="KEY VALUE", help="A litellm argument for the root LM, e.g. -o temperature 0.2 "
+    "-o reasoning_effort high; VALUE is parsed as JSON when it can be. Repeatable; over the config's [options].")]
+SubOptionOpt = Annotated[list[str] | None, typer.Option(
+    "--sub-option", metavar="KEY VALUE", help="A litellm argument for sub-calls (like -o). Repeatable; over the "
+    "config's [sub_options].")]
+PriceOpt = Annotated[list[str] | None, typer.Option(
+    "--price", metavar="MODEL=IN/OUT", help="USD per million input/output tokens for a model litellm cannot "
+    "price, e.g. --price openai/qwen3=0.2/0.6. Repeatable.")]
+
+SETTING_PARAMS = ("model", "sub_model", "api_base", "max_iterations", "max_depth", "max_sub_calls", "max_cost",
+                  "max_tokens", "timeout", "step_timeout", "concurrency")
+"""Parameter names of the options above that are :data:`rlm_cli.config.KEYS` (same names)."""
+
+
+def flags_from(params: dict, option=None, sub_option=None, price=None) -> dict:
+    """The ``flags`` mapping for :func:`rlm_cli.settings.resolve` from a command's parameters
+    (e.g. ``flags_from(locals(), option, sub_option, price)``)."""
+    flags = {name: params.get(name) for name in SETTING_PARAMS}
+    flags.update(options=option, sub_options=sub_option, prices=price)
+    return flags
+
+
+def join_pair_options(args: list[str]) -> list[str]:
+    """Rewrite ``-o KEY VALUE`` / ``--option KEY VALUE`` / ``--sub-option KEY VALUE`` (also
+    ``--option=KEY VALUE``) as ``FLAG KEY=VALUE``; a KEY already holding ``=`` is left alone, and so
+    is everything after ``--``."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            out.extend(args[i:])
+            break
+        name, eq, attached = tok.partition("=") if tok.startswith("--") else (tok, "", "")
+        if name not in PAIR_FLAGS:
+            out.append(tok)
+            i += 1
+            continue
+        if eq:
+            key, i = attached, i + 1
+        elif i + 1 < len(args):
+            key, i = args[i + 1], i + 2
+        else:
+            out.append(tok)
+            break
+        if "=" not in key and i < len(args):
+            key, i = f"{key}={args[i]}", i + 1
+        out += [name, key]
+    return out
+
+
+class AskCommand(TyperCommand):
+    """A Typer command that accepts ``-o KEY VALUE`` pairs (see :func:`join_pair_options`)."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        """Join option pairs, then parse as usual."""
+        return super().parse_args(ctx, join_pair_options(list(args)))

@@ -1,0 +1,126 @@
+"""The live tree: a Rich ``Live`` display on stderr, redrawn at a bounded rate while the run goes on.
+
+The event sink (:meth:`LiveView.__call__`, on the engine's thread) only updates the view-model under
+a lock: O(1) per event, no rendering. Rich's refresh thread asks for the renderable at most
+``refresh_per_second`` times a second; :meth:`LiveView.__rich_console__` then builds the tree from
+the model (under the lock: proportional to what is shown, not to the number of events) and renders
+it outside the lock. A tree taller than the terminal keeps its header, the newest lines and the
+footer, with a count of the lines hidden in between, so the bottom of the tree (where the work is
+happening) stays in view.
+
+When the run finishes (or :meth:`LiveView.close` is called, on error or Ctrl-C) the live display is
+erased and a compact summary (one line per iteration, failures, the footer) is printed in its place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
+from rich.text import Text
+
+from rlm_cli.events import RunFinished, RunStarted
+from rlm_cli.view.render import Renderer, RenderOptions
+from rlm_cli.view.tree import RunModel
+
+HEADER_LINES = 2  # the question and the models line stay at the top when the tree is cropped
+
+
+class LiveView:
+    """Event sink drawing the run as a live tree on ``console`` (a terminal console on stderr).
+
+    ``refresh_per_second`` bounds the redraw rate; ``summary`` prints the compact tree when the
+    run ends; ``clock`` is the model's clock (tests pass a fake one).
+    """
+
+    def __init__(self, console: Console, refresh_per_second: float = 8.0, summary: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.console = console
+        self.refresh_per_second = refresh_per_second
+        self.summary = summary
+        self.model = RunModel(clock)
+        self.opts = RenderOptions.live()
+        self._lock = threading.Lock()
+        self._live = None
+        self._closed = False
+        self.renders = 0  # frames built (for tests and the benchmark)
+
+    # --- the sink ------------------------------------------------------------------------------
+    def __call__(self, ev) -> None:
+        with self._lock:
+            self.model.apply(ev)
+        if isinstance(ev, RunStarted):
+            self.start()
+        elif isinstance(ev, RunFinished):
+            self.close()
+
+    def start(self) -> None:
+        """Start the live display (idempotent; does nothing once closed)."""
+        if self._live is not None or self._closed:
+            return
+        from rich.live import Live
+
+        live = Live(console=self.console, get_renderable=lambda: self, auto_refresh=True,
+                    refresh_per_second=self.refresh_per_second, transient=True, redirect_stdout=False,
+                    redirect_stderr=True, vertical_overflow="crop")
+        try:
+            live.start(refresh=False)
+        except Exception:  # a terminal that cannot be drawn on: stay silent rather than break the run
+            self._closed = True
+            with contextlib.suppress(Exception):
+                live.stop()
+            return
+        self._live = live
+
+    def close(self) -> None:
+        """Stop the live display and print the summary. Safe to call twice, on error or on interrupt."""
+        if self._closed:
+            return
+        self._closed = True
+        live, self._live = self._live, None
+        if live is not None:
+            try:
+                live.stop()
+            except Exception:  # the terminal went away: nothing more to draw
+                return
+        if self.summary and self.model.run_id:
+            try:
+                with self._lock:
+                    renderable = Renderer(self.model, RenderOptions.summary()).build()
+                self.console.print(renderable)
+            except Exception:
+                pass
+
+    # --- rendering (Rich's refresh thread) -----------------------------------------------------
+    def frame(self, width: int) -> tuple:
+        """The tree and footer renderables of the model now (built under the lock)."""
+        with self._lock:
+            r = Renderer(self.model, self.opts)
+            r.o.preview = max(40, width)
+            self.renders += 1
+            return r.tree(), r.footer()
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        try:
+            tree, footer = self.frame(options.max_width)
+            opts = options.update(height=None)
+            lines = console.render_lines(tree, opts, pad=False)
+            foot = console.render_lines(footer, opts, pad=False)
+        except Exception as exc:  # never kill Rich's refresh thread
+            yield Text(f"rlm: the live view failed: {exc!r}")
+            return
+        height = options.height or console.height
+        room = max(HEADER_LINES + 2, height - len(foot) - 1)
+        if len(lines) > room:
+            tail = room - HEADER_LINES - 1
+            hidden = len(lines) - HEADER_LINES - tail
+            lines = [*lines[:HEADER_LINES], [Segment(f"  ⋮ {hidden:,} line(s) above", console.get_style("dim"))],
+                     *lines[len(lines) - tail:]]
+        new_line = Segment.line()
+        for line in [*lines, *foot]:
+            yield from line
+            yield new_line

@@ -1,0 +1,368 @@
+"""Rich renderables for a :class:`~rlm_cli.view.tree.RunModel`: the live tree, the end-of-run summary
+and ``rlm show``'s fully expanded tree. One renderer, three densities (:class:`RenderOptions`).
+
+Live: finished iterations collapse to one line each (the oldest fold into a count), only the current
+iteration of each RLM is expanded, and a step's finished sub-calls fold into one count line once
+there are more than ``fold_at`` of them (failed and running ones stay listed, up to a few each).
+Building is proportional to what is shown, never to the number of events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from rich.tree import Tree
+
+from rlm_cli.view import fmt
+from rlm_cli.view.tree import CallNode, IterNode, RlmNode, RunModel, StepNode
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+OK, FAIL, WARN = "green", "red", "yellow"
+
+
+@dataclass
+class RenderOptions:
+    """How much to show. ``0`` means "no limit" for the line and fold counts."""
+
+    mode: str = "live"  # "live" | "summary" | "show"
+    full: bool = False  # show: complete code, outputs, replies, prompts and responses
+    code_lines: int = 4
+    output_lines: int = 2
+    reply_lines: int = 0  # prose lines of a reply shown under an iteration (0: none)
+    fold_at: int = 6  # more sub-calls than this in a step: fold the finished ones into a count
+    max_failed: int = 4
+    max_running: int = 5
+    keep_iterations: int = 6  # collapsed iterations listed per RLM before older ones fold
+    preview: int = 160  # characters of a one-line preview
+
+    @classmethod
+    def live(cls) -> RenderOptions:
+        """The live tree."""
+        return cls()
+
+    @classmethod
+    def summary(cls) -> RenderOptions:
+        """What stays on the terminal after a live run: one line per iteration, plus the footer."""
+        return cls(mode="summary", keep_iterations=12)
+
+    @classmethod
+    def show(cls, full: bool = False) -> RenderOptions:
+        """``rlm show``: everything expanded; ``full``: nothing cut."""
+        if full:
+            return cls(mode="show", full=True, code_lines=0, output_lines=0, reply_lines=0, fold_at=0,
+                       max_failed=0, max_running=0, keep_iterations=0, preview=300)
+        return cls(mode="show", code_lines=20, output_lines=10, reply_lines=6, fold_at=40, max_failed=40,
+                   max_running=40, keep_iterations=0, preview=200)
+
+
+def _spin(now: float) -> str:
+    return SPINNER[int(now * 10) % len(SPINNER)]
+
+
+def _line(*parts, style: str = "") -> Text:
+    """A one-line Text (cropped with an ellipsis by Rich at the tree's width)."""
+    text = Text(no_wrap=True, overflow="ellipsis", style=style)
+    for part in parts:
+        if isinstance(part, tuple):
+            text.append(*part)
+        elif part:
+            text.append(part)
+    return text
+
+
+def _block(text: str, style: str = "", max_lines: int = 0, from_end: bool = False, prefix: str = "") -> Text:
+    """Several lines of model or REPL text, cut to ``max_lines`` (0: all) with a note of what was cut."""
+    lines, cut = (fmt.tail_lines if from_end else fmt.head_lines)(text, max_lines)
+    out = Text(style=style)
+    if cut and from_end:
+        out.append(f"… {cut} earlier line(s)\n", style="dim")
+    out.append("\n".join(prefix + ln for ln in lines))
+    if cut and not from_end:
+        out.append(f"\n… {cut} more line(s)", style="dim")
+    return out
+
+
+class Renderer:
+    """Builds the renderable for a model; ``now`` is the model clock's time (for spinners, elapsed)."""
+
+    def __init__(self, model: RunModel, opts: RenderOptions, now: float | None = None) -> None:
+        self.m, self.o = model, opts
+        self.now = model.clock() if now is None else now
+        self.live = opts.mode == "live" and model.live and not model.finished
+
+    # --- the whole -----------------------------------------------------------------------------
+    def build(self) -> RenderableType:
+        """The tree and its footer."""
+        return Group(self.tree(), self.footer())
+
+    def tree(self) -> Tree:
+        """The run as a tree: the question at the root, then iterations, steps and sub-calls."""
+        m, o = self.m, self.o
+        head = Text()
+        head.append("◆ ", style="bold magenta")
+        head.append(fmt.one_line(m.question, 0 if o.mode == "show" else o.preview * 2), style="bold")
+        ctx = m.context or {}
+        head.append(f"\n  root {m.root_model} · sub {m.sub_model}", style="cyan")
+        if ctx.get("files") is not None:
+            head.append(f" · {len(ctx['files'])} file(s), {ctx.get('total_chars', 0):,} chars "
+                        f"(~{fmt.tokens(ctx.get('est_tokens'))} tokens)", style="dim")
+        tree = Tree(head, guide_style="dim")
+        if m.root is not None:
+            self.rlm(tree, m.root)
+        if o.mode == "show" and m.answer is not None:
+            node = tree.add(_line(("answer", "bold green")))
+            node.add(_block(m.answer, max_lines=0 if o.full else 30))
+        if m.error and m.status != "answered":
+            tree.add(Text(f"✗ {m.error.get('type', 'error')}: {fmt.clean(m.error.get('message'))}", style=FAIL))
+        notices = m.notices if o.mode == "show" else m.notices[-3:]
+        for level, message in notices:
+            tree.add(_line(("⚠ " if level != "info" else "ℹ ", WARN if level != "info" else "dim"),
+                           fmt.one_line(message, 0 if o.mode == "show" else 300)))
+        return tree
+
+    def footer(self) -> Text:
+        """One line (wrapped when narrow): elapsed, iterations, sub-calls, tokens, cost, budgets left."""
+        m = self.m
+        t = Text()
+        elapsed = m.elapsed()
+        if m.finished:
+            t.append(f"{m.status}", style=OK if m.status == "answered" else (FAIL if m.status == "error" else WARN))
+            t.append(f" in {fmt.seconds(elapsed)}" if elapsed is not None else "")
+        else:
+            t.append(f"⏱ {fmt.seconds(elapsed)}" if elapsed is not None else "unfinished log", style="bold")
+        nested = m.iterations - m.root_iterations
+        t.append(f" · iterations {m.root_iterations}" + (f" (+{nested} nested)" if nested else ""))
+        t.append(f" · sub-calls {m.calls_done:,} done")
+        if m.calls_failed:
+            t.append(f" ({m.calls_failed:,} failed)", style=FAIL)
+        if m.calls_running:
+            t.append(f", {m.calls_running:,} running", style="cyan")
+        t.append(f" · tokens {fmt.tokens(m.tokens_in)} in / {fmt.tokens(m.tokens_out)} out · {fmt.usd(m.cost)}")
+        left = m.budget_left()
+        if left:
+            t.append(" · left: " + ", ".join(f"{name} {value}" for name, value in left), style="dim")
+        return t
+
+    # --- RLMs and iterations -------------------------------------------------------------------
+    def rlm(self, parent: Tree, rlm: RlmNode) -> None:
+        """Add ``rlm``'s iterations under ``parent``."""
+        its, o = rlm.iterations, self.o
+        if o.mode == "show":
+            for it in its:
+                self.iteration(parent, it, expanded=True)
+            return
+        collapsed = its[:-1] if (o.mode == "live" and self.live) else its
+        keep = o.keep_iterations
+        if keep and len(collapsed) > keep:
+            parent.add(_line(f"… {len(collapsed) - keep} earlier iteration(s)", style="dim"))
+            collapsed = collapsed[-keep:]
+        for it in collapsed:
+            self.iteration(parent, it, expanded=False)
+        if len(collapsed) < len(its) and its:
+            self.iteration(parent, its[-1], expanded=True)
+
+    def iteration(self, parent: Tree, it: IterNode, expanded: bool) -> None:
+        """Add one iteration: a summary line, and when expanded its streaming reply or its steps."""
+        node = parent.add(self.iteration_label(it))
+        if not expanded:
+            for step in it.steps:  # keep failures visible even when collapsed
+                if step.error:
+                    node.add(_line((f"✗ step {step.step + 1}: ", FAIL), fmt.one_line(step.error, 300)))
+            return
+        o = self.o
+        if it.reply is None:
+            if it.streamed and (self.live or o.mode == "show"):
+                node.add(_block(it.streaming_text, style="dim italic", max_lines=3, from_end=True))
+            return
+        parsed = it.parsed
+        if o.mode == "show" and o.full:
+            node.add(_line(("reply", "bold")))
+            node.add(_block(it.reply, style="dim"))
+        elif o.reply_lines and parsed.prose.strip():
+            node.add(_block(parsed.prose.strip(), style="dim italic", max_lines=o.reply_lines))
+        for step in it.steps:
+            self.step(node, step)
+
+    def iteration_label(self, it: IterNode) -> Text:
+        """``✓ iteration 2 · 1 code block · 0.91s · 2.1k→120 tok · "prose…"``."""
+        t = _line()
+        name = f"iteration {it.index + 1}" + (" (last call)" if it.final_call else "")
+        if it.reply is None:
+            if self.live:
+                t.append(f"{_spin(self.now)} ", style="cyan")
+                t.append(name, style="bold")
+                t.append(f" · root LM thinking {fmt.seconds(self.now - it.t0)}", style="cyan")
+                if it.streamed:
+                    t.append(f" · {it.streamed:,} chars", style="dim")
+            else:
+                t.append(f"✗ {name} · no reply", style=WARN)
+            return t
+        running = self.live and any(not s.done for s in it.steps)
+        failed = any(s.error for s in it.steps)
+        if running:
+            t.append(f"{_spin(self.now)} ", style="cyan")
+        else:
+            t.append("✗ " if failed else "✓ ", style=FAIL if failed else OK)
+        t.append(name, style="bold")
+        parsed = it.parsed
+        if parsed.blocks:
+            n = len(parsed.blocks)
+            what = f"{n} code block" + ("s" if n != 1 else "")
+        elif parsed.final_text is not None or parsed.final_var:
+            what = "answer"
+        else:
+            what = "no code"
+        t.append(f" · {what} · {fmt.seconds(it.duration_s)} · {fmt.tokens(it.input_tokens)}→"
+                 f"{fmt.tokens(it.output_tokens)} tok", style="dim")
+        if it.cost_usd:
+            t.append(f" · {fmt.usd(it.cost_usd)}", style="dim")
+        prose = fmt.one_line(parsed.prose, self.o.preview) if self.o.mode != "show" else ""
+        if prose:
+            t.append(f" · {prose}", style="italic")
+        return t
+
+    # --- steps and sub-calls -------------------------------------------------------------------
+    def step(self, parent: Tree, step: StepNode) -> None:
+        """Add a code step: label, code, output preview and its sub-calls."""
+        o = self.o
+        node = parent.add(self.step_label(step))
+        if step.code:
+            node.add(self.code(step))
+        if step.error:
+            node.add(_block(f"error: {step.error}", style=FAIL, max_lines=0 if o.full else 6))
+        if step.done:
+            if step.stdout.strip():
+                node.add(_block(step.stdout, style="green" if o.mode == "show" else "dim",
+                                max_lines=o.output_lines, prefix="│ "))
+            if step.stderr.strip() and not step.error:
+                node.add(_block(step.stderr, style=WARN, max_lines=o.output_lines, prefix="│ "))
+        self.calls(node, step)
+
+    def step_label(self, step: StepNode) -> Text:
+        """``✓ step 1 · 3.41s · 1,000 sub-calls (2 failed) · 12 lines of output``."""
+        t = _line()
+        n = len(step.calls)
+        if not step.done:
+            if self.live:
+                t.append(f"{_spin(self.now)} ", style="cyan")
+                t.append(f"step {step.step + 1}", style="bold")
+                t.append(f" · running {fmt.seconds(self.now - step.t0)}", style="cyan")
+                if n:
+                    t.append(f" · {n - len(step.running):,}/{n:,} sub-calls done", style="dim")
+            else:
+                t.append(f"✗ step {step.step + 1} · not finished", style=WARN)
+            return t
+        t.append("✗ " if step.error else "✓ ", style=FAIL if step.error else OK)
+        t.append(f"step {step.step + 1}", style="bold")
+        t.append(f" · {fmt.seconds(step.duration_s)}", style="dim")
+        if n:
+            t.append(f" · {n:,} sub-call" + ("s" if n != 1 else ""), style="dim")
+            if step.n_failed:
+                t.append(f" ({step.n_failed:,} failed)", style=FAIL)
+        lines = step.stdout.count("\n") + (1 if step.stdout and not step.stdout.endswith("\n") else 0)
+        t.append(f" · {lines:,} line(s) of output" if lines else " · no output", style="dim")
+        if step.final_answer is not None:
+            t.append(" · FINAL", style="bold green")
+        if step.repl_restarted:
+            t.append(" · REPL restarted", style=WARN)
+        return t
+
+    def code(self, step: StepNode) -> Text:
+        """The step's code, syntax highlighted (cached on the step), cut to ``code_lines`` lines."""
+        limit = self.o.code_lines
+        key = (limit, step.code)
+        if step.syntax is None or step.syntax[0] != key:
+            from rich.syntax import Syntax
+
+            lines, cut = fmt.head_lines(step.code, limit)
+            text = Syntax("", "python", theme="ansi_dark").highlight("\n".join(lines))
+            text.rstrip()
+            text.no_wrap = not self.o.full
+            text.overflow = "ellipsis"
+            if cut:
+                text.append(f"\n… {cut} more line(s)", style="dim")
+            step.syntax = (key, text)
+        return step.syntax[1]
+
+    def calls(self, parent: Tree, step: StepNode) -> None:
+        """Add the step's sub-calls, folding the finished ones when there are many."""
+        o = self.o
+        if not o.fold_at or len(step.calls) <= o.fold_at:
+            for call in step.calls:
+                self.call(parent, call)
+            return
+        listed = []  # show: finished recursive calls stay listed (each nests a whole RLM)
+        if o.mode == "show":
+            listed = [c for c in step.recursive if c.done and not c.error][: o.max_running or None]
+        n_ok = step.n_ok - len(listed)
+        if n_ok > 0:
+            t_in = step.ok_in - sum(c.input_tokens for c in listed)
+            t_out = step.ok_out - sum(c.output_tokens for c in listed)
+            avg = (step.ok_time - sum(c.duration_s or 0.0 for c in listed)) / n_ok
+            parent.add(_line(("✓ ", OK), f"{n_ok:,} sub-calls finished · {fmt.tokens(t_in)}→"
+                             f"{fmt.tokens(t_out)} tok · avg {fmt.seconds(avg)}", style="dim"))
+        for call in listed:
+            self.call(parent, call)
+        self._some(parent, step.failed, o.max_failed, "failed")
+        running = list(step.running.values()) if self.live else []
+        running.sort(key=lambda c: c.kind != "rlm")  # recursive ones first: they nest their own work
+        self._some(parent, running, o.max_running, "running")
+
+    def _some(self, parent: Tree, calls: list[CallNode], limit: int, what: str) -> None:
+        for call in calls[:limit] if limit else calls:
+            self.call(parent, call)
+        if limit and len(calls) > limit:
+            parent.add(_line(f"… {len(calls) - limit:,} more {what}", style=FAIL if what == "failed" else "dim"))
+
+    def call(self, parent: Tree, call: CallNode) -> None:
+        """Add one sub-call; an rlm call nests its child RLM's iterations (live: while it runs)."""
+        o = self.o
+        node = parent.add(self.call_label(call))
+        if o.mode == "show" and o.full:
+            node.add(_line(("prompt", "bold")))
+            node.add(_block(call.prompt, style="dim"))
+            if call.response is not None:
+                node.add(_line(("response", "bold")))
+                node.add(_block(call.response))
+        if call.error and o.mode == "show" and o.full:
+            node.add(_block(call.error, style=FAIL))
+        if call.child is not None and (o.mode == "show" or (self.live and not call.done)):
+            self.rlm(node, call.child)
+
+    def call_label(self, call: CallNode) -> Text:
+        """``✓ llm openai/sub · 0.31s · 120→15 tok · "prompt…"`` (or the error, in red)."""
+        t = _line()
+        if not call.done:
+            if self.live:
+                t.append(f"{_spin(self.now)} ", style="cyan")
+                t.append(f"{call.kind} ", style="bold")
+                t.append(f"{call.model} · {fmt.seconds(self.now - call.t0)}", style="cyan")
+            else:
+                t.append(f"✗ {call.kind} {call.model} · not finished", style=WARN)
+        elif call.error:
+            t.append(f"✗ {call.kind} ", style=f"bold {FAIL}")
+            t.append(f"{call.model} · {fmt.seconds(call.duration_s)} · ", style="dim")
+            t.append(fmt.one_line(call.error, self.o.preview), style=FAIL)
+            t.append(f" · {fmt.one_line(call.prompt, self.o.preview // 2)}", style="dim italic")
+            if call.child is not None:
+                t.append(f" · {len(call.child.iterations)} iteration(s)", style="dim")
+            return t
+        else:
+            t.append("✓ ", style=OK)
+            t.append(f"{call.kind} ", style="bold")
+            t.append(f"{call.model} · {fmt.seconds(call.duration_s)}", style="dim")
+            if call.input_tokens or call.output_tokens:
+                t.append(f" · {fmt.tokens(call.input_tokens)}→{fmt.tokens(call.output_tokens)} tok", style="dim")
+        if call.child is not None:
+            t.append(f" · {len(call.child.iterations)} iteration(s)", style="dim")
+        t.append(f" · {fmt.one_line(call.prompt, self.o.preview)}", style="italic")
+        if call.done and call.response is not None and self.o.mode == "show" and not self.o.full:
+            t.append(f" → {fmt.one_line(call.response, self.o.preview)}", style="green")
+        return t
+
+
+def render(model: RunModel, opts: RenderOptions, now: float | None = None) -> RenderableType:
+    """The tree and footer of ``model`` at the density ``opts``."""
+    return Renderer(model, opts, now).build()
