@@ -21,6 +21,18 @@ import typer
 from rlm_cli.budget import Limits
 from rlm_cli.errors import EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from rlm_cli.events import EventBus
+from rlm_cli.loader.cli_options import (
+    DEFAULT_MAX_FILE_SIZE_TEXT,
+    DEFAULT_MAX_INPUT_SIZE_TEXT,
+    ExcludeOpt,
+    FollowSymlinksOpt,
+    IncludeOpt,
+    MaxFileSizeOpt,
+    MaxInputSizeOpt,
+    NoDefaultExcludesOpt,
+    load_options_from,
+)
+from rlm_cli.loader.options import LoadOptions
 
 HELP = ("Answer QUESTION about SOURCE... (files, directories, or - for standard input) with a Recursive "
         "Language Model: the root LM explores the input in a Python REPL and delegates to sub-LMs.")
@@ -70,6 +82,12 @@ def ask_command(
     log: Path = typer.Option(None, "--log", help="Where to write the trajectory (default: the log directory)."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write a trajectory."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    no_default_excludes: NoDefaultExcludesOpt = False,
+    max_file_size: MaxFileSizeOpt = DEFAULT_MAX_FILE_SIZE_TEXT,
+    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE_TEXT,
+    follow_symlinks: FollowSymlinksOpt = False,
 ) -> None:
     if len(args) < 2:
         raise UsageError("give at least one SOURCE and a QUESTION, e.g. rlm ask src/ \"where is auth handled?\"")
@@ -79,24 +97,26 @@ def ask_command(
     if not model:
         raise UsageError("no model chosen: pass -m/--model (e.g. -m openai/gpt-4o-mini), set RLM_MODEL, "
                          "or point --api-base at a local OpenAI-compatible server and name its model")
+    load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
+                                     follow_symlinks)
     limits = Limits(max_iterations=max_iterations, max_depth=max_depth, max_sub_calls=max_sub_calls,
                     max_cost=max_cost, max_tokens=max_tokens, timeout=timeout, step_timeout=step_timeout,
                     concurrency=concurrency, max_output_chars=max_output_chars)
-    code = run_ask(sources, question, model=model, sub_model=sub_model or model, api_base=api_base,
+    code = run_ask(sources, question, load_options, model=model, sub_model=sub_model or model, api_base=api_base,
                    limits=limits, system=system, as_json=as_json, quiet=quiet, log=log, no_log=no_log,
                    request_timeout=request_timeout)
     raise typer.Exit(code)
 
 
-def run_ask(sources: list[str], question: str, *, model: str, sub_model: str, api_base: str | None,
+def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, model: str, sub_model: str, api_base: str | None,
             limits: Limits, system: str | None, as_json: bool, quiet: bool, log: Path | None, no_log: bool,
             request_timeout: float) -> int:
     """Load, run, print; returns the exit code. Raises RlmError subclasses for unusable input."""
-    from rlm_cli.loader import LoadOptions, load_sources
+    from rlm_cli.loader import load_sources
 
     workdir = Path(tempfile.mkdtemp(prefix="rlm-run-"))
     try:
-        loaded = load_sources(sources, LoadOptions(), workdir / "context.txt")
+        loaded = load_sources(sources, load_options, workdir / "context.txt")
         if not loaded.files:
             raise UsageError("nothing to load: every file was skipped (see `rlm ls " + " ".join(sources) + "`)")
         from rlm_cli import engine
