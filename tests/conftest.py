@@ -1,0 +1,50 @@
+"""Shared pytest fixtures.
+
+No LLM provider is reachable in tests: LM calls go to a :class:`ScriptedServer` (see
+``tests/scripted_server.py``) through litellm's ``api_base``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Must be set before litellm is imported anywhere: never fetch the model cost map from the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import pytest  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import scripted_server` from any test
+
+from scripted_server import Reply, ScriptedServer  # noqa: E402
+
+try:
+    import litellm  # noqa: E402
+except ImportError:  # pragma: no cover - litellm is a hard dependency
+    litellm = None
+else:
+    litellm.suppress_debug_info = True
+
+__all__ = ["Reply", "ScriptedServer"]
+
+
+@pytest.fixture
+def scripted_server():
+    """A started :class:`ScriptedServer` on 127.0.0.1 (free port), stopped after the test."""
+    with ScriptedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def scripted_env(scripted_server, monkeypatch):
+    """The ``scripted_server``, with the environment pointing rlm at it.
+
+    Sets ``RLM_API_BASE`` to its base URL, ``RLM_MODEL=openai/root``, ``RLM_SUB_MODEL=openai/sub``
+    (so the server sees models ``"root"`` and ``"sub"``) and a dummy ``OPENAI_API_KEY``.
+    """
+    monkeypatch.setenv("RLM_API_BASE", scripted_server.base_url)
+    monkeypatch.setenv("RLM_MODEL", "openai/root")
+    monkeypatch.setenv("RLM_SUB_MODEL", "openai/sub")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    return scripted_server
