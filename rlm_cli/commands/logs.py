@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import typer
@@ -15,6 +14,7 @@ def logs_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array of runs instead of a table."),
     limit: int = typer.Option(20, "-n", "--limit", min=1, help="How many runs to list (newest first)."),
 ) -> None:
+    """List the newest ``limit`` runs of the log directory as aligned columns, or as JSON."""
     from rlm_cli.paths import log_dir
     from rlm_cli.view import runs
     from rlm_cli.view.fmt import one_line, usd
@@ -28,28 +28,34 @@ def logs_command(
         print(f"rlm: no runs in {directory}", file=sys.stderr)
         return
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
-    tty = sys.stdout.isatty()
-    console = Console(highlight=False, width=None if tty or os.environ.get("COLUMNS") else 160)
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name, kw in (("when", {"no_wrap": True}), ("status", {"no_wrap": True}), ("question", {"ratio": 2}),
-                     ("iter", {"justify": "right"}), ("sub-calls", {"justify": "right"}),
-                     ("cost", {"justify": "right", "no_wrap": True}), ("path", {"overflow": "fold", "ratio": 3})):
-        table.add_column(name, **kw)
-    styles = {"answered": "green", "error": "red", "unreadable": "red", "running": "cyan"}
+    header = ["when", "status", "question", "iter", "sub-calls", "cost", "path"]
+    table = []
     for row in rows:
         status = row["status"] or "?"
         text = row["error"] if status == "unreadable" else row["question"]
-        cells = [runs.local_time(row["started_at"]) if row["started_at"] else "?", status, one_line(text, 60),
-                 "" if row["iterations"] is None else str(row["iterations"]),
-                 "" if row["sub_calls"] is None else f"{row['sub_calls']:,}",
-                 "" if status == "unreadable" else usd(row["cost_usd"]), row["path"]]
-        texts = [Text(c) for c in cells]  # Text, not markup: a question may contain [brackets]
-        texts[1].stylize(styles.get(status, "yellow"))
-        table.add_row(*texts)
-    console.print(table)
+        table.append([runs.local_time(row["started_at"]) if row["started_at"] else "?", status, one_line(text, 50),
+                      "" if row["iterations"] is None else str(row["iterations"]),
+                      "" if row["sub_calls"] is None else f"{row['sub_calls']:,}",
+                      "" if status == "unreadable" else usd(row["cost_usd"]), row["path"]])
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header) - 1)]
+    right = {3, 4, 5}
+    styles = {"answered": "green", "error": "red", "unreadable": "red", "running": "cyan"}
+    console = Console(highlight=False, soft_wrap=True)  # no wrapping, no cropping: paths stay whole
+
+    def line(cells: list[str], style: str = "", status_style: str = "") -> Text:
+        out = Text(style=style)
+        for i, cell in enumerate(cells[:-1]):
+            out.append(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]),
+                       style=status_style if i == 1 else "")
+            out.append("  ")
+        out.append(cells[-1])
+        return out  # Text, not markup: a question may contain [brackets]
+
+    console.print(line(header, style="bold"))
+    for cells in table:
+        console.print(line(cells, status_style=styles.get(cells[1], "yellow")))
 
 
 def register(app: typer.Typer) -> None:

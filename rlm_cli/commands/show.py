@@ -20,12 +20,13 @@ HELP = ("Show a saved run as a tree: TRAJECTORY is a trajectory file or a run id
 
 
 def show_command(
-    trajectory: str = typer.Argument(None, metavar="[TRAJECTORY]",
+    trajectory: str = typer.Argument(None, metavar="TRAJECTORY",
                                      help="A trajectory .json file or a run id (default: the latest run)."),
     full: bool = typer.Option(False, "--full", help="Complete code, outputs, replies, prompts and responses."),
     html: Path = typer.Option(None, "--html", metavar="OUT.html",
                               help="Write a self-contained HTML page (collapsible tree) instead."),
 ) -> None:
+    """Render a saved trajectory as a tree on stdout, or write it as HTML with ``--html``."""
     from rlm_cli.paths import log_dir
     from rlm_cli.view import runs
     from rlm_cli.view.tree import RunModel

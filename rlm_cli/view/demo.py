@@ -37,16 +37,27 @@ class EventScript:
 
     def __init__(self, question: str = "Which modules handle authentication?", root_model: str = "openai/root",
                  sub_model: str = "openai/sub", limits: dict | None = None, files: int = 3,
-                 emit: Callable | None = None) -> None:
+                 emit: Callable | None = None, run_id: str = "demo0001") -> None:
         self.events: list = []
         self.emit = emit or self.events.append
         self._ids = itertools.count(1)
         ctx = {"total_chars": 1_234_567, "est_tokens": 308_641,
                "files": [{"path": f"src/file{i}.py", "chars": 1000, "lines": 40} for i in range(files)]}
-        self.emit(RunStarted("demo0001", question, root_model, sub_model, ctx, dict(limits or LIMITS),
+        self.emit(RunStarted(run_id, question, root_model, sub_model, ctx, dict(limits or LIMITS),
                              "2025-01-01T00:00:00.000Z"))
         self.emit(RlmStarted("r0", 0, None, question))
         self.root_model, self.sub_model = root_model, sub_model
+        self.usage = {role: {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "cost_usd": None}
+                      for role in ("root", "sub")}
+        self.sub_calls = 0
+
+    def _count(self, role: str, usage: Usage) -> None:
+        u = self.usage[role]
+        u["calls"] += 1
+        u["input_tokens"] += usage.input_tokens
+        u["output_tokens"] += usage.output_tokens
+        if usage.cost_usd is not None:
+            u["cost_usd"] = (u["cost_usd"] or 0.0) + usage.cost_usd
 
     def reply(self, rlm_id: str, index: int, text: str, depth: int = 0, tokens: tuple[int, int] = (1200, 80),
               cost: float | None = 0.001, duration: float = 0.8, stream: bool = False, final_call: bool = False) -> None:
@@ -55,7 +66,9 @@ class EventScript:
         if stream:
             for start in range(0, len(text), 7):
                 self.emit(RootDelta(rlm_id, index, text[start:start + 7]))
-        self.emit(RootReply(rlm_id, index, text, Usage(tokens[0], tokens[1], 0, cost), duration, self.root_model))
+        usage = Usage(tokens[0], tokens[1], 0, cost)
+        self._count("root" if rlm_id == "r0" else "sub", usage)
+        self.emit(RootReply(rlm_id, index, text, usage, duration, self.root_model))
 
     def step_start(self, rlm_id: str, index: int, step: int, code: str) -> None:
         """A code block starts running."""
@@ -71,6 +84,7 @@ class EventScript:
         """A sub-call starts; returns its call id."""
         call_id = f"c{next(self._ids)}"
         model = model or (self.root_model if kind == "rlm" else self.sub_model)
+        self.sub_calls += 1
         self.emit(SubCallStarted(call_id, rlm_id, index, step, kind, model, prompt))
         return call_id
 
@@ -78,6 +92,8 @@ class EventScript:
                  tokens: tuple[int, int] = (300, 20), cost: float | None = 0.0001, duration: float = 0.05) -> None:
         """A sub-call ends with ``response`` or ``error``."""
         usage = Usage() if error else Usage(tokens[0], tokens[1], 0, cost)
+        if not error and (tokens[0] or tokens[1]):
+            self._count("sub", usage)
         self.emit(SubCallFinished(call_id, rlm_id, None if error else response, usage, duration, error))
 
     def child(self, call_id: str, parent_rlm: str, depth: int, prompt: str) -> str:
@@ -89,9 +105,8 @@ class EventScript:
     def finish(self, status: str = "answered", answer: str | None = "The answer.", error: dict | None = None,
                duration: float = 12.5) -> None:
         """The run ends."""
-        usage = {"root": {"calls": 3, "input_tokens": 3600, "output_tokens": 240, "cost_usd": 0.003},
-                 "sub": {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": None},
-                 "total_cost_usd": None, "sub_calls": 0}
+        costs = [u["cost_usd"] for u in self.usage.values() if u["cost_usd"] is not None]
+        usage = {**self.usage, "total_cost_usd": sum(costs) if costs else None, "sub_calls": self.sub_calls}
         self.emit(RunFinished(status, answer, error, usage, "2025-01-01T00:00:12.500Z", duration,
                               {"exhausted": None}))
 
@@ -120,9 +135,10 @@ def recursive(s: EventScript, parent_rlm: str, index: int, step: int, depth: int
 
 
 def demo_run(n_calls: int = 1000, failures: int = 3, depth: int = 2, emit: Callable | None = None,
-             stream: bool = False, finish: bool = True) -> EventScript:
-    """A whole scripted run with ``n_calls`` sub-calls in one step, ``failures`` of them failing."""
-    s = EventScript(emit=emit)
+             stream: bool = False, finish: bool = True, **script: str) -> EventScript:
+    """A whole scripted run with ``n_calls`` sub-calls in one step, ``failures`` of them failing;
+    ``script`` goes to :class:`EventScript` (``question``, ``run_id``...)."""
+    s = EventScript(emit=emit, **script)
     s.reply("r0", 0, "First I'll look at the size.\n```repl\nprint(len(context))\n```", stream=stream)
     s.step_start("r0", 0, 0, "print(len(context))")
     s.step_end("r0", 0, 0, stdout="1234567\n")

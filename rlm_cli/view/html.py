@@ -33,7 +33,8 @@ pre{margin:.3em 0;padding:.5em .7em;background:#f6f8fa;border-radius:6px;overflo
 
 JS = """
 function setAll(open){document.querySelectorAll('details').forEach(function(d){d.open=open;});}
-document.addEventListener('DOMContentLoaded',function(){document.body.setAttribute('data-ready','1');});
+document.addEventListener('DOMContentLoaded',function(){
+ if(location.hash==='#expand-all'){setAll(true);}document.body.setAttribute('data-ready','1');});
 """
 
 

@@ -36,8 +36,8 @@ class PlainView:
         self._calls: dict[str, tuple] = {}  # call id -> (step key, kind)
         self._depth: dict[str, int] = {}
         self._children: dict[str, str] = {}  # rlm call id -> child rlm id
-        self._iterations = 0
-        self._limits: dict = {}
+        self._iterations = 0  # replies of the top-level root LM
+        self._nested = 0  # replies of recursive RLMs
 
     def _print(self, line: str, rlm_id: str | None = None) -> None:
         indent = "  " * self._depth.get(rlm_id, 0) if rlm_id else ""
@@ -52,7 +52,6 @@ class PlainView:
             self._call_finished(ev)
         elif isinstance(ev, RunStarted):
             ctx = ev.context
-            self._limits = ev.limits or {}
             self._print(f"rlm: run {ev.run_id}: root {ev.root_model}, sub {ev.sub_model}; "
                         f"{len(ctx.get('files', []))} file(s), {ctx.get('total_chars', 0):,} chars "
                         f"(~{ctx.get('est_tokens', 0):,} tokens)")
@@ -84,7 +83,10 @@ class PlainView:
     def _root_reply(self, ev: RootReply) -> None:
         from rlm_cli.parsing import parse_reply
 
-        self._iterations += 1
+        if self._depth.get(ev.rlm_id, 0) == 0:
+            self._iterations += 1
+        else:
+            self._nested += 1
         parsed = parse_reply(ev.text)
         what = f"{len(parsed.blocks)} code block(s)" if parsed.blocks else (
             "answer" if parsed.final_text is not None or parsed.final_var else "no code")
@@ -112,5 +114,6 @@ class PlainView:
         tokens_out = root.get("output_tokens", 0) + sub.get("output_tokens", 0)
         cost = u.get("total_cost_usd")
         cost_s = f"${cost:.4f}" if cost is not None else "cost unknown"
-        self._print(f"rlm: {ev.status} in {ev.duration_s:.1f}s; {self._iterations} root call(s), "
+        nested = f" (+{self._nested} nested)" if self._nested else ""
+        self._print(f"rlm: {ev.status} in {ev.duration_s:.1f}s; {self._iterations} iteration(s){nested}, "
                     f"{u.get('sub_calls', 0)} sub-call(s), {tokens_in:,} in / {tokens_out:,} out tokens, {cost_s}")
