@@ -196,6 +196,7 @@ class LMClient:
     backoff_max_s: float = 60.0
     on_retry: Callable[[str], None] | None = None
     _sem: asyncio.Semaphore | None = None
+    _unpriced: set[str] = field(default_factory=set)
 
     def semaphore(self) -> asyncio.Semaphore:
         if self._sem is None:
@@ -203,23 +204,27 @@ class LMClient:
         return self._sem
 
     def cost(self, model: str, response: Any, usage: Usage) -> float | None:
-        """USD for one response: a user price, else litellm's price map, else None."""
+        """USD for one response: a user price, else the cost litellm already computed for it
+        (``_hidden_params["response_cost"]``), else litellm's price map once per model (for
+        streamed responses); None when the model has no price. Unpriced models are remembered, so
+        a fan-out of thousands of calls does not repeat a failing price lookup per call."""
         price = self.prices.get(model)
         if price is not None:
             return price.cost(usage)
+        hidden = getattr(response, "_hidden_params", None) or {}
+        value = hidden.get("response_cost") if isinstance(hidden, dict) else None
+        if value is not None:
+            return float(value)
+        if model in self._unpriced or response is None:
+            return None
         try:
             value = load_litellm().completion_cost(completion_response=response, model=model)
         except Exception:
+            value = None
+        if value is None:
+            self._unpriced.add(model)
             return None
-        return float(value) if value else (0.0 if value == 0 and self._known(model) else None)
-
-    @staticmethod
-    def _known(model: str) -> bool:
-        try:
-            load_litellm().get_model_info(model)
-            return True
-        except Exception:
-            return False
+        return float(value)
 
     def request_kwargs(self, model: str, messages: list[dict], role: str) -> dict[str, Any]:
         """The keyword arguments for ``litellm.acompletion`` (without streaming flags).

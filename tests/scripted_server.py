@@ -181,6 +181,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # headers and body go in separate writes: no 40 ms delayed-ACK stalls
     """Request handler; all state lives on ``self.server.owner`` (the ScriptedServer)."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, like real providers (clients pool connections)
