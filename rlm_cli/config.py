@@ -164,6 +164,8 @@ def check_value(key: Key, value: Any, where: str) -> Any:
         value = value.strip()
         if not value:
             raise UsageError(f"{where} must not be empty")
+        if key.name == "api_base" and not value.startswith(("http://", "https://")):
+            raise UsageError(f"{where} must be an http:// or https:// URL, got {value!r}")
         return value
     if key.kind is float:
         value = float(value)

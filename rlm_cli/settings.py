@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlm_cli.config import KEYS, RESERVED_OPTIONS, Config, convert, load_config, parse_option_value
+from rlm_cli.config import (
+    KEYS,
+    RESERVED_OPTIONS,
+    Config,
+    check_value,
+    convert,
+    load_config,
+    parse_option_value,
+)
 from rlm_cli.errors import UsageError
 
 PROVIDER_DEFAULTS: list[tuple[tuple[str, ...], str, str]] = [
@@ -180,7 +188,8 @@ def resolve(flags: Mapping[str, Any], *, env: Mapping[str, str] | None = None, c
         flag_value = flags.get(name)
         env_text = env.get(key.env, "").strip()
         if flag_value is not None:
-            values[name], sources[name], notes[name] = flag_value, "flag", "--" + name.replace("_", "-")
+            flag = "--" + name.replace("_", "-")
+            values[name], sources[name], notes[name] = check_value(key, flag_value, where=flag), "flag", flag
         elif env_text:
             values[name] = convert(key, env_text, where=key.env)
             sources[name], notes[name] = "env", key.env

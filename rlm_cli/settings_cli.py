@@ -33,40 +33,40 @@ def _src(key: str) -> str:
 
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", "-m", help="Root LM: a litellm model string (e.g. openai/gpt-5) or an alias from the config. "
-    f"[{_src('model')}; default: see `rlm config show`]")]
+    f"({_src('model')}; default: see `rlm config show`)")]
 SubModelOpt = Annotated[str | None, typer.Option(
-    "--sub-model", help=f"Sub-LM for llm_query (default: the root model). [{_src('sub_model')}]")]
+    "--sub-model", help=f"Sub-LM for llm_query (default: the root model). ({_src('sub_model')})")]
 ApiBaseOpt = Annotated[str | None, typer.Option(
     "--api-base", help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama: "
-    f"http://127.0.0.1:11434/v1). [{_src('api_base')}]")]
+    f"http://127.0.0.1:11434/v1). ({_src('api_base')})")]
 MaxIterationsOpt = Annotated[int | None, typer.Option(
     "--max-iterations", min=1, help="Root LM calls before a last best-answer call. "
-    f"[default {Limits.max_iterations}; {_src('max_iterations')}]")]
+    f"(default {Limits.max_iterations}; {_src('max_iterations')})")]
 MaxDepthOpt = Annotated[int | None, typer.Option(
     "--max-depth", min=0, help="Recursion depth for rlm_query (0: rlm_query acts as llm_query). "
-    f"[default {Limits.max_depth}; {_src('max_depth')}]")]
+    f"(default {Limits.max_depth}; {_src('max_depth')})")]
 MaxSubCallsOpt = Annotated[int | None, typer.Option(
     "--max-sub-calls", min=0, help="Sub-calls over all depths (hard limit). "
-    f"[default {Limits.max_sub_calls}; {_src('max_sub_calls')}]")]
+    f"(default {Limits.max_sub_calls}; {_src('max_sub_calls')})")]
 MaxCostOpt = Annotated[float | None, typer.Option(
-    "--max-cost", min=0, help=f"USD over all LM calls (hard limit). [default none; {_src('max_cost')}]")]
+    "--max-cost", min=0, help=f"USD over all LM calls (hard limit). (default none; {_src('max_cost')})")]
 MaxTokensOpt = Annotated[int | None, typer.Option(
     "--max-tokens", min=1, help="Input + output tokens over all LM calls (hard limit). "
-    f"[default none; {_src('max_tokens')}]")]
+    f"(default none; {_src('max_tokens')})")]
 TimeoutOpt = Annotated[float | None, typer.Option(
-    "--timeout", min=0.1, help=f"Seconds for the whole run (hard limit). [default none; {_src('timeout')}]")]
+    "--timeout", min=0.1, help=f"Seconds for the whole run (hard limit). (default none; {_src('timeout')})")]
 StepTimeoutOpt = Annotated[float | None, typer.Option(
     "--step-timeout", min=0.1, help="Seconds one REPL step may run before it is killed. "
-    f"[default {Limits.step_timeout:g}; {_src('step_timeout')}]")]
+    f"(default {Limits.step_timeout:g}; {_src('step_timeout')})")]
 ConcurrencyOpt = Annotated[int | None, typer.Option(
     "--concurrency", min=1, help="LM calls in flight at once, over the whole run. "
-    f"[default {Limits.concurrency}; {_src('concurrency')}]")]
+    f"(default {Limits.concurrency}; {_src('concurrency')})")]
 OptionOpt = Annotated[list[str] | None, typer.Option(
     "--option", "-o", metavar="KEY VALUE", help="A litellm argument for the root LM, e.g. -o temperature 0.2 "
-    "-o reasoning_effort high; VALUE is parsed as JSON when it can be. Repeatable; over the config's [options].")]
+    "-o reasoning_effort high; VALUE is parsed as JSON when it can be. Repeatable; over the config's options table.")]
 SubOptionOpt = Annotated[list[str] | None, typer.Option(
     "--sub-option", metavar="KEY VALUE", help="A litellm argument for sub-calls (like -o). Repeatable; over the "
-    "config's [sub_options].")]
+    "config's sub_options table.")]
 PriceOpt = Annotated[list[str] | None, typer.Option(
     "--price", metavar="MODEL=IN/OUT", help="USD per million input/output tokens for a model litellm cannot "
     "price, e.g. --price openai/qwen3=0.2/0.6. Repeatable.")]
