@@ -122,19 +122,21 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, mod
         from rlm_cli import engine
         from rlm_cli.lm import LMClient
         from rlm_cli.trajectory import TrajectoryRecorder
-        from rlm_cli.view.plain import PlainView
+        from rlm_cli.view.select import attach_view
 
         cfg = engine.RunConfig(question=question, root_model=model, sub_model=sub_model, limits=limits,
                                system_extra=system)
         log_path = None if no_log else (log or _default_log_path(cfg.run_id))
         recorder = TrajectoryRecorder(log_path)
         bus = EventBus([recorder])
-        if not quiet:
-            bus.add(PlainView(sys.stderr))
+        view = attach_view(bus, quiet=quiet)
+        cfg.stream_root = view.stream_root
         lm = LMClient(api_base=api_base, timeout_s=request_timeout)
-        bus_notice = _retry_notifier(bus)
-        lm.on_retry = bus_notice
-        result = _run_with_signals(engine.run(cfg, loaded, lm, bus, workdir / "repl"))
+        lm.on_retry = _retry_notifier(bus)
+        try:
+            result = _run_with_signals(engine.run(cfg, loaded, lm, bus, workdir / "repl"))
+        finally:
+            view.close()
         if result is None:  # interrupted
             if not quiet:
                 print("rlm: interrupted" + (f"; trajectory: {log_path}" if log_path else ""), file=sys.stderr)
@@ -154,7 +156,7 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, mod
                    "duration_s": recorder.doc.get("duration_s")}
             sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         elif result.answer is not None:
-            sys.stdout.write(result.answer if result.answer.endswith("\n") else result.answer + "\n")
+            view.print_answer(result.answer)
         sys.stdout.flush()
         if log_path and not quiet:
             print(f"rlm: trajectory: {log_path}", file=sys.stderr)
