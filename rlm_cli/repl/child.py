@@ -44,7 +44,7 @@ from collections.abc import Mapping
 try:
     import resource
 except ImportError:  # pragma: no cover - not a Unix
-    resource = None
+    resource = object()
 
 PROTECTED = ("context", "files", "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched",
              "FINAL", "FINAL_VAR", "SHOW_VARS")
@@ -293,11 +293,8 @@ def _drop_privileges() -> None:
 def _apply_limits(limits: dict) -> list:
     """setrlimit for each limit given; the CPU hard limit (SIGKILL) is 5 s past the soft one (SIGXCPU)."""
     notes = []
-    if resource is None:
-        return notes
-    table = (("as", "RLIMIT_AS", 0), ("cpu", "RLIMIT_CPU", 5), ("tasks", "RLIMIT_NPROC", 0),
-             ("fsize", "RLIMIT_FSIZE", 0))
-    for key, name, extra in table:
+    for key, name, extra in (("as", "RLIMIT_AS", 0), ("cpu", "RLIMIT_CPU", 5), ("tasks", "RLIMIT_NPROC", 0),
+                             ("fsize", "RLIMIT_FSIZE", 0)):
         value = limits.get(key)
         if not value or not hasattr(resource, name):
             continue
@@ -381,11 +378,10 @@ def main() -> None:
     ap.add_argument("--hide", action="append", default=[])
     args = ap.parse_args()
     notes = _sandbox(args)
-    # Python-level output goes straight to fd 1/2 (unbuffered) so it interleaves with fd writes.
-    sys.stdout = io.TextIOWrapper(open(1, "wb", closefd=False), encoding="utf-8", errors="backslashreplace",
-                                  write_through=True)
-    sys.stderr = io.TextIOWrapper(open(2, "wb", closefd=False), encoding="utf-8", errors="backslashreplace",
-                                  write_through=True)
+    # Python-level output goes straight to fd 1/2 (unbuffered) so it interleaves with fd writes and
+    # survives a crash (segfault, os._exit) of the step that printed it.
+    sys.stdout, sys.stderr = (io.TextIOWrapper(open(fd, "wb", buffering=0, closefd=False), encoding="utf-8",
+                                               errors="backslashreplace", write_through=True) for fd in (1, 2))
     sys.stdin = open(os.devnull)
     t0 = time.perf_counter()
     with open(args.context, encoding="utf-8", newline="") as fh:

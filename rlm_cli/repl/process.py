@@ -308,6 +308,9 @@ class ReplProcess:
             raise fatal
         if done is None:
             if error is None:
+                if self.proc is not None:  # let it exit by itself first, so its status tells what happened
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.proc.wait(), 2)
                 await self.kill()
                 code = self.proc.returncode if self.proc else None
                 error = (f"the REPL process {_describe_exit(code, self.sandbox.pid_namespace)}; "

@@ -8,7 +8,8 @@ the machine down. What this module arranges (details and fallbacks: ``docs/sandb
   namespaces with a new ``/proc``, so other processes (and their ``/proc/<pid>/environ``) are
   invisible and the network is off unless asked for; inside, ``child.py`` makes the filesystem
   read-only except its working directory, hides well-known credential stores and drops every
-  capability before any model code runs;
+  capability before any model code runs. Where ``unshare`` cannot, bubblewrap (``bwrap``) does the
+  same if installed;
 - resource limits the child applies to itself (:class:`ResourceLimits`), plus a ``pids`` cgroup
   where one is writable (root ignores ``RLIMIT_NPROC``);
 - :func:`remove_tree` for the private working directory, read-only files included.
@@ -114,7 +115,8 @@ def default_limits(context_bytes: int = 0) -> ResourceLimits:
 class SandboxPlan:
     """How to launch one REPL child.
 
-    ``prefix``: the command before the interpreter (``unshare ...`` or empty); ``env``: the child's
+    ``prefix``: the command before the interpreter (``unshare ...``, ``bwrap ...`` or empty); ``kind``:
+    ``"unshare"``, ``"bwrap"`` or ``"none"``; ``env``: the child's
     whole environment; ``notices``: what is weaker than asked, for the user (given once per process);
     ``limits``: explicit limits, or None to size them from the context at launch; ``pid_namespace``,
     ``mount_namespace``, ``network_off``: what the prefix provides; ``cgroup_parent``: a writable
@@ -123,6 +125,7 @@ class SandboxPlan:
     """
 
     prefix: list[str] = field(default_factory=list)
+    kind: str = "none"
     env: dict[str, str] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     limits: ResourceLimits | None = None
@@ -141,9 +144,9 @@ class SandboxPlan:
         # RLIMIT_NPROC counts per user: only meaningful in a fresh user namespace, and never for root.
         if not (self.user_namespace and os.geteuid() != 0):
             args["tasks"] = None
-        args["watchdog"] = limits.max_tasks if self.pid_namespace else None
+        args["watchdog"] = limits.max_tasks if self.kind == "unshare" else None  # the child is PID 1
         out = ["--limits", json.dumps(args)]
-        if self.mount_namespace:
+        if self.kind == "unshare":  # bwrap does the same itself
             out += ["--lockdown", workdir, "--host-mntns", _mnt_ns_id()]
             for path in self.hide:
                 if not _needed(path, [context_path]):
@@ -186,20 +189,37 @@ def _probe(cmd: list[str]) -> bool:
     return _PROBES[key]
 
 
-def _namespace_prefix(network: bool) -> tuple[list[str], bool, bool]:
-    """(prefix, user namespace used, network namespace used); an empty prefix when none works."""
-    unshare = shutil.which("unshare") if sys.platform.startswith("linux") else None
-    if not unshare:
-        return [], False, False
-    base = ["--pid", "--fork", "--kill-child", "--mount-proc"]
-    users = [True, False] if os.geteuid() == 0 else [True]
+def _namespace_prefix(network: bool) -> tuple[list[str], str, bool, bool]:
+    """(prefix, kind, user namespace used, network namespace used); ``[], "none"`` when none works.
+    A bwrap prefix still lacks the per-directory arguments (see :func:`_bwrap_prefix`)."""
+    if not sys.platform.startswith("linux"):
+        return [], "none", False, False
     nets = [False] if network else [True, False]
-    for net in nets:
-        for user in users:
-            cmd = [unshare, *(["--user", "--map-root-user"] if user else []), *base, *(["--net"] if net else [])]
-            if _probe(cmd):
-                return cmd, user, net
-    return [], False, False
+    unshare = shutil.which("unshare")
+    if unshare:
+        base = ["--pid", "--fork", "--kill-child", "--mount-proc"]
+        for net in nets:
+            for user in [True, False] if os.geteuid() == 0 else [True]:
+                cmd = [unshare, *(["--user", "--map-root-user"] if user else []), *base, *(["--net"] if net else [])]
+                if _probe(cmd):
+                    return cmd, "unshare", user, net
+    bwrap = shutil.which("bwrap")
+    if bwrap:
+        for net in nets:
+            cmd = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                   *(["--unshare-net"] if net else []), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
+                   "--cap-drop", "ALL"]
+            if _probe([*cmd, "--"]):
+                return cmd, "bwrap", False, net
+    return [], "none", False, False
+
+
+def _bwrap_prefix(cmd: list[str], workdir: str, hide: list[str]) -> list[str]:
+    """The bwrap command for one working directory: it is the only writable place; ``hide`` covered."""
+    out = [*cmd, "--bind", workdir, workdir]
+    for path in hide:
+        out += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+    return [*out, "--chdir", workdir, "--"]
 
 
 def credential_paths() -> list[str]:
@@ -209,7 +229,7 @@ def credential_paths() -> list[str]:
         homes.add(os.environ["HOME"])
     found = [os.path.join(h, rel) for h in homes for rel in _CREDENTIAL_STORES]
     found += [os.environ[v] for v in _CREDENTIAL_VARS if os.environ.get(v)]
-    return sorted({os.path.abspath(os.path.expanduser(p)) for p in found if os.path.lexists(p)})
+    return sorted({os.path.realpath(os.path.expanduser(p)) for p in found if os.path.exists(p)})
 
 
 def _needed(path: str, keep: list[str]) -> bool:
@@ -222,19 +242,22 @@ def plan_sandbox(workdir: str, network: bool = False, limits: ResourceLimits | N
 
     ``network``: allow network access (default off: a network namespace, on Linux only).
     ``limits``: explicit :class:`ResourceLimits` (default: sized from the context at launch).
-    Namespaces need Linux and util-linux ``unshare``; everything else degrades to the allowlisted
-    environment and the resource limits, with a notice (once per process) saying what is missing.
+    Namespaces need Linux and util-linux ``unshare`` (or bubblewrap); everything else degrades to the
+    allowlisted environment and the resource limits, with a notice (once per process) saying what is
+    missing.
     """
-    prefix, user_ns, net_ns = _namespace_prefix(network)
-    plan = SandboxPlan(prefix=prefix, env=child_environment(workdir), limits=limits,
+    prefix, kind, user_ns, net_ns = _namespace_prefix(network)
+    plan = SandboxPlan(prefix=prefix, kind=kind, env=child_environment(workdir), limits=limits,
                        pid_namespace=bool(prefix), mount_namespace=bool(prefix), network_off=net_ns,
                        user_namespace=user_ns, cgroup_parent=_cgroup_parent())
     if prefix:
         keep = [workdir, sys.prefix, sys.base_prefix, sys.executable, str(Path(__file__).parent)]
         plan.hide = [p for p in credential_paths() if not _needed(p, keep)]
+    if kind == "bwrap":
+        plan.prefix = _bwrap_prefix(prefix, workdir, plan.hide)
     weaker = []
     if not prefix:
-        weaker.append("no PID/mount namespaces (needs Linux with `unshare` and namespaces permitted), so "
+        weaker.append("no PID/mount namespaces (needs Linux, `unshare` or `bwrap`, and namespaces permitted), so "
                       "REPL code can see this user's other processes and write where this user can")
     if not network and not net_ns:
         weaker.append("its network access could not be turned off")
