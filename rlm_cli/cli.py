@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import sys
 
-import click
-import typer
+if os.environ.get("NO_COLOR") and not os.environ.get("FORCE_COLOR"):
+    # Typer forces terminal output under CI variables (GITHUB_ACTIONS...): honour NO_COLOR fully.
+    os.environ.setdefault("_TYPER_FORCE_DISABLE_TERMINAL", "1")
 
-from rlm_cli import __version__
-from rlm_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, RlmError
+import typer  # noqa: E402
+
+from rlm_cli import __version__  # noqa: E402
+from rlm_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, RlmError  # noqa: E402
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 answered; 1 runtime or provider error; 2 usage error or unusable input; "
@@ -49,8 +52,9 @@ def _root(
 
 def _register() -> None:
     from rlm_cli.commands import ask, ls
+    from rlm_cli.settings_cli import AskCommand
 
-    app.command("ask", help=ask.HELP, epilog=EXIT_CODES_HELP)(ask.ask_command)
+    app.command("ask", help=ask.HELP, epilog=EXIT_CODES_HELP, cls=AskCommand)(ask.ask_command)
     app.command("ls", help=ls.HELP)(ls.ls_command)
     for name in ("show", "logs", "config", "models"):
         try:
@@ -72,13 +76,17 @@ def main() -> None:
     """Console-script entry point: runs the app and maps every ending to a contract exit code."""
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         code = EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("rlm: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # Typer's (bundled click) usage errors: exit 2
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"rlm: error: {exc.format_message()}", file=sys.stderr)
         code = exc.exit_code
     except RlmError as exc:
         if debug_enabled():

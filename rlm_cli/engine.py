@@ -38,6 +38,7 @@ from rlm_cli.lm import FatalLMError, LMClient, load_litellm
 from rlm_cli.loader.tree import render_tree
 from rlm_cli.parsing import parse_reply
 from rlm_cli.repl.process import FatalStepError, ReplProcess
+from rlm_cli.repl.sandbox import plan_sandbox
 from rlm_cli.subcalls import StepRef, SubCallRouter
 
 DEFAULT_SUB_CHARS = 32_000  # prompt size suggested to the root LM when the sub-LM's window is unknown
@@ -54,7 +55,9 @@ class RunConfig:
 
     ``stream_root``: stream root replies (for the live view); ``system_extra``: user instructions
     appended to the system prompt; ``sub_chars``: the prompt size (characters) suggested for sub-calls
-    (None: from litellm's model info, else :data:`DEFAULT_SUB_CHARS`).
+    (None: from litellm's model info, else :data:`DEFAULT_SUB_CHARS`); ``model_aliases``: names the
+    root LM may pass as ``llm_query(prompt, model=NAME)``, mapped to litellm model strings;
+    ``repl_network``: let REPL code reach the network (off by default where the sandbox can).
     """
 
     question: str
@@ -64,6 +67,8 @@ class RunConfig:
     stream_root: bool = False
     system_extra: str | None = None
     sub_chars: int | None = None
+    model_aliases: dict[str, str] = field(default_factory=dict)
+    repl_network: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
@@ -128,8 +133,10 @@ class RlmInstance:
         """Run the loop until an answer, the iteration limit or a budget. Always closes the REPL."""
         state = self.state
         state.bus.emit(RlmStarted(self.rlm_id, self.depth, self.parent_call_id, self.question))
+        repl_dir = state.workdir / self.rlm_id
         self.repl = ReplProcess(self.loaded.path, [[f.path, f.offset, f.chars] for f in self.loaded.files],
-                                state.workdir / self.rlm_id, sandbox=None)
+                                repl_dir, sandbox=plan_sandbox(str(repl_dir.resolve()),
+                                                               network=state.cfg.repl_network))
         state.repls.add(self.repl)
         try:
             await self.repl.start()

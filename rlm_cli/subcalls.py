@@ -82,7 +82,7 @@ class SubCallRouter:
     async def llm(self, prompt: str, model: str | None = None, kind: str = "llm") -> str:
         """One sub-LM call; returns its reply, or an ``Error: ...`` string."""
         state = self.state
-        model = model or state.sub_model
+        model = state.cfg.model_aliases.get(model, model) if model else state.sub_model
         try:
             state.budget.reserve_sub_call()
         except BudgetExceeded as exc:

@@ -118,10 +118,8 @@ def test_terminal_gets_colour_unless_no_color(tmp_path):
     assert not has_colour(_run_in_pty(["--help"], base_env(tmp_path, NO_COLOR="1")))
 
 
-_CONTRACT = "cli.py catches the real click's exceptions, but Typer 0.29 raises its vendored ones (exit 1)"
 
 
-@pytest.mark.xfail(reason=_CONTRACT, strict=False)
 @pytest.mark.parametrize("args", [["no-such-command"], ["ask", "--max-iterations", "0", "src", "q"],
                                   ["config", "set"]])
 def test_usage_errors_exit_2(tmp_path, args):

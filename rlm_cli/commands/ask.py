@@ -10,11 +10,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import shutil
 import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -33,6 +33,26 @@ from rlm_cli.loader.cli_options import (
     load_options_from,
 )
 from rlm_cli.loader.options import LoadOptions
+from rlm_cli.settings_cli import (
+    ApiBaseOpt,
+    ConcurrencyOpt,
+    MaxCostOpt,
+    MaxDepthOpt,
+    MaxIterationsOpt,
+    MaxSubCallsOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    OptionOpt,
+    PriceOpt,
+    StepTimeoutOpt,
+    SubModelOpt,
+    SubOptionOpt,
+    TimeoutOpt,
+    flags_from,
+)
+
+if TYPE_CHECKING:
+    from rlm_cli.settings import Settings
 
 HELP = ("Answer QUESTION about SOURCE... (files, directories, or - for standard input) with a Recursive "
         "Language Model: the root LM explores the input in a Python REPL and delegates to sub-LMs.")
@@ -52,26 +72,20 @@ def _default_log_path(run_id: str) -> Path:
 def ask_command(
     args: list[str] = typer.Argument(..., metavar="SOURCE... QUESTION",
                                      help="Files, directories or - (stdin), then the question."),
-    model: str = typer.Option(None, "--model", "-m", envvar="RLM_MODEL",
-                              help="Root LM, a litellm model string (e.g. openai/gpt-4o)."),
-    sub_model: str = typer.Option(None, "--sub-model", envvar="RLM_SUB_MODEL",
-                                  help="Sub-LM for llm_query (default: the root model)."),
-    api_base: str = typer.Option(None, "--api-base", envvar="RLM_API_BASE",
-                                 help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama...)."),
-    max_iterations: int = typer.Option(Limits.max_iterations, "--max-iterations", min=1,
-                                       help="Root LM calls before a last best-answer call."),
-    max_depth: int = typer.Option(Limits.max_depth, "--max-depth", min=0,
-                                  help="Recursion depth for rlm_query (0: rlm_query acts as llm_query)."),
-    max_sub_calls: int = typer.Option(Limits.max_sub_calls, "--max-sub-calls", min=0,
-                                      help="Sub-calls over all depths (hard limit)."),
-    max_cost: float = typer.Option(None, "--max-cost", min=0, help="USD over all LM calls (hard limit)."),
-    max_tokens: int = typer.Option(None, "--max-tokens", min=1,
-                                   help="Input + output tokens over all LM calls (hard limit)."),
-    timeout: float = typer.Option(None, "--timeout", min=0.1, help="Seconds for the whole run (hard limit)."),
-    step_timeout: float = typer.Option(Limits.step_timeout, "--step-timeout", min=0.1,
-                                       help="Seconds one REPL step may run before it is killed."),
-    concurrency: int = typer.Option(Limits.concurrency, "--concurrency", min=1,
-                                    help="LM calls in flight at once, over the whole run."),
+    model: ModelOpt = None,
+    sub_model: SubModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    max_iterations: MaxIterationsOpt = None,
+    max_depth: MaxDepthOpt = None,
+    max_sub_calls: MaxSubCallsOpt = None,
+    max_cost: MaxCostOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    timeout: TimeoutOpt = None,
+    step_timeout: StepTimeoutOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    option: OptionOpt = None,
+    sub_option: SubOptionOpt = None,
+    price: PriceOpt = None,
     max_output_chars: int = typer.Option(Limits.max_output_chars, "--max-output-chars", min=100,
                                          help="Characters of a step's output shown to the root LM."),
     request_timeout: float = typer.Option(300.0, "--request-timeout", min=1,
@@ -82,6 +96,9 @@ def ask_command(
     log: Path = typer.Option(None, "--log", help="Where to write the trajectory (default: the log directory)."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write a trajectory."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    repl_network: bool = typer.Option(False, "--repl-network",
+                                      help="Let REPL code use the network (off by default where the platform "
+                                      "allows: Linux namespaces or bubblewrap)."),
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     no_default_excludes: NoDefaultExcludesOpt = False,
@@ -94,22 +111,20 @@ def ask_command(
     sources, question = args[:-1], args[-1]
     if not question.strip():
         raise UsageError("the question is empty")
-    if not model:
-        raise UsageError("no model chosen: pass -m/--model (e.g. -m openai/gpt-4o-mini), set RLM_MODEL, "
-                         "or point --api-base at a local OpenAI-compatible server and name its model")
     load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
                                      follow_symlinks)
-    limits = Limits(max_iterations=max_iterations, max_depth=max_depth, max_sub_calls=max_sub_calls,
-                    max_cost=max_cost, max_tokens=max_tokens, timeout=timeout, step_timeout=step_timeout,
-                    concurrency=concurrency, max_output_chars=max_output_chars)
-    code = run_ask(sources, question, load_options, model=model, sub_model=sub_model or model, api_base=api_base,
-                   limits=limits, system=system, as_json=as_json, quiet=quiet, log=log, no_log=no_log,
-                   request_timeout=request_timeout)
+    from rlm_cli.settings import resolve
+
+    settings = resolve(flags_from(locals(), option, sub_option, price))
+    limits = settings.limits(max_output_chars=max_output_chars)
+    code = run_ask(sources, question, load_options, settings=settings, limits=limits, system=system,
+                   repl_network=repl_network,
+                   as_json=as_json, quiet=quiet, log=log, no_log=no_log, request_timeout=request_timeout)
     raise typer.Exit(code)
 
 
-def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, model: str, sub_model: str, api_base: str | None,
-            limits: Limits, system: str | None, as_json: bool, quiet: bool, log: Path | None, no_log: bool,
+def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, settings: Settings,
+            limits: Limits, system: str | None, repl_network: bool = False, as_json: bool, quiet: bool, log: Path | None, no_log: bool,
             request_timeout: float) -> int:
     """Load, run, print; returns the exit code. Raises RlmError subclasses for unusable input."""
     from rlm_cli.loader import load_sources
@@ -124,14 +139,17 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, mod
         from rlm_cli.trajectory import TrajectoryRecorder
         from rlm_cli.view.select import attach_view
 
+        model, sub_model = settings.model, settings.sub_model or settings.model
         cfg = engine.RunConfig(question=question, root_model=model, sub_model=sub_model, limits=limits,
-                               system_extra=system)
+                               system_extra=system, model_aliases=dict(settings.aliases),
+                               repl_network=repl_network)
         log_path = None if no_log else (log or _default_log_path(cfg.run_id))
         recorder = TrajectoryRecorder(log_path)
         bus = EventBus([recorder])
         view = attach_view(bus, quiet=quiet)
         cfg.stream_root = view.stream_root
-        lm = LMClient(api_base=api_base, timeout_s=request_timeout)
+        lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=request_timeout,
+                      options=settings.options, prices=settings.prices)
         lm.on_retry = _retry_notifier(bus)
         try:
             result = _run_with_signals(engine.run(cfg, loaded, lm, bus, workdir / "repl"))
@@ -164,7 +182,9 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, mod
             print(f"rlm: warning: could not write the trajectory: {err}", file=sys.stderr)
         return code
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        from rlm_cli.repl.sandbox import remove_tree
+
+        remove_tree(workdir)
 
 
 def _retry_notifier(bus: EventBus):
