@@ -83,3 +83,9 @@ def test_trajectory_nests_children_and_redacts_secrets(tmp_path, monkeypatch):
     assert call["iterations"][0]["depth"] == 1
     assert doc["status"] == "answered" and doc["ended_at"]
     assert not list(tmp_path.glob(".t.json.*"))  # no temporary files left behind
+
+
+def test_cli_default_output_limit_matches_limits():
+    from rlm_cli.commands.ask import DEFAULT_MAX_OUTPUT_CHARS
+
+    assert Limits().max_output_chars == DEFAULT_MAX_OUTPUT_CHARS

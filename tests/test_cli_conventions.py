@@ -84,12 +84,25 @@ def test_no_color_means_no_escape_sequences(tmp_path, args):
     assert "\x1b" not in proc.stdout and "\x1b" not in proc.stderr
 
 
+def _saved_run(tmp_path: Path) -> None:
+    """A trajectory in RLM_HOME/logs (``--help`` is plain text; ``rlm show`` renders with colour)."""
+    from rlm_cli.trajectory import TrajectoryRecorder
+    from rlm_cli.view.demo import demo_run
+
+    recorder = TrajectoryRecorder(tmp_path / "logs" / "20260101T000000Z-demo.json", interval_s=0)
+    demo_run(n_calls=5, failures=1, depth=1, emit=recorder)
+
+
 def test_force_color_colours_a_pipe(tmp_path):
-    assert has_colour(rlm(tmp_path, "--help", FORCE_COLOR="1").stdout)
+    _saved_run(tmp_path)
+    assert not has_colour(rlm(tmp_path, "show").stdout)
+    assert has_colour(rlm(tmp_path, "show", FORCE_COLOR="1").stdout)
 
 
 def test_no_color_beats_force_color_for_colour(tmp_path):
-    assert not has_colour(rlm(tmp_path, "--help", FORCE_COLOR="1", NO_COLOR="1").stdout)
+    _saved_run(tmp_path)
+    assert not has_colour(rlm(tmp_path, "show", FORCE_COLOR="1", NO_COLOR="1").stdout)
+    assert not has_colour(rlm(tmp_path, "--help", FORCE_COLOR="1").stdout)  # plain help, always
 
 
 def _run_in_pty(args: list[str], env: dict[str, str]) -> str:
@@ -114,8 +127,9 @@ def _run_in_pty(args: list[str], env: dict[str, str]) -> str:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_terminal_gets_colour_unless_no_color(tmp_path):
-    assert has_colour(_run_in_pty(["--help"], base_env(tmp_path)))
-    assert not has_colour(_run_in_pty(["--help"], base_env(tmp_path, NO_COLOR="1")))
+    _saved_run(tmp_path)
+    assert has_colour(_run_in_pty(["show"], base_env(tmp_path)))
+    assert not has_colour(_run_in_pty(["show"], base_env(tmp_path, NO_COLOR="1")))
 
 
 

@@ -6,11 +6,8 @@ and errors go to stderr. Exit codes: see :mod:`rlm_cli.errors`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import json
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -18,9 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from rlm_cli.budget import Limits
 from rlm_cli.errors import EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from rlm_cli.events import EventBus
 from rlm_cli.loader.cli_options import (
     DEFAULT_MAX_FILE_SIZE_TEXT,
     DEFAULT_MAX_INPUT_SIZE_TEXT,
@@ -51,8 +46,12 @@ from rlm_cli.settings_cli import (
     flags_from,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported lazily at run time: `rlm --help` and Tab completion stay fast
+    from rlm_cli.budget import Limits
+    from rlm_cli.events import EventBus
     from rlm_cli.settings import Settings
+
+DEFAULT_MAX_OUTPUT_CHARS = 20_000  # same as rlm_cli.budget.Limits.max_output_chars
 
 HELP = ("Answer QUESTION about SOURCE... (files, directories, or - for standard input) with a Recursive "
         "Language Model: the root LM explores the input in a Python REPL and delegates to sub-LMs.")
@@ -86,7 +85,7 @@ def ask_command(
     option: OptionOpt = None,
     sub_option: SubOptionOpt = None,
     price: PriceOpt = None,
-    max_output_chars: int = typer.Option(Limits.max_output_chars, "--max-output-chars", min=100,
+    max_output_chars: int = typer.Option(DEFAULT_MAX_OUTPUT_CHARS, "--max-output-chars", min=100,
                                          help="Characters of a step's output shown to the root LM."),
     request_timeout: float = typer.Option(300.0, "--request-timeout", min=1,
                                           help="Seconds one LM request may take."),
@@ -135,6 +134,7 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         if not loaded.files:
             raise UsageError("nothing to load: every file was skipped (see `rlm ls " + " ".join(sources) + "`)")
         from rlm_cli import engine
+        from rlm_cli.events import EventBus
         from rlm_cli.lm import LMClient
         from rlm_cli.trajectory import TrajectoryRecorder
         from rlm_cli.view.select import attach_view
@@ -198,6 +198,10 @@ def _retry_notifier(bus: EventBus):
 
 def _run_with_signals(coro):
     """Run ``coro``; the first SIGINT/SIGTERM cancels it cleanly (returns None), a second exits at once."""
+    import asyncio
+    import contextlib
+    import signal
+
     from rlm_cli.repl.process import kill_all_now
 
     loop = asyncio.new_event_loop()
