@@ -36,7 +36,7 @@ from rlm_cli.events import (
 )
 from rlm_cli.lm import FatalLMError, LMClient, load_litellm
 from rlm_cli.loader.tree import render_tree
-from rlm_cli.parsing import parse_reply
+from rlm_cli.parsing import find_final, parse_reply
 from rlm_cli.repl.process import FatalStepError, ReplProcess
 from rlm_cli.repl.sandbox import plan_sandbox
 from rlm_cli.subcalls import StepRef, SubCallRouter
@@ -231,9 +231,20 @@ class RlmInstance:
             reply = await self._ask(index, final_call=True)
         except BudgetExceeded:
             return Outcome(status, None)
+        return Outcome(status, await self._best_answer(reply))
+
+    async def _best_answer(self, reply: str) -> str | None:
+        """The answer in a last-call reply: a FINAL/FINAL_VAR anywhere in it (code is not run now),
+        else its prose, else the text of its blocks (small models fence plain answers)."""
+        found = find_final(reply)
+        if found is not None and found[0] == "FINAL":
+            return found[1] or None
+        if found is not None and self.repl is not None:
+            value = await self.repl.get_var(found[1])
+            if value is not None:
+                return value
         parsed = parse_reply(reply)
-        answer = parsed.final_text if parsed.final_text is not None else (parsed.prose or reply).strip()
-        return Outcome(status, answer or None)
+        return (parsed.prose or "\n".join(parsed.blocks) or reply).strip() or None
 
     async def _run_child(self, prompt: str, context: str | None, call_id: str, depth: int) -> str:
         """``rlm_query``: a child RLM over ``context`` (default: this RLM's context)."""

@@ -250,3 +250,13 @@ def test_runs_over_this_projects_source_tree(scripted_server, tmp_path):
     p = run_rlm(["ask", str(root / "rlm_cli"), "where is the loop?"], rlm_env(s, home))
     assert (p.returncode, p.stdout) == (0, "found it\n"), p.stderr
     assert "engine.py" in s.requests_for("root")[1].body["messages"][-1]["content"]
+
+
+def test_last_call_answer_in_a_fence_is_unwrapped(scripted_server, tmp_path):
+    """Seen with a real 1.5B model: the best-answer reply wraps plain text in a ```repl fence."""
+    src = tmp_path / "a.txt"
+    src.write_text("data\n")
+    s = scripted_server
+    s.script("root", "```repl\nprint(1)\n```", "```repl\nThe magic number is 42.\n```")
+    p = run_rlm(["ask", str(src), "q?", "--max-iterations", "1"], rlm_env(s, tmp_path / "home"))
+    assert (p.returncode, p.stdout) == (3, "The magic number is 42.\n"), p.stderr
