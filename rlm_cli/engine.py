@@ -128,6 +128,7 @@ class RlmInstance:
         self.role = "root" if depth == 0 else "sub"
         self.messages: list[dict] = []
         self.repl: ReplProcess | None = None
+        self._ran: dict[str, str | None] = {}  # code already run -> its error (None: it succeeded)
 
     async def solve(self) -> Outcome:
         """Run the loop until an answer, the iteration limit or a budget. Always closes the REPL."""
@@ -213,8 +214,13 @@ class RlmInstance:
             outcome = await self.repl.execute(code, router, state.limits.step_timeout)
             state.bus.emit(StepFinished(self.rlm_id, index, step, outcome.stdout, outcome.stderr,
                                         outcome.duration_s, outcome.error, outcome.final, outcome.restarted))
+            notes = list(outcome.notes)
+            key = code.strip()
+            if key in self._ran and outcome.error and self._ran[key] == outcome.error:
+                notes.append(prompts.REPEATED_FAILURE)
+            self._ran[key] = outcome.error
             feedback.append(prompts.step_feedback(step + 1, len(blocks), outcome.stdout, outcome.stderr,
-                                                  outcome.error, outcome.notes, state.limits.max_output_chars))
+                                                  outcome.error, notes, state.limits.max_output_chars))
             if outcome.final is not None:
                 return outcome.final, feedback
             if outcome.restarted and step + 1 < len(blocks):

@@ -125,6 +125,8 @@ UNTAGGED = (" Fenced blocks without the `repl` tag are not run: open code blocks
             "of its own.")
 FINAL_BESIDE_CODE = ("Note: the FINAL(...) you wrote outside a code block was ignored, because the same reply "
                      "contained code you had not yet seen run. Check the output above, then answer.")
+REPEATED_FAILURE = ("This block is the same code you already ran, and it failed the same way. Do not repeat it: "
+                    "print what the data actually looks like near the failure, then try a different approach.")
 LAST_CALL = ("You have run out of {reason}. Do not write any more code. Reply now with your best answer, "
              "based only on what you found so far, in the form FINAL(your answer). If you could not find "
              "it, say what you found and what is missing.")

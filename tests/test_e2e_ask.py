@@ -260,3 +260,16 @@ def test_last_call_answer_in_a_fence_is_unwrapped(scripted_server, tmp_path):
     s.script("root", "```repl\nprint(1)\n```", "```repl\nThe magic number is 42.\n```")
     p = run_rlm(["ask", str(src), "q?", "--max-iterations", "1"], rlm_env(s, tmp_path / "home"))
     assert (p.returncode, p.stdout) == (3, "The magic number is 42.\n"), p.stderr
+
+
+def test_repeated_failing_block_gets_a_note(scripted_server, tmp_path):
+    """Seen with a real 1.5B model: the same failing code sent again and again."""
+    src = tmp_path / "a.txt"
+    src.write_text("data\n")
+    s = scripted_server
+    bad = "```repl\nint('haystack')\n```"
+    s.script("root", bad, bad, "FINAL(gave up)")
+    p = run_rlm(["ask", str(src), "q?"], rlm_env(s, tmp_path / "home"))
+    assert p.returncode == 0, p.stderr
+    assert "Do not repeat it" not in s.requests_for("root")[1].body["messages"][-1]["content"]
+    assert "Do not repeat it" in s.requests_for("root")[2].body["messages"][-1]["content"]
