@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 HEADER_TEMPLATE = "==> {path} <==\n"
 CHARS_PER_TOKEN = 4
@@ -38,10 +38,11 @@ _LANGUAGE_NAMES = {"Dockerfile": "dockerfile", "Makefile": "make", "CMakeLists.t
 
 def language_for(path: str) -> str | None:
     """Language name guessed from a path's file name or extension, or ``None``."""
-    name = PurePosixPath(path).name
+    name = path.rstrip("/").rpartition("/")[2]  # string ops: called once per loaded file
     if name in _LANGUAGE_NAMES:
         return _LANGUAGE_NAMES[name]
-    return _LANGUAGES.get(PurePosixPath(name).suffix.lower())
+    dot = name.rfind(".")
+    return _LANGUAGES.get(name[dot:].lower()) if 0 < dot < len(name) - 1 else None
 
 
 def estimate_tokens(chars: int) -> int:
