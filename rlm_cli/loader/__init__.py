@@ -69,9 +69,14 @@ def display_prefix(source: str) -> str:
 
 def _safe(path: str) -> str:
     """A displayable path: undecodable bytes become U+FFFD, line breaks are escaped."""
-    if any("\udc80" <= c <= "\udcff" for c in path):
-        path = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return path.replace("\n", "\\n").replace("\r", "\\r")
+    if not path.isascii():
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:  # a file name that is not UTF-8, decoded with surrogateescape
+            path = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if "\n" in path or "\r" in path:
+        path = path.replace("\n", "\\n").replace("\r", "\\r")
+    return path
 
 
 def _plan_directory(src: str, index: int, options: LoadOptions, plan: _Plan) -> None:

@@ -35,6 +35,11 @@ SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"\x00\x01\x00\x00\x00", 0, "TrueType font"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 0, "MS Office document"),
     (b"!<arch>\n", 0, "ar archive (.a, .deb)"), (b"\xed\xab\xee\xdb", 0, "RPM package"),
 )
+_BY_FIRST_BYTE: dict[int, list[tuple[bytes, int, str]]] = {}
+for _sig in SIGNATURES:
+    if _sig[1] == 0:
+        _BY_FIRST_BYTE.setdefault(_sig[0][0], []).append(_sig)
+_AT_OFFSET = [s for s in SIGNATURES if s[1] != 0]
 _TEXT_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 _ALLOWED_CONTROLS = frozenset(b"\t\n\v\f\r\b\x1b")
 _CONTROLS = bytes(c for c in range(32) if c not in _ALLOWED_CONTROLS) + b"\x7f"
@@ -48,7 +53,10 @@ def binary_reason(prefix: bytes) -> str | None:
     prefix = prefix[:PREFIX_BYTES]
     if not prefix:
         return None
-    for sig, offset, name in SIGNATURES:
+    for sig, offset, name in _BY_FIRST_BYTE.get(prefix[0], ()):
+        if prefix.startswith(sig, offset):
+            return f"binary ({name})"
+    for sig, offset, name in _AT_OFFSET:
         if prefix.startswith(sig, offset):
             return f"binary ({name})"
     if prefix.startswith(_TEXT_BOMS):  # UTF-8/16/32 text (UTF-32-LE's BOM starts like UTF-16-LE's)

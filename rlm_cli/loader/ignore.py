@@ -28,14 +28,16 @@ _NEVER = "(?!)"
 
 @dataclass(frozen=True)
 class Pattern:
-    """One parsed gitignore line. ``regex`` is matched in full against a path relative to the
-    directory of the file the pattern came from (``base``)."""
+    """One parsed gitignore line. ``regex`` is matched in full against the entry's name when
+    ``basename`` is set, else against its path relative to the directory of the file the pattern
+    came from (``base``)."""
 
     text: str
     negated: bool
     dir_only: bool
     regex: str
     source: str = ""
+    basename: bool = False  # no slash before the end: ``regex`` matches the entry's name only
 
 
 def _trim_trailing_spaces(line: str) -> str:
@@ -159,13 +161,13 @@ def parse_pattern(line: str, source: str = "") -> Pattern | None:
     body = line[1:] if line.startswith("/") else line
     if not body:
         return None
-    glob = glob_to_regex(body)
-    regex = glob if anchored else "(?:.*/)?" + glob
+    regex = glob_to_regex(body)
     try:
         re.compile(regex)
     except re.error:  # e.g. a reversed range [z-a]: git's wildmatch just never matches it
         regex = _NEVER
-    return Pattern(text=text, negated=negated, dir_only=dir_only, regex=regex, source=source)
+    return Pattern(text=text, negated=negated, dir_only=dir_only, regex=regex, source=source,
+                   basename=not anchored)
 
 
 def parse_lines(lines: list[str], source: str = "") -> list[Pattern]:
@@ -203,12 +205,18 @@ class RuleSet:
     def __init__(self, patterns: list[Pattern], base: str = "") -> None:
         self.base = base
         self.patterns = patterns
-        self._any = self._combine(range(len(patterns)))
-        self._files = self._combine(i for i, p in enumerate(patterns) if not p.dir_only)
+        # (regex over names, regex over paths) for directories, then for other entries
+        self._dirs = self._pair(range(len(patterns)))
+        self._others = self._pair(i for i, p in enumerate(patterns) if not p.dir_only)
+
+    def _pair(self, indexes) -> tuple[re.Pattern | None, re.Pattern | None]:
+        indexes = list(indexes)
+        return (self._combine(i for i in indexes if self.patterns[i].basename),
+                self._combine(i for i in indexes if not self.patterns[i].basename))
 
     def _combine(self, indexes) -> re.Pattern | None:
-        # Alternatives in reverse order: fullmatch takes the first alternative that matches the whole
-        # path, i.e. the last pattern of the file that matches, which is git's rule.
+        # Alternatives in reverse order: fullmatch takes the first alternative that matches, i.e.
+        # the last pattern of the file that matches, which is git's rule.
         alts = [f"(?P<p{i}>{self.patterns[i].regex})" for i in sorted(indexes, reverse=True)]
         return re.compile("|".join(alts), re.DOTALL) if alts else None
 
@@ -220,13 +228,17 @@ class RuleSet:
 
         ``pattern.negated`` tells whether it re-includes (``True``) or excludes (``False``).
         """
-        rx = self._any if is_dir else self._files
-        if rx is None:
-            return None
-        m = rx.fullmatch(path[len(self.base):] if self.base else path)
-        if m is None:
-            return None
-        return self.patterns[int(m.lastgroup[1:])]
+        by_name, by_path = self._dirs if is_dir else self._others
+        best = -1
+        if by_name is not None:
+            m = by_name.fullmatch(path, path.rfind("/") + 1)
+            if m is not None:
+                best = int(m.lastgroup[1:])
+        if by_path is not None:
+            m = by_path.fullmatch(path[len(self.base):] if self.base else path)
+            if m is not None:
+                best = max(best, int(m.lastgroup[1:]))
+        return self.patterns[best] if best >= 0 else None
 
 
 def decide(rulesets: list[RuleSet], path: str, is_dir: bool) -> Pattern | None:

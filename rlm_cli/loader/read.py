@@ -12,6 +12,7 @@ from rlm_cli.loader.binary import PREFIX_BYTES, binary_reason
 from rlm_cli.loader.decode import CHUNK_BYTES, decode_bytes, stream_into
 
 WHOLE_READ_BYTES = 16 * 1024 * 1024  # files up to this size are read and decoded in one piece
+SMALL_FILE_BYTES = 64 * 1024  # files up to this size are read in one call, before sniffing
 
 
 def unreadable(exc: OSError) -> str:
@@ -37,13 +38,16 @@ def load_file(writer: ContextWriter, path: str, fs_path: str, size_hint: int = 0
         return False
     with fh:
         try:
-            prefix = fh.read(PREFIX_BYTES)
-            reason = binary_reason(prefix)
+            # small files (most source files) in one read; larger ones are sniffed from a prefix first
+            small = size_hint <= SMALL_FILE_BYTES
+            prefix = fh.read() if small else fh.read(PREFIX_BYTES)
+            reason = binary_reason(prefix[:PREFIX_BYTES])
             if reason:
                 writer.skip(path, reason, size_hint or None)
                 return False
             if size_hint <= whole_read_bytes:
-                data = _read_rest(fh, prefix)
+                data = prefix if small else _read_rest(fh, prefix)
+                del prefix
                 n = len(data)
                 text, encoding = decode_bytes(data)
                 del data

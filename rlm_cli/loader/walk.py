@@ -216,15 +216,20 @@ def walk_rules(path: str, prune=None, rel_prefix: str = "", as_root: bool = Fals
     stack = [(path, top_prefix, rel_prefix, base)]
     while stack:
         dir_fs, trel, drel, rules = stack.pop()
-        own = read_ignore_file(os.path.join(dir_fs, ".gitignore"), nofollow=True)
-        if own:
-            rules = [*rules, RuleSet(own, trel)]
         try:
             with os.scandir(dir_fs) as it:
                 entries = list(it)
         except OSError as exc:
             out.append(Found(dir_fs, drel, "unreadable", detail=f"unreadable directory: {exc.strerror}"))
             continue
+        names = {e.name for e in entries}
+        if drel != rel_prefix and ".git" in names and _is_repo(dir_fs):
+            out.append(Found(dir_fs, drel, "repo", detail="nested git repository"))
+            continue
+        if ".gitignore" in names:
+            own = read_ignore_file(os.path.join(dir_fs, ".gitignore"), nofollow=True)
+            if own:
+                rules = [*rules, RuleSet(own, trel)]
         for e in entries:
             if e.name == ".git":
                 continue
@@ -239,9 +244,7 @@ def walk_rules(path: str, prune=None, rel_prefix: str = "", as_root: bool = Fals
                 reason = prune(rel + "/") if prune is not None else None
                 if reason is not None:  # size -1: a directory left unwalked, its files uncounted
                     out.append(Found(e.path, rel + "/", "excluded", size=-1, detail=reason))
-                elif _is_repo(e.path):
-                    out.append(Found(e.path, rel + "/", "repo", detail="nested git repository"))
-                else:
+                else:  # a nested repository is recognised when it is scanned
                     stack.append((e.path, tpath + "/", rel + "/", rules))
                 continue
             try:
