@@ -1,0 +1,214 @@
+"""Loader benchmark: ``rlm ls`` on a django-sized tree next to files-to-prompt, and a 40 MB file.
+
+What it measures (wall time and peak RSS of the process, via ``wait4``; median of 3 runs)
+    1. The django 5.2 sdist (about 7,000 files, 70 MB), downloaded once with
+       ``pip download --no-deps --no-binary :all: django==5.2`` into ``bench/.cache/`` and extracted:
+       - ``rlm ls TREE`` on the plain tree (no git: the gitignore-rules walk),
+       - ``rlm ls TREE`` on a copy that is a git work tree (``git init``, nothing committed: the
+         ``git ls-files -co --exclude-standard`` path),
+       - ``files-to-prompt TREE`` (installed once into a throwaway venv under ``bench/.cache``),
+         its output sent to /dev/null.
+       ``rlm ls`` decodes every file and writes the whole context file, as ``rlm ask`` does.
+    2. A 40 MB UTF-8 log (about 10M tokens) loaded into a context file, in a child process running
+       ``load_sources`` (parent-side time and RSS; the REPL hand-off is measured elsewhere), then
+       the same file with one latin-1 byte near its end (strict UTF-8 fails late: the file is
+       decoded twice), and ``rlm ls`` on the 40 MB file.
+
+Targets (from the loader issue)
+    as fast as files-to-prompt on the same tree with git's exact file set; 40 MB ready in under 1 s;
+    peak RSS under 3 times the input's size.
+
+It prints numbers and never asserts timings. Run: ``.venv/bin/python bench/bench_loader.py``
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "bench" / ".cache"
+RLM = str(Path(sys.executable).parent / "rlm")
+DJANGO = "django==5.2"
+RUNS = 3
+BIG_MB = 40
+
+
+TIME = shutil.which("time", path="/usr/bin:/bin")  # GNU time: a small parent, see run_measured
+
+
+def run_measured(cmd: list[str], cwd: Path | None = None, capture: bool = False) -> tuple[float, float, int, str]:
+    """Run ``cmd``; returns (wall seconds, peak RSS MB, exit status, stdout if ``capture``).
+
+    stdout goes to /dev/null unless ``capture``.
+
+    Peak RSS comes from GNU time's ``%M``: Linux counts a child's RSS from before its ``exec`` (the
+    forked copy of its parent), so ``wait4`` from this 30 MB Python process would floor every
+    measurement at 30 MB; time(1) is a 2 MB parent. Without it, ``wait4`` is used (an upper bound).
+    """
+    t0 = time.perf_counter()
+    with (tempfile.TemporaryFile() if capture else open(os.devnull, "wb")) as outf, \
+            tempfile.TemporaryFile() as errf, tempfile.NamedTemporaryFile("r") as rss_file:
+        full = [TIME, "-q", "-f", "%M", "-o", rss_file.name, *cmd] if TIME else cmd
+        # output to files, not pipes: a tool's warning per skipped file would fill a pipe and block
+        proc = subprocess.Popen(full, cwd=cwd, stdin=subprocess.DEVNULL, stdout=outf, stderr=errf)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        errf.seek(0)
+        err = errf.read().decode(errors="replace")
+        if capture:
+            outf.seek(0)
+        out = outf.read().decode(errors="replace") if capture else ""
+        kib = rss_file.read().strip().splitlines()
+        rss = int(kib[-1]) / 1024 if TIME and kib and kib[-1].isdigit() else usage.ru_maxrss / 1024
+    if code != 0:
+        print(f"    ! {' '.join(cmd[:3])}... exited {code}: {err.strip()[:200]}")
+    return wall, rss, code, out
+
+
+def measure(label: str, cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
+    runs = [run_measured(cmd, cwd) for _ in range(RUNS)]
+    wall = statistics.median(r[0] for r in runs)
+    rss = max(r[1] for r in runs)
+    print(f"  {label:<52} {wall:7.2f} s {rss:8.1f} MB   (runs: {', '.join(f'{r[0]:.2f}' for r in runs)})")
+    return wall, rss
+
+
+def django_tree() -> Path:
+    """The extracted django sdist (downloaded and extracted once)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    trees = [p for p in CACHE.glob("[dD]jango-5.2") if p.is_dir()]
+    if trees:
+        return trees[0]
+    sdists = list(CACHE.glob("[dD]jango-5.2.tar.gz"))
+    if not sdists:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                        DJANGO, "-d", str(CACHE)], check=True, stdout=subprocess.DEVNULL)
+        sdists = list(CACHE.glob("[dD]jango-5.2.tar.gz"))
+    with tarfile.open(sdists[0]) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        tar.extractall(CACHE, filter="data")
+    return CACHE / top
+
+
+def git_copy(tree: Path) -> Path:
+    """A copy of ``tree`` that is a git work tree (untracked files only)."""
+    copy = CACHE / "django-5.2-git"
+    if not (copy / ".git").is_dir():
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(tree, copy)
+        subprocess.run(["git", "init", "-q", str(copy)], check=True)
+    return copy
+
+
+def files_to_prompt() -> str | None:
+    """files-to-prompt in a throwaway venv under bench/.cache (installed once)."""
+    env_dir = CACHE / "ftp-venv"
+    exe = env_dir / "bin" / "files-to-prompt"
+    if not exe.exists():
+        venv.create(env_dir, with_pip=True)
+        proc = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "files-to-prompt"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"  (files-to-prompt could not be installed: {proc.stderr.strip()[-200:]})")
+            return None
+    return str(exe)
+
+
+def tree_stats(tree: Path) -> str:
+    n, size = 0, 0
+    for d, _, names in os.walk(tree):
+        for name in names:
+            n += 1
+            size += os.lstat(os.path.join(d, name)).st_size
+    return f"{n:,} files, {size / 1e6:.1f} MB"
+
+
+def loaded_count(tree: Path) -> str:
+    import json
+
+    out = subprocess.run([RLM, "ls", str(tree), "--json"], capture_output=True, check=True).stdout
+    doc = json.loads(out)
+    t = doc["totals"]
+    return (f"{t['files']:,} files loaded, {t['chars'] / 1e6:.1f} M chars (~{t['est_tokens'] / 1e6:.1f} M "
+            f"tokens), {t['skipped']} skipped")
+
+
+def big_log(path: Path, latin1_tail: bool) -> Path:
+    if not path.exists():
+        line = b"2024-05-01T12:00:00.123Z INFO  [worker-7] GET /api/v1/items?page=3 200 12.4ms user=4711\n"
+        reps = BIG_MB * 1_000_000 // len(line)
+        with open(path, "wb") as fh:
+            for _ in range(reps // 1000):
+                fh.write(line * 1000)
+            if latin1_tail:
+                fh.write("ERROR  [worker-2] caf\xe9 cr\xe8me br\xfbl\xe9e\n".encode("latin-1"))
+    return path
+
+
+LOAD_CHILD = """
+import sys, time
+from pathlib import Path
+t0 = time.perf_counter()
+from rlm_cli.loader import LoadOptions, load_sources
+ctx = load_sources([sys.argv[1]], LoadOptions(), Path(sys.argv[2]))
+print(f"{time.perf_counter() - t0:.3f} {ctx.total_chars} {ctx.files[0].encoding}")
+"""
+
+
+def bench_big(path: Path, label: str) -> None:
+    out_file = CACHE / "big-context.txt"
+    runs = []
+    for _ in range(RUNS):
+        _, rss, _, out = run_measured([sys.executable, "-c", LOAD_CHILD, str(path), str(out_file)],
+                                      capture=True)
+        wall, chars, encoding = out.split()
+        runs.append((float(wall), rss, int(chars), encoding))
+    out_file.unlink(missing_ok=True)
+    wall = statistics.median(r[0] for r in runs)
+    rss = max(r[1] for r in runs)
+    size_mb = path.stat().st_size / 1e6
+    print(f"  {label:<52} {wall:7.2f} s {rss:8.1f} MB   ({size_mb:.0f} MB input, {runs[0][2] / 1e6:.1f} M "
+          f"chars, {runs[0][3]}; RSS / input = {rss / size_mb:.2f}; "
+          f"runs: {', '.join(f'{r[0]:.2f}' for r in runs)})")
+
+
+def main() -> None:
+    print("Loader benchmark (median wall of 3 runs, peak RSS of the measured process, "
+          f"{'from time(1)' if TIME else 'from wait4: floored at this process RSS'})")
+    try:
+        load = os.getloadavg()[0]
+        print(f"  machine: {os.cpu_count()} CPUs, load average {load:.1f} at start")
+    except OSError:
+        pass
+    tree = django_tree()
+    gtree = git_copy(tree)
+    print(f"\n1. django 5.2 sdist: {tree_stats(tree)}")
+    print(f"  rlm (rules walk):   {loaded_count(tree)}")
+    print(f"  rlm (git ls-files): {loaded_count(gtree)}")
+    measure("git ls-files -co --exclude-standard (reference)",
+            ["git", "-C", str(gtree), "ls-files", "-z", "-co", "--exclude-standard"])
+    measure("rlm ls (no git: gitignore-rules walk)", [RLM, "ls", str(tree)])
+    measure("rlm ls (git work tree: git ls-files)", [RLM, "ls", str(gtree)])
+    measure("rlm --help (startup alone)", [RLM, "--help"])
+    ftp = files_to_prompt()
+    if ftp:
+        measure("files-to-prompt (output to /dev/null)", [ftp, str(tree)])
+
+    print(f"\n2. one {BIG_MB} MB file loaded into a context file (parent side; REPL hand-off not included)")
+    bench_big(big_log(CACHE / f"big-{BIG_MB}mb.log", False), "load_sources, UTF-8 log")
+    bench_big(big_log(CACHE / f"big-{BIG_MB}mb-latin1-tail.log", True), "load_sources, latin-1 byte at the end")
+    measure(f"rlm ls on the {BIG_MB} MB log", [RLM, "ls", str(CACHE / f"big-{BIG_MB}mb.log")])
+
+
+if __name__ == "__main__":
+    main()
