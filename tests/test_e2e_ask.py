@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import assert_trajectory_shape, last_trajectory, rlm_env, run_rlm
+from scripted_server import Reply
 
 NEEDLE = "The secret launch code is 7391-ALPHA."
 
@@ -273,3 +274,17 @@ def test_repeated_failing_block_gets_a_note(scripted_server, tmp_path):
     assert p.returncode == 0, p.stderr
     assert "Do not repeat it" not in s.requests_for("root")[1].body["messages"][-1]["content"]
     assert "Do not repeat it" in s.requests_for("root")[2].body["messages"][-1]["content"]
+
+
+def test_cost_report_per_model_on_stderr(scripted_server, tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text("data\n")
+    s = scripted_server
+    s.default("gpt-4o-mini", Reply(text="fine", prompt_tokens=1000, completion_tokens=10, cached_tokens=400))
+    s.script("root", "```repl\nprint(llm_query('x'))\n```", "FINAL(ok)")
+    p = run_rlm(["ask", str(src), "q?", "--sub-model", "openai/gpt-4o-mini", "--price", "openai/root=1/2"],
+                rlm_env(s, tmp_path / "home"))
+    assert p.returncode == 0, p.stderr
+    lines = {line.split(":")[0].strip(): line for line in p.stderr.splitlines() if line.startswith("  openai/")}
+    assert "(400 cached)" in lines["openai/gpt-4o-mini"] and "$0.0" in lines["openai/gpt-4o-mini"]
+    assert "2 call(s)" in lines["openai/root"] and "$?" not in lines["openai/root"]  # priced by --price

@@ -90,3 +90,14 @@ def usd(cost: float | None) -> str:
     if cost is None:
         return "$?"
     return f"${cost:.4f}" if cost < 10 else f"${cost:,.2f}"
+
+
+def cost_report(usage: dict | None) -> list[str]:
+    """One line per model from a run's ``usage`` (``by_model``): calls, input (cached) and output
+    tokens, USD (``$?`` when the model has no price). Empty when there is nothing to report."""
+    lines = []
+    for model, u in ((usage or {}).get("by_model") or {}).items():
+        cached = f" ({u.get('cached_tokens', 0):,} cached)" if u.get("cached_tokens") else ""
+        lines.append(f"  {model}: {u.get('calls', 0):,} call(s), {u.get('input_tokens', 0):,} in{cached} / "
+                     f"{u.get('output_tokens', 0):,} out tokens, {usd(u.get('cost_usd'))}")
+    return lines

@@ -26,6 +26,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from rlm_cli.events import RunFinished, RunStarted
+from rlm_cli.view.fmt import cost_report
 from rlm_cli.view.render import Renderer, RenderOptions
 from rlm_cli.view.tree import RunModel
 
@@ -48,6 +49,7 @@ class LiveView:
         self.opts = RenderOptions.live()
         self._lock = threading.Lock()
         self._live = None
+        self._usage: dict | None = None
         self._closed = False
         self.renders = 0  # frames built (for tests and the benchmark)
 
@@ -58,6 +60,7 @@ class LiveView:
         if isinstance(ev, RunStarted):
             self.start()
         elif isinstance(ev, RunFinished):
+            self._usage = ev.usage
             self.close()
 
     def start(self) -> None:
@@ -94,6 +97,8 @@ class LiveView:
                 with self._lock:
                     renderable = Renderer(self.model, RenderOptions.summary()).build()
                 self.console.print(renderable)
+                for line in cost_report(self._usage):
+                    self.console.print(line, markup=False, highlight=False, style="dim")
             except Exception:
                 pass
 

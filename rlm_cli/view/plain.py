@@ -25,6 +25,7 @@ from rlm_cli.events import (
     SubCallStarted,
 )
 from rlm_cli.view.fmt import ascii_one_line as _one_line
+from rlm_cli.view.fmt import cost_report
 
 
 class PlainView:
@@ -117,3 +118,5 @@ class PlainView:
         nested = f" (+{self._nested} nested)" if self._nested else ""
         self._print(f"rlm: {ev.status} in {ev.duration_s:.1f}s; {self._iterations} iteration(s){nested}, "
                     f"{u.get('sub_calls', 0)} sub-call(s), {tokens_in:,} in / {tokens_out:,} out tokens, {cost_s}")
+        for line in cost_report(u):
+            self._print(line)
