@@ -41,7 +41,7 @@ def test_ls_table(tmp_path):
     assert lines[1].split() == ["12", "1", "src/app.py"]
     assert "  src/logo.png  (binary (PNG image), 10 B)" in lines
     assert "  src/package-lock.json  (default exclude, 3 B)" in lines
-    assert lines[-1].startswith("1 files, 12 chars") and lines[-1].endswith("2 skipped")
+    assert lines[-1].startswith("1 file, 12 chars") and lines[-1].endswith("2 skipped")
     assert proc.stderr == ""
 
 

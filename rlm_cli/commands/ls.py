@@ -87,6 +87,7 @@ def listing_text(loaded: LoadedContext) -> str:
             lines.append(f"  {s.path}  ({s.reason}{size})")
     chars = sum(f.chars for f in loaded.files)
     lines.append("")
-    lines.append(f"{len(loaded.files):,} files, {chars:,} chars (~{loaded.est_tokens:,} tokens with headers), "
+    n = len(loaded.files)
+    lines.append(f"{n:,} file{'s' if n != 1 else ''}, {chars:,} chars (~{loaded.est_tokens:,} tokens with headers), "
                  f"{format_size(sum(f.size_bytes for f in loaded.files))} read; {len(loaded.skipped):,} skipped")
     return "\n".join(lines) + "\n"
