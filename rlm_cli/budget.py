@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from rlm_cli.errors import BudgetExceeded
-from rlm_cli.events import Usage
+
+if TYPE_CHECKING:  # a type only: `rlm --help` imports this module for its defaults
+    from rlm_cli.events import Usage
 
 
 @dataclass

@@ -11,12 +11,10 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rlm_cli.context import LoadedContext
-from rlm_cli.loader import load_sources
 from rlm_cli.loader.cli_options import (
     DEFAULT_MAX_FILE_SIZE_TEXT,
     DEFAULT_MAX_INPUT_SIZE_TEXT,
@@ -30,6 +28,9 @@ from rlm_cli.loader.cli_options import (
     load_options_from,
 )
 from rlm_cli.loader.options import format_size
+
+if TYPE_CHECKING:
+    from rlm_cli.context import LoadedContext
 
 HELP = ("List what `rlm ask` would load from SOURCE... (files, directories, - for stdin): each file with "
         "its size in characters and lines, the skipped ones with the reason, and totals. Needs no model. "
@@ -50,6 +51,8 @@ def ls_command(
     options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
                                 follow_symlinks)
     with tempfile.TemporaryDirectory(prefix="rlm-ls-") as tmp:
+        from rlm_cli.loader import load_sources  # lazily: `rlm --help` must stay fast
+
         loaded = load_sources(sources, options, Path(tmp) / "context.txt")
     out = sys.stdout
     if as_json:
