@@ -162,7 +162,7 @@ def test_sigint_mid_batch(scripted_server, tmp_path):
     s.default("sub", Reply(text="slow", delay_s=20))
     s.script("root", "```repl\nr = llm_query_batched([f'q{i}' for i in range(8)])\n```", "FINAL(x)")
     home = tmp_path / "home"
-    proc = subprocess.Popen([RLM, "ask", _src(tmp_path), "q?"], env=rlm_env(s, home, TMPDIR=str(tmp_path)),
+    proc = subprocess.Popen([RLM, "ask", _src(tmp_path), "q?", "--json"], env=rlm_env(s, home, TMPDIR=str(tmp_path)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 30
     while len(s.requests_for("sub")) < 4 and time.monotonic() < deadline:
@@ -171,7 +171,8 @@ def test_sigint_mid_batch(scripted_server, tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=15)
     assert proc.returncode == 130, err
-    assert out == ""
+    out = json.loads(out)  # --json still describes the run
+    assert (out["status"], out["exit_code"], out["answer"]) == ("interrupted", 130, None)
     doc = last_trajectory(home)
     assert doc["status"] == "interrupted" and doc["ended_at"]
     assert_trajectory_shape(doc)

@@ -48,7 +48,6 @@ from rlm_cli.settings_cli import (
 
 if TYPE_CHECKING:  # imported lazily at run time: `rlm --help` and Tab completion stay fast
     from rlm_cli.budget import Limits
-    from rlm_cli.events import EventBus
     from rlm_cli.settings import Settings
 
 DEFAULT_MAX_OUTPUT_CHARS = 20_000  # same as rlm_cli.budget.Limits.max_output_chars
@@ -123,8 +122,8 @@ def ask_command(
 
 
 def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, settings: Settings,
-            limits: Limits, system: str | None, repl_network: bool = False, as_json: bool, quiet: bool, log: Path | None, no_log: bool,
-            request_timeout: float) -> int:
+            limits: Limits, system: str | None, as_json: bool, quiet: bool, log: Path | None, no_log: bool,
+            request_timeout: float, repl_network: bool = False) -> int:
     """Load, run, print; returns the exit code. Raises RlmError subclasses for unusable input."""
     from rlm_cli.loader import load_sources
 
@@ -134,7 +133,7 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         if not loaded.files:
             raise UsageError("nothing to load: every file was skipped (see `rlm ls " + " ".join(sources) + "`)")
         from rlm_cli import engine
-        from rlm_cli.events import EventBus
+        from rlm_cli.events import EventBus, Notice
         from rlm_cli.lm import LMClient
         from rlm_cli.trajectory import TrajectoryRecorder
         from rlm_cli.view.select import attach_view
@@ -150,15 +149,16 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         cfg.stream_root = view.stream_root
         lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=request_timeout,
                       options=settings.options, prices=settings.prices)
-        lm.on_retry = _retry_notifier(bus)
+        lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))
         try:
             result = _run_with_signals(engine.run(cfg, loaded, lm, bus, workdir / "repl"))
         finally:
             view.close()
-        if result is None:  # interrupted
+        if result is None:  # interrupted: the trajectory was written by the engine's RunFinished
+            result = engine.RunResult("interrupted", None, {"type": "interrupted",
+                                                            "message": "interrupted by the user"})
             if not quiet:
-                print("rlm: interrupted" + (f"; trajectory: {log_path}" if log_path else ""), file=sys.stderr)
-            return EXIT_INTERRUPTED
+                print("rlm: interrupted", file=sys.stderr)
         code = STATUS_EXIT.get(result.status, EXIT_ERROR)
         if result.error and result.status == "error":
             print(f"rlm: error: {result.error['message']}", file=sys.stderr)
@@ -185,15 +185,6 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         from rlm_cli.repl.sandbox import remove_tree
 
         remove_tree(workdir)
-
-
-def _retry_notifier(bus: EventBus):
-    from rlm_cli.events import Notice
-
-    def notify(message: str) -> None:
-        bus.emit(Notice(message, level="info"))
-
-    return notify
 
 
 def _run_with_signals(coro):
