@@ -75,7 +75,7 @@ class Budget:
     limits: Limits
     started: float = field(default_factory=time.monotonic)
     sub_calls: int = 0
-    in_flight: int = 0
+    refused_sub_calls: int = 0
     root: UsageTotals = field(default_factory=UsageTotals)
     sub: UsageTotals = field(default_factory=UsageTotals)
     by_model: dict[str, UsageTotals] = field(default_factory=dict)
@@ -138,6 +138,7 @@ class Budget:
             "sub": self.sub.as_dict(),
             "total_cost_usd": self.cost_usd if priced else None,
             "sub_calls": self.sub_calls,
+            "refused_sub_calls": self.refused_sub_calls,
             "by_model": {m: t.as_dict() for m, t in self.by_model.items()},
         }
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rlm_cli.errors import BudgetExceeded, ProviderError
-from rlm_cli.events import SubCallFinished, SubCallStarted, Usage
+from rlm_cli.events import Notice, SubCallFinished, SubCallStarted, Usage
 from rlm_cli.lm import FatalLMError
 from rlm_cli.repl.process import FatalStepError
 
@@ -73,11 +73,14 @@ class SubCallRouter:
         self.state.bus.emit(SubCallFinished(call_id, self.ref.rlm_id, response, usage,
                                             time.monotonic() - t0, error))
 
-    def _refused(self, kind: str, model: str, prompt: str, exc: BudgetExceeded) -> str:
-        call_id, t0 = self._start(kind, model, prompt)
-        message = f"Error: budget exhausted ({exc.budget}): {exc}; no more sub-calls can be made"
-        self._finish(call_id, t0, None, Usage(), message)
-        return message
+    def _refused(self, exc: BudgetExceeded) -> str:
+        """A sub-call a budget refused: counted, not logged one by one (a model may ask for thousands
+        more), with one notice the first time."""
+        budget = self.state.budget
+        budget.refused_sub_calls += 1
+        if budget.refused_sub_calls == 1:
+            self.state.bus.emit(Notice(f"{exc}; further sub-calls return an error string to the code"))
+        return f"Error: budget exhausted ({exc.budget}): {exc}; no more sub-calls can be made"
 
     async def llm(self, prompt: str, model: str | None = None, kind: str = "llm") -> str:
         """One sub-LM call; returns its reply, or an ``Error: ...`` string."""
@@ -86,7 +89,7 @@ class SubCallRouter:
         try:
             state.budget.reserve_sub_call()
         except BudgetExceeded as exc:
-            return self._refused(kind, model, prompt, exc)
+            return self._refused(exc)
         call_id, t0 = self._start(kind, model, prompt)
         try:
             result = await state.lm.complete(model, [{"role": "user", "content": prompt}], role="sub")
@@ -111,7 +114,7 @@ class SubCallRouter:
         try:
             state.budget.reserve_sub_call()
         except BudgetExceeded as exc:
-            return self._refused("rlm", state.root_model, prompt, exc)
+            return self._refused(exc)
         call_id, t0 = self._start("rlm", state.root_model, prompt)
         try:
             answer = await self.run_child(prompt, context, call_id, self.ref.depth + 1)

@@ -51,7 +51,10 @@ def test_ten_thousand_sub_calls_capped_by_max_sub_calls(scripted_server, tmp_pat
     assert_trajectory_shape(doc)
     assert doc["status"] == "budget_exhausted" and doc["exhausted"] == "sub_calls"
     assert doc["iterations"][0]["steps"][0]["stdout"].strip() == "10000 9950"  # the code kept running
-    assert doc["usage"]["sub_calls"] == 50
+    assert doc["usage"]["sub_calls"] == 50 and doc["usage"]["refused_sub_calls"] == 9950
+    logged = [c for it in doc["iterations"] for st in it["steps"] for c in st["sub_calls"]]
+    assert len(logged) == 50  # refusals are counted, not logged one by one
+    assert any("sub-call budget" in n["message"] for n in doc["notices"])
     last_prompt = s.requests_for("root")[-1].body["messages"][-1]["content"]
     assert "sub_calls" in last_prompt and "Do not write any more code" in last_prompt
 
