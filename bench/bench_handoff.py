@@ -43,7 +43,7 @@ def one_run(src: str) -> dict:
         t_load = time.perf_counter() - t0
 
         async def start() -> tuple[float, float]:
-            repl = ReplProcess(loaded.path, [[f.path, f.offset, f.chars] for f in loaded.files], Path(d) / "r")
+            repl = ReplProcess(loaded.path, loaded.index(), Path(d) / "r")
             t1 = time.perf_counter()
             await repl.start()
             ready = time.perf_counter() - t1

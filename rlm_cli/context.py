@@ -10,7 +10,6 @@ estimates (``chars / 4``, the usual rule of thumb for English text and code unde
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,9 +99,9 @@ class LoadedContext:
         """The whole context string (reads the file; costs one copy in memory)."""
         return self.path.read_text(encoding="utf-8")
 
-    def index_json(self) -> str:
-        """The file index as JSON, as the REPL child expects it (see ``repl/child.py``)."""
-        return json.dumps([[f.path, f.offset, f.chars] for f in self.files])
+    def index(self) -> list[list]:
+        """The file index as the REPL child expects it: ``[[path, offset, chars], ...]``."""
+        return [[f.path, f.offset, f.chars] for f in self.files]
 
     def log_dict(self) -> dict:
         """The trajectory's ``context`` field: ``{"total_chars", "est_tokens", "files": [...]}``."""

@@ -135,7 +135,7 @@ class RlmInstance:
         state = self.state
         state.bus.emit(RlmStarted(self.rlm_id, self.depth, self.parent_call_id, self.question))
         repl_dir = state.workdir / self.rlm_id
-        self.repl = ReplProcess(self.loaded.path, [[f.path, f.offset, f.chars] for f in self.loaded.files],
+        self.repl = ReplProcess(self.loaded.path, self.loaded.index(),
                                 repl_dir, sandbox=plan_sandbox(str(repl_dir.resolve()),
                                                                network=state.cfg.repl_network))
         state.repls.add(self.repl)

@@ -92,13 +92,14 @@ def first_message(question: str, loaded: LoadedContext, tree: str) -> str:
     )
 
 
-def truncate_output(text: str, limit: int) -> str:
-    """``text`` cut to at most about ``limit`` characters, head and tail kept, the omission stated."""
+def truncate_output(text: str, limit: int, note: str = "characters omitted") -> str:
+    """``text`` cut to at most about ``limit`` characters, head and tail kept, the omission stated
+    as ``[... N <note> ...]``."""
     if len(text) <= limit:
         return text
     half = max(1, limit // 2)
     omitted = len(text) - 2 * half
-    return f"{text[:half]}\n[... {omitted:,} characters omitted ...]\n{text[-half:]}"
+    return f"{text[:half]}\n[... {omitted:,} {note} ...]\n{text[-half:]}"
 
 
 def step_feedback(position: int, total: int, stdout: str, stderr: str, error: str | None,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -30,24 +29,22 @@ from rlm_cli.events import (
     SubCallFinished,
     SubCallStarted,
 )
+from rlm_cli.prompts import truncate_output
+from rlm_cli.secrets import is_secret_name
 
 SCHEMA = "rlm-trajectory/1"
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
 MAX_FIELD_CHARS = 200_000  # per stdout/stderr/response field kept in the log
 
 
 def secret_values(extra: list[str] | None = None) -> list[str]:
     """Values to redact: secret-looking environment variables (8+ chars) and ``extra``."""
-    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}
+    values = {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 8}
     values.update(v for v in (extra or []) if v and len(v) >= 8)
     return sorted(values, key=len, reverse=True)
 
 
 def _clip(text: str | None, limit: int = MAX_FIELD_CHARS) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - 2 * half:,} characters omitted from the log ...]\n{text[-half:]}"
+    return None if text is None else truncate_output(text, limit, "characters omitted from the log")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -33,7 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
+from rlm_cli.secrets import is_secret_name
+
 _ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "PYTHONHASHSEED")
 GIB = 1 << 30
 MIB = 1 << 20
@@ -54,7 +55,7 @@ def child_environment(workdir: str) -> dict[str, str]:
     ``HOME`` and ``TMPDIR`` point at ``workdir``; ``MALLOC_ARENA_MAX=2`` keeps glibc's per-thread
     arenas from eating the address-space limit. Platform-independent.
     """
-    env = {k: v for k, v in os.environ.items() if k in _ALLOWED and not _SECRET.search(k)}
+    env = {k: v for k, v in os.environ.items() if k in _ALLOWED and not is_secret_name(k)}
     env.update({"HOME": workdir, "TMPDIR": workdir, "PYTHONDONTWRITEBYTECODE": "1",
                 "PYTHONIOENCODING": "utf-8", "MALLOC_ARENA_MAX": "2"})
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
