@@ -146,8 +146,8 @@ def test_timeout_ends_run_mid_step(scripted_server, tmp_path):
     assert p.returncode == 3, p.stderr
     doc = last_trajectory(home)
     assert doc["status"] == "budget_exhausted" and doc["exhausted"] == "timeout"
-    assert elapsed < 20  # litellm's import takes ~4 s of this
-    assert doc["duration_s"] < 4
+    assert elapsed < 45  # the step would sleep 60 s: it was cut, not waited out
+    assert doc["duration_s"] < 2 + 5  # "within a few seconds" of --timeout, with room for a loaded CI box
     assert not _repl_pids(tmp_path)
 
 
@@ -157,7 +157,7 @@ def test_timeout_ends_run_during_slow_lm_call(scripted_server, tmp_path):
     home = tmp_path / "home"
     p = run_rlm(["ask", _src(tmp_path), "q?", "--timeout", "1.5"], rlm_env(s, home))
     assert p.returncode == 3, p.stderr
-    assert last_trajectory(home)["duration_s"] < 4
+    assert last_trajectory(home)["duration_s"] < 1.5 + 5  # the LM call would take 30 s
 
 
 def test_sigint_mid_batch(scripted_server, tmp_path):

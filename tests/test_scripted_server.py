@@ -216,12 +216,9 @@ def test_max_in_flight_with_concurrent_async_calls(scripted_server):
             *(litellm.acompletion(**_kw(scripted_server, f"p{i}")) for i in range(20))
         )
 
-    t0 = time.monotonic()
     results = asyncio.run(fan_out())
-    elapsed = time.monotonic() - t0
     assert [r.choices[0].message.content for r in results] == ["slow"] * 20
-    assert scripted_server.max_in_flight > 1
-    assert elapsed < 20 * 0.3 / 2
+    assert scripted_server.max_in_flight > 1  # concurrency is observed by the server, not by a clock
     assert scripted_server.in_flight == 0
 
 
@@ -287,7 +284,7 @@ def test_stop_does_not_wait_for_delayed_requests_or_idle_connections():
         time.sleep(0.01)
     t0 = time.monotonic()
     server.stop()
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 10  # a hang would wait out the 20 s request; a bound, not a speed target
     t.join(timeout=5)
     assert not t.is_alive() and errors  # the cut request failed instead of hanging
     server.stop()  # idempotent

@@ -102,8 +102,7 @@ def test_frames_are_rate_bounded_and_events_do_not_render():
     elapsed = time.monotonic() - t0
     renders = view.renders
     view.close()
-    assert renders <= elapsed * 8 + 3, (renders, elapsed)
-    assert elapsed < 2.0  # O(1) per event: far below a millisecond each
+    assert renders <= elapsed * 8 + 3, (renders, elapsed)  # speed itself is bench/bench_view.py's job
 
 
 def test_live_frame_shows_running_nested_work():
