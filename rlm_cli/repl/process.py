@@ -152,6 +152,7 @@ class ReplProcess:
         self.err_path = self.workdir / ".rlm-stderr"
         self.proc: asyncio.subprocess.Process | None = None
         self.load_s: float | None = None
+        self.load_method: str | None = None  # how the child built ``context``: "in place" or "read"
         self.restarts = 0
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -198,6 +199,7 @@ class ReplProcess:
             raise ReplError("the REPL process failed to start" + (f": {detail[-1]}" if detail else ""))
         ready = json.loads(line)
         self.load_s = ready.get("load_s")
+        self.load_method = ready.get("load")
         for note in ready.get("notes") or []:
             announce(f"REPL sandbox: {note}", self.sandbox)
 

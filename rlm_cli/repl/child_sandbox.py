@@ -1,0 +1,153 @@
+"""The REPL child's lockdown, applied to itself before any model code. Standard library only
+(``child.py`` loads it by file path); Linux via ctypes, every step degrades to a note.
+
+See ``sandbox.py`` (the plan the parent makes) and ``docs/sandbox.md``. As PID 1 of a fresh PID
+namespace the child forks, and the parent side stays a small init (:func:`_init`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import re
+import signal
+import sys
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not a Unix
+    resource = object()
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+_MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 1024,
+                "nodiratime": 2048, "relatime": 1 << 21, "strictatime": 1 << 24}
+
+
+def _mount(src, target, fstype, flags, data=None) -> None:
+    enc = [None if v is None else os.fsencode(v) for v in (src, target, fstype, data)]
+    if ctypes.CDLL(None, use_errno=True).mount(enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3]) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
+def _lockdown(workdir: str, host_mntns: str, hide: list) -> list:
+    """Read-only filesystem except ``workdir`` and a private /dev/shm; ``hide`` paths covered."""
+    if not host_mntns or os.readlink("/proc/self/ns/mnt") == host_mntns:
+        return ["not in a private mount namespace: the filesystem stays writable"]
+    notes = []
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # never propagate anything to the host
+    _mount(workdir, workdir, None, MS_BIND)
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        mounts = [line.split() for line in fh]
+    for fields in mounts:
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        if point == workdir or point.split("/")[1] in ("proc", "dev"):
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        for opt in fields[5].split(","):
+            flags |= _MOUNT_FLAGS.get(opt, 0)
+        try:
+            _mount(None, point, None, flags)
+        except OSError as exc:
+            notes.append(f"could not make {point} read-only: {exc.strerror}")
+    with contextlib.suppress(OSError):
+        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+    for path in hide:
+        try:
+            if os.path.isdir(path):
+                _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0")
+            else:
+                _mount("/dev/null", path, None, MS_BIND)
+        except OSError as exc:
+            notes.append(f"could not hide {path}: {exc.strerror}")
+    os.chdir(workdir)  # onto the writable bind mount
+    return notes
+
+
+def _drop_privileges() -> None:
+    """Drop every capability (bounding, ambient, effective, permitted, inheritable); no_new_privs."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(64):
+        if libc.prctl(24, cap, 0, 0, 0) != 0 and ctypes.get_errno() == errno.EINVAL:  # PR_CAPBSET_DROP
+            break
+    libc.prctl(47, 4, 0, 0, 0)  # PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL
+    libc.capset((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())  # _LINUX_CAPABILITY_VERSION_3
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+
+
+def _apply_limits(limits: dict) -> list:
+    """setrlimit for each limit given; the CPU hard limit (SIGKILL) is 5 s past the soft one (SIGXCPU)."""
+    notes = []
+    for key, name, extra in (("as", "RLIMIT_AS", 0), ("cpu", "RLIMIT_CPU", 5), ("tasks", "RLIMIT_NPROC", 0),
+                             ("fsize", "RLIMIT_FSIZE", 0)):
+        value = limits.get(key)
+        if not value or not hasattr(resource, name):
+            continue
+        res = getattr(resource, name)
+        try:
+            hard = resource.getrlimit(res)[1]
+            new_hard = value + extra if hard == resource.RLIM_INFINITY else min(value + extra, hard)
+            resource.setrlimit(res, (min(value, new_hard), new_hard))
+        except (ValueError, OSError) as exc:
+            notes.append(f"could not set {name}: {exc}")
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails (EFBIG), no kill
+    return notes
+
+
+def _init(main_pid: int, sock_fd: int, watchdog: int | None) -> None:
+    """PID 1 of the REPL's PID namespace: reap, watch the process count, exit with the REPL's status."""
+    os.close(sock_fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    while True:
+        signal.sigtimedwait({signal.SIGCHLD}, 0.05)
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                os._exit(0)
+            if pid == 0:
+                break
+            if pid == main_pid:
+                code = os.waitstatus_to_exitcode(status)
+                os._exit(code if code >= 0 else 128 - code)
+        if watchdog and sum(name.isdigit() for name in os.listdir("/proc")) > watchdog:
+            with contextlib.suppress(OSError):
+                os.write(2, f"\n[rlm sandbox: more than {watchdog} processes in the REPL; all of them were "
+                            "killed]\n".encode())
+            os.kill(-1, signal.SIGKILL)  # every process of the namespace but this one
+
+
+def lock_down(args) -> list[str]:
+    """Lock the child down before any model code runs; returns notes on what could not be done.
+
+    ``args``: the parsed command line (``lockdown``, ``host_mntns``, ``hide``, ``limits``, ``sock``).
+    Inside a private mount namespace (``--lockdown WORKDIR``) the filesystem becomes read-only except
+    WORKDIR and a private /dev/shm, and ``--hide`` paths are covered; every capability is dropped and
+    no_new_privs set; ``--limits`` (JSON; sizes in bytes, CPU in seconds) are applied with setrlimit.
+    As PID 1 it forks: the parent stays init and never returns. Failures become notes; raises only
+    ``ValueError`` for malformed ``--limits`` JSON.
+    """
+    notes = []
+    if sys.platform.startswith("linux"):
+        try:
+            if args.lockdown:
+                notes += _lockdown(os.path.realpath(args.lockdown), args.host_mntns, args.hide)
+        except Exception as exc:
+            notes.append(f"filesystem lockdown failed: {exc}")
+        try:
+            _drop_privileges()
+        except Exception as exc:
+            notes.append(f"could not drop privileges: {exc}")
+    limits = json.loads(args.limits) if args.limits else {}
+    notes += _apply_limits(limits)
+    if os.getpid() == 1:
+        main_pid = os.fork()
+        if main_pid:
+            _init(main_pid, args.sock, limits.get("watchdog"))
+    return notes
