@@ -10,7 +10,6 @@ estimates (``chars / 4``, the usual rule of thumb for English text and code unde
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -120,38 +119,52 @@ class LoadedContext:
 class ContextWriter:
     """Streams files into the context file, tracking offsets, characters and lines.
 
-    Use :meth:`add` for a whole text, or :meth:`begin`/:meth:`write`/:meth:`end` to stream a large
-    file in chunks (nothing is held beyond the chunk). :meth:`finish` returns the
+    Use :meth:`add` for a whole text, :meth:`add_utf8` for a file's raw bytes already known to be
+    valid UTF-8 (written as they are, never re-encoded), or :meth:`begin`/:meth:`write`/:meth:`end`
+    to stream a large file in chunks (nothing is held beyond the chunk). :meth:`finish` returns the
     :class:`LoadedContext`. Raises ``OSError`` if the destination cannot be written.
     """
 
+    BUFFER_BYTES = 1 << 20  # bytes buffered before a write(2)
+
     def __init__(self, dest: Path) -> None:
         self._dest = Path(dest)
-        self._fh = open(self._dest, "w", encoding="utf-8", newline="")
+        self._fh = open(self._dest, "wb", buffering=self.BUFFER_BYTES)  # noqa: SIM115 - closed by finish/abort
         self._pos = 0  # characters written so far
+        self._bytes = 0  # bytes written so far (UTF-8)
         self._files: list[FileEntry] = []
         self._skipped: list[SkippedFile] = []
         self._current: dict | None = None
         self._mark: tuple[int, int, int, int] | None = None
 
+    def _header(self, path: str) -> None:
+        header = HEADER_TEMPLATE.format(path=path)
+        raw = header.encode("utf-8")
+        self._fh.write(raw)
+        self._pos += len(header)
+        self._bytes += len(raw)
+
     def begin(self, path: str, size_bytes: int = 0, encoding: str = "utf-8") -> None:
         """Start a file: writes its header line."""
         if self._current is not None:
             raise RuntimeError("begin() called while a file is open")
-        header = HEADER_TEMPLATE.format(path=path)
-        self._fh.write(header)
-        self._pos += len(header)
+        self._header(path)
         self._current = {"path": path, "offset": self._pos, "chars": 0, "lines": 0,
                          "size_bytes": size_bytes, "encoding": encoding, "last": ""}
 
     def write(self, chunk: str) -> None:
-        """Append a chunk of the current file's text."""
+        """Append a chunk of the current file's text (characters; written as UTF-8).
+
+        Raises ``UnicodeEncodeError`` for lone surrogates, which UTF-8 cannot hold.
+        """
         cur = self._current
         if cur is None:
             raise RuntimeError("write() called with no file open")
         if not chunk:
             return
-        self._fh.write(chunk)
+        raw = chunk.encode("utf-8")
+        self._fh.write(raw)
+        self._bytes += len(raw)
         cur["chars"] += len(chunk)
         cur["lines"] += chunk.count("\n")
         cur["last"] = chunk[-1]
@@ -162,35 +175,53 @@ class ContextWriter:
         cur = self._current
         if cur is None:
             raise RuntimeError("end() called with no file open")
-        lines = cur["lines"] + (1 if cur["chars"] and cur["last"] != "\n" else 0)
-        entry = FileEntry(path=cur["path"], offset=cur["offset"], chars=cur["chars"], lines=lines,
-                          size_bytes=cur["size_bytes"], encoding=encoding or cur["encoding"],
-                          language=language_for(cur["path"]))
-        if cur["chars"] and cur["last"] != "\n":
-            self._fh.write("\n")
-            self._pos += 1
-        self._files.append(entry)
         self._current = None
+        return self._close(cur["path"], cur["offset"], cur["chars"], cur["lines"], cur["last"] == "\n",
+                           cur["size_bytes"], encoding or cur["encoding"])
+
+    def _close(self, path: str, offset: int, chars: int, newlines: int, ends_with_newline: bool,
+               size_bytes: int, encoding: str) -> FileEntry:
+        missing = bool(chars) and not ends_with_newline
+        entry = FileEntry(path=path, offset=offset, chars=chars, lines=newlines + missing,
+                          size_bytes=size_bytes, encoding=encoding, language=language_for(path))
+        if missing:
+            self._fh.write(b"\n")
+            self._pos += 1
+            self._bytes += 1
+        self._files.append(entry)
         return entry
 
     def add(self, path: str, text: str, size_bytes: int | None = None, encoding: str = "utf-8") -> FileEntry:
-        """Add one whole file."""
+        """Add one whole file (``size_bytes`` defaults to its length in characters)."""
         self.begin(path, size_bytes=len(text) if size_bytes is None else size_bytes, encoding=encoding)
         self.write(text)
         return self.end()
+
+    def add_utf8(self, path: str, data: bytes, chars: int, encoding: str = "utf-8") -> FileEntry:
+        """Add one whole file from ``data``, bytes that are valid UTF-8 and decode to ``chars`` characters.
+
+        The bytes are written as they are (no decoding or re-encoding); the caller has checked them
+        (``len(data)`` characters when ASCII, else ``len(data.decode("utf-8"))``). ``size_bytes`` is
+        ``len(data)``.
+        """
+        if self._current is not None:
+            raise RuntimeError("add_utf8() called while a file is open")
+        self._header(path)
+        offset = self._pos
+        self._fh.write(data)
+        self._pos += chars
+        self._bytes += len(data)
+        return self._close(path, offset, chars, data.count(b"\n"), data.endswith(b"\n"), len(data), encoding)
 
     def skip(self, path: str, reason: str, size_bytes: int | None = None) -> None:
         """Record a file that was not loaded."""
         self._skipped.append(SkippedFile(path=path, reason=reason, size_bytes=size_bytes))
 
     def checkpoint(self) -> None:
-        """Remember the end of what is written (between files) for :meth:`rollback`.
-
-        Costs a flush; the loader calls it only before files it streams in chunks.
-        """
+        """Remember the end of what is written (between files) for :meth:`rollback`."""
         if self._current is not None:
             raise RuntimeError("checkpoint() called while a file is open")
-        self._mark = (self._fh.tell(), self._pos, len(self._files), len(self._skipped))
+        self._mark = (self._bytes, self._pos, len(self._files), len(self._skipped))
 
     def rollback(self) -> None:
         """Drop everything written since the last :meth:`checkpoint`, an open file included.
@@ -199,8 +230,8 @@ class ContextWriter:
         """
         if self._mark is None:
             raise RuntimeError("rollback() called without checkpoint()")
-        byte_pos, self._pos, n_files, n_skipped = self._mark
-        self._fh.seek(byte_pos)
+        self._bytes, self._pos, n_files, n_skipped = self._mark
+        self._fh.seek(self._bytes)
         self._fh.truncate()
         del self._files[n_files:], self._skipped[n_skipped:]
         self._current = None
@@ -216,7 +247,7 @@ class ContextWriter:
             self.end()
         self._fh.close()
         return LoadedContext(path=self._dest, files=self._files, skipped=self._skipped,
-                             total_chars=self._pos, total_bytes=os.path.getsize(self._dest))
+                             total_chars=self._pos, total_bytes=self._bytes)
 
     def abort(self) -> None:
         """Close and delete the partial file."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import io
 import os
 from pathlib import Path
@@ -109,53 +108,60 @@ def test_binary_sniffing():
 
 def test_binary_is_judged_from_a_prefix_only(tmp_path, monkeypatch):
     path = write(tmp_path, "big.bin", b"\x00" * (4 << 20))
-    reads = []
-    real_open = builtins.open
+    fds, reads = set(), []
+    real_open, real_read = os.open, os.read
 
-    class Spy:
-        def __init__(self, fh):
-            self._fh = fh
+    def spy_open(file, flags, *a, **k):
+        fd = real_open(file, flags, *a, **k)
+        if str(file) == str(path):
+            fds.add(fd)
+        return fd
 
-        def read(self, n=-1):
-            reads.append(n)
-            return self._fh.read(n)
+    def spy_read(fd, n):
+        data = real_read(fd, n)
+        if fd in fds:
+            reads.append(len(data))
+        return data
 
-        def __getattr__(self, name):
-            return getattr(self._fh, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self._fh.close()
-
-    def spy_open(file, mode="r", *a, **k):
-        fh = real_open(file, mode, *a, **k)
-        return Spy(fh) if str(file) == str(path) else fh
-
-    monkeypatch.setattr(read, "open", spy_open, raising=False)
+    monkeypatch.setattr(os, "open", spy_open)
+    monkeypatch.setattr(os, "read", spy_read)
     ctx = load([path], tmp_path)
     assert ctx.files == [] and ctx.skipped[0].reason == "binary (NUL bytes)"
     assert reads == [8192]
 
 
 def test_unreadable_file_is_reported_not_fatal(tmp_path, monkeypatch):
-    # Tests run as root, which reads through chmod 000, so the failure is injected at open().
+    # Tests run as root, which reads through chmod 000, so the failures are injected.
     root = tmp_path / "repo"
     git_init(root)
     write(root, "ok.txt", "fine\n")
     write(root, "locked.txt", "secret\n")
-    real_open = builtins.open
+    write(root, "gone.txt", "read fails\n")
+    write(root, "zbig.txt", "y" * 100_000)  # read in two steps: the second one fails
+    real_open, real_read = os.open, os.read
+    fd_names = {}
 
-    def failing_open(file, *a, **k):
+    def failing_open(file, flags, *a, **k):
         if str(file).endswith("locked.txt"):
             raise PermissionError(13, "Permission denied", str(file))
-        return real_open(file, *a, **k)
+        fd = real_open(file, flags, *a, **k)
+        fd_names[fd] = Path(str(file)).name
+        return fd
 
-    monkeypatch.setattr(read, "open", failing_open, raising=False)
+    def failing_read(fd, n):
+        name = fd_names.get(fd)
+        if name == "gone.txt" or (name == "zbig.txt" and n != 8192):
+            raise OSError(5, "Input/output error")
+        return real_read(fd, n)
+
+    monkeypatch.setattr(os, "open", failing_open)
+    monkeypatch.setattr(os, "read", failing_read)
     ctx = load([root], tmp_path)
     assert [Path(f.path).name for f in ctx.files] == ["ok.txt"]
-    assert [(Path(s.path).name, s.reason) for s in ctx.skipped] == [("locked.txt", "unreadable: Permission denied")]
+    assert [(Path(s.path).name, s.reason) for s in ctx.skipped] == [
+        ("gone.txt", "unreadable: Input/output error"), ("locked.txt", "unreadable: Permission denied"),
+        ("zbig.txt", "unreadable: Input/output error")]
+    assert texts(ctx) == {str(root) + "/ok.txt": "fine\n"}
 
 
 def test_unreadable_file_with_chmod_as_non_root(tmp_path):

@@ -79,10 +79,39 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as exc:
-        if _truncated_tail(exc, len(data)):
-            return data.decode("utf-8", "replace"), "utf-8"
-        encoding = detect_encoding(_sample_at(data, exc.start))
+        return _decode_non_utf8(data, exc)
+
+
+def _decode_non_utf8(data: bytes, exc: UnicodeDecodeError) -> tuple[str, str]:
+    if _truncated_tail(exc, len(data)):
+        return data.decode("utf-8", "replace"), "utf-8"
+    encoding = detect_encoding(_sample_at(data, exc.start))
     return data.decode(encoding, "replace"), encoding
+
+
+def add_decoded(writer: ContextWriter, path: str, data: bytes) -> str:
+    """Decode a whole file's bytes into ``writer`` as ``path``, like :func:`decode_bytes`; returns the codec.
+
+    Valid UTF-8 without a BOM (nearly every source file) is written as the bytes it is, never
+    decoded and encoded again: ASCII is not even decoded (its length in characters is its length in
+    bytes). Never raises for the data; ``OSError`` from writing propagates.
+    """
+    if data.isascii():  # no BOM starts with an ASCII byte sequence
+        writer.add_utf8(path, data, len(data))
+        return "utf-8"
+    bom = bom_encoding(data)
+    if bom is None:
+        try:
+            chars = len(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            text, encoding = _decode_non_utf8(data, exc)
+        else:
+            writer.add_utf8(path, data, chars)
+            return "utf-8"
+    else:
+        text, encoding = data.decode(bom, "replace"), bom
+    writer.add(path, text, size_bytes=len(data), encoding=encoding)
+    return encoding
 
 
 class _StreamError(Exception):

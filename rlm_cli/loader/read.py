@@ -9,10 +9,11 @@ from typing import BinaryIO
 from rlm_cli.context import ContextWriter
 from rlm_cli.errors import InputError
 from rlm_cli.loader.binary import PREFIX_BYTES, binary_reason
-from rlm_cli.loader.decode import CHUNK_BYTES, decode_bytes, stream_into
+from rlm_cli.loader.decode import CHUNK_BYTES, add_decoded, stream_into
 
 WHOLE_READ_BYTES = 16 * 1024 * 1024  # files up to this size are read and decoded in one piece
 SMALL_FILE_BYTES = 64 * 1024  # files up to this size are read in one call, before sniffing
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOCTTY", 0)
 
 
 def unreadable(exc: OSError) -> str:
@@ -20,53 +21,74 @@ def unreadable(exc: OSError) -> str:
     return f"unreadable: {exc.strerror or exc.__class__.__name__}"
 
 
+def read_to_end(fd: int, expected: int) -> bytes:
+    """The rest of the open file ``fd``, expected to be ``expected`` bytes long.
+
+    One ``read(2)`` when ``expected`` is right (the common case: it comes from ``stat``); when the
+    file turns out longer or shorter (it changed, or it is a /proc file whose size reads as 0), reads
+    on to end of file. Raises ``OSError``.
+    """
+    data = os.read(fd, expected + 1)
+    if len(data) == expected:
+        return data
+    chunks = [data]
+    while data:
+        data = os.read(fd, max(CHUNK_BYTES // 4, expected))
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def _read_prefix(fd: int) -> bytes:
+    """Up to :data:`PREFIX_BYTES` from the start of ``fd`` (fewer only at end of file)."""
+    prefix = os.read(fd, PREFIX_BYTES)
+    while prefix and len(prefix) < PREFIX_BYTES:
+        more = os.read(fd, PREFIX_BYTES - len(prefix))
+        if not more:
+            break
+        prefix += more
+    return prefix
+
+
 def load_file(writer: ContextWriter, path: str, fs_path: str, size_hint: int = 0,
               whole_read_bytes: int | None = None) -> bool:
     """Add the file at ``fs_path`` to ``writer`` as ``path``; returns whether it was loaded.
 
     Binary files (judged from the first :data:`PREFIX_BYTES` bytes) and unreadable ones are recorded
-    with :meth:`ContextWriter.skip`. Files larger than ``whole_read_bytes`` (``size_hint``, bytes) are
-    streamed in chunks; smaller ones are read whole (a file whose stat size is wrong, like those of
-    /proc, is simply read whole). ``whole_read_bytes`` defaults to :data:`WHOLE_READ_BYTES`.
+    with :meth:`ContextWriter.skip`. ``size_hint`` is the file's size in bytes from ``stat``. Files up
+    to :data:`SMALL_FILE_BYTES` are read in one call and sniffed from that read; larger ones are
+    sniffed from a prefix first. Files larger than ``whole_read_bytes`` (default
+    :data:`WHOLE_READ_BYTES`) are streamed in chunks; smaller ones are read whole (a file whose stat
+    size is wrong, like those of /proc, is simply read whole). ``OSError`` from writing the context
+    file propagates.
     """
     if whole_read_bytes is None:
         whole_read_bytes = WHOLE_READ_BYTES
     try:
-        fh = open(fs_path, "rb")  # noqa: SIM115 - closed below, with errors reported per file
+        fd = os.open(fs_path, _OPEN_FLAGS)
     except OSError as exc:
         writer.skip(path, unreadable(exc), size_hint or None)
         return False
-    with fh:
-        try:
-            # small files (most source files) in one read; larger ones are sniffed from a prefix first
-            small = size_hint <= SMALL_FILE_BYTES
-            prefix = fh.read() if small else fh.read(PREFIX_BYTES)
-            reason = binary_reason(prefix[:PREFIX_BYTES])
-            if reason:
-                writer.skip(path, reason, size_hint or None)
-                return False
-            if size_hint <= whole_read_bytes:
-                data = prefix if small else _read_rest(fh, prefix)
-                del prefix
-                n = len(data)
-                text, encoding = decode_bytes(data)
-                del data
-                writer.add(path, text, size_bytes=n, encoding=encoding)
-            else:
-                stream_into(writer, path, fh, prefix, size_hint, chunk_bytes=CHUNK_BYTES)
-        except OSError as exc:
-            writer.skip(path, unreadable(exc), size_hint or None)
-            return False
-    return True
-
-
-def _read_rest(fh: BinaryIO, prefix: bytes) -> bytes:
-    """The whole file, without concatenating copies when the file can seek."""
     try:
-        fh.seek(0)
-    except OSError:
-        return prefix + fh.read()
-    return fh.read()
+        # small files (most source files) in one read; larger ones are sniffed from a prefix first
+        small = size_hint <= SMALL_FILE_BYTES
+        prefix = read_to_end(fd, size_hint) if small else _read_prefix(fd)
+        reason = binary_reason(prefix[:PREFIX_BYTES] if len(prefix) > PREFIX_BYTES else prefix)
+        if reason:
+            writer.skip(path, reason, size_hint or None)
+            return False
+        if size_hint > whole_read_bytes:
+            with open(fd, "rb", closefd=False) as fh:  # positioned just after the prefix
+                stream_into(writer, path, fh, prefix, size_hint, chunk_bytes=CHUNK_BYTES)
+            return True
+        data = prefix if small else prefix + read_to_end(fd, size_hint - len(prefix))
+        del prefix
+    except OSError as exc:
+        writer.skip(path, unreadable(exc), size_hint or None)
+        return False
+    finally:
+        os.close(fd)
+    add_decoded(writer, path, data)
+    return True
 
 
 def spool(stream: BinaryIO, directory: str, name: str) -> tuple[str, int]:
