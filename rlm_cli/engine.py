@@ -34,7 +34,7 @@ from rlm_cli.events import (
     StepFinished,
     StepStarted,
 )
-from rlm_cli.lm import FatalLMError, LMClient, load_litellm
+from rlm_cli.lm import FatalLMError, LMClient
 from rlm_cli.loader.tree import render_tree
 from rlm_cli.parsing import find_final, parse_reply
 from rlm_cli.repl.process import FatalStepError, ReplProcess
@@ -275,11 +275,13 @@ class RlmInstance:
 
 
 def sub_chars_for(model: str) -> int:
-    """Characters a sub-LM prompt should stay under: from litellm's model info (3 chars per token,
-    leaving room for the reply), capped at 400,000; :data:`DEFAULT_SUB_CHARS` when unknown."""
+    """Characters a sub-LM prompt should stay under: from the context window in litellm's bundled
+    model map (3 chars per token, leaving room for the reply), capped at 400,000;
+    :data:`DEFAULT_SUB_CHARS` when unknown. Never imports litellm (:mod:`rlm_cli.catalogue`)."""
+    from rlm_cli.catalogue import context_window
+
     try:
-        info = load_litellm().get_model_info(model)
-        tokens = info.get("max_input_tokens") or info.get("max_tokens")
+        tokens = context_window(model)
     except Exception:
         tokens = None
     return min(400_000, int(tokens) * 3) if tokens else DEFAULT_SUB_CHARS
@@ -295,6 +297,9 @@ async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus
     lm.concurrency = cfg.limits.concurrency
     state = RunState(cfg=cfg, lm=lm, budget=budget, bus=bus, workdir=Path(workdir))
     if cfg.sub_chars is None:
+        from rlm_cli.catalogue import model_info
+
+        model_info(cfg.sub_model, cfg.root_model)  # one parse of the price map for both models
         cfg.sub_chars = sub_chars_for(cfg.sub_model)
     t0 = time.monotonic()
     bus.emit(RunStarted(cfg.run_id, cfg.question, cfg.root_model, cfg.sub_model, loaded.log_dict(),

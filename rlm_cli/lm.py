@@ -1,12 +1,14 @@
-"""LM calls through litellm: the root LM and sub-LMs, with timeouts, retries, usage and cost.
+"""LM calls for a run: the root LM and sub-LMs, with timeouts, retries, usage, cost and one
+concurrency limit.
 
-litellm is imported on first use only (``rlm --help`` must not pay its ~4 s import), with
-``LITELLM_LOCAL_MODEL_COST_MAP=True`` so the import never touches the network, and its stdout
-banners suppressed. Every request carries an explicit ``timeout`` and litellm's own retries are off
-(``num_retries=0``, ``max_retries=0``): this module retries rate limits (429), server errors (5xx),
-timeouts and connection errors itself, with exponential backoff and full jitter, honouring
-``Retry-After`` (seconds or HTTP date; provider doc: RFC 9110 section 10.2.3). Authentication errors,
-unknown models and bad requests are not retried.
+Two request paths, chosen per model: ``openai/`` models (OpenAI and every OpenAI-compatible server)
+go through the OpenAI SDK directly (:mod:`rlm_cli.lm_openai`), every other provider through litellm
+(:mod:`rlm_cli.lm_litellm`, imported on first use only). ``RLM_LM_BACKEND=litellm`` sends all models
+through litellm. Every request carries an explicit ``timeout`` and the libraries' own retries are
+off: this module retries rate limits (429), server errors (5xx), timeouts and connection errors
+itself, with exponential backoff and full jitter, honouring ``Retry-After`` (RFC 9110 section
+10.2.3). Authentication errors, unknown models and bad requests are not retried
+(:mod:`rlm_cli.lm_errors`).
 
 All LM calls of a run share one :class:`asyncio.Semaphore` (``--concurrency``): a fan-out never has
 more requests in flight than that, across all depths. Backoff sleeps do not hold a slot.
@@ -15,55 +17,27 @@ more requests in flight than that, across all depths. Backoff sleeps do not hold
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import logging
-import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlm_cli.errors import ProviderError
+from rlm_cli.errors import ProviderError, UsageError
 from rlm_cli.events import Usage
+from rlm_cli.lm_errors import FatalLMError, TransientLMError, parse_retry_after
+from rlm_cli.lm_litellm import LitellmBackend, load_litellm
 
-_litellm = None
+__all__ = ["BACKENDS", "FatalLMError", "LMClient", "LMResult", "Price", "TransientLMError", "load_litellm",
+           "needs_cache_markers", "parse_retry_after", "usage_of"]
 
+BACKENDS = ("auto", "litellm")
+"""Values of ``RLM_LM_BACKEND``: ``auto`` (``openai/`` models via the OpenAI SDK, the rest via
+litellm) or ``litellm`` (everything via litellm)."""
 
-def load_litellm():
-    """Import and configure litellm once (offline cost map, no banners, quiet logging)."""
-    global _litellm
-    if _litellm is None:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        os.environ.setdefault("LITELLM_LOG", "ERROR")
-        import litellm
-
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False
-        litellm.drop_params = True
-        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-        _litellm = litellm
-    return _litellm
-
-
-class TransientLMError(Exception):
-    """A failure worth retrying (429, 5xx, timeout, connection); ``retry_after`` in seconds or None."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class FatalLMError(ProviderError):
-    """A failure retries cannot fix: authentication, permission, unknown model, bad request (exit 1).
-
-    ``kind`` is ``auth``, ``not_found``, ``bad_request``, ``context_window`` or ``other``.
-    """
-
-    def __init__(self, message: str, kind: str = "other") -> None:
-        super().__init__(message)
-        self.kind = kind
+REFUSED_RETRIES = 2
+"""Retries after a refused connection (nothing listens on the port): a wrong ``--api-base`` fails
+in seconds instead of backing off for a minute."""
 
 
 @dataclass
@@ -89,81 +63,14 @@ class LMResult:
     attempts: int = 1
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
-        return max(0.0, email.utils.mktime_tz(parsed) - time.time())
-
-
-def _status(exc: BaseException) -> int | None:
-    code = getattr(exc, "status_code", None)
-    return code if isinstance(code, int) else None
-
-
-def _short(exc: BaseException) -> str:
-    """The provider's message without litellm's repeated class-name prefixes."""
-    text = " ".join(str(exc).split())
-    for prefix in ("litellm.", "OpenAIException - ", "Error code: "):
-        text = text.replace(prefix, "")
-    name = type(exc).__name__ + ": "
-    while text.startswith(name):
-        text = text[len(name):]
-    return text[:300]
-
-
-def classify(exc: BaseException, model: str) -> Exception:
-    """Map a litellm/openai exception to :class:`TransientLMError` or :class:`FatalLMError`."""
-    lt = load_litellm()
-    name = type(exc).__name__
-    if isinstance(exc, lt.exceptions.ContextWindowExceededError):
-        return FatalLMError(f"{model}: the prompt is longer than the model's context window", "context_window")
-    if isinstance(exc, lt.exceptions.AuthenticationError | lt.exceptions.PermissionDeniedError):
-        return FatalLMError(f"{model}: authentication failed ({_short(exc)}); check the provider's API key "
-                            "variable (e.g. OPENAI_API_KEY)", "auth")
-    if isinstance(exc, lt.exceptions.NotFoundError):
-        return FatalLMError(f"{model}: model or endpoint not found ({_short(exc)})", "not_found")
-    retry_after = None
-    # litellm keeps the provider's headers in `litellm_response_headers`; `response.headers` is
-    # often empty (litellm rebuilds the response object without the vendor's headers).
-    for headers in (getattr(exc, "litellm_response_headers", None),
-                    getattr(getattr(exc, "response", None), "headers", None), getattr(exc, "headers", None)):
-        if headers:
-            try:
-                retry_after = parse_retry_after(headers.get("retry-after"))
-            except Exception:
-                retry_after = None
-            if retry_after is not None:
-                break
-    transient = (lt.exceptions.RateLimitError, lt.exceptions.Timeout, lt.exceptions.APIConnectionError,
-                 lt.exceptions.InternalServerError, lt.exceptions.ServiceUnavailableError,
-                 lt.exceptions.BadGatewayError, asyncio.TimeoutError, ConnectionError)
-    status = _status(exc)
-    if isinstance(exc, transient) or (status is not None and (status == 429 or status >= 500)):
-        return TransientLMError(f"{model}: {name} ({_short(exc)})", retry_after)
-    if isinstance(exc, lt.exceptions.BadRequestError) or status in (400, 422):
-        if "LLM Provider NOT provided" in str(exc):
-            return FatalLMError(f"{model}: unknown model or provider; use a litellm model string such as "
-                                "'openai/gpt-4o-mini' (see `rlm models`)", "not_found")
-        return FatalLMError(f"{model}: bad request ({_short(exc)})", "bad_request")
-    if isinstance(exc, lt.exceptions.APIError) and status is None:
-        return TransientLMError(f"{model}: {name} ({_short(exc)})", retry_after)
-    return FatalLMError(f"{model}: {name}: {_short(exc)}", "other")
-
-
 def needs_cache_markers(model: str) -> bool:
     """True for models whose provider caches prompts only at explicit markers (Anthropic Claude)."""
     m = model.lower()
     return m.startswith("anthropic/") or "claude" in m
 
 
-def _usage_of(response: Any) -> tuple[int, int, int]:
+def usage_of(response: Any) -> tuple[int, int, int]:
+    """(input, output, cached input) tokens of a response or usage-carrying chunk; zeros when absent."""
     usage = getattr(response, "usage", None) or {}
     get = usage.get if isinstance(usage, dict) else (lambda k, d=None: getattr(usage, k, d))
     details = get("prompt_tokens_details", None)
@@ -181,8 +88,9 @@ class LMClient:
 
     ``api_base``: an OpenAI-compatible server (optional); ``timeout_s``: per request, seconds;
     ``max_retries``: retries after the first attempt for transient failures; ``concurrency``: LM
-    requests in flight at once over the whole run; ``options``: extra litellm keyword arguments per
-    role (``"root"``/``"sub"``); ``prices``: model -> :class:`Price` for models litellm cannot price.
+    requests in flight at once over the whole run; ``options``: extra keyword arguments per role
+    (``"root"``/``"sub"``), litellm-style; ``prices``: model -> :class:`Price` for models litellm's
+    map does not price; ``backend``: one of :data:`BACKENDS`. Call :meth:`aclose` when the run ends.
     """
 
     api_base: str | None = None
@@ -195,39 +103,40 @@ class LMClient:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     on_retry: Callable[[str], None] | None = None
+    backend: str = "auto"
     _sem: asyncio.Semaphore | None = None
-    _unpriced: set[str] = field(default_factory=set)
+    _backends: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise UsageError(f"RLM_LM_BACKEND={self.backend!r}: expected one of {', '.join(BACKENDS)}")
 
     def semaphore(self) -> asyncio.Semaphore:
         if self._sem is None:
             self._sem = asyncio.Semaphore(max(1, self.concurrency))
         return self._sem
 
+    def backend_for(self, model: str):
+        """The request path for ``model``: the OpenAI SDK for ``openai/`` models (unless
+        ``backend="litellm"``), litellm otherwise. One instance of each per client."""
+        from rlm_cli import lm_openai
+
+        name = "openai" if self.backend == "auto" and lm_openai.handles(model) else "litellm"
+        if name not in self._backends:
+            self._backends[name] = lm_openai.OpenAIBackend() if name == "openai" else LitellmBackend()
+        return self._backends[name]
+
     def cost(self, model: str, response: Any, usage: Usage) -> float | None:
-        """USD for one response: a user price, else the cost litellm already computed for it
-        (``_hidden_params["response_cost"]``), else litellm's price map once per model (for
-        streamed responses); None when the model has no price. Unpriced models are remembered, so
-        a fan-out of thousands of calls does not repeat a failing price lookup per call."""
+        """USD for one response: the user's ``--price`` for ``model``, else what its request path
+        prices it at (litellm's ``response_cost``, or litellm's bundled map); None when unpriced."""
         price = self.prices.get(model)
         if price is not None:
             return price.cost(usage)
-        hidden = getattr(response, "_hidden_params", None) or {}
-        value = hidden.get("response_cost") if isinstance(hidden, dict) else None
-        if value is not None:
-            return float(value)
-        if model in self._unpriced or response is None:
-            return None
-        try:
-            value = load_litellm().completion_cost(completion_response=response, model=model)
-        except Exception:
-            value = None
-        if value is None:
-            self._unpriced.add(model)
-            return None
-        return float(value)
+        return self.backend_for(model).cost(model, response)
 
     def request_kwargs(self, model: str, messages: list[dict], role: str) -> dict[str, Any]:
-        """The keyword arguments for ``litellm.acompletion`` (without streaming flags).
+        """The keyword arguments of the call, litellm-style (``litellm.acompletion``; the OpenAI
+        path translates them), without streaming flags.
 
         Root calls to providers that need explicit prompt-cache markers (Anthropic's Claude, directly
         or through Bedrock/Vertex) get litellm's ``cache_control_injection_points`` on the system
@@ -255,7 +164,7 @@ class LMClient:
         selects the per-role options and prompt-cache markers. Raises :class:`FatalLMError` (not
         retried) or :class:`ProviderError` once retries are spent.
         """
-        lt = load_litellm()
+        backend = self.backend_for(model)
         kwargs = self.request_kwargs(model, messages, role)
         t0 = time.monotonic()
         attempt = 0
@@ -264,16 +173,17 @@ class LMClient:
             try:
                 async with self.semaphore():
                     if on_delta is None:
-                        response = await lt.acompletion(**kwargs)
-                        text = response.choices[0].message.content or ""
+                        text, response = await backend.complete(kwargs)
                     else:
-                        response, text = await self._stream(lt, kwargs, on_delta)
+                        text, response = await backend.stream(kwargs, on_delta)
                 break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                err = classify(exc, model)
-                if isinstance(err, FatalLMError) or attempt > self.max_retries:
+                err = exc if isinstance(exc, FatalLMError | TransientLMError) else backend.classify(exc, model)
+                refused = isinstance(err, TransientLMError) and err.refused
+                retries = min(self.max_retries, REFUSED_RETRIES) if refused else self.max_retries
+                if isinstance(err, FatalLMError) or attempt > retries:
                     if isinstance(err, FatalLMError):
                         raise err from exc
                     raise ProviderError(f"{err} (gave up after {attempt} attempts)") from exc
@@ -281,7 +191,7 @@ class LMClient:
                 if self.on_retry:
                     self.on_retry(f"{err}; retrying in {delay:.1f}s (attempt {attempt + 1})")
                 await asyncio.sleep(delay)
-        inp, out, cached = _usage_of(response)
+        inp, out, cached = usage_of(response)
         usage = Usage(input_tokens=inp, output_tokens=out, cached_tokens=cached)
         usage = Usage(inp, out, cached, self.cost(model, response, usage))
         return LMResult(text=text, usage=usage, duration_s=time.monotonic() - t0, model=model,
@@ -292,21 +202,8 @@ class LMClient:
             return min(retry_after, self.backoff_max_s) + random.uniform(0, 0.25)
         return random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1)))
 
-    async def _stream(self, lt, kwargs: dict, on_delta: Callable[[str], None]) -> tuple[Any, str]:
-        stream = await lt.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
-        chunks = []
-        pieces: list[str] = []
-        async for chunk in stream:
-            chunks.append(chunk)
-            choices = getattr(chunk, "choices", None) or []
-            delta = getattr(choices[0], "delta", None) if choices else None
-            piece = getattr(delta, "content", None) if delta is not None else None
-            if piece:
-                pieces.append(piece)
-                on_delta(piece)
-        text = "".join(pieces)
-        try:
-            response = lt.stream_chunk_builder(chunks, messages=kwargs["messages"])
-        except Exception:
-            response = None
-        return response, text
+    async def aclose(self) -> None:
+        """Close the request paths' HTTP clients (idempotent)."""
+        backends, self._backends = list(self._backends.values()), {}
+        for backend in backends:
+            await backend.aclose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -148,10 +149,18 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         view = attach_view(bus, quiet=quiet)
         cfg.stream_root = view.stream_root
         lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=request_timeout,
-                      options=settings.options, prices=settings.prices)
+                      options=settings.options, prices=settings.prices,
+                      backend=os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
         lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))
+
+        async def run_and_close():
+            try:
+                return await engine.run(cfg, loaded, lm, bus, workdir / "repl")
+            finally:
+                await lm.aclose()
+
         try:
-            result = _run_with_signals(engine.run(cfg, loaded, lm, bus, workdir / "repl"))
+            result = _run_with_signals(run_and_close())
         finally:
             view.close()
         if result is None:  # interrupted: the trajectory was written by the engine's RunFinished

@@ -34,23 +34,10 @@ PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def model_catalogue() -> dict[str, dict[str, Any]]:
-    """litellm's bundled model map (name -> info), read from its JSON file without importing litellm
-    (a 4 s import); falls back to ``litellm.model_cost`` if the file is not where it is expected."""
-    import importlib.util
+    """litellm's bundled model map (name -> info), read without importing litellm."""
+    from rlm_cli.catalogue import load_catalogue
 
-    spec = importlib.util.find_spec("litellm")  # locates the package without executing it
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(folder, "model_prices_and_context_window_backup.json")
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError):
-            continue
-        data.pop("sample_spec", None)
-        return data
-    from rlm_cli.lm import load_litellm
-
-    return dict(load_litellm().model_cost)
+    return load_catalogue()
 
 
 def provider_models(provider: str, catalogue: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,94 @@
+"""What can go wrong in an LM call, in two kinds: worth retrying, or not.
+
+Shared by both request paths (:mod:`rlm_cli.lm_litellm`, :mod:`rlm_cli.lm_openai`) and by
+:class:`rlm_cli.lm.LMClient`, which retries :class:`TransientLMError` and stops on
+:class:`FatalLMError`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+
+from rlm_cli.errors import ProviderError
+
+
+class TransientLMError(Exception):
+    """A failure worth retrying (429, 5xx, timeout, connection); ``retry_after`` in seconds or None.
+
+    ``refused`` is True when the server's port refused the connection (nothing listens there):
+    retried a little only, since waiting rarely helps.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.refused = _refused(cause)
+
+
+class FatalLMError(ProviderError):
+    """A failure retries cannot fix: authentication, permission, unknown model, bad request (exit 1).
+
+    ``kind`` is ``auth``, ``not_found``, ``bad_request``, ``context_window`` or ``other``.
+    """
+
+    def __init__(self, message: str, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _refused(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ConnectionRefusedError) or "connection refused" in str(exc).lower():
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None.
+
+    Source: RFC 9110 section 10.2.3.
+    """
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+
+
+def retry_after_from(*header_sets: Mapping[str, str] | None) -> float | None:
+    """The first usable ``Retry-After`` (seconds) among ``header_sets`` (case-insensitive mappings)."""
+    for headers in header_sets:
+        if not headers:
+            continue
+        try:
+            value = parse_retry_after(headers.get("retry-after"))
+        except Exception:
+            value = None
+        if value is not None:
+            return value
+    return None
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status an SDK exception carries (``status_code``), or None."""
+    code = getattr(exc, "status_code", None)
+    return code if isinstance(code, int) else None
+
+
+def short_message(exc: BaseException) -> str:
+    """The provider's message on one line, without litellm's repeated class-name prefixes (<= 300 chars)."""
+    text = " ".join(str(exc).split())
+    for prefix in ("litellm.", "OpenAIException - ", "Error code: "):
+        text = text.replace(prefix, "")
+    name = type(exc).__name__ + ": "
+    while text.startswith(name):
+        text = text[len(name):]
+    return text[:300]

@@ -1,0 +1,123 @@
+"""LM calls through litellm: every provider except OpenAI-compatible ``openai/`` models.
+
+litellm is imported on first use only (``rlm --help`` must not pay its ~3 s import), with
+``LITELLM_LOCAL_MODEL_COST_MAP=True`` so the import never touches the network, and its stdout
+banners suppressed. litellm's own retries are off (``num_retries=0``, ``max_retries=0``):
+:class:`rlm_cli.lm.LMClient` retries. Costs come from litellm's own ``response_cost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from rlm_cli.lm_errors import FatalLMError, TransientLMError, retry_after_from, short_message, status_of
+
+_litellm = None
+
+
+def load_litellm():
+    """Import and configure litellm once (offline cost map, no banners, quiet logging)."""
+    global _litellm
+    if _litellm is None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        os.environ.setdefault("LITELLM_LOG", "ERROR")
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        litellm.drop_params = True
+        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        _litellm = litellm
+    return _litellm
+
+
+class LitellmBackend:
+    """Chat completions through ``litellm.acompletion`` with litellm-style keyword arguments."""
+
+    name = "litellm"
+
+    def __init__(self) -> None:
+        self._unpriced: set[str] = set()
+
+    async def complete(self, kwargs: dict[str, Any]) -> tuple[str, Any]:
+        """One non-streamed call: (reply text, litellm ModelResponse)."""
+        response = await load_litellm().acompletion(**kwargs)
+        return response.choices[0].message.content or "", response
+
+    async def stream(self, kwargs: dict[str, Any], on_delta: Callable[[str], None]) -> tuple[str, Any]:
+        """One streamed call; ``on_delta`` gets each text piece. Returns (text, rebuilt response or None)."""
+        lt = load_litellm()
+        stream = await lt.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
+        chunks = []
+        pieces: list[str] = []
+        async for chunk in stream:
+            chunks.append(chunk)
+            choices = getattr(chunk, "choices", None) or []
+            delta = getattr(choices[0], "delta", None) if choices else None
+            piece = getattr(delta, "content", None) if delta is not None else None
+            if piece:
+                pieces.append(piece)
+                on_delta(piece)
+        try:
+            response = lt.stream_chunk_builder(chunks, messages=kwargs["messages"])
+        except Exception:
+            response = None
+        return "".join(pieces), response
+
+    def cost(self, model: str, response: Any) -> float | None:
+        """USD litellm computed for ``response`` (``_hidden_params["response_cost"]``), else its price
+        map once per model (streamed responses); None for models it cannot price. Unpriced models are
+        remembered, so a fan-out of thousands of calls does not repeat a failing lookup per call."""
+        hidden = getattr(response, "_hidden_params", None) or {}
+        value = hidden.get("response_cost") if isinstance(hidden, dict) else None
+        if value is not None:
+            return float(value)
+        if model in self._unpriced or response is None:
+            return None
+        try:
+            value = load_litellm().completion_cost(completion_response=response, model=model)
+        except Exception:
+            value = None
+        if value is None:
+            self._unpriced.add(model)
+            return None
+        return float(value)
+
+    def classify(self, exc: BaseException, model: str) -> Exception:
+        """Map a litellm exception to :class:`TransientLMError` or :class:`FatalLMError`."""
+        lt = load_litellm()
+        name = type(exc).__name__
+        if isinstance(exc, lt.exceptions.ContextWindowExceededError):
+            return FatalLMError(f"{model}: the prompt is longer than the model's context window", "context_window")
+        if isinstance(exc, lt.exceptions.AuthenticationError | lt.exceptions.PermissionDeniedError):
+            return FatalLMError(f"{model}: authentication failed ({short_message(exc)}); check the provider's "
+                                "API key variable (e.g. OPENAI_API_KEY)", "auth")
+        if isinstance(exc, lt.exceptions.NotFoundError):
+            return FatalLMError(f"{model}: model or endpoint not found ({short_message(exc)})", "not_found")
+        # litellm keeps the provider's headers in `litellm_response_headers`; `response.headers` is
+        # often empty (litellm rebuilds the response object without the vendor's headers).
+        retry_after = retry_after_from(getattr(exc, "litellm_response_headers", None),
+                                       getattr(getattr(exc, "response", None), "headers", None),
+                                       getattr(exc, "headers", None))
+        transient = (lt.exceptions.RateLimitError, lt.exceptions.Timeout, lt.exceptions.APIConnectionError,
+                     lt.exceptions.InternalServerError, lt.exceptions.ServiceUnavailableError,
+                     lt.exceptions.BadGatewayError, asyncio.TimeoutError, ConnectionError)
+        status = status_of(exc)
+        if isinstance(exc, transient) or (status is not None and (status == 429 or status >= 500)):
+            return TransientLMError(f"{model}: {name} ({short_message(exc)})", retry_after, exc)
+        if isinstance(exc, lt.exceptions.BadRequestError) or status in (400, 422):
+            if "LLM Provider NOT provided" in str(exc):
+                return FatalLMError(f"{model}: unknown model or provider; use a litellm model string such as "
+                                    "'openai/gpt-4o-mini' (see `rlm models`)", "not_found")
+            return FatalLMError(f"{model}: bad request ({short_message(exc)})", "bad_request")
+        if isinstance(exc, lt.exceptions.APIError) and status is None:
+            return TransientLMError(f"{model}: {name} ({short_message(exc)})", retry_after, exc)
+        return FatalLMError(f"{model}: {name}: {short_message(exc)}", "other")
+
+    async def aclose(self) -> None:
+        """Nothing to close: litellm keeps its own client cache for the process."""

@@ -1,0 +1,161 @@
+"""The two request paths (OpenAI SDK for ``openai/`` models, litellm for the rest) behave the same:
+over the scripted server's real HTTP, for streaming, usage, retries, error kinds and prices."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+
+import pytest
+from helpers import last_trajectory, rlm_env, run_rlm
+from scripted_server import Reply
+
+from rlm_cli import catalogue
+from rlm_cli.errors import ProviderError
+from rlm_cli.lm import REFUSED_RETRIES, FatalLMError, LMClient
+
+BACKENDS = ["auto", "litellm"]
+
+
+def _client(server, backend: str, **kw) -> LMClient:
+    return LMClient(api_base=server.base_url, api_key="sk-test", backend=backend, backoff_base_s=0.01, **kw)
+
+
+def _ask(client: LMClient, model: str, **kw):
+    async def go():
+        try:
+            return await client.complete(model, [{"role": "user", "content": "hi"}], **kw)
+        finally:
+            await client.aclose()
+    return asyncio.run(go())
+
+
+def test_openai_models_take_the_sdk_path_unless_told_otherwise():
+    assert LMClient().backend_for("openai/gpt-4o").name == "openai"
+    assert LMClient().backend_for("anthropic/claude-haiku-4-5").name == "litellm"
+    assert LMClient().backend_for("gpt-4o").name == "litellm"  # bare names: litellm resolves the provider
+    assert LMClient(backend="litellm").backend_for("openai/gpt-4o").name == "litellm"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_plain_and_streamed_calls_report_text_and_usage(scripted_server, backend):
+    scripted_server.script("root", Reply(text="Hello streamed world, in pieces.", prompt_tokens=77,
+                                         completion_tokens=9, cached_tokens=40), "plain reply")
+    pieces: list[str] = []
+    streamed = _ask(_client(scripted_server, backend), "openai/root", role="root", on_delta=pieces.append)
+    assert streamed.text == "Hello streamed world, in pieces." and "".join(pieces) == streamed.text
+    assert len(pieces) > 1
+    assert (streamed.usage.input_tokens, streamed.usage.output_tokens, streamed.usage.cached_tokens) == (77, 9, 40)
+    plain = _ask(_client(scripted_server, backend), "openai/root", role="root")
+    assert plain.text == "plain reply" and plain.usage.output_tokens > 0
+    first, second = scripted_server.requests_for("root")
+    assert first.body["stream"] is True and not second.body.get("stream")
+    assert first.body["model"] == "root"  # the provider prefix is not sent
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_server_errors_are_retried_then_given_up(scripted_server, backend):
+    scripted_server.default("sub", Reply(status=503, text="overloaded", headers={"Retry-After": "0"}))
+    with pytest.raises(ProviderError, match="gave up after 3 attempts"):
+        _ask(_client(scripted_server, backend, max_retries=2), "openai/sub")
+    assert len(scripted_server.requests_for("sub")) == 3  # the libraries' own retries are off
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("status", "text", "kind"), [
+    (401, "invalid api key", "auth"),
+    (404, "no such model", "not_found"),
+    (400, "This model's maximum context length is 8192 tokens", "context_window"),
+    (400, "temperature is not supported", "bad_request"),
+])
+def test_fatal_errors_are_not_retried(scripted_server, backend, status, text, kind):
+    scripted_server.default("sub", Reply(status=status, text=text))
+    with pytest.raises(FatalLMError) as exc:
+        _ask(_client(scripted_server, backend), "openai/sub")
+    assert exc.value.kind == kind
+    assert len(scripted_server.requests_for("sub")) == 1
+
+
+def test_options_the_sdk_does_not_name_reach_the_server_in_the_body(scripted_server):
+    scripted_server.default("sub", "ok")
+    client = _client(scripted_server, "auto", options={"sub": {"temperature": 0.2, "top_k": 5,
+                                                                "drop_params": True}})
+    _ask(client, "openai/sub")
+    body = scripted_server.requests_for("sub")[0].body
+    assert body["temperature"] == 0.2 and body["top_k"] == 5 and "drop_params" not in body
+
+
+def test_a_refused_connection_is_retried_only_briefly():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    notes: list[str] = []
+    client = LMClient(api_base=f"http://127.0.0.1:{port}/v1", api_key="x", backoff_base_s=0.01,
+                      on_retry=notes.append)
+    with pytest.raises(ProviderError, match=f"gave up after {REFUSED_RETRIES + 1} attempts"):
+        _ask(client, "openai/sub")
+    assert len(notes) == REFUSED_RETRIES
+
+
+def test_missing_key_is_fatal_without_a_request(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(FatalLMError) as exc:
+        _ask(LMClient(api_base="http://127.0.0.1:9/v1"), "openai/sub")
+    assert exc.value.kind == "auth" and "OPENAI_API_KEY" in str(exc.value)
+
+
+@pytest.mark.parametrize(("model", "inp", "out", "cached"), [
+    ("openai/gpt-4o-mini", 1_000_000, 1000, 0),
+    ("openai/gpt-4o-mini", 10_000, 500, 4_000),
+    ("openai/gpt-5", 50_000, 2_000, 10_000),
+    ("gemini/gemini-2.5-pro", 250_000, 1_000, 0),  # above its 200k-token tier
+])
+def test_catalogue_prices_like_litellm(model, inp, out, cached):
+    from rlm_cli.lm_litellm import load_litellm
+
+    lt = load_litellm()
+    details = {"cached_tokens": cached} if cached else None
+    usage = lt.Usage(prompt_tokens=inp, completion_tokens=out, total_tokens=inp + out,
+                     prompt_tokens_details=details)
+    want = lt.completion_cost(completion_response=lt.ModelResponse(model=model.split("/", 1)[1], usage=usage),
+                              model=model)
+    assert catalogue.cost_usd(model, inp, out, cached) == pytest.approx(want, rel=1e-6)
+    assert catalogue.cost_usd("openai/no-such-model", inp, out) is None
+
+
+def test_a_run_on_an_openai_compatible_server_never_imports_litellm(scripted_server, tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text("data\n")
+    scripted_server.default("sub", "fine")
+    scripted_server.script("root", "```repl\nprint(llm_query('x'))\n```", "FINAL(ok)")
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print('LITELLM' if 'litellm' in sys.modules else 'NO-LITELLM', file=sys.stderr))\n"
+            "from rlm_cli.cli import main\n"
+            f"sys.argv = ['rlm', 'ask', {str(src)!r}, 'q?', '--no-log']\n"
+            "main()\n")
+    env = rlm_env(scripted_server, tmp_path / "home")
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout == "ok\n", p.stderr
+    assert p.stderr.rstrip().endswith("NO-LITELLM"), p.stderr
+
+
+def test_the_litellm_path_runs_end_to_end(scripted_server, tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text("data\n")
+    scripted_server.default("gpt-4o-mini", Reply(text="fine", prompt_tokens=1000, completion_tokens=10))
+    scripted_server.script("root", "```repl\nprint(llm_query('x'))\n```", "FINAL(ok)")
+    home = tmp_path / "home"
+    p = run_rlm(["ask", str(src), "q?", "--sub-model", "openai/gpt-4o-mini"],
+                rlm_env(scripted_server, home, RLM_LM_BACKEND="litellm"))
+    assert (p.returncode, p.stdout) == (0, "ok\n"), p.stderr
+    sub = last_trajectory(home)["usage"]["sub"]
+    assert sub["calls"] == 1 and sub["cost_usd"] == pytest.approx(1000 * 0.15e-6 + 10 * 0.6e-6)
+
+
+def test_an_unknown_backend_is_a_usage_error(scripted_server, tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text("data\n")
+    p = run_rlm(["ask", str(src), "q?"], rlm_env(scripted_server, tmp_path / "home", RLM_LM_BACKEND="fast"))
+    assert p.returncode == 2 and "RLM_LM_BACKEND" in p.stderr and "Traceback" not in p.stderr
