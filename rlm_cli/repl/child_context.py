@@ -80,8 +80,8 @@ def _data_address(text: str, kind: int, memmove) -> int:
     raw = sample.encode(_CODEC[kind])
     if offset != _header(text, kind) or not 0 < offset <= 256 or len(raw) != len(sample) * max(kind, 1):
         raise _Mismatch("unexpected str header")
-    if sys.getrefcount(probe) != 2 or sys.getrefcount(text) != 3:  # the argument, and ours; not shared
-        raise _Mismatch("the str is shared")
+    if sys.getrefcount(probe) != 2:  # ours and the argument's: not shared
+        raise _Mismatch("the probe is shared")
     memmove(id(probe) + offset, raw, len(raw))
     if probe != sample or _kind(probe) != kind:
         raise _Mismatch("the probe did not read back")
@@ -115,6 +115,8 @@ def _in_place(path: str, chunk_bytes: int) -> str | None:
         if chars < 2:  # "" and 1-character strings are shared singletons: never write into those
             return None
         text = _FILL[kind] * chars
+        if sys.getrefcount(text) != 2:  # ours and the argument's: a fresh str nobody else holds
+            raise _Mismatch("the str is shared")
         base = _data_address(text, kind, ctypes.memmove)
         width, codec = max(kind, 1), _CODEC[kind]
         decoder = codecs.getincrementaldecoder("utf-8")()
