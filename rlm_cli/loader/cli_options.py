@@ -57,7 +57,8 @@ MaxFileSizeOpt = Annotated[str, typer.Option(
     help="Skip walked files larger than this (e.g. 500KB, 2MiB); files named explicitly are always loaded.")]
 MaxInputSizeOpt = Annotated[str, typer.Option(
     "--max-input-size", metavar="SIZE", rich_help_panel=PANEL,
-    help="Stop with an error when the files walked from directories add up to more than this.")]
+    help="Stop with an error when the input adds up to more than this: walked and named files (binary "
+         "ones aside), standard input and pipes, which are read no further than this.")]
 FollowSymlinksOpt = Annotated[bool, typer.Option(
     "--follow-symlinks", rich_help_panel=PANEL,
     help="Follow symlinks found while walking (each directory is walked once, so loops end).")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from rlm_cli.context import ContextWriter
 from rlm_cli.errors import InputError
@@ -91,29 +91,75 @@ def load_file(writer: ContextWriter, path: str, fs_path: str, size_hint: int = 0
     return True
 
 
-def spool(stream: BinaryIO, directory: str, name: str) -> tuple[str, int]:
-    """Copy a non-seekable stream (stdin, a pipe) to a temporary file in ``directory``, in chunks.
+class Spooled(NamedTuple):
+    """What :func:`spool` did with a stream: ``path`` (a temporary file, the caller deletes it) and
+    ``size`` in bytes, or ``binary`` (the skip reason) with ``path`` ``None`` when the stream's first
+    :data:`PREFIX_BYTES` bytes were binary and it was not read further."""
 
-    Returns ``(temp path, bytes)``; the caller deletes the file. Raises :class:`InputError` when the
-    stream is empty or is an interactive terminal.
+    path: str | None
+    size: int
+    binary: str | None = None
+
+
+class OverBudget(Exception):
+    """A stream went past its byte budget; ``read`` bytes were read (budget + 1), then reading stopped."""
+
+    def __init__(self, read: int) -> None:
+        super().__init__(read)
+        self.read = read
+
+
+def _read_up_to(stream: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes, fewer only at end of stream (a pipe's read may return less)."""
+    data = stream.read(n)
+    while data and len(data) < n:
+        more = stream.read(n - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def spool(stream: BinaryIO, directory: str, name: str, max_bytes: int | None = None,
+          empty_hint: str = "nothing was piped or redirected into it") -> Spooled:
+    """Copy a non-seekable stream (stdin, a pipe, a device) to a temporary file in ``directory``.
+
+    The first :data:`PREFIX_BYTES` bytes are sniffed first: a binary stream (``/dev/zero``, an
+    image piped in) is not read further (``Spooled.binary``). Otherwise the stream is copied in
+    chunks until its end, or until it passes ``max_bytes`` (bytes; at most ``max_bytes + 1`` bytes,
+    or the sniffed prefix, are read): then the partial copy is deleted and :class:`OverBudget` is
+    raised, so an endless stream never fills the disk. Raises
+    :class:`InputError` when the stream is empty or is an interactive terminal; ``OSError`` from
+    reading or writing propagates (the temporary file is deleted). ``empty_hint`` ends the message
+    for an empty stream.
     """
     isatty = getattr(stream, "isatty", None)
     if isatty is not None and isatty():
         raise InputError(f"{name} is a terminal: pipe or redirect the input into `-`")
+    limit = -1 if max_bytes is None else max(0, max_bytes)
+    first = _read_up_to(stream, PREFIX_BYTES)
+    if not first:
+        raise InputError(f"{name} is empty: {empty_hint}")
+    reason = binary_reason(first)
+    if reason:
+        return Spooled(None, len(first), reason)
+    if 0 <= limit < len(first):
+        raise OverBudget(len(first))
     fd, tmp = tempfile.mkstemp(prefix=".rlm-spool-", dir=directory)
-    total = 0
+    total = len(first)
     try:
         with os.fdopen(fd, "wb") as out:
-            while True:
-                chunk = stream.read(CHUNK_BYTES)
+            out.write(first)
+            del first
+            while limit < 0 or total <= limit:
+                chunk = stream.read(CHUNK_BYTES if limit < 0 else min(CHUNK_BYTES, limit + 1 - total))
                 if not chunk:
                     break
                 out.write(chunk)
                 total += len(chunk)
+        if 0 <= limit < total:
+            raise OverBudget(total)
     except BaseException:
         os.unlink(tmp)
         raise
-    if total == 0:
-        os.unlink(tmp)
-        raise InputError(f"{name} is empty: nothing was piped or redirected into it")
-    return tmp, total
+    return Spooled(tmp, total)

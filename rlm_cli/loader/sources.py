@@ -6,33 +6,41 @@ Rules (``rlm ls`` shows their outcome):
   hidden files included, computed from the ignore files when git cannot answer. On top of it the
   default excludes, ``--exclude`` and ``--include`` (``filters.py``), then ``--max-file-size``.
   Symlinks are skipped unless ``--follow-symlinks``. Nested repositories are reported, not entered.
-* A file named explicitly is always loaded, whatever its size or name (binary files excepted); a
-  named FIFO (``<(cmd)``) is read like stdin.
-* ``-`` reads standard input (only then), spooled to a temporary file next to the context file so a
-  decoding restart never needs the data twice in memory.
+* A file named explicitly is loaded whatever its name or ``--max-file-size`` (binary files
+  excepted). A named FIFO (``<(cmd)``) or character device is read like stdin; a named socket or
+  block device is skipped (``not a regular file (socket)``).
+* ``-`` reads standard input (only then). Streams (stdin, FIFOs, devices) are sniffed from their
+  first 8 KiB (a binary one, like ``/dev/zero``, is skipped without reading on), then spooled to a
+  temporary file next to the context file, so a decoding restart never needs the data twice in
+  memory. All streams are spooled before any file is read.
+* ``--max-input-size`` bounds every source together, in bytes: walked and named files are counted
+  from ``stat`` before anything is read (binary files do not count), and streams are counted while
+  they are spooled, which stops as soon as the total passes the limit. Either way the load stops
+  with a one-line :class:`InputError` (exit 2) instead of filling the disk.
 * Binary files are judged from their first 8 KiB and skipped; text is decoded by ``decode.py``.
-  Unreadable files are skipped and reported; a missing source, an empty stdin and walked files
-  totalling more than ``--max-input-size`` stop the load with :class:`InputError` (exit 2).
+  Unreadable files are skipped and reported; a missing source and an empty stdin stop the load with
+  :class:`InputError` (exit 2).
 * Displayed paths: under a directory, the directory as typed (normalised, no ``./``) joined with the
   path inside it; a file as typed; ``<stdin>``. The same file reached twice is loaded once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from rlm_cli.context import STDIN_PATH, ContextWriter, LoadedContext
 from rlm_cli.errors import InputError
 from rlm_cli.loader.binary import PREFIX_BYTES, binary_reason
 from rlm_cli.loader.filters import NOT_INCLUDED, PathFilter
 from rlm_cli.loader.options import LoadOptions, format_size
-from rlm_cli.loader.read import load_file, spool
+from rlm_cli.loader.read import OverBudget, load_file, spool, unreadable
 from rlm_cli.loader.walk import WalkState, list_directory
 
 __all__ = ["LoadOptions", "display_prefix", "load_sources"]
@@ -40,13 +48,13 @@ __all__ = ["LoadOptions", "display_prefix", "load_sources"]
 _SKIP_KINDS = {"repo", "missing", "special", "broken", "loop", "unreadable"}
 
 
-@dataclass
-class _Item:
+class _Item(NamedTuple):
     path: str  # as displayed
-    fs_path: str | None  # None: standard input
+    fs_path: str | None  # None: standard input (or a stream skipped as binary)
     size: int = 0  # bytes, from stat
     walked: bool = False
     stream: bool = False  # a FIFO or device: spool it first
+    skip: str | None = None  # a spooled stream found binary: the reason (it holds its place in order)
 
 
 @dataclass
@@ -56,6 +64,7 @@ class _Plan:
     seen: dict[tuple[int, int], int] = field(default_factory=dict)  # (device, inode) -> source index
     walked_bytes: int = 0
     walked_files: int = 0
+    named_bytes: int = 0  # regular files named explicitly
 
 
 def display_prefix(source: str) -> str:
@@ -85,36 +94,42 @@ def _plan_directory(src: str, index: int, options: LoadOptions, plan: _Plan) -> 
     state = WalkState(follow_symlinks=options.follow_symlinks, prune=pf.dir_excluded)
     excluded_dirs: dict[str, list] = {}
     not_included = 0
+    file_reason, max_size = pf.file_reason, options.max_file_size
+    items, skipped, seen = plan.items, plan.skipped, plan.seen
     for found in list_directory(src, state):
-        shown = _safe(prefix + found.rel)
-        if found.kind == "excluded":
-            entry = excluded_dirs.setdefault(shown, [found.detail, 0])
+        kind = found.kind
+        if kind == "excluded":
+            entry = excluded_dirs.setdefault(_safe(prefix + found.rel), [found.detail, 0])
             entry[1] = -1 if found.size < 0 else entry[1] + 1
             continue
-        if found.kind in _SKIP_KINDS:
-            plan.skipped.append((shown, found.detail, None))
+        if kind in _SKIP_KINDS:
+            skipped.append((_safe(prefix + found.rel), found.detail, None))
             continue
-        reason = pf.file_reason(found.rel)
-        if reason == NOT_INCLUDED:
-            not_included += 1
-            continue
+        reason = file_reason(found.rel)
         if reason is not None:
-            plan.skipped.append((shown, reason, found.size or None))
+            if reason == NOT_INCLUDED:
+                not_included += 1
+            else:
+                skipped.append((_safe(prefix + found.rel), reason, found.size or None))
             continue
-        if found.kind == "symlink":
-            plan.skipped.append((shown, "symlink (not followed; use --follow-symlinks)", None))
+        shown = _safe(prefix + found.rel)
+        if kind == "symlink":
+            skipped.append((shown, "symlink (not followed; use --follow-symlinks)", None))
             continue
-        if found.size > options.max_file_size:
-            plan.skipped.append((shown, f"over --max-file-size ({format_size(options.max_file_size)})",
-                                 found.size))
+        size = found.size
+        if size > max_size:
+            skipped.append((shown, f"over --max-file-size ({format_size(max_size)})", size))
             continue
         # hard links inside one tree are distinct files to git; a file reached again through another
         # source or a followed symlink is the same file, loaded once
-        if found.key in plan.seen and (found.linked or plan.seen[found.key] != index):
+        key = found.key
+        prev = seen.get(key)
+        if prev is not None and (found.linked or prev != index):
             continue
-        plan.seen.setdefault(found.key, index)
-        plan.items.append(_Item(shown, found.fs_path, found.size, walked=True))
-        plan.walked_bytes += found.size
+        if prev is None:
+            seen[key] = index
+        items.append(_Item(shown, found.fs_path, size, walked=True))
+        plan.walked_bytes += size
         plan.walked_files += 1
     for shown, (reason, count) in excluded_dirs.items():
         # git listed the files of an excluded directory; the rules walk never entered it
@@ -133,12 +148,15 @@ def _plan_file(src: str, index: int, plan: _Plan) -> None:
     if key in plan.seen:
         return
     plan.seen[key] = index
-    if stat.S_ISREG(st.st_mode):
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
         plan.items.append(_Item(_safe(src), src, st.st_size))
-    elif stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
+        plan.named_bytes += st.st_size
+    elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):  # <(cmd), /dev/stdin, a device: read as a stream
         plan.items.append(_Item(_safe(src), src, 0, stream=True))
     else:
-        plan.skipped.append((_safe(src), "not a regular file", None))
+        what = "socket" if stat.S_ISSOCK(mode) else "block device" if stat.S_ISBLK(mode) else "special file"
+        plan.skipped.append((_safe(src), f"not a regular file ({what})", None))
 
 
 def _plan(sources: list[str], options: LoadOptions) -> _Plan:
@@ -159,18 +177,18 @@ def _plan(sources: list[str], options: LoadOptions) -> _Plan:
     return plan
 
 
-def _check_input_size(plan: _Plan, sources: list[str], options: LoadOptions) -> None:
-    """Stop before reading anything when the walked files exceed ``--max-input-size`` (bytes).
+def _check_input_size(plan: _Plan, sources: list[str], options: LoadOptions) -> int:
+    """Stop before reading anything when the files exceed ``--max-input-size``; returns the bytes counted.
 
-    Binary files do not count: when over the limit, walked files are sniffed (first 8 KiB) first.
+    Walked and named files count with their ``stat`` size (bytes); binary files do not: when over
+    the limit, the files are sniffed (first 8 KiB) first. Streams are counted while they are spooled.
     """
-    total = plan.walked_bytes
+    total = plan.walked_bytes + plan.named_bytes
     if total <= options.max_input_size:
-        return
-    text_files = 0
-    total = 0
+        return total
+    text_files, total, named = 0, 0, []
     for item in plan.items:
-        if not item.walked:
+        if item.stream:
             continue
         try:
             with open(item.fs_path, "rb") as fh:
@@ -180,49 +198,111 @@ def _check_input_size(plan: _Plan, sources: list[str], options: LoadOptions) -> 
             continue
         total += item.size
         text_files += 1
+        if not item.walked:
+            named.append(item.path)
     if total <= options.max_input_size:
-        return
-    dirs = ", ".join(s for s in sources if s != "-" and os.path.isdir(s))
+        return total
+    limit = format_size(options.max_input_size)
+    dirs = [s for s in sources if s != "-" and os.path.isdir(s)]
+    what = dirs + named[:3] + ([f"{len(named) - 3} more files"] if len(named) > 3 else [])
+    if not dirs:
+        raise InputError(f"{', '.join(what)} would load {format_size(total)}, over --max-input-size "
+                         f"({limit}): raise --max-input-size (e.g. --max-input-size {_round_up(total)})")
     raise InputError(
-        f"{dirs} would load {format_size(total)} in {text_files:,} files, over --max-input-size "
-        f"({format_size(options.max_input_size)}): narrow it with --include (e.g. --include 'src/' "
-        f"--include '*.py') or --exclude, or raise --max-input-size"
+        f"{', '.join(what)} would load {format_size(total)} in {text_files:,} files, over --max-input-size "
+        f"({limit}): narrow it with --include (e.g. --include 'src/' --include '*.py') or --exclude, "
+        f"or raise --max-input-size"
     )
+
+
+def _round_up(n: int) -> str:
+    """A size at least ``n`` bytes, for a suggestion: ``"300MB"``, ``"2GB"``."""
+    for unit, scale in (("MB", 10**6), ("GB", 10**9)):
+        if n < 1000 * scale or unit == "GB":
+            return f"{-(-n // scale)}{unit}"
+    raise AssertionError("unreachable")
+
+
+def _spool_streams(plan: _Plan, budget: int, options: LoadOptions, directory: str,
+                   stdin: BinaryIO | None, spooled: list[str]) -> list[_Item]:
+    """Spool every stream (stdin, FIFOs, devices) to a temporary file, within ``budget`` bytes.
+
+    Returns the items with each stream replaced by its spooled file, or by a skip when it was binary;
+    appends temporary paths to ``spooled`` (the caller deletes them). Raises :class:`InputError` when
+    a stream is empty, a terminal, or takes the input over ``--max-input-size``.
+    """
+    items = []
+    for item in plan.items:
+        if not item.stream:
+            items.append(item)
+            continue
+        if item.fs_path is None:
+            name, hint = "standard input", "nothing was piped or redirected into it"
+            stream = stdin if stdin is not None else sys.stdin.buffer
+        else:
+            name, hint = item.fs_path, "the pipe or device gave no data"
+            try:
+                stream = open(item.fs_path, "rb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                items.append(item._replace(fs_path=None, stream=False, skip=unreadable(exc)))
+                continue
+        try:
+            result = spool(stream, directory, name, budget, empty_hint=hint)
+        except OverBudget as over:
+            others = options.max_input_size - budget
+            with_others = f", of which the other sources take {format_size(others)}" if others else ""
+            raise InputError(
+                f"{name} goes over --max-input-size ({format_size(options.max_input_size)}{with_others}): "
+                f"stopped reading after {format_size(over.read)}; raise --max-input-size "
+                f"(e.g. --max-input-size {_round_up(2 * options.max_input_size)})") from None
+        except OSError as exc:
+            items.append(item._replace(fs_path=None, stream=False, skip=unreadable(exc)))
+            continue
+        finally:
+            if item.fs_path is not None:
+                stream.close()
+        if result.path is None:
+            items.append(item._replace(fs_path=None, stream=False, skip=result.binary))
+            continue
+        spooled.append(result.path)
+        items.append(item._replace(fs_path=result.path, size=result.size, stream=False))
+        budget -= result.size
+    return items
 
 
 def load_sources(sources: list[str], options: LoadOptions, dest: Path,
                  stdin: BinaryIO | None = None) -> LoadedContext:
     """Load ``sources`` into the context file ``dest`` (created or overwritten); see the module doc.
 
-    Every source is checked and every directory walked before anything is read. Raises
-    :class:`InputError` (exit 2) for a missing source, an empty or interactive stdin, and walked
-    files over ``options.max_input_size`` bytes; unreadable and binary files are only reported
-    (``LoadedContext.skipped``).
+    Every source is checked, every directory walked and every stream spooled before any file is
+    read. Raises :class:`InputError` (exit 2) for a missing source, an empty or interactive stdin,
+    and input over ``options.max_input_size`` bytes (all sources together); unreadable and binary
+    files are only reported (``LoadedContext.skipped``). ``OSError`` from writing ``dest`` or the
+    spool files in its directory propagates.
     """
     if not sources:
         raise InputError("no source given: name files, directories, or - for standard input")
     plan = _plan(sources, options)
-    _check_input_size(plan, sources, options)
+    counted = _check_input_size(plan, sources, options)
     dest = Path(dest)
-    writer = ContextWriter(dest)
+    spooled: list[str] = []
     try:
-        for path, reason, size in plan.skipped:
-            writer.skip(path, reason, size)
-        for item in plan.items:
-            if not item.stream:
-                load_file(writer, item.path, item.fs_path, item.size)
-                continue
-            if item.fs_path is None:
-                stream, name = (stdin if stdin is not None else sys.stdin.buffer), "standard input"
-                tmp, size = spool(stream, str(dest.parent), name)
-            else:
-                with open(item.fs_path, "rb") as fh:
-                    tmp, size = spool(fh, str(dest.parent), item.fs_path)
-            try:
-                load_file(writer, item.path, tmp, size)
-            finally:
+        items = _spool_streams(plan, options.max_input_size - counted, options, str(dest.parent),
+                               stdin, spooled)
+        writer = ContextWriter(dest)
+        try:
+            for path, reason, size in plan.skipped:
+                writer.skip(path, reason, size)
+            for item in items:
+                if item.skip is not None:
+                    writer.skip(item.path, item.skip, None)
+                else:
+                    load_file(writer, item.path, item.fs_path, item.size)
+            return writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+    finally:
+        for tmp in spooled:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        return writer.finish()
-    except BaseException:
-        writer.abort()
-        raise

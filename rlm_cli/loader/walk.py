@@ -20,16 +20,19 @@ import os
 import stat
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import NamedTuple
 
-from rlm_cli.loader.ignore import RuleSet, is_ignored, read_ignore_file
+from rlm_cli.loader.ignore import RuleSet, read_ignore_file
 
 MAX_LINK_DEPTH = 40  # nested directory symlinks followed, at most
+S_ISREG = stat.S_ISREG
+_REL = attrgetter("rel")
 
 
-@dataclass(frozen=True)
-class Found:
-    """One entry under a directory source.
+class Found(NamedTuple):
+    """One entry under a directory source (a named tuple: one is made per file, so it is cheap).
 
     ``rel`` is the POSIX path relative to the directory given. ``kind``: ``"file"`` (a regular
     file, or a followed link to one: ``size`` is its size in bytes and ``key`` its (device, inode)),
@@ -230,15 +233,24 @@ def walk_rules(path: str, prune=None, rel_prefix: str = "", as_root: bool = Fals
             own = read_ignore_file(os.path.join(dir_fs, ".gitignore"), nofollow=True)
             if own:
                 rules = [*rules, RuleSet(own, trel)]
+        # innermost ruleset first: the deepest .gitignore with a match decides (ignore.decide)
+        matchers = [rs.match for rs in reversed(rules)]
         for e in entries:
-            if e.name == ".git":
+            name = e.name
+            if name == ".git":
                 continue
             try:
                 is_dir = e.is_dir(follow_symlinks=False)
             except OSError:
                 is_dir = False
-            tpath, rel = trel + e.name, drel + e.name
-            if is_ignored(rules, tpath, is_dir):
+            tpath, rel = trel + name, drel + name
+            for match in matchers:
+                pat = match(tpath, is_dir)
+                if pat is not None:
+                    break
+            else:
+                pat = None
+            if pat is not None and not pat.negated:
                 continue
             if is_dir:
                 reason = prune(rel + "/") if prune is not None else None
@@ -248,11 +260,15 @@ def walk_rules(path: str, prune=None, rel_prefix: str = "", as_root: bool = Fals
                     stack.append((e.path, tpath + "/", rel + "/", rules))
                 continue
             try:
-                st, err = e.stat(follow_symlinks=False), None
+                st = e.stat(follow_symlinks=False)
             except OSError as exc:
-                st, err = None, exc
-            out.append(_classify(e.path, rel, st, err))
-    out.sort(key=lambda f: f.rel)
+                out.append(_classify(e.path, rel, None, exc))
+                continue
+            if S_ISREG(st.st_mode):
+                out.append(Found(e.path, rel, "file", st.st_size, (st.st_dev, st.st_ino)))
+            else:
+                out.append(_classify(e.path, rel, st, None))
+    out.sort(key=_REL)
     yield from out
 
 
@@ -273,6 +289,6 @@ def _follow(link: Found, state: WalkState, depth: int) -> Iterator[Found]:
                         detail="symlink to a directory already walked (loop or duplicate)")
             return
         for found in list_directory(link.fs_path, state, link.rel + "/", depth + 1):
-            yield replace(found, linked=True)
+            yield found._replace(linked=True)
     else:
         yield Found(link.fs_path, link.rel, "special", detail="symlink to something not a regular file")
