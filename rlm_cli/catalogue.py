@@ -16,10 +16,12 @@ import importlib.util
 import json
 import os
 import re
+import threading
 from typing import Any
 
 FILE_NAME = "model_prices_and_context_window_backup.json"
 _entries: dict[str, dict[str, Any] | None] = {}
+_lock = threading.Lock()  # a prewarm thread may parse while the run asks
 _TIER = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
 
 
@@ -56,12 +58,13 @@ def model_info(*models: str) -> dict[str, Any] | None:
     listed. Every name given is looked up in the same pass: pass the run's root and sub models
     together and the file is parsed once. Memoised per name; a later miss parses the file again
     (refreshing every name asked for so far)."""
-    if any(m not in _entries for m in models):
-        catalogue = load_catalogue()
-        for name in {*_entries, *models}:
-            _entries[name] = next((catalogue[n] for n in candidates(name) if isinstance(catalogue.get(n), dict)),
-                                  None)
-    return _entries[models[0]]
+    with _lock:
+        if any(m not in _entries for m in models):
+            catalogue = load_catalogue()
+            for name in {*_entries, *models}:
+                _entries[name] = next((catalogue[n] for n in candidates(name)
+                                       if isinstance(catalogue.get(n), dict)), None)
+        return _entries[models[0]]
 
 
 def context_window(model: str) -> int | None:

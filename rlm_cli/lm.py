@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from rlm_cli.lm_errors import FatalLMError, TransientLMError, parse_retry_after
 from rlm_cli.lm_litellm import LitellmBackend, load_litellm
 
 __all__ = ["BACKENDS", "FatalLMError", "LMClient", "LMResult", "Price", "TransientLMError", "load_litellm",
-           "needs_cache_markers", "parse_retry_after", "usage_of"]
+           "needs_cache_markers", "parse_retry_after", "prewarm", "usage_of"]
 
 BACKENDS = ("auto", "litellm")
 """Values of ``RLM_LM_BACKEND``: ``auto`` (``openai/`` models via the OpenAI SDK, the rest via
@@ -38,6 +39,38 @@ litellm) or ``litellm`` (everything via litellm)."""
 REFUSED_RETRIES = 2
 """Retries after a refused connection (nothing listens on the port): a wrong ``--api-base`` fails
 in seconds instead of backing off for a minute."""
+
+
+def check_backend(name: str) -> str:
+    """``name`` if it is one of :data:`BACKENDS`; raises :class:`UsageError` (exit 2) otherwise."""
+    if name not in BACKENDS:
+        raise UsageError(f"RLM_LM_BACKEND={name!r}: expected one of {', '.join(BACKENDS)}")
+    return name
+
+
+def prewarm(models: list[str], backend: str = "auto") -> threading.Thread:
+    """Import the request paths ``models`` will use, and look their prices up, in a background
+    thread, so that this CPU work overlaps the context loading and the REPL start-up instead of
+    delaying the first root LM call (the OpenAI SDK and its transport take ~1 s to import, litellm
+    ~3 s). Errors are ignored here: the call that needs the module raises them. Returns the
+    (daemon) thread."""
+    from rlm_cli import lm_openai
+
+    def work() -> None:
+        try:
+            if backend == "auto" and any(lm_openai.handles(m) for m in models):
+                lm_openai.warm_up()
+            if backend != "auto" or not all(lm_openai.handles(m) for m in models):
+                load_litellm()
+            from rlm_cli.catalogue import model_info
+
+            model_info(*models)
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=work, name="rlm-prewarm", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass
@@ -108,8 +141,7 @@ class LMClient:
     _backends: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise UsageError(f"RLM_LM_BACKEND={self.backend!r}: expected one of {', '.join(BACKENDS)}")
+        check_backend(self.backend)
 
     def semaphore(self) -> asyncio.Semaphore:
         if self._sem is None:

@@ -126,8 +126,11 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
             limits: Limits, system: str | None, as_json: bool, quiet: bool, log: Path | None, no_log: bool,
             request_timeout: float, repl_network: bool = False) -> int:
     """Load, run, print; returns the exit code. Raises RlmError subclasses for unusable input."""
+    from rlm_cli.lm import check_backend, prewarm
     from rlm_cli.loader import load_sources
 
+    backend = check_backend(os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
+    prewarm([settings.model, settings.sub_model or settings.model], backend)  # overlaps loading
     workdir = Path(tempfile.mkdtemp(prefix="rlm-run-"))
     try:
         loaded = load_sources(sources, load_options, workdir / "context.txt")
@@ -150,7 +153,7 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         cfg.stream_root = view.stream_root
         lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=request_timeout,
                       options=settings.options, prices=settings.prices,
-                      backend=os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
+                      backend=backend)
         lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))
 
         async def run_and_close():
