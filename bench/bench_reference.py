@@ -25,11 +25,13 @@ What it measures
     CPU: user + sys of the whole tree (``RUSAGE_CHILDREN``), far less sensitive than wall time to
     other work on the machine.
 
-    Import cost: rlm ask imports litellm (~4 s, ~170 MB here) while rlms imports only the ``openai``
-    SDK. Each rep also times ``import litellm`` and ``import rlm, rlm.clients.openai`` alone (fresh
-    processes), and the bench prints the wall, CPU and tree-RSS ratios with each side's import taken
-    out (its median minus its import's median), labelled as such: the raw ratios are what a user
-    feels (and what the targets are about); the adjusted ones isolate the harness.
+    Import cost: both sides call the server through the OpenAI SDK (rlm does for ``openai/`` models,
+    without importing litellm), but not the same release: litellm pins rlm's to 2.x, whose import is
+    about twice as heavy as the 3.x one rlms installs. Each rep also times each side's client import
+    alone (fresh processes: ``rlm_cli.lm_openai.warm_up()``, ``import rlm, rlm.clients.openai``), and
+    the bench prints the wall, CPU and tree-RSS ratios with each side's import taken out (its median
+    minus its import's median), labelled as such: the raw ratios are what a user feels (and what the
+    targets are about); the adjusted ones isolate the harness.
 
 Targets
     rlm / rlms <= 1.0 for wall time and for peak memory, at 2 MB and at 40 MB.
@@ -232,12 +234,13 @@ def run_tool(server, tool: str, path: Path) -> dict:
     return res
 
 
-IMPORT_CMDS = {"rlm": [sys.executable, "-c", "import litellm"],
+IMPORT_CMDS = {"rlm": [sys.executable, "-c", "from rlm_cli.lm_openai import warm_up; warm_up()"],
                "rlms": [str(RLMS_PY), "-c", "import rlm, rlm.clients.openai"]}
 
 
 def import_once(tool: str) -> dict:
-    """Each side's LM client library imported alone in a fresh process (litellm / rlms + openai)."""
+    """Each side's LM client library imported alone in a fresh process: the OpenAI SDK (2.x, pinned
+    below 3 by litellm), its chat resource and aiohttp transport for rlm; rlms + its OpenAI SDK (3.x)."""
     res = measure(IMPORT_CMDS[tool], dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True"))
     res["ok"] = res["rc"] == 0
     return res
@@ -304,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:8} {tool:5} {med(label, tool, 'wall_s'):7.2f} {med(label, tool, 'cpu_s'):6.2f} "
                   f"{med(label, tool, 'tree_mb'):8.0f} {med(label, tool, 'maxrss_mb'):9.0f}  "
                   f"{sum(r['ok'] for r in rs)}/{len(rs)}")
-    print("(import: `import litellm` on the rlm side, `import rlm, rlm.clients.openai` on the rlms side, "
-          "each alone in a fresh process)")
+    print("(import: the OpenAI SDK path rlm uses for openai/ models (`rlm_cli.lm_openai.warm_up()`) on the "
+          "rlm side, `import rlm, rlm.clients.openai` on the rlms side, each alone in a fresh process)")
     print()
     keys = (("wall_s", "wall"), ("cpu_s", "cpu"), ("tree_mb", "tree RSS"), ("maxrss_mb", "maxrss"))
     print("ratios rlm / rlms (target <= 1.0 for wall and memory):")

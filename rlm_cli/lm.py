@@ -28,6 +28,7 @@ from rlm_cli.errors import ProviderError, UsageError
 from rlm_cli.events import Usage
 from rlm_cli.lm_errors import FatalLMError, TransientLMError, parse_retry_after
 from rlm_cli.lm_litellm import LitellmBackend, load_litellm
+from rlm_cli.lm_replies import usage_of
 
 __all__ = ["BACKENDS", "FatalLMError", "LMClient", "LMResult", "Price", "TransientLMError", "load_litellm",
            "needs_cache_markers", "parse_retry_after", "prewarm", "usage_of"]
@@ -100,19 +101,6 @@ def needs_cache_markers(model: str) -> bool:
     """True for models whose provider caches prompts only at explicit markers (Anthropic Claude)."""
     m = model.lower()
     return m.startswith("anthropic/") or "claude" in m
-
-
-def usage_of(response: Any) -> tuple[int, int, int]:
-    """(input, output, cached input) tokens of a response or usage-carrying chunk; zeros when absent."""
-    usage = getattr(response, "usage", None) or {}
-    get = usage.get if isinstance(usage, dict) else (lambda k, d=None: getattr(usage, k, d))
-    details = get("prompt_tokens_details", None)
-    cached = 0
-    if details is not None:
-        cached = (details.get("cached_tokens") if isinstance(details, dict)
-                  else getattr(details, "cached_tokens", 0)) or 0
-    cached = cached or get("cache_read_input_tokens", 0) or 0
-    return int(get("prompt_tokens", 0) or 0), int(get("completion_tokens", 0) or 0), int(cached)
 
 
 @dataclass

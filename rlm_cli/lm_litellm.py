@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rlm_cli.lm_errors import FatalLMError, TransientLMError, retry_after_from, short_message, status_of
+from rlm_cli.lm_replies import delta_text
 
 _litellm = None
 
@@ -57,9 +58,7 @@ class LitellmBackend:
         pieces: list[str] = []
         async for chunk in stream:
             chunks.append(chunk)
-            choices = getattr(chunk, "choices", None) or []
-            delta = getattr(choices[0], "delta", None) if choices else None
-            piece = getattr(delta, "content", None) if delta is not None else None
+            piece = delta_text(chunk)
             if piece:
                 pieces.append(piece)
                 on_delta(piece)

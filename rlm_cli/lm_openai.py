@@ -27,6 +27,7 @@ from typing import Any
 
 from rlm_cli import catalogue
 from rlm_cli.lm_errors import FatalLMError, TransientLMError, retry_after_from, short_message, status_of
+from rlm_cli.lm_replies import delta_text, usage_of
 
 PREFIX = "openai/"
 _DROPPED = frozenset({"num_retries", "max_retries", "drop_params", "api_base", "api_key", "base_url",
@@ -128,9 +129,7 @@ class OpenAIBackend:
             async for chunk in stream:
                 if getattr(chunk, "usage", None) is not None:
                     last_usage = chunk
-                choices = getattr(chunk, "choices", None) or []
-                delta = getattr(choices[0], "delta", None) if choices else None
-                piece = getattr(delta, "content", None) if delta is not None else None
+                piece = delta_text(chunk)
                 if piece:
                     pieces.append(piece)
                     on_delta(piece)
@@ -140,8 +139,6 @@ class OpenAIBackend:
 
     def cost(self, model: str, response: Any) -> float | None:
         """USD from litellm's bundled price map (:func:`rlm_cli.catalogue.cost_usd`), or None."""
-        from rlm_cli.lm import usage_of
-
         if response is None:
             return None
         inp, out, cached = usage_of(response)

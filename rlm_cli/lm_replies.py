@@ -1,0 +1,31 @@
+"""Reading what an LM call returned, the same way for both request paths: token usage of a
+response (or of the streamed chunk that carries it) and the text piece of a streamed chunk.
+
+Shapes follow the OpenAI chat completions API (``usage.prompt_tokens``, ``completion_tokens``,
+``prompt_tokens_details.cached_tokens``; ``choices[0].delta.content``), which litellm mirrors;
+Anthropic's ``cache_read_input_tokens`` is read too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def usage_of(response: Any) -> tuple[int, int, int]:
+    """(input, output, cached input) tokens of a response or usage-carrying chunk; zeros when absent."""
+    usage = getattr(response, "usage", None) or {}
+    get = usage.get if isinstance(usage, dict) else (lambda k, d=None: getattr(usage, k, d))
+    details = get("prompt_tokens_details", None)
+    cached = 0
+    if details is not None:
+        cached = (details.get("cached_tokens") if isinstance(details, dict)
+                  else getattr(details, "cached_tokens", 0)) or 0
+    cached = cached or get("cache_read_input_tokens", 0) or 0
+    return int(get("prompt_tokens", 0) or 0), int(get("completion_tokens", 0) or 0), int(cached)
+
+
+def delta_text(chunk: Any) -> str | None:
+    """The text a streamed chunk adds (``choices[0].delta.content``), or None (usage-only chunks)."""
+    choices = getattr(chunk, "choices", None) or []
+    delta = getattr(choices[0], "delta", None) if choices else None
+    return getattr(delta, "content", None) if delta is not None else None
