@@ -25,19 +25,32 @@ _lock = threading.Lock()  # a prewarm thread may parse while the run asks
 _TIER = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
 
 
-def load_catalogue() -> dict[str, dict[str, Any]]:
-    """The whole map: litellm model name -> info dict (``input_cost_per_token`` in USD per token,
-    ``max_input_tokens`` in tokens, ``litellm_provider``, ``mode``...). Read from the JSON file when
-    it is where litellm keeps it, else from ``litellm.model_cost`` (importing litellm)."""
+def _catalogue_text() -> str | None:
+    """The JSON file's text, or None when it is not where litellm keeps it."""
     spec = importlib.util.find_spec("litellm")  # locates the package without executing it
     for folder in (spec.submodule_search_locations or []) if spec else []:
         try:
             with open(os.path.join(folder, FILE_NAME), encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError):
+                return fh.read()
+        except OSError:
             continue
-        data.pop("sample_spec", None)
-        return data
+    return None
+
+
+def load_catalogue(text: str | None = None) -> dict[str, dict[str, Any]]:
+    """The whole map: litellm model name -> info dict (``input_cost_per_token`` in USD per token,
+    ``max_input_tokens`` in tokens, ``litellm_provider``, ``mode``...). Read from the JSON file when
+    it is where litellm keeps it (``text``: its content, already read), else from
+    ``litellm.model_cost`` (importing litellm)."""
+    text = _catalogue_text() if text is None else text
+    if text is not None:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            data.pop("sample_spec", None)
+            return data
     from rlm_cli.lm_litellm import load_litellm
 
     return dict(load_litellm().model_cost)
@@ -56,11 +69,15 @@ def candidates(model: str) -> list[str]:
 def model_info(*models: str) -> dict[str, Any] | None:
     """The map's entry for the first of ``models`` (see :func:`candidates`), or None when it is not
     listed. Every name given is looked up in the same pass: pass the run's root and sub models
-    together and the file is parsed once. Memoised per name; a later miss parses the file again
-    (refreshing every name asked for so far)."""
+    together and the file is parsed once, or not at all when none of them occurs in it (a local
+    server's model). Memoised per name; a later miss reads the file again."""
     with _lock:
-        if any(m not in _entries for m in models):
-            catalogue = load_catalogue()
+        missing = [m for m in models if m not in _entries]
+        text = _catalogue_text() if missing else None
+        if text is not None and not any(f'"{n}"' in text for m in missing for n in candidates(m)):
+            _entries.update(dict.fromkeys(missing))  # not even mentioned: no need to parse 3 MB of JSON
+        elif missing:
+            catalogue = load_catalogue(text)
             for name in {*_entries, *models}:
                 _entries[name] = next((catalogue[n] for n in candidates(name)
                                        if isinstance(catalogue.get(n), dict)), None)

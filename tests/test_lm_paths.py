@@ -159,3 +159,15 @@ def test_an_unknown_backend_is_a_usage_error(scripted_server, tmp_path):
     src.write_text("data\n")
     p = run_rlm(["ask", str(src), "q?"], rlm_env(scripted_server, tmp_path / "home", RLM_LM_BACKEND="fast"))
     assert p.returncode == 2 and "RLM_LM_BACKEND" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_catalogue_skips_parsing_for_models_it_does_not_mention(monkeypatch):
+    parsed: list[int] = []
+    real = catalogue.load_catalogue
+    monkeypatch.setattr(catalogue, "_entries", {})
+    monkeypatch.setattr(catalogue, "load_catalogue", lambda text=None: parsed.append(1) or real(text))
+    assert catalogue.model_info("openai/my-local-qwen-7b", "openai/another-local-model") is None
+    assert parsed == []
+    assert catalogue.context_window("openai/gpt-4o-mini") == 128000
+    assert parsed == [1]
+    assert catalogue.model_info("openai/my-local-qwen-7b") is None and parsed == [1]  # memoised
