@@ -258,7 +258,7 @@ def test_crashes_restart_the_repl_and_the_run_goes_on(runs):
     assert "RecursionError" in fb[5] and lost not in fb[5]
     assert "MemoryError" in fb[6] and lost not in fb[6]
     assert "still 2 True" in fb[7]
-    assert run.run_seconds() < 20
+    assert run.run_seconds() < 60  # a hang detector (nothing waited out), not a speed target
 
 
 @pytest.mark.parametrize("name", list(RUNAWAY))
@@ -273,8 +273,8 @@ def test_runaway_code_is_contained(runs, name):
         assert expected in feedback, feedback[-2000:]
     assert "alive True" in run.root_prompts()[2]
     step = run.log["iterations"][0]["steps"][0]
-    assert step["duration_s"] < timeout + 3
-    assert run.run_seconds() < timeout + 10  # the run itself, CLI start-up excluded
+    assert step["duration_s"] < timeout + 3  # the guarantee: the step is cut at its timeout
+    assert run.run_seconds() < timeout + 45  # the whole run: a hang detector, with room for a loaded box
     if name == "fork bomb":
         if "processes:" in feedback:  # the pids cgroup / RLIMIT_NPROC made forks fail
             assert int(feedback.split("processes:")[1].split()[0]) <= 32
