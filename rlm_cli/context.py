@@ -10,6 +10,7 @@ estimates (``chars / 4``, the usual rule of thumb for English text and code unde
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -236,6 +237,44 @@ class ContextWriter:
         del self._files[n_files:], self._skipped[n_skipped:]
         self._current = None
 
+    def mark(self) -> tuple[int, int, int, int]:
+        """Where the writer is, between files: ``(bytes, chars, files, skipped)``, for :meth:`report_since`."""
+        if self._current is not None:
+            raise RuntimeError("mark() called while a file is open")
+        return (self._bytes, self._pos, len(self._files), len(self._skipped))
+
+    def report_since(self, mark: tuple[int, int, int, int]) -> tuple:
+        """What was written since ``mark`` as plain data, for :meth:`append_part` in another writer.
+
+        ``(byte_start, byte_end, chars, files, skipped)``: the byte range in this writer's file,
+        the characters in it, each file's fields as a tuple with its offset made relative to
+        ``chars`` at the mark, and each skip as ``(path, reason, size_bytes)``.
+        """
+        byte_start, char_start, n_files, n_skipped = mark
+        files = [(f.path, f.offset - char_start, f.chars, f.lines, f.size_bytes, f.encoding, f.language)
+                 for f in self._files[n_files:]]
+        skipped = [(s.path, s.reason, s.size_bytes) for s in self._skipped[n_skipped:]]
+        return (byte_start, self._bytes, self._pos - char_start, files, skipped)
+
+    def append_part(self, fd: int, report: tuple) -> None:
+        """Append a part another writer wrote (its :meth:`report_since`) from that writer's file ``fd``.
+
+        The bytes are copied file to file (``copy_file_range`` where the system has it) and the
+        entries are indexed with their offsets moved to where the part lands. Raises ``OSError``.
+        """
+        if self._current is not None:
+            raise RuntimeError("append_part() called while a file is open")
+        byte_start, byte_end, chars, files, skipped = report
+        self._fh.flush()
+        _copy_range(fd, self._fh.fileno(), byte_start, self._bytes, byte_end - byte_start)
+        self._bytes += byte_end - byte_start
+        self._fh.seek(self._bytes)  # the buffered writer's position follows the copy
+        base = self._pos
+        self._files.extend(FileEntry(path, base + offset, n_chars, lines, size_bytes, encoding, language)
+                           for path, offset, n_chars, lines, size_bytes, encoding, language in files)
+        self._skipped.extend(SkippedFile(path, reason, size_bytes) for path, reason, size_bytes in skipped)
+        self._pos += chars
+
     @property
     def chars(self) -> int:
         """Characters written so far, headers included."""
@@ -253,3 +292,21 @@ class ContextWriter:
         """Close and delete the partial file."""
         self._fh.close()
         self._dest.unlink(missing_ok=True)
+
+
+def _copy_range(src: int, dst: int, src_offset: int, dst_offset: int, count: int) -> None:
+    """Copy ``count`` bytes between open files at the given offsets (file positions untouched)."""
+    copy = getattr(os, "copy_file_range", None)
+    while count > 0:
+        n = 0
+        if copy is not None:
+            try:
+                n = copy(src, dst, count, src_offset, dst_offset)
+            except OSError:  # e.g. EXDEV or ENOSYS: copy through memory
+                copy = None
+        if not n:
+            data = os.pread(src, min(count, 1 << 20), src_offset)
+            if not data:
+                raise OSError(f"part file ended {count} bytes early")
+            n = os.pwrite(dst, data, dst_offset)
+        src_offset, dst_offset, count = src_offset + n, dst_offset + n, count - n

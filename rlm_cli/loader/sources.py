@@ -37,6 +37,7 @@ from typing import BinaryIO, NamedTuple
 
 from rlm_cli.context import STDIN_PATH, ContextWriter, LoadedContext
 from rlm_cli.errors import InputError
+from rlm_cli.loader import parallel
 from rlm_cli.loader.binary import PREFIX_BYTES, binary_reason
 from rlm_cli.loader.filters import NOT_INCLUDED, PathFilter
 from rlm_cli.loader.options import LoadOptions, format_size
@@ -270,6 +271,13 @@ def _spool_streams(plan: _Plan, budget: int, options: LoadOptions, directory: st
     return items
 
 
+def _load_item(writer: ContextWriter, item: _Item) -> None:
+    if item.skip is not None:
+        writer.skip(item.path, item.skip, None)
+    else:
+        load_file(writer, item.path, item.fs_path, item.size)
+
+
 def load_sources(sources: list[str], options: LoadOptions, dest: Path,
                  stdin: BinaryIO | None = None) -> LoadedContext:
     """Load ``sources`` into the context file ``dest`` (created or overwritten); see the module doc.
@@ -293,11 +301,11 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
         try:
             for path, reason, size in plan.skipped:
                 writer.skip(path, reason, size)
-            for item in items:
-                if item.skip is not None:
-                    writer.skip(item.path, item.skip, None)
-                else:
-                    load_file(writer, item.path, item.fs_path, item.size)
+            if parallel.available(len(items), sum(item.size for item in items)):
+                parallel.load_in_two(writer, items, _load_item, dest.with_name(dest.name + ".part"))
+            else:
+                for item in items:
+                    _load_item(writer, item)
             return writer.finish()
         except BaseException:
             writer.abort()

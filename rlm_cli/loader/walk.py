@@ -98,7 +98,9 @@ def git_ls_files(path: str) -> list[str] | None:
         return None
     if proc.returncode != 0:
         return None
-    return sorted({os.fsdecode(n) for n in proc.stdout.split(b"\0") if n})
+    names = set(os.fsdecode(proc.stdout).split("\0"))  # one decode: NUL never occurs inside a character
+    names.discard("")
+    return sorted(names)
 
 
 def _has_entries(path: str) -> bool:
@@ -124,23 +126,32 @@ def _classify(fs_path: str, rel: str, st: os.stat_result | None, err: OSError | 
 
 
 def _from_git(path: str, names: list[str], rel_prefix: str, prune) -> Iterator[Found]:
-    pruned: dict[str, str | None] = {}
+    base = os.path.join(path, "")  # joined by concatenation: one call per file saved
+    reasons: dict[str, str | None] = {}  # directory -> prune's answer
+    hits: dict[str, str | None] = {}  # a name's parent directory -> its shallowest pruned ancestor
     for name in names:
         rel = rel_prefix + name
         if prune is not None:
-            hit = _pruned_ancestor(rel, rel_prefix, prune, pruned)
+            parent = name.rstrip("/").rpartition("/")[0]
+            hit = hits.get(parent, "")
+            if hit == "":
+                hit = hits[parent] = _pruned_ancestor(rel, rel_prefix, prune, reasons)
             if hit is not None:
-                yield Found(os.path.join(path, name), hit, "excluded", detail=pruned[hit] or "")
+                yield Found(base + name, hit, "excluded", detail=reasons[hit] or "")
                 continue
-        fs_path = os.path.join(path, name.rstrip("/"))
         if name.endswith("/"):  # an untracked nested repository, which git does not enter
-            yield Found(fs_path, rel, "repo", detail="nested git repository")
+            yield Found(base + name.rstrip("/"), rel, "repo", detail="nested git repository")
             continue
+        fs_path = base + name
         try:
-            st, err = os.lstat(fs_path), None
+            st = os.lstat(fs_path)
         except OSError as exc:
-            st, err = None, exc
-        yield _classify(fs_path, rel, st, err)
+            yield _classify(fs_path, rel, None, exc)
+            continue
+        if S_ISREG(st.st_mode):
+            yield Found(fs_path, rel, "file", st.st_size, (st.st_dev, st.st_ino))
+        else:
+            yield _classify(fs_path, rel, st, None)
 
 
 def _pruned_ancestor(rel: str, rel_prefix: str, prune, cache: dict[str, str | None]) -> str | None:
