@@ -12,8 +12,9 @@ from typing import Any
 
 
 def usage_of(response: Any) -> tuple[int, int, int]:
-    """(input, output, cached input) tokens of a response or usage-carrying chunk; zeros when absent."""
-    usage = getattr(response, "usage", None) or {}
+    """(input, output, cached input) tokens of a response or usage-carrying chunk (an object, or a
+    dict from the OpenAI path); zeros when absent."""
+    usage = (response.get("usage") if isinstance(response, dict) else getattr(response, "usage", None)) or {}
     get = usage.get if isinstance(usage, dict) else (lambda k, d=None: getattr(usage, k, d))
     details = get("prompt_tokens_details", None)
     cached = 0
@@ -25,7 +26,12 @@ def usage_of(response: Any) -> tuple[int, int, int]:
 
 
 def delta_text(chunk: Any) -> str | None:
-    """The text a streamed chunk adds (``choices[0].delta.content``), or None (usage-only chunks)."""
+    """The text a streamed chunk (an object, or a dict from the OpenAI path) adds
+    (``choices[0].delta.content``), or None (usage-only chunks)."""
+    if isinstance(chunk, dict):
+        choices = chunk.get("choices") or []
+        delta = (choices[0] or {}).get("delta") if choices else None
+        return (delta or {}).get("content")
     choices = getattr(chunk, "choices", None) or []
     delta = getattr(choices[0], "delta", None) if choices else None
     return getattr(delta, "content", None) if delta is not None else None
