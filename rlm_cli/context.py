@@ -11,8 +11,9 @@ estimates (``chars / 4``, the usual rule of thumb for English text and code unde
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 HEADER_TEMPLATE = "==> {path} <==\n"
 CHARS_PER_TOKEN = 4
@@ -49,9 +50,8 @@ def estimate_tokens(chars: int) -> int:
     return -(-chars // CHARS_PER_TOKEN)
 
 
-@dataclass(frozen=True)
-class FileEntry:
-    """One loaded file.
+class FileEntry(NamedTuple):
+    """One loaded file (immutable; a named tuple, as one is made per file of a load).
 
     ``offset`` is the character offset of the file's text inside ``context`` (just after its header
     line); ``chars`` and ``lines`` measure that text; ``size_bytes`` is the size on disk (or read
@@ -67,8 +67,7 @@ class FileEntry:
     language: str | None = None
 
 
-@dataclass(frozen=True)
-class SkippedFile:
+class SkippedFile(NamedTuple):
     """A file the loader passed over, with a short human reason (``"binary"``, ``"ignored"``...)."""
 
     path: str
@@ -113,7 +112,7 @@ class LoadedContext:
                  "language": f.language, "encoding": f.encoding}
                 for f in self.files
             ],
-            "skipped": [asdict(s) for s in self.skipped],
+            "skipped": [s._asdict() for s in self.skipped],
         }
 
 

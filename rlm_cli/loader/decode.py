@@ -15,6 +15,7 @@ into the :class:`~rlm_cli.context.ContextWriter`, so at most one chunk is held d
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from typing import BinaryIO
 
 from rlm_cli.context import ContextWriter
@@ -40,8 +41,34 @@ def bom_encoding(prefix: bytes) -> str | None:
     return None
 
 
+# Where detect_encoding sends its samples instead, when set (see set_detector); None: here.
+_delegate: Callable[[bytes], str | None] | None = None
+
+
+def set_detector(delegate: Callable[[bytes], str | None] | None) -> Callable[[bytes], str | None] | None:
+    """Route :func:`detect_encoding` through ``delegate(sample) -> codec or None``; returns the previous one.
+
+    The two-process load (``parallel.py``) sends the parent's samples to its child, so chardet's
+    models (about 0.1 s to load) are loaded in one process only. ``delegate`` must give what
+    :func:`detect_encoding` gives; when it returns ``None`` the sample is detected here.
+    """
+    global _delegate
+    previous, _delegate = _delegate, delegate
+    return previous
+
+
 def detect_encoding(sample: bytes) -> str:
     """A Python codec name for non-UTF-8 bytes: chardet's guess when confident enough, else cp1252."""
+    sample = sample[:SAMPLE_BYTES]
+    if _delegate is not None:
+        name = _delegate(sample)
+        if name is not None:
+            return name
+    return detect_here(sample)
+
+
+def detect_here(sample: bytes) -> str:
+    """:func:`detect_encoding` in this process, whatever :func:`set_detector` says."""
     try:
         import chardet
 
