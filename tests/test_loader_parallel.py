@@ -10,7 +10,7 @@ import pytest
 from test_loader_support import LATIN1_TEXT, SJIS_TEXT, git_env, write  # noqa: F401
 
 from rlm_cli.context import ContextWriter
-from rlm_cli.loader import LoadOptions, load_sources, parallel, read, sources
+from rlm_cli.loader import LoadOptions, decode, load_sources, parallel, read, sources
 
 pytestmark = [pytest.mark.usefixtures("git_env"),
               pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")]
@@ -83,6 +83,37 @@ def test_two_processes_give_the_sequential_result(tmp_path, monkeypatch):
     assert used and (tmp_path / "child-started").exists()
     assert got == expected
     assert not (tmp_path / "par.txt.part").exists()
+
+
+def test_the_parent_sends_its_encoding_samples_to_the_child(tmp_path, monkeypatch):
+    root = tmp_path / "tree"
+    big_tree(root)  # latin-1 and Shift-JIS files all along: the parent meets some
+    expected = sequential(root, tmp_path / "seq.txt", monkeypatch)
+    force_parallel(monkeypatch, [])
+    meet_in_the_middle(monkeypatch, tmp_path)
+    monkeypatch.setattr(parallel, "ANSWER_TIMEOUT", 120)
+    calls = []  # filled in the parent only: the child appends to its own copy
+    real = decode.detect_here
+
+    def detect_here(sample):
+        calls.append(os.getpid())
+        return real(sample)
+
+    monkeypatch.setattr(decode, "detect_here", detect_here)
+    in_parent, parent, load_item = [], os.getpid(), sources._load_item
+
+    def record(writer, item):
+        if os.getpid() == parent:
+            in_parent.append(item.path)
+        load_item(writer, item)
+
+    monkeypatch.setattr(sources, "_load_item", record)
+    got = snapshot(load_sources([str(root)], LoadOptions(), tmp_path / "par.txt"))
+    assert got == expected
+    encodings = {f.path: f.encoding for f in got[1]}
+    assert any(encodings.get(p) == "cp1252" for p in in_parent)  # the parent met latin-1 files...
+    assert calls == []  # ...and never ran chardet itself
+    assert decode._delegate is None
 
 
 def test_streamed_files_in_the_child(tmp_path, monkeypatch):
