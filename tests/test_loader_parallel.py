@@ -182,7 +182,7 @@ def test_chunks_cover_every_item_once():
 
 
 def test_not_used_with_other_threads_or_small_loads():
-    assert not parallel.available(10, 10**9) and not parallel.available(10**5, 1000)
+    assert not parallel.available(10, 10**9) and not parallel.available(1000, 1000)
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()

@@ -34,8 +34,9 @@ from pathlib import Path
 from rlm_cli.context import ContextWriter
 from rlm_cli.loader import decode
 
-MIN_ITEMS = 256  # below this many files, forking costs more than it saves
-MIN_BYTES = 4 * 1024 * 1024  # ... or below this many bytes
+PER_FILE_BYTES = 4096  # what a file's fixed costs (open, sniff, index) weigh, in bytes read
+MIN_WORK_BYTES = 8 * 1024 * 1024  # below this much work (about 30 ms), a fork costs more than it saves
+MIN_ITEMS = 64  # ... and below this many files
 CHUNKS = 64  # chunks the item list is cut into (more: finer balance, more claims)
 ANSWER_TIMEOUT = 1.0  # seconds the parent waits for the child to detect an encoding, then does it itself
 _COUNTERS = struct.Struct("=qq")  # next chunk from the front, end of the unclaimed range
@@ -45,10 +46,13 @@ _U32 = struct.Struct("=I")
 def available(n_items: int, n_bytes: int) -> bool:
     """Whether a two-process load is possible and worth it for ``n_items`` files of ``n_bytes`` bytes.
 
-    Needs Linux (``fork`` without ``exec`` is unsafe on macOS), no other thread in this process (a
-    lock held by another thread at ``fork`` would stay locked in the child) and two usable CPUs.
+    Needs enough work (``n_items * PER_FILE_BYTES + n_bytes >= MIN_WORK_BYTES``), Linux (``fork``
+    without ``exec`` is unsafe on macOS), no other thread in this process (a lock held by another
+    thread at ``fork`` would stay locked in the child) and two usable CPUs.
     """
-    if n_items < MIN_ITEMS or n_bytes < MIN_BYTES or not sys.platform.startswith("linux"):
+    if n_items < MIN_ITEMS or n_items * PER_FILE_BYTES + n_bytes < MIN_WORK_BYTES:
+        return False
+    if not sys.platform.startswith("linux"):
         return False
     if threading.active_count() != 1:
         return False
@@ -60,11 +64,10 @@ def available(n_items: int, n_bytes: int) -> bool:
 
 def chunk_bounds(sizes: Sequence[int], chunks: int = CHUNKS) -> list[int]:
     """Start indexes of contiguous chunks of about equal bytes (a per-file cost included), then ``len``."""
-    per_file = 4096  # bytes a file's fixed costs (open, sniff, index) weigh, roughly
-    target = (sum(sizes) + per_file * len(sizes)) / chunks
+    target = (sum(sizes) + PER_FILE_BYTES * len(sizes)) / chunks
     bounds, acc = [0], 0.0
     for i, size in enumerate(sizes):
-        acc += size + per_file
+        acc += size + PER_FILE_BYTES
         if acc >= target and i + 1 < len(sizes):
             bounds.append(i + 1)
             acc = 0.0
@@ -213,7 +216,8 @@ def load_in_two(writer: ContextWriter, items: Sequence, load_one: Callable[[Cont
     counters = mmap.mmap(-1, _COUNTERS.size)
     counters[:] = _COUNTERS.pack(0, n_chunks)
     fds: dict[str, int] = {}
-    pid = previous = None
+    pid = None
+    delegating = freezing = False
     try:
         fds["lock"] = os.open(part, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         for name in ("report", "request", "answer"):
@@ -221,6 +225,7 @@ def load_in_two(writer: ContextWriter, items: Sequence, load_one: Callable[[Cont
         writer.mark()  # between files, or raise before forking
         # Objects that exist now stay out of the collector's passes in both processes: a collection
         # would write to every object's header and copy every page of the shared heap.
+        freezing = gc.get_freeze_count() == 0  # else someone else's freeze: theirs to undo
         gc.freeze()
         pid = os.fork()
         if pid == 0:
@@ -228,6 +233,7 @@ def load_in_two(writer: ContextWriter, items: Sequence, load_one: Callable[[Cont
         for name in ("report_w", "request_r", "answer_w"):
             os.close(fds.pop(name))
         previous = decode.set_detector(_RemoteDetector(fds["request_w"], fds["answer_r"]))
+        delegating = True
         lock_fd = fds["lock"]
         while (chunk := _claim(counters, lock_fd, front=True)) is not None:
             for item in items[bounds[chunk]:bounds[chunk + 1]]:
@@ -244,8 +250,10 @@ def load_in_two(writer: ContextWriter, items: Sequence, load_one: Callable[[Cont
                 for item in items[bounds[chunk]:bounds[chunk + 1]]:
                     load_one(writer, item)
     finally:
-        decode.set_detector(previous)
-        gc.unfreeze()
+        if delegating:
+            decode.set_detector(previous)
+        if freezing:
+            gc.unfreeze()
         if pid:  # interrupted or failed before the child was reaped
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
