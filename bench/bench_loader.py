@@ -1,14 +1,18 @@
 """Loader benchmark: ``rlm ls`` on a django-sized tree next to files-to-prompt, and a 40 MB file.
 
-What it measures (wall time and peak RSS of the process, via ``wait4``; median of 3 runs)
-    1. The django 5.2 sdist (about 7,000 files, 70 MB), downloaded once with
+What it measures (wall time and peak RSS of the largest process, via time(1))
+    1. The django 5.2 sdist (about 7,000 files, 45 MB), downloaded once with
        ``pip download --no-deps --no-binary :all: django==5.2`` into ``bench/.cache/`` and extracted:
        - ``rlm ls TREE`` on the plain tree (no git: the gitignore-rules walk),
        - ``rlm ls TREE`` on a copy that is a git work tree (``git init``, nothing committed: the
          ``git ls-files -co --exclude-standard`` path),
        - ``files-to-prompt TREE`` (installed once into a throwaway venv under ``bench/.cache``),
-         its output sent to /dev/null.
-       ``rlm ls`` decodes every file and writes the whole context file, as ``rlm ask`` does.
+         its output sent to /dev/null,
+       - both tools on a one-line file: each command's own startup, the floor under its tree time.
+       These run interleaved, :data:`TREE_ROUNDS` rounds, so machine load hits all of them alike;
+       the median and the fastest run are printed, and the ratios to files-to-prompt.
+       ``rlm ls`` decodes every file and writes the whole context file, as ``rlm ask`` does (on a
+       large tree in two processes, ``loader/parallel.py``: the RSS is the larger of the two).
     2. A 40 MB UTF-8 log (about 10M tokens) loaded into a context file, in a child process running
        ``load_sources`` (parent-side time and RSS; the REPL hand-off is measured elsewhere), then
        the same file with one latin-1 byte near its end (strict UTF-8 fails late: the file is
@@ -39,6 +43,7 @@ CACHE = ROOT / "bench" / ".cache"
 RLM = str(Path(sys.executable).parent / "rlm")
 DJANGO = "django==5.2"
 RUNS = 3
+TREE_ROUNDS = 7
 BIG_MB = 40
 
 
@@ -81,6 +86,22 @@ def measure(label: str, cmd: list[str], cwd: Path | None = None) -> tuple[float,
     rss = max(r[1] for r in runs)
     print(f"  {label:<52} {wall:7.2f} s {rss:8.1f} MB   (runs: {', '.join(f'{r[0]:.2f}' for r in runs)})")
     return wall, rss
+
+
+def measure_interleaved(commands: dict[str, list[str]], rounds: int) -> dict[str, tuple[float, float, float]]:
+    """Each command once per round, in turn; prints and returns label -> (median, fastest, peak RSS)."""
+    walls: dict[str, list[float]] = {label: [] for label in commands}
+    rss: dict[str, float] = dict.fromkeys(commands, 0.0)
+    for _ in range(rounds):
+        for label, cmd in commands.items():
+            wall, peak, _, _ = run_measured(cmd)
+            walls[label].append(wall)
+            rss[label] = max(rss[label], peak)
+    out = {}
+    for label, runs in walls.items():
+        out[label] = (statistics.median(runs), min(runs), rss[label])
+        print(f"  {label:<52} {out[label][0]:7.2f} s {rss[label]:8.1f} MB   (fastest {min(runs):.2f} s of {rounds})")
+    return out
 
 
 def django_tree() -> Path:
@@ -183,7 +204,7 @@ def bench_big(path: Path, label: str) -> None:
 
 
 def main() -> None:
-    print("Loader benchmark (median wall of 3 runs, peak RSS of the measured process, "
+    print(f"Loader benchmark (median wall of {RUNS} runs unless said, peak RSS of the measured process, "
           f"{'from time(1)' if TIME else 'from wait4: floored at this process RSS'})")
     try:
         load = os.getloadavg()[0]
@@ -197,12 +218,26 @@ def main() -> None:
     print(f"  rlm (git ls-files): {loaded_count(gtree)}")
     measure("git ls-files -co --exclude-standard (reference)",
             ["git", "-C", str(gtree), "ls-files", "-z", "-co", "--exclude-standard"])
-    measure("rlm ls (no git: gitignore-rules walk)", [RLM, "ls", str(tree)])
-    measure("rlm ls (git work tree: git ls-files)", [RLM, "ls", str(gtree)])
     measure("rlm --help (startup alone)", [RLM, "--help"])
+    one_line = CACHE / "one-line.txt"
+    one_line.write_text("one line\n")
+    commands = {"rlm ls (no git: gitignore-rules walk)": [RLM, "ls", str(tree)],
+                "rlm ls (git work tree: git ls-files)": [RLM, "ls", str(gtree)],
+                "rlm ls on a one-line file (the command's startup)": [RLM, "ls", str(one_line)]}
     ftp = files_to_prompt()
     if ftp:
-        measure("files-to-prompt (output to /dev/null)", [ftp, str(tree)])
+        commands["files-to-prompt (output to /dev/null)"] = [ftp, str(tree)]
+        commands["files-to-prompt on a one-line file (its startup)"] = [ftp, str(one_line)]
+    print(f"  interleaved, {TREE_ROUNDS} rounds (median, peak RSS, fastest run):")
+    res = measure_interleaved(commands, TREE_ROUNDS)
+    if ftp:
+        ref, ref_start = res["files-to-prompt (output to /dev/null)"], res["files-to-prompt on a one-line file (its startup)"]
+        start = res["rlm ls on a one-line file (the command's startup)"]
+        for label in list(commands)[:2]:
+            mine = res[label]
+            print(f"  {label[7:]:<35} / files-to-prompt: {mine[0] / ref[0]:.2f} (median), "
+                  f"{mine[1] / ref[1]:.2f} (fastest); beyond each startup: {mine[0] - start[0]:.2f} s vs "
+                  f"{ref[0] - ref_start[0]:.2f} s = {(mine[0] - start[0]) / max(ref[0] - ref_start[0], 1e-3):.2f}")
 
     print(f"\n2. one {BIG_MB} MB file loaded into a context file (parent side; REPL hand-off not included)")
     bench_big(big_log(CACHE / f"big-{BIG_MB}mb.log", False), "load_sources, UTF-8 log")
