@@ -179,6 +179,8 @@ class OpenAIBackend:
                 return FatalLMError(f"{model}: the prompt is longer than the model's context window",
                                     "context_window")
             return FatalLMError(f"{model}: bad request ({text})", "bad_request")
+        if isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIStatusError):
+            return TransientLMError(f"{model}: {name} ({text})", retry_after, exc)  # e.g. an error event mid-stream
         return FatalLMError(f"{model}: {name}: {text}", "other")
 
     async def aclose(self) -> None:

@@ -173,3 +173,14 @@ def test_catalogue_skips_parsing_for_models_it_does_not_mention(monkeypatch):
     assert catalogue.context_window("openai/gpt-4o-mini") == 128000
     assert parsed == [1]
     assert catalogue.model_info("openai/my-local-qwen-7b") is None and parsed == [1]  # memoised
+
+
+def test_an_error_event_inside_a_stream_is_retried():
+    import httpx
+    import openai
+
+    from rlm_cli.lm_errors import TransientLMError
+    from rlm_cli.lm_openai import OpenAIBackend
+
+    exc = openai.APIError("Overloaded", request=httpx.Request("POST", "http://x/v1/chat/completions"), body=None)
+    assert isinstance(OpenAIBackend().classify(exc, "openai/x"), TransientLMError)
