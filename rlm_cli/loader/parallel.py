@@ -18,7 +18,6 @@ often make both processes pay it: the parent sends its samples to the child inst
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import marshal
 import mmap
@@ -33,6 +32,11 @@ from pathlib import Path
 
 from rlm_cli.context import ContextWriter
 from rlm_cli.loader import decode
+
+try:
+    import fcntl
+except ImportError:  # Windows: no fork either, the load stays in one process
+    fcntl = None
 
 PER_FILE_BYTES = 4096  # what a file's fixed costs (open, sniff, index) weigh, in bytes read
 MIN_WORK_BYTES = 8 * 1024 * 1024  # below this much work (about 30 ms), a fork costs more than it saves
@@ -52,7 +56,7 @@ def available(n_items: int, n_bytes: int) -> bool:
     """
     if n_items < MIN_ITEMS or n_items * PER_FILE_BYTES + n_bytes < MIN_WORK_BYTES:
         return False
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or fcntl is None:
         return False
     if threading.active_count() != 1:
         return False
