@@ -202,7 +202,7 @@ class ContextWriter:
 
         The bytes are written as they are (no decoding or re-encoding); the caller has checked them
         (``len(data)`` characters when ASCII, else ``len(data.decode("utf-8"))``). ``size_bytes`` is
-        ``len(data)``.
+        ``len(data)``. Raises ``RuntimeError`` while a file is open (:meth:`begin`), ``OSError`` from writing.
         """
         if self._current is not None:
             raise RuntimeError("add_utf8() called while a file is open")
@@ -237,7 +237,10 @@ class ContextWriter:
         self._current = None
 
     def mark(self) -> tuple[int, int, int, int]:
-        """Where the writer is, between files: ``(bytes, chars, files, skipped)``, for :meth:`report_since`."""
+        """Where the writer is, between files: ``(bytes, chars, files, skipped)``, for :meth:`report_since`.
+
+        Raises ``RuntimeError`` while a file is open.
+        """
         if self._current is not None:
             raise RuntimeError("mark() called while a file is open")
         return (self._bytes, self._pos, len(self._files), len(self._skipped))
@@ -259,7 +262,8 @@ class ContextWriter:
         """Append a part another writer wrote (its :meth:`report_since`) from that writer's file ``fd``.
 
         The bytes are copied file to file (``copy_file_range`` where the system has it) and the
-        entries are indexed with their offsets moved to where the part lands. Raises ``OSError``.
+        entries are indexed with their offsets moved to where the part lands. Raises ``OSError``, and
+        ``RuntimeError`` while a file is open.
         """
         if self._current is not None:
             raise RuntimeError("append_part() called while a file is open")

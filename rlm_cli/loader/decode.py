@@ -58,7 +58,8 @@ def set_detector(delegate: Callable[[bytes], str | None] | None) -> Callable[[by
 
 
 def detect_encoding(sample: bytes) -> str:
-    """A Python codec name for non-UTF-8 bytes: chardet's guess when confident enough, else cp1252."""
+    """A Python codec name for non-UTF-8 bytes: chardet's guess on the first :data:`SAMPLE_BYTES`
+    bytes of ``sample`` when confident enough, else cp1252. Never raises."""
     sample = sample[:SAMPLE_BYTES]
     if _delegate is not None:
         name = _delegate(sample)
@@ -68,7 +69,7 @@ def detect_encoding(sample: bytes) -> str:
 
 
 def detect_here(sample: bytes) -> str:
-    """:func:`detect_encoding` in this process, whatever :func:`set_detector` says."""
+    """:func:`detect_encoding` in this process, whatever :func:`set_detector` says. Never raises."""
     try:
         import chardet
 
