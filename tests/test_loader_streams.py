@@ -21,6 +21,9 @@ def load(sources, tmp_path, stdin=None, **opts):
     return load_sources([str(s) for s in sources], LoadOptions(**opts), tmp_path / "ctx.txt", stdin=stdin)
 
 
+SAFETY_BYTES = 64 << 20  # a stream that is read this far was not stopped: fail, do not fill the disk
+
+
 class Endless(io.RawIOBase):
     """A stream that never ends (like ``yes``), counting the bytes taken from it."""
 
@@ -31,6 +34,8 @@ class Endless(io.RawIOBase):
         return True
 
     def readinto(self, buf) -> int:
+        if self.taken > SAFETY_BYTES:
+            raise AssertionError("read far past --max-input-size")
         n = len(buf)
         chunk = (self.line * (n // len(self.line) + 1))[:n]
         buf[:n] = chunk
@@ -76,14 +81,15 @@ def test_named_files_count_toward_max_input_size(tmp_path):
 
 
 def fifo_writer(path, data: bytes | None):
-    """Write ``data`` (or ``y\\n`` forever when None) into the FIFO at ``path``, in a thread."""
+    """Write ``data`` (or ``y\\n`` until the reader stops, at most SAFETY_BYTES) into the FIFO at
+    ``path``, in a thread."""
     def run():
         try:
             with open(path, "wb") as fh:
                 if data is not None:
                     fh.write(data)
                     return
-                while True:
+                for _ in range(SAFETY_BYTES // (2 * 65536)):
                     fh.write(b"y\n" * 65536)
         except BrokenPipeError:  # the reader stopped: what an endless producer should see
             pass
