@@ -16,11 +16,13 @@ What it measures
 
     Wall time: from the start of the command to its exit, measured by a fresh wrapper process
     (``python bench_reference.py --measure -- CMD``), so it includes interpreter start and imports.
-    Peak memory, two ways: (a) ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` read by that wrapper
-    once the command has exited: the peak RSS of the largest single process in the tree (rlm's REPL
-    subprocess included: it is waited for); (b) the peak of the SUM of RSS over the whole process tree,
-    polled from /proc every 20 ms: what the run costs the machine (rlm ask = CLI + REPL subprocess;
-    rlms = one process). Ratios use (b); (a) is printed beside it.
+    Peak memory, three ways: (a) ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` read by that
+    wrapper once the command has exited: the peak RSS of the largest single process in the tree
+    (rlm's REPL subprocess included: it is waited for); (b) the peak of the SUM of RSS over the whole
+    process tree, polled from /proc every 20 ms (rlm ask = CLI + sandbox launcher + REPL init + REPL
+    process; rlms = one process); (c) the peak of the sum of PSS over the tree, polled likewise: pages
+    a forked process shares with its parent (the REPL's init and its worker) count once, as the
+    machine pays them. The target ratio uses (b), the strictest; (a) and (c) are printed beside it.
 
     CPU: user + sys of the whole tree (``RUSAGE_CHILDREN``), far less sensitive than wall time to
     other work on the machine.
@@ -147,34 +149,51 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def tree_rss_kb(root: int) -> int:
-    """Sum of VmRSS over the descendants of ``root`` (not ``root`` itself: the measuring wrapper)."""
-    total, todo, seen = 0, _children(root), set()
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_mem_kb(root: int) -> tuple[int, int]:
+    """(sum of VmRSS, sum of PSS) over the descendants of ``root`` (not ``root`` itself: the
+    measuring wrapper). RSS counts a page shared by several processes (after a fork) once per
+    process; PSS splits it between them, so its sum is what the tree costs the machine."""
+    rss = pss = 0
+    todo, seen = _children(root), set()
     while todo:
         pid = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
-        total += _rss_kb(pid)
+        rss += _rss_kb(pid)
+        pss += _pss_kb(pid)
         todo.extend(_children(pid))
-    return total
+    return rss, pss
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     """Run ``cmd`` under a fresh wrapper process; wall, rc, stdout, maxrss (a) and tree peak (b), in MB."""
     wrapper = subprocess.Popen([sys.executable, __file__, "--measure", "--", *cmd], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    peak = 0
+    peak = peak_pss = 0
     while wrapper.poll() is None:
-        peak = max(peak, tree_rss_kb(wrapper.pid))
+        rss, pss = tree_mem_kb(wrapper.pid)
+        peak, peak_pss = max(peak, rss), max(peak_pss, pss)
         time.sleep(POLL_S)
     out, err = wrapper.communicate()
     try:
         res = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return {"rc": -1, "wall_s": float("nan"), "maxrss_mb": float("nan"), "tree_mb": float("nan"),
-                "stdout": out, "stderr": err}
+                "pss_mb": float("nan"), "stdout": out, "stderr": err}
     res["tree_mb"] = peak / 1024
+    res["pss_mb"] = peak_pss / 1024
     return res
 
 
@@ -279,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
           "(other work on the machine slows every number); medians of "
           f"{args.reps} runs, tools interleaved")
     print("memory: tree = peak of the sum of RSS over the process tree (polled every 20 ms); "
-          "maxrss = getrusage(RUSAGE_CHILDREN).ru_maxrss from a fresh wrapper (largest single process)")
+          "maxrss = getrusage(RUSAGE_CHILDREN).ru_maxrss from a fresh wrapper (largest single process); "
+          "PSS = peak of the sum of PSS over the tree (pages shared after a fork counted once)")
 
     results: dict[tuple[str, str], list[dict]] = {}
     with scripted_server.ScriptedServer() as server:
@@ -300,17 +320,19 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(r[key] for r in results[(label, tool)])
 
     print()
-    print(f"{'context':8} {'tool':5} {'wall s':>7} {'cpu s':>6} {'tree MB':>8} {'maxrss MB':>9}  runs ok")
+    print(f"{'context':8} {'tool':5} {'wall s':>7} {'cpu s':>6} {'tree MB':>8} {'maxrss MB':>9} {'PSS MB':>7}  runs ok")
     for label in [*paths, "import"]:
         for tool in ("rlm", "rlms"):
             rs = results[(label, tool)]
             print(f"{label:8} {tool:5} {med(label, tool, 'wall_s'):7.2f} {med(label, tool, 'cpu_s'):6.2f} "
-                  f"{med(label, tool, 'tree_mb'):8.0f} {med(label, tool, 'maxrss_mb'):9.0f}  "
+                  f"{med(label, tool, 'tree_mb'):8.0f} {med(label, tool, 'maxrss_mb'):9.0f} "
+                  f"{med(label, tool, 'pss_mb'):7.0f}  "
                   f"{sum(r['ok'] for r in rs)}/{len(rs)}")
     print("(import: the OpenAI SDK path rlm uses for openai/ models (`rlm_cli.lm_openai.warm_up()`) on the "
           "rlm side, `import rlm, rlm.clients.openai` on the rlms side, each alone in a fresh process)")
     print()
-    keys = (("wall_s", "wall"), ("cpu_s", "cpu"), ("tree_mb", "tree RSS"), ("maxrss_mb", "maxrss"))
+    keys = (("wall_s", "wall"), ("cpu_s", "cpu"), ("tree_mb", "tree RSS"), ("maxrss_mb", "maxrss"),
+            ("pss_mb", "tree PSS"))
     print("ratios rlm / rlms (target <= 1.0 for wall and memory):")
     print(f"{'context':8} " + " ".join(f"{name:>9}" for _, name in keys) + "   |  imports out: "
           + " ".join(f"{name:>9}" for _, name in keys[:3]))
