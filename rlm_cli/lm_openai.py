@@ -27,7 +27,7 @@ from typing import Any
 
 from rlm_cli import catalogue
 from rlm_cli.lm_errors import FatalLMError, TransientLMError, retry_after_from, short_message, status_of
-from rlm_cli.lm_replies import delta_text, usage_of
+from rlm_cli.lm_replies import delta_text, estimated_usage, usage_of
 
 PREFIX = "openai/"
 PATH = "/chat/completions"
@@ -117,14 +117,18 @@ class OpenAIBackend:
         return client, body, options
 
     async def complete(self, kwargs: dict[str, Any]) -> tuple[str, Any]:
-        """One non-streamed call: (reply text, the chat completion as a dict)."""
+        """One non-streamed call: (reply text, the chat completion as a dict; its usage estimated from
+        characters when the server sent none)."""
         client, body, options = self.prepare(kwargs)
         reply = await client.post(PATH, body=body, options=options, cast_to=object)
-        return _content(reply), reply
+        text = _content(reply)
+        if isinstance(reply, dict) and not reply.get("usage"):
+            reply = {**reply, "usage": estimated_usage(body.get("messages") or [], text)}
+        return text, reply
 
     async def stream(self, kwargs: dict[str, Any], on_delta: Callable[[str], None]) -> tuple[str, Any]:
         """One streamed call; ``on_delta`` gets each text piece. Returns (text, the chunk that carried
-        usage, or None when the server sent none)."""
+        usage, or an estimated usage block when the server sent none)."""
         import openai
 
         client, body, options = self.prepare(kwargs)
@@ -143,7 +147,10 @@ class OpenAIBackend:
                     on_delta(piece)
         finally:
             await stream.close()
-        return "".join(pieces), last_usage
+        text = "".join(pieces)
+        if last_usage is None:  # the server sent no usage: estimate it rather than count zero
+            last_usage = {"usage": estimated_usage(body.get("messages") or [], text)}
+        return text, last_usage
 
     def cost(self, model: str, response: Any) -> float | None:
         """USD from litellm's bundled price map (:func:`rlm_cli.catalogue.cost_usd`), or None."""

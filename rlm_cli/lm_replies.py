@@ -35,3 +35,24 @@ def delta_text(chunk: Any) -> str | None:
     choices = getattr(chunk, "choices", None) or []
     delta = getattr(choices[0], "delta", None) if choices else None
     return getattr(delta, "content", None) if delta is not None else None
+
+
+def _chars(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        return sum(len(part.get("text") or "") for part in content if isinstance(part, dict))
+    return 0
+
+
+def estimated_usage(messages: list[dict], text: str) -> dict[str, Any]:
+    """A usage block estimated from characters (``ceil(chars / 4)``, the rule of
+    :func:`rlm_cli.context.estimate_tokens`) for servers that report none (llama.cpp's server ignores
+    ``stream_options.include_usage``): budgets then count an estimate rather than zero, as litellm's
+    stream builder does. Marked ``"estimated": True``."""
+    from rlm_cli.context import estimate_tokens
+
+    prompt = estimate_tokens(sum(_chars(m.get("content")) for m in messages if isinstance(m, dict)))
+    completion = estimate_tokens(len(text))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "estimated": True}

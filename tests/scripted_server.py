@@ -55,7 +55,8 @@ class Reply:
     ``headers`` are sent with the response whatever its status (e.g. ``{"Retry-After": "1"}``).
     Token counts default to ``ceil(chars / 4)`` of the prompt messages and of ``text`` (at least 1).
     ``chunk_delay_s`` (streaming only) sleeps between SSE events; ``finish_reason`` is reported
-    as given.
+    as given. ``send_usage=False`` leaves usage out (as llama.cpp's and other servers do), streamed
+    or not.
     """
 
     text: str = ""
@@ -67,6 +68,7 @@ class Reply:
     cached_tokens: int = 0
     chunk_delay_s: float = 0.0
     finish_reason: str = "stop"
+    send_usage: bool = True
 
 
 ReplySpec = str | Reply | Callable[[dict], "str | Reply"]
@@ -320,7 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
         created = int(time.time())
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(ident, created, model, reply, usage if include_usage else None)
+            self._stream(ident, created, model, reply, usage if include_usage and reply.send_usage else None)
         else:
             self._send_json(
                 200,
@@ -338,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
                             "finish_reason": reply.finish_reason,
                         }
                     ],
-                    "usage": usage,
+                    **({"usage": usage} if reply.send_usage else {}),
                 },
                 reply.headers,
             )

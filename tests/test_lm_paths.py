@@ -184,3 +184,26 @@ def test_an_error_event_inside_a_stream_is_retried():
 
     exc = openai.APIError("Overloaded", request=httpx.Request("POST", "http://x/v1/chat/completions"), body=None)
     assert isinstance(OpenAIBackend().classify(exc, "openai/x"), TransientLMError)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_servers_that_report_no_usage_get_an_estimate_not_zero(scripted_server, backend):
+    """llama.cpp's server ignores stream_options.include_usage: budgets must still count tokens."""
+    text = "An answer of about forty characters....."
+    scripted_server.script("root", Reply(text=text, send_usage=False), Reply(text=text, send_usage=False))
+    messages = [{"role": "user", "content": "x" * 400}]
+
+    async def both():
+        client = _client(scripted_server, backend)
+        try:
+            streamed = await client.complete("openai/root", messages, role="root", on_delta=lambda piece: None)
+            plain = await client.complete("openai/root", messages, role="root")
+        finally:
+            await client.aclose()
+        return streamed, plain
+
+    for result in asyncio.run(both()):
+        assert result.text == text
+        assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0  # litellm: tiktoken's count
+        if backend == "auto":  # ours: characters / 4
+            assert (result.usage.input_tokens, result.usage.output_tokens) == (100, 10)
