@@ -28,7 +28,7 @@ from rlm_cli.errors import ProviderError, UsageError
 from rlm_cli.events import Usage
 from rlm_cli.lm_errors import FatalLMError, TransientLMError, parse_retry_after
 from rlm_cli.lm_litellm import LitellmBackend, load_litellm
-from rlm_cli.lm_replies import usage_of
+from rlm_cli.lm_replies import estimated_usage, usage_of
 
 __all__ = ["BACKENDS", "FatalLMError", "LMClient", "LMResult", "Price", "TransientLMError", "load_litellm",
            "needs_cache_markers", "parse_retry_after", "prewarm", "usage_of"]
@@ -152,7 +152,7 @@ class LMClient:
         price = self.prices.get(model)
         if price is not None:
             return price.cost(usage)
-        return self.backend_for(model).cost(model, response)
+        return self.backend_for(model).cost(model, response, usage)
 
     def request_kwargs(self, model: str, messages: list[dict], role: str) -> dict[str, Any]:
         """The keyword arguments of the call, litellm-style (``litellm.acompletion``; the OpenAI
@@ -212,6 +212,9 @@ class LMClient:
                     self.on_retry(f"{err}; retrying in {delay:.1f}s (attempt {attempt + 1})")
                 await asyncio.sleep(delay)
         inp, out, cached = usage_of(response)
+        if inp == 0 and out == 0:  # the server reported no usage: count an estimate, not zero
+            estimate = estimated_usage(messages, text)
+            inp, out = estimate["prompt_tokens"], estimate["completion_tokens"]
         usage = Usage(input_tokens=inp, output_tokens=out, cached_tokens=cached)
         usage = Usage(inp, out, cached, self.cost(model, response, usage))
         return LMResult(text=text, usage=usage, duration_s=time.monotonic() - t0, model=model,

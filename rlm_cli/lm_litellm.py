@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from rlm_cli.events import Usage
 from rlm_cli.lm_errors import FatalLMError, TransientLMError, retry_after_from, short_message, status_of
 from rlm_cli.lm_replies import delta_text
 
@@ -68,8 +69,9 @@ class LitellmBackend:
             response = None
         return "".join(pieces), response
 
-    def cost(self, model: str, response: Any) -> float | None:
-        """USD litellm computed for ``response`` (``_hidden_params["response_cost"]``), else its price
+    def cost(self, model: str, response: Any, usage: Usage) -> float | None:
+        """USD litellm computed for ``response`` (``_hidden_params["response_cost"]``; ``usage`` is not
+        needed: litellm prices what it counted), else its price
         map once per model (streamed responses); None for models it cannot price. Unpriced models are
         remembered, so a fan-out of thousands of calls does not repeat a failing lookup per call."""
         hidden = getattr(response, "_hidden_params", None) or {}

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from typing import Any
 
 from rlm_cli import catalogue
+from rlm_cli.events import Usage
 from rlm_cli.lm_errors import FatalLMError, TransientLMError, retry_after_from, short_message, status_of
-from rlm_cli.lm_replies import delta_text, estimated_usage, usage_of
+from rlm_cli.lm_replies import delta_text
 
 PREFIX = "openai/"
 PATH = "/chat/completions"
@@ -117,18 +118,14 @@ class OpenAIBackend:
         return client, body, options
 
     async def complete(self, kwargs: dict[str, Any]) -> tuple[str, Any]:
-        """One non-streamed call: (reply text, the chat completion as a dict; its usage estimated from
-        characters when the server sent none)."""
+        """One non-streamed call: (reply text, the chat completion as a dict)."""
         client, body, options = self.prepare(kwargs)
         reply = await client.post(PATH, body=body, options=options, cast_to=object)
-        text = _content(reply)
-        if isinstance(reply, dict) and not reply.get("usage"):
-            reply = {**reply, "usage": estimated_usage(body.get("messages") or [], text)}
-        return text, reply
+        return _content(reply), reply
 
     async def stream(self, kwargs: dict[str, Any], on_delta: Callable[[str], None]) -> tuple[str, Any]:
         """One streamed call; ``on_delta`` gets each text piece. Returns (text, the chunk that carried
-        usage, or an estimated usage block when the server sent none)."""
+        usage, or None when the server sent none)."""
         import openai
 
         client, body, options = self.prepare(kwargs)
@@ -147,17 +144,11 @@ class OpenAIBackend:
                     on_delta(piece)
         finally:
             await stream.close()
-        text = "".join(pieces)
-        if last_usage is None:  # the server sent no usage: estimate it rather than count zero
-            last_usage = {"usage": estimated_usage(body.get("messages") or [], text)}
-        return text, last_usage
+        return "".join(pieces), last_usage
 
-    def cost(self, model: str, response: Any) -> float | None:
-        """USD from litellm's bundled price map (:func:`rlm_cli.catalogue.cost_usd`), or None."""
-        if response is None:
-            return None
-        inp, out, cached = usage_of(response)
-        return catalogue.cost_usd(model, inp, out, cached)
+    def cost(self, model: str, response: Any, usage: Usage) -> float | None:
+        """USD for ``usage`` from litellm's bundled price map (:func:`rlm_cli.catalogue.cost_usd`), or None."""
+        return catalogue.cost_usd(model, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
 
     def classify(self, exc: BaseException, model: str) -> Exception:
         """Map an OpenAI SDK exception to :class:`TransientLMError` or :class:`FatalLMError`.

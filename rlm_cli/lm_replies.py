@@ -48,8 +48,8 @@ def _chars(content: Any) -> int:
 def estimated_usage(messages: list[dict], text: str) -> dict[str, Any]:
     """A usage block estimated from characters (``ceil(chars / 4)``, the rule of
     :func:`rlm_cli.context.estimate_tokens`) for servers that report none (llama.cpp's server ignores
-    ``stream_options.include_usage``): budgets then count an estimate rather than zero, as litellm's
-    stream builder does. Marked ``"estimated": True``."""
+    ``stream_options.include_usage``; litellm reports zeros for a non-streamed reply without usage):
+    budgets then count an estimate rather than zero. Marked ``"estimated": True``."""
     from rlm_cli.context import estimate_tokens
 
     prompt = estimate_tokens(sum(_chars(m.get("content")) for m in messages if isinstance(m, dict)))
