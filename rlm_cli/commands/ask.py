@@ -130,12 +130,14 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
     from rlm_cli.loader import load_sources
 
     backend = check_backend(os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
-    prewarm([settings.model, settings.sub_model or settings.model], backend)  # overlaps loading
     workdir = Path(tempfile.mkdtemp(prefix="rlm-run-"))
     try:
         loaded = load_sources(sources, load_options, workdir / "context.txt")
         if not loaded.files:
             raise UsageError("nothing to load: every file was skipped (see `rlm ls " + " ".join(sources) + "`)")
+        # The client library's import (~1 s of CPU) overlaps the REPL's start-up. Not before the
+        # load: a large load forks a second loader process, which needs this process single-threaded.
+        prewarm([settings.model, settings.sub_model or settings.model], backend)
         from rlm_cli import engine
         from rlm_cli.events import EventBus, Notice
         from rlm_cli.lm import LMClient
