@@ -91,7 +91,11 @@ def one_run(server: ScriptedServer, workdir: Path, calls: int, live: bool) -> tu
     lm = LMClient(api_base=server.base_url, api_key="sk-test", timeout_s=60)
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        result = asyncio.run(engine.run(cfg, loaded, lm, bus, workdir / "repl"))
+        async def run_and_close():
+            async with lm:
+                return await engine.run(cfg, loaded, lm, bus, workdir / "repl")
+
+        result = asyncio.run(run_and_close())
     finally:
         if view is not None:
             view.close()

@@ -111,7 +111,8 @@ class LMClient:
     ``max_retries``: retries after the first attempt for transient failures; ``concurrency``: LM
     requests in flight at once over the whole run; ``options``: extra keyword arguments per role
     (``"root"``/``"sub"``), litellm-style; ``prices``: model -> :class:`Price` for models litellm's
-    map does not price; ``backend``: one of :data:`BACKENDS`. Call :meth:`aclose` when the run ends.
+    map does not price; ``backend``: one of :data:`BACKENDS`. Use it as ``async with client:`` (or
+    call :meth:`aclose`) so its HTTP connections are closed when the run ends.
     """
 
     api_base: str | None = None
@@ -225,8 +226,14 @@ class LMClient:
             return min(retry_after, self.backoff_max_s) + random.uniform(0, 0.25)
         return random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1)))
 
+    async def __aenter__(self) -> LMClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
-        """Close the request paths' HTTP clients (idempotent)."""
+        """Close the request paths' HTTP clients (idempotent; ``async with client:`` calls it)."""
         backends, self._backends = list(self._backends.values()), {}
         for backend in backends:
             await backend.aclose()

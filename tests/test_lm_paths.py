@@ -25,10 +25,8 @@ def _client(server, backend: str, **kw) -> LMClient:
 
 def _ask(client: LMClient, model: str, **kw):
     async def go():
-        try:
+        async with client:
             return await client.complete(model, [{"role": "user", "content": "hi"}], **kw)
-        finally:
-            await client.aclose()
     return asyncio.run(go())
 
 
@@ -194,12 +192,9 @@ def test_servers_that_report_no_usage_get_an_estimate_not_zero(scripted_server, 
     messages = [{"role": "user", "content": "x" * 400}]
 
     async def both():
-        client = _client(scripted_server, backend)
-        try:
+        async with _client(scripted_server, backend) as client:
             streamed = await client.complete("openai/root", messages, role="root", on_delta=lambda piece: None)
             plain = await client.complete("openai/root", messages, role="root")
-        finally:
-            await client.aclose()
         return streamed, plain
 
     for result in asyncio.run(both()):

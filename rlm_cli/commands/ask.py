@@ -159,10 +159,8 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))
 
         async def run_and_close():
-            try:
+            async with lm:
                 return await engine.run(cfg, loaded, lm, bus, workdir / "repl")
-            finally:
-                await lm.aclose()
 
         try:
             result = _run_with_signals(run_and_close())
