@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 from rich.console import Console
@@ -21,7 +22,7 @@ def model_of(events, now: float = 5.0) -> RunModel:
 
 
 def text_of(renderable, width: int = 140, terminal: bool = False) -> str:
-    console = Console(record=True, width=width, force_terminal=terminal, file=open("/dev/null", "w"))
+    console = Console(record=True, width=width, force_terminal=terminal, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
 

@@ -292,8 +292,10 @@ def _find_cgroup_parent() -> str | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        own = [line.rstrip("\n").split(":", 2) for line in open("/proc/self/cgroup", encoding="utf-8")]
-        mounts = [line.split() for line in open("/proc/self/mountinfo", encoding="utf-8")]
+        with open("/proc/self/cgroup", encoding="utf-8") as fh:
+            own = [line.rstrip("\n").split(":", 2) for line in fh]
+        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+            mounts = [line.split() for line in fh]
     except OSError:
         return None
     candidates = []
