@@ -138,22 +138,12 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _rss_kb(pid: int) -> int:
+def _proc_kb(path: str, field: str) -> int:
+    """The kB value of ``field`` (e.g. ``VmRSS:``) in a /proc file, 0 if the process is gone."""
     try:
-        with open(f"/proc/{pid}/status") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -171,8 +161,8 @@ def tree_mem_kb(root: int) -> tuple[int, int]:
         if pid in seen:
             continue
         seen.add(pid)
-        rss += _rss_kb(pid)
-        pss += _pss_kb(pid)
+        rss += _proc_kb(f"/proc/{pid}/status", "VmRSS:")
+        pss += _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:")
         todo.extend(_children(pid))
     return rss, pss
 
