@@ -62,10 +62,10 @@ ConcurrencyOpt = Annotated[int | None, typer.Option(
     "--concurrency", min=1, help="LM calls in flight at once, over the whole run. "
     f"(default {Limits.concurrency}; {_src('concurrency')})")]
 OptionOpt = Annotated[list[str] | None, typer.Option(
-    "--option", "-o", metavar="KEY VALUE", help="A litellm argument for the root LM, e.g. -o temperature 0.2 "
+    "--option", "-o", metavar="KEY VALUE", help="A request option for the root LM (a litellm argument; for openai/ models a field of the request body), e.g. -o temperature 0.2 "
     "-o reasoning_effort high; VALUE is parsed as JSON when it can be. Repeatable; over the config's options table.")]
 SubOptionOpt = Annotated[list[str] | None, typer.Option(
-    "--sub-option", metavar="KEY VALUE", help="A litellm argument for sub-calls (like -o). Repeatable; over the "
+    "--sub-option", metavar="KEY VALUE", help="A request option for sub-calls (like -o). Repeatable; over the "
     "config's sub_options table.")]
 PriceOpt = Annotated[list[str] | None, typer.Option(
     "--price", metavar="MODEL=IN/OUT", help="USD per million input/output tokens for a model litellm cannot "
