@@ -202,3 +202,12 @@ def test_servers_that_report_no_usage_get_an_estimate_not_zero(scripted_server, 
         assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0  # litellm: tiktoken's count
         if backend == "auto":  # ours: characters / 4
             assert (result.usage.input_tokens, result.usage.output_tokens) == (100, 10)
+
+
+def test_catalogue_knows_the_context_window_of_every_default_model():
+    """Sub-LM prompt sizes come from here (engine.sub_chars_for), without importing litellm."""
+    from rlm_cli.settings import PROVIDER_DEFAULTS
+
+    for _keys, root, sub in PROVIDER_DEFAULTS:
+        for model in (root, sub):
+            assert (catalogue.context_window(model) or 0) >= 32_000, model
