@@ -70,10 +70,10 @@ class LitellmBackend:
         return "".join(pieces), response
 
     def cost(self, model: str, response: Any, usage: Usage) -> float | None:
-        """USD litellm computed for ``response`` (``_hidden_params["response_cost"]``; ``usage`` is not
-        needed: litellm prices what it counted), else its price
-        map once per model (streamed responses); None for models it cannot price. Unpriced models are
-        remembered, so a fan-out of thousands of calls does not repeat a failing lookup per call."""
+        """USD litellm computed for ``response`` (``_hidden_params["response_cost"]``), else its price
+        map once per model (streamed responses); None for models it cannot price. ``usage`` is not
+        needed: litellm prices what it counted. Unpriced models are remembered, so a fan-out of
+        thousands of calls does not repeat a failing lookup per call."""
         hidden = getattr(response, "_hidden_params", None) or {}
         value = hidden.get("response_cost") if isinstance(hidden, dict) else None
         if value is not None:
