@@ -10,7 +10,9 @@ estimates (``chars / 4``, the usual rule of thumb for English text and code unde
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -129,7 +131,14 @@ class ContextWriter:
 
     def __init__(self, dest: Path) -> None:
         self._dest = Path(dest)
-        self._fh = open(self._dest, "wb", buffering=self.BUFFER_BYTES)  # noqa: SIM115 - closed by finish/abort
+        # Only the user can read it (it holds a copy of the input); never written through a link, into
+        # a FIFO (O_NONBLOCK: no reader fails at once) or a device.
+        fd = os.open(self._dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | os.O_CLOEXEC, 0o600)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "not a regular file", str(self._dest))
+        self._fh = open(fd, "wb", buffering=self.BUFFER_BYTES)  # noqa: SIM115 - closed by finish/abort
         self._pos = 0  # characters written so far
         self._bytes = 0  # bytes written so far (UTF-8)
         self._files: list[FileEntry] = []

@@ -2,8 +2,11 @@
 
 Protocol: newline-delimited JSON on a private socket (the inherited fd ``--sock``), never on fd 1/2,
 so code that prints, writes to fd 1 directly, or starts threads and subprocesses cannot corrupt it.
-fd 1 and fd 2 are files in the REPL's working directory (set up by the parent); each step truncates
-them first, and the parent reads what the step wrote (bounded) once it is done.
+fd 1 and fd 2 are anonymous files the parent made and keeps (it never opens anything by path that the
+REPL can replace); each step truncates them first, and the parent reads what the step wrote (bounded)
+through its own descriptors once the step is done. ``context`` and the file index also arrive as
+inherited descriptors, so the child needs no path into the parent's directories. No message either
+way exceeds 64 MiB (``MAX_MESSAGE_BYTES`` in ``child_repl.py`` and ``channel.py``).
 
 parent -> child: ``{"type": "exec", "id", "code"}``, ``{"type": "get_var", "id", "name"}``,
                  ``{"type": "result", "id", "value"}`` (the answer to one of the child's requests)
@@ -33,14 +36,15 @@ import sys
 import types
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_FLAGS = ("--sock", "--context", "--index", "--limits", "--lockdown", "--host-mntns", "--hide")
+_FLAGS = ("--sock", "--context", "--index", "--limits", "--lockdown", "--host-mntns", "--hide", "--run-as")
 
 
 def parse_args(argv: list[str]) -> types.SimpleNamespace:
-    """The command line: ``--sock FD --context PATH --index PATH`` (required), ``--limits JSON``,
-    ``--lockdown WORKDIR``, ``--host-mntns ID``, ``--hide PATH`` (repeatable).
+    """The command line: ``--sock FD --context FD --index FD`` (required: inherited descriptors, the
+    context file and the JSON file index, read from their start), ``--limits JSON``,
+    ``--lockdown WORKDIR``, ``--host-mntns ID``, ``--hide PATH`` (repeatable), ``--run-as UID``.
     Raises ``SystemExit`` (status 2) on an unknown flag, a flag without a value or a missing one."""
-    args = types.SimpleNamespace(limits="", lockdown="", host_mntns="", hide=[])
+    args = types.SimpleNamespace(limits="", lockdown="", host_mntns="", hide=[], run_as="")
     words = iter(argv)
     for flag in words:
         value = next(words, None)
@@ -52,9 +56,9 @@ def parse_args(argv: list[str]) -> types.SimpleNamespace:
         else:
             setattr(args, name, value)
     missing = [flag for flag in _FLAGS[:3] if not hasattr(args, flag[2:])]
-    if missing or not args.sock.isdigit():
-        _usage(f"missing or bad {', '.join(missing) or '--sock'}")
-    args.sock = int(args.sock)
+    if missing or not all(getattr(args, name).isdigit() for name in ("sock", "context", "index")):
+        _usage(f"missing or bad {', '.join(missing) or '--sock, --context or --index'}")
+    args.sock, args.context, args.index = int(args.sock), int(args.context), int(args.index)
     return args
 
 

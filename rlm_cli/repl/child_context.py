@@ -18,6 +18,7 @@ read is used instead. Model code only ever sees the finished, immutable str.
 from __future__ import annotations
 
 import codecs
+import os
 import sys
 
 CHUNK_BYTES = 256 * 1024  # bytes read at a time: the transient cost is about three chunks
@@ -35,8 +36,19 @@ class _Mismatch(Exception):
     """The in-place fill cannot be trusted here; use the plain read."""
 
 
-def load_context(path: str, chunk_bytes: int = CHUNK_BYTES) -> tuple[str, str]:
-    """The text of the UTF-8 file ``path`` (newlines kept as they are) and how it was built.
+def _open(source: str | int, **kwargs):
+    """Open ``source`` for reading from its start: a path, or an inherited descriptor (duplicated, so
+    the caller's stays open for another read)."""
+    if isinstance(source, int):
+        fd = os.dup(source)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return open(fd, **kwargs)
+    return open(source, **kwargs)
+
+
+def load_context(path: str | int, chunk_bytes: int = CHUNK_BYTES) -> tuple[str, str]:
+    """The text of the UTF-8 file ``path`` (a path, or a readable descriptor the REPL inherited;
+    newlines kept as they are) and how it was built.
 
     ``chunk_bytes``: bytes read at a time. Returns ``(text, method)``, ``method`` being ``"in place"``
     or ``"read"`` (the plain ``read()``: another interpreter or version, a text shorter than 2
@@ -49,7 +61,7 @@ def load_context(path: str, chunk_bytes: int = CHUNK_BYTES) -> tuple[str, str]:
         text = None
     if text is not None:
         return text, "in place"
-    with open(path, encoding="utf-8", newline="") as fh:
+    with _open(path, mode="r", encoding="utf-8", newline="") as fh:
         return fh.read(), "read"
 
 
@@ -103,14 +115,14 @@ def _measure(fh, chunk_bytes: int) -> tuple[int, int]:
     return chars, kind
 
 
-def _in_place(path: str, chunk_bytes: int) -> str | None:
+def _in_place(path: str | int, chunk_bytes: int) -> str | None:
     """The text built in place (see the module docstring), or None where that is not supported.
     Raises :class:`_Mismatch` when a check fails, OSError and UnicodeDecodeError as the read does."""
     if sys.implementation.name != "cpython" or not _VERSIONS[0] <= sys.version_info[:2] <= _VERSIONS[1]:
         return None
     import ctypes
 
-    with open(path, "rb") as fh:
+    with _open(path, mode="rb") as fh:
         chars, kind = _measure(fh, chunk_bytes)
         if chars < 2:  # "" and 1-character strings are shared singletons: never write into those
             return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import fcntl
 import io
 import itertools
 import json
@@ -19,6 +20,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # one JSON line on the channel; the parent enforces the same bound
+
+
+class MessageTooLarge(ValueError):
+    """A request or result would exceed :data:`MAX_MESSAGE_BYTES` on the channel."""
+
 
 PROTECTED = ("context", "files", "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched",
              "FINAL", "FINAL_VAR", "SHOW_VARS")
@@ -60,7 +68,12 @@ class Channel:
         threading.Thread(target=self._read_loop, name="rlm-channel", daemon=True).start()
 
     def send(self, msg: dict) -> None:
+        """Send one message. Raises :class:`MessageTooLarge` past :data:`MAX_MESSAGE_BYTES`."""
         data = (json.dumps(msg, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass")
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(f"{msg.get('op') or msg.get('type')}: {len(data):,} bytes exceed the REPL "
+                                  f"channel's limit of {MAX_MESSAGE_BYTES:,} bytes per message; send less at "
+                                  "once (smaller prompts or contexts, or fewer per batch)")
         with self._send_lock:
             self._sock.sendall(data)
 
@@ -84,7 +97,12 @@ class Channel:
         slot = [threading.Event(), None]
         with self._pending_lock:
             self._pending[rid] = slot
-        self.send({"type": "request", "id": rid, "op": op, "args": args})
+        try:
+            self.send({"type": "request", "id": rid, "op": op, "args": args})
+        except MessageTooLarge:
+            with self._pending_lock:
+                self._pending.pop(rid, None)
+            raise
         slot[0].wait()
         return slot[1]
 
@@ -177,7 +195,8 @@ class Repl:
         try:
             tree = ast.parse(code, "<repl>", "exec")
         except SyntaxError as exc:
-            traceback.print_exception(type(exc), exc, None, file=sys.stderr)
+            with contextlib.suppress(Exception):  # stderr may be closed by now
+                traceback.print_exception(type(exc), exc, None, file=sys.stderr)
             return f"SyntaxError: {exc.msg} (line {exc.lineno})"
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
@@ -190,7 +209,8 @@ class Repl:
                     print(repr(value))
         except (SystemExit, KeyboardInterrupt, Exception) as exc:  # the namespace survives
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None
-            traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
+            with contextlib.suppress(Exception):  # the step may have closed fd 2
+                traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
             return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         finally:
             self._restore_protected()
@@ -211,21 +231,36 @@ def _flush() -> None:
             stream.flush()
 
 
-def serve(args, notes: list, load_context: Callable[[str], tuple[str, str]]) -> None:
-    """Load ``context`` (``load_context(path) -> (text, method)``) and the index, say ready, then run
-    the parent's commands until it goes away. ``args``: the parsed command line (``sock``, ``context``,
-    ``index``); ``notes``: the lockdown's notes, sent with ``ready``. Raises OSError or
-    UnicodeDecodeError when the context or index cannot be read (the child then exits before ready).
+def _restore_streams(saved: tuple[int, int], streams: tuple) -> None:
+    """Put the captures back on fd 1 and 2 and the Python streams on them, whatever the last step
+    closed, redirected or reassigned."""
+    for fd, target in zip(saved, (1, 2), strict=True):
+        with contextlib.suppress(OSError):
+            os.dup2(fd, target)
+    sys.stdout, sys.stderr = streams
+
+
+def serve(args, notes: list, load_context: Callable[[str | int], tuple[str, str]]) -> None:
+    """Load ``context`` (``load_context(fd) -> (text, method)``) and the index, say ready, then run
+    the parent's commands until it goes away. ``args``: the parsed command line (``sock``, and
+    ``context`` and ``index`` as inherited descriptors, closed once read); ``notes``: the lockdown's
+    notes, sent with ``ready``. Raises OSError or UnicodeDecodeError when the context or index cannot
+    be read (the child then exits before ready).
     """
     # Python-level output goes straight to fd 1/2 (unbuffered) so it interleaves with fd writes and
-    # survives a crash (segfault, os._exit) of the step that printed it.
-    sys.stdout, sys.stderr = (io.TextIOWrapper(open(fd, "wb", buffering=0, closefd=False), encoding="utf-8",
-                                               errors="backslashreplace", write_through=True) for fd in (1, 2))
+    # survives a crash (segfault, os._exit) of the step that printed it. Private copies of fd 1/2
+    # (close-on-exec, high numbers) put them back before each step if model code closed them.
+    saved = tuple(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 200) for fd in (1, 2))
+    streams = tuple(io.TextIOWrapper(open(fd, "wb", buffering=0, closefd=False), encoding="utf-8",
+                                     errors="backslashreplace", write_through=True) for fd in (1, 2))
+    _restore_streams(saved, streams)
     sys.stdin = open(os.devnull)
     t0 = time.perf_counter()
     context, method = load_context(args.context)
-    with open(args.index, encoding="utf-8") as fh:
+    os.lseek(args.index, 0, os.SEEK_SET)
+    with open(args.index, encoding="utf-8") as fh:  # closes the descriptor
         index = json.load(fh)
+    os.close(args.context)
     channel = Channel(args.sock)
     repl = Repl(channel, context, index)
     del context
@@ -237,19 +272,26 @@ def serve(args, notes: list, load_context: Callable[[str], tuple[str, str]]) -> 
             return
         if msg["type"] == "exec":
             _flush()
+            _restore_streams(saved, streams)
             for fd in (1, 2):
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, 0)
             repl.final, repl.notes = None, []
             error = repl.run(msg["code"])
             _flush()
-            channel.send({"type": "done", "id": msg["id"], "error": error, "final": repl.final,
-                          "notes": repl.notes})
+            _restore_streams(saved, streams)
+            done = {"type": "done", "id": msg["id"], "error": error, "final": repl.final, "notes": repl.notes}
+            try:
+                channel.send(done)
+            except MessageTooLarge as exc:
+                channel.send({**done, "final": None, "notes": [], "error": f"FINAL: {exc}"})
         elif msg["type"] == "get_var":
             name = msg.get("name", "")
             if name in repl.ns:
-                channel.send({"type": "var", "id": msg["id"], "value": _text(repl.ns[name]), "error": None})
+                try:
+                    channel.send({"type": "var", "id": msg["id"], "value": _text(repl.ns[name]), "error": None})
+                except MessageTooLarge as exc:
+                    channel.send({"type": "var", "id": msg["id"], "value": None, "error": str(exc)})
             else:
                 channel.send({"type": "var", "id": msg["id"], "value": None,
                               "error": f"no variable named {name!r}"})
-

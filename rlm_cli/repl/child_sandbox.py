@@ -54,8 +54,20 @@ def _lockdown(workdir: str, host_mntns: str, hide: list) -> list:
             _mount(None, point, None, flags)
         except OSError as exc:
             notes.append(f"could not make {point} read-only: {exc.strerror}")
-    with contextlib.suppress(OSError):
-        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+    try:
+        _private_dev()
+    except OSError as exc:
+        notes.append(f"could not make a private /dev: {exc.strerror}")
+        with contextlib.suppress(OSError):
+            _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+    for path in ("/proc/sys", "/proc/sysrq-trigger"):  # the host's kernel settings: never writable
+        if not os.path.exists(path):
+            continue
+        try:
+            _mount(path, path, None, MS_BIND | MS_REC)
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        except OSError as exc:
+            notes.append(f"could not make {path} read-only: {exc.strerror}")
     for path in hide:
         try:
             if os.path.isdir(path):
@@ -68,6 +80,33 @@ def _lockdown(workdir: str, host_mntns: str, hide: list) -> list:
     return notes
 
 
+_DEV_NODES = ("null", "zero", "full", "random", "urandom")
+
+
+def _private_dev() -> None:
+    """Cover the host's /dev with a small tmpfs holding only the harmless nodes (:data:`_DEV_NODES`,
+    bind-mounted from the host's through descriptors opened beforehand), the usual ``fd``/``std*``
+    links and a private 64 MiB ``/dev/shm``: no disk, loop device, console or terminal of the host
+    stays reachable. Raises OSError when /dev cannot be covered."""
+    keep = {}
+    for name in _DEV_NODES:
+        with contextlib.suppress(OSError):
+            keep[name] = os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC)
+    try:
+        _mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
+        for name, fd in keep.items():
+            os.close(os.open(f"/dev/{name}", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            _mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
+        for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+            os.symlink(target, f"/dev/{name}")
+        os.mkdir("/dev/shm", 0o1777)
+        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+    finally:
+        for fd in keep.values():
+            os.close(fd)
+
+
 def _drop_privileges() -> None:
     """Drop every capability (bounding, ambient, effective, permitted, inheritable); no_new_privs."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -77,6 +116,25 @@ def _drop_privileges() -> None:
     libc.prctl(47, 4, 0, 0, 0)  # PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL
     libc.capset((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())  # _LINUX_CAPABILITY_VERSION_3
     libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+
+
+def _run_as(uid: int) -> None:
+    """Become ``uid`` (and gid ``uid``, no supplementary groups) for good: real, effective and saved
+    ids. Raises OSError when that fails; the caller then refuses to run model code."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (uid, uid, uid):
+        raise OSError(errno.EPERM, f"still running as uid {os.geteuid()}")
+
+
+def _die_with_parent() -> None:
+    """SIGKILL this process when its parent dies (Linux ``PR_SET_PDEATHSIG``; set after any uid
+    change, which clears it); exit at once if the parent is already gone."""
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _apply_limits(limits: dict) -> list:
@@ -128,8 +186,9 @@ def lock_down(args) -> list[str]:
 
     ``args``: the parsed command line (``lockdown``, ``host_mntns``, ``hide``, ``limits``, ``sock``).
     Inside a private mount namespace (``--lockdown WORKDIR``) the filesystem becomes read-only except
-    WORKDIR and a private /dev/shm, and ``--hide`` paths are covered; every capability is dropped and
-    no_new_privs set; ``--limits`` (JSON; sizes in bytes, CPU in seconds) are applied with setrlimit.
+    WORKDIR and a private /dev/shm (``/proc/sys`` too), and ``--hide`` paths are covered; with
+    ``--run-as UID`` the child becomes that unprivileged uid/gid (exits with status 70 if it cannot);
+    every capability is dropped and no_new_privs set; the child dies with its parent; ``--limits`` (JSON; sizes in bytes, CPU in seconds) are applied with setrlimit.
     As PID 1 it forks: the parent stays init and never returns. Failures become notes; raises only
     ``ValueError`` for malformed ``--limits`` JSON.
     """
@@ -140,10 +199,19 @@ def lock_down(args) -> list[str]:
                 notes += _lockdown(os.path.realpath(args.lockdown), args.host_mntns, args.hide)
         except Exception as exc:
             notes.append(f"filesystem lockdown failed: {exc}")
+        if args.run_as:
+            try:
+                _run_as(int(args.run_as))
+            except (OSError, ValueError) as exc:
+                print(f"rlm sandbox: cannot switch to uid {args.run_as}: {exc}; refusing to run as root",
+                      file=sys.stderr)
+                raise SystemExit(70) from None
         try:
             _drop_privileges()
         except Exception as exc:
             notes.append(f"could not drop privileges: {exc}")
+        with contextlib.suppress(Exception):
+            _die_with_parent()
     limits = json.loads(args.limits) if args.limits else {}
     notes += _apply_limits(limits)
     if os.getpid() == 1:

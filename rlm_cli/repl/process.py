@@ -24,14 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from rlm_cli.errors import ReplError
-from rlm_cli.repl.sandbox import (
-    SandboxPlan,
-    announce,
-    harden_parent,
-    plan_sandbox,
-    remove_cgroup,
-    remove_tree,
+from rlm_cli.repl.cgroups import remove_cgroup
+from rlm_cli.repl.channel import (
+    MAX_MESSAGE_BYTES,
+    ProtocolError,
+    anonymous_file,
+    open_regular,
+    parse_message,
+    read_bounded,
 )
+from rlm_cli.repl.sandbox import SandboxPlan, announce, harden_parent, plan_sandbox, remove_tree
 
 CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
 DEFAULT_CAPTURE_BYTES = 256 * 1024  # of each stream kept per step, split between head and tail
@@ -70,23 +72,6 @@ class StepOutcome:
     final: str | None = None
     notes: list[str] = field(default_factory=list)
     restarted: bool = False
-
-
-def read_bounded(path: Path, limit_bytes: int) -> str:
-    """Text of ``path``; if larger than ``limit_bytes``, its head and tail with the omission stated."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            if size <= limit_bytes:
-                return fh.read().decode("utf-8", "replace")
-            half = limit_bytes // 2
-            head = fh.read(half)
-            fh.seek(size - half)
-            tail = fh.read(half)
-    except OSError:
-        return ""
-    return (head.decode("utf-8", "replace") + f"\n[... {size - 2 * half:,} bytes of output omitted ...]\n"
-            + tail.decode("utf-8", "replace"))
 
 
 def _describe_exit(code: int | None, init: bool = False) -> str:
@@ -132,11 +117,12 @@ def _descendants(root: int, sig: signal.Signals) -> set[int]:
 class ReplProcess:
     """A persistent REPL child over one context file.
 
-    ``context_path``: UTF-8 file holding ``context``; ``index``: ``[[path, offset, chars], ...]``
-    for ``files``; ``workdir``: a private directory (the child's cwd, HOME and TMPDIR, and where its
-    output is captured), removed by :meth:`close`; ``sandbox``: how to launch the child (default:
-    :func:`plan_sandbox` for ``workdir``, network off, limits sized from the context).
-    Raises :class:`ReplError` when the child cannot be started.
+    ``context_path``: UTF-8 file holding ``context`` (opened once, as a regular file, and handed to
+    each child as a descriptor); ``index``: ``[[path, offset, chars], ...]`` for ``files``;
+    ``workdir``: a private directory (the child's cwd, HOME and TMPDIR), removed by :meth:`close`;
+    ``sandbox``: how to launch the child (default: :func:`plan_sandbox` for ``workdir``, network off,
+    limits sized from the context). The child's output goes to anonymous files only the parent holds
+    (see :mod:`rlm_cli.repl.channel`). Raises :class:`ReplError` when the child cannot be started.
     """
 
     def __init__(self, context_path: Path, index: list, workdir: Path,
@@ -144,12 +130,9 @@ class ReplProcess:
         self.context_path = Path(context_path)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.index_path = self.workdir / ".rlm-index.json"
-        self.index_path.write_text(json.dumps(index), encoding="utf-8")
+        self.index = index
         self.capture_bytes = capture_bytes
         self.sandbox = sandbox or plan_sandbox(str(self.workdir.resolve()))
-        self.out_path = self.workdir / ".rlm-stdout"
-        self.err_path = self.workdir / ".rlm-stderr"
         self.proc: asyncio.subprocess.Process | None = None
         self.load_s: float | None = None
         self.load_method: str | None = None  # how the child built ``context``: "in place" or "read"
@@ -159,49 +142,75 @@ class ReplProcess:
         self._ids = itertools.count(1)
         self._fatal: BaseException | None = None
         self._cgroup: str | None = None
+        self._fds: dict[str, int] = {}  # context, index, stdout, stderr: the parent's own descriptors
+
+    def _open_files(self) -> None:
+        """Open, once, the files every child inherits: context, index and the two captures."""
+        if self._fds:
+            return
+        try:
+            self._fds["context"] = open_regular(self.context_path)
+            self._fds["index"] = anonymous_file(json.dumps(self.index).encode("utf-8", "surrogatepass"),
+                                                append=False)
+            self._fds["stdout"] = anonymous_file()
+            self._fds["stderr"] = anonymous_file()
+        except OSError as exc:
+            self._close_files()
+            raise ReplError(f"cannot prepare the REPL's files: {exc}") from exc
+        self.sandbox.prepare_workdir(str(self.workdir))
+
+    def _close_files(self) -> None:
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Start the child and wait until the context is loaded in it."""
         harden_parent()
+        self._open_files()
+        for name in ("stdout", "stderr"):
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fds[name], 0)
         parent_sock, child_sock = socket.socketpair()
-        out = open(self.out_path, "ab")
-        err = open(self.err_path, "ab")
         try:
-            size = self.context_path.stat().st_size
+            size = os.fstat(self._fds["context"]).st_size
             workdir = str(self.workdir.resolve())
             argv = [sys.executable, "-I", CHILD_SCRIPT, "--sock", str(child_sock.fileno()),
-                    "--context", str(self.context_path), "--index", str(self.index_path),
+                    "--context", str(self._fds["context"]), "--index", str(self._fds["index"]),
                     *self.sandbox.child_args(workdir, str(self.context_path.resolve()), size)]
             self._cgroup = self.sandbox.new_cgroup(None, size)
             cmd = self.sandbox.command(argv, self._cgroup)
             self.proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err,
-                pass_fds=(child_sock.fileno(),), cwd=str(self.workdir), env=self.sandbox.env,
-                start_new_session=True)
+                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=self._fds["stdout"], stderr=self._fds["stderr"],
+                pass_fds=(child_sock.fileno(), self._fds["context"], self._fds["index"]), cwd=str(self.workdir),
+                env=self.sandbox.env, start_new_session=True)
         except OSError as exc:
             remove_cgroup(self._cgroup)
+            parent_sock.close()
             raise ReplError(f"cannot start the REPL process: {exc}") from exc
         finally:
             child_sock.close()
-            out.close()
-            err.close()
         _LIVE_GROUPS.add(self.proc.pid)
-        self._reader, self._writer = await asyncio.open_unix_connection(sock=parent_sock, limit=1 << 30)
+        self._reader, self._writer = await asyncio.open_unix_connection(sock=parent_sock,
+                                                                        limit=MAX_MESSAGE_BYTES + 1)
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
                 line = await self._reader.readline()
-        except TimeoutError:
-            line = b""
-        if not line:
+            ready = parse_message(line) if line else None
+        except (TimeoutError, ValueError):
+            ready = None
+        if ready is None or ready.get("type") != "ready":
             await self.kill()
-            detail = read_bounded(self.err_path, 2000).strip().splitlines()
+            detail = read_bounded(self._fds["stderr"], 2000).strip().splitlines()
             raise ReplError("the REPL process failed to start" + (f": {detail[-1]}" if detail else ""))
-        ready = json.loads(line)
-        self.load_s = ready.get("load_s")
-        self.load_method = ready.get("load")
-        for note in ready.get("notes") or []:
-            announce(f"REPL sandbox: {note}", self.sandbox)
+        load_s = ready.get("load_s")
+        self.load_s = float(load_s) if isinstance(load_s, int | float) else None
+        self.load_method = ready.get("load") if isinstance(ready.get("load"), str) else None
+        notes = ready.get("notes")
+        for note in notes if isinstance(notes, list) else []:
+            announce(f"REPL sandbox: {str(note)[:500]}", self.sandbox)
 
     async def kill(self) -> None:
         """Kill the child and its whole process group; safe to call twice."""
@@ -239,9 +248,11 @@ class ReplProcess:
         await self.start()
 
     async def close(self) -> None:
-        """Stop the child for good and remove its working directory (read-only leftovers included)."""
+        """Stop the child for good, close the parent's descriptors and remove its working directory
+        (read-only leftovers included)."""
         await self.kill()
         self.proc = None
+        self._close_files()
         await asyncio.to_thread(remove_tree, self.workdir)
 
     # --- steps -------------------------------------------------------------------------------
@@ -268,7 +279,8 @@ class ReplProcess:
         """Run ``code`` in the child. ``timeout_s``: seconds before the step is killed (None: none).
 
         Re-raises the cause of a :class:`FatalStepError` from the handler; on cancellation the child
-        is killed and the cancellation propagates. Never hangs on a dead child.
+        is killed and the cancellation propagates. Never hangs on a dead child. A child that breaks
+        the protocol (an oversized or malformed message) is killed and restarted, and the step fails.
         """
         if self.proc is None or self.proc.returncode is not None or self._writer is None:
             await self.restart()
@@ -285,18 +297,23 @@ class ReplProcess:
                     line = await self._next_line()
                     if not line:
                         break
-                    msg = json.loads(line)
-                    if msg.get("type") == "request":
+                    msg = parse_message(line)
+                    if msg["type"] == "request":
                         task = asyncio.create_task(self._serve(msg, handler))
                         tasks.add(task)
                         task.add_done_callback(tasks.discard)
-                    elif msg.get("type") == "done" and msg.get("id") == step_id:
+                    elif msg["type"] == "done" and msg["id"] == step_id:
                         done = msg
                         break
         except TimeoutError:
             error = (f"step timed out after {timeout_s:g}s and was killed; the REPL was restarted and all "
                      "variables were lost (context and files are loaded again)")
-        except (ConnectionError, AssertionError, ValueError):  # ValueError: a malformed or huge line
+        except ValueError as exc:  # ProtocolError, or a line past the reader's limit
+            what = exc if isinstance(exc, ProtocolError) else f"a message over {MAX_MESSAGE_BYTES:,} bytes"
+            error = (f"the REPL process sent {what} and was killed; it was restarted and all variables "
+                     "were lost (context and files are loaded again)")
+            await self.kill()
+        except (ConnectionError, AssertionError):
             pass
         except asyncio.CancelledError:
             await self.kill()
@@ -327,7 +344,7 @@ class ReplProcess:
 
     async def _next_line(self) -> bytes:
         """The child's next message line; b"" once the child has exited (even if descendants still
-        hold the socket open) or the socket is closed."""
+        hold the socket open) or the socket is closed. Raises ValueError past the size limit."""
         assert self._reader is not None and self.proc is not None
         read = asyncio.ensure_future(self._reader.readline())
         exited = asyncio.ensure_future(self.proc.wait())
@@ -344,20 +361,26 @@ class ReplProcess:
                 await asyncio.gather(*pending, return_exceptions=True)
 
     def _captured(self) -> tuple[str, str]:
-        return read_bounded(self.out_path, self.capture_bytes), read_bounded(self.err_path, self.capture_bytes)
+        return (read_bounded(self._fds["stdout"], self.capture_bytes),
+                read_bounded(self._fds["stderr"], self.capture_bytes))
 
-    async def get_var(self, name: str) -> str | None:
-        """The value of variable ``name`` as text, or None if it does not exist."""
+    async def get_var(self, name: str, timeout_s: float = 30) -> str | None:
+        """The value of variable ``name`` as text, or None if it does not exist, the REPL is gone or
+        breaks the protocol. Raises TimeoutError after ``timeout_s`` seconds."""
         if self._writer is None:
             return None
         vid = next(self._ids)
         await self._send({"type": "get_var", "id": vid, "name": name})
         assert self._reader is not None
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(timeout_s):
             while True:
-                line = await self._reader.readline()
-                if not line:
+                try:
+                    line = await self._reader.readline()
+                    msg = parse_message(line) if line else None
+                except ValueError:
+                    await self.kill()
                     return None
-                msg = json.loads(line)
-                if msg.get("type") == "var" and msg.get("id") == vid:
+                if msg is None:
+                    return None
+                if msg["type"] == "var" and msg["id"] == vid:
                     return msg.get("value")

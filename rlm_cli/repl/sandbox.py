@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import itertools
 import json
 import os
-import re
 import shutil
 import stat
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlm_cli.repl.cgroups import cgroup_parent, make_cgroup
 from rlm_cli.secrets import is_secret_name
 
 _ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "PYTHONHASHSEED")
@@ -44,9 +42,9 @@ _CREDENTIAL_STORES = (".aws", ".azure", ".config/gcloud", ".ssh", ".gnupg", ".ne
                       ".cache/huggingface/token")
 _CREDENTIAL_VARS = ("GOOGLE_APPLICATION_CREDENTIALS", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
                     "KUBECONFIG", "DOCKER_CONFIG", "NETRC", "RLM_HOME")
+UNPRIVILEGED_UID = 65534  # "nobody": the REPL's uid when rlm runs as root outside a user namespace
 _ANNOUNCED: set[str] = set()  # notices already given by this process
 _PROBES: dict[tuple[str, ...], bool] = {}
-_CGROUP_SEQ = itertools.count(1)
 
 
 def child_environment(workdir: str) -> dict[str, str]:
@@ -122,7 +120,11 @@ class SandboxPlan:
     ``limits``: explicit limits, or None to size them from the context at launch; ``pid_namespace``,
     ``mount_namespace``, ``network_off``: what the prefix provides; ``cgroup_parent``: a writable
     ``pids`` cgroup directory under which each launch gets its own cgroup (None: none);
-    ``hide``: credential paths to cover inside the mount namespace.
+    ``hide``: credential paths to cover inside the mount namespace; ``run_as``: the unprivileged uid
+    (and gid) the child switches to after its lockdown (rlm running as root outside a user namespace),
+    None to keep the uid (an ordinary user, or root mapped in a user namespace with every capability
+    dropped); ``pdeathsig_prefix``: a command that makes the launched process die with rlm (``setpriv
+    --pdeathsig KILL``), so a REPL never outlives an rlm killed with SIGKILL.
     """
 
     prefix: list[str] = field(default_factory=list)
@@ -136,6 +138,8 @@ class SandboxPlan:
     user_namespace: bool = False
     cgroup_parent: str | None = None
     hide: list[str] = field(default_factory=list)
+    run_as: int | None = None
+    pdeathsig_prefix: list[str] = field(default_factory=list)
 
     def child_args(self, workdir: str, context_path: str, context_bytes: int) -> list[str]:
         """Extra ``child.py`` arguments: the limits (JSON) and, in a mount namespace, the lockdown
@@ -147,6 +151,8 @@ class SandboxPlan:
             args["tasks"] = None
         args["watchdog"] = limits.max_tasks if self.kind == "unshare" else None  # the child is PID 1
         out = ["--limits", json.dumps(args)]
+        if self.run_as is not None:
+            out += ["--run-as", str(self.run_as)]
         if self.kind == "unshare":  # bwrap does the same itself
             out += ["--lockdown", workdir, "--host-mntns", _mnt_ns_id()]
             for path in self.hide:
@@ -159,11 +165,18 @@ class SandboxPlan:
         lim = limits or self.limits or default_limits(context_bytes)
         if not self.cgroup_parent or not lim.max_tasks:
             return None
-        return _make_cgroup(self.cgroup_parent, lim.max_tasks)
+        return make_cgroup(self.cgroup_parent, lim.max_tasks)
+
+    def prepare_workdir(self, workdir: str) -> None:
+        """Give the working directory to :attr:`run_as` (mode 0700), so the unprivileged child can
+        write there; a no-op otherwise. Raises OSError when it cannot."""
+        if self.run_as is not None:
+            os.chown(workdir, self.run_as, self.run_as, follow_symlinks=False)
+            os.chmod(workdir, stat.S_IRWXU, follow_symlinks=False)
 
     def command(self, argv: list[str], cgroup: str | None) -> list[str]:
         """The full command line: ``argv`` behind the prefix, entering ``cgroup`` first if given."""
-        cmd = [*self.prefix, *argv]
+        cmd = [*self.pdeathsig_prefix, *self.prefix, *argv]
         if cgroup:
             # The shell moves itself into the cgroup, then becomes the sandbox: no fork escapes it.
             cmd = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" 2>/dev/null; exec "$@"', cgroup, *cmd]
@@ -190,26 +203,32 @@ def _probe(cmd: list[str]) -> bool:
     return _PROBES[key]
 
 
-def _namespace_prefix(network: bool) -> tuple[list[str], str, bool, bool]:
+def _namespace_prefix(network: bool, root_can_drop: bool) -> tuple[list[str], str, bool, bool]:
     """(prefix, kind, user namespace used, network namespace used); ``[], "none"`` when none works.
-    A bwrap prefix still lacks the per-directory arguments (see :func:`_bwrap_prefix`)."""
+    ``root_can_drop``: rlm runs as root and the child can run as :data:`UNPRIVILEGED_UID`, so a
+    namespace set without a user namespace comes first (a user namespace mapping root keeps the host's
+    uid 0). A bwrap prefix still lacks the per-directory arguments (see :func:`_bwrap_prefix`)."""
     if not sys.platform.startswith("linux"):
         return [], "none", False, False
     nets = [False] if network else [True, False]
     unshare = shutil.which("unshare")
     if unshare:
-        base = ["--pid", "--fork", "--kill-child", "--mount-proc"]
+        base = ["--pid", "--fork", "--kill-child", "--mount-proc", "--uts"]
+        users = ([False, True] if root_can_drop else [True, False]) if os.geteuid() == 0 else [True]
         for net in nets:
-            for user in [True, False] if os.geteuid() == 0 else [True]:
+            for user in users:
                 cmd = [unshare, *(["--user", "--map-root-user"] if user else []), *base, *(["--net"] if net else [])]
                 if _probe(cmd):
                     return cmd, "unshare", user, net
     bwrap = shutil.which("bwrap")
     if bwrap:
         for net in nets:
+            # As root the child drops to an unprivileged uid itself (which needs CAP_SETUID), then
+            # drops every capability; otherwise bwrap drops them.
             cmd = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                   *(["--unshare-net"] if net else []), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-                   "--cap-drop", "ALL"]
+                   *(["--unshare-net"] if net else []), "--ro-bind", "/", "/", "--proc", "/proc",
+                   "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev",
+                   *([] if root_can_drop else ["--cap-drop", "ALL"])]
             if _probe([*cmd, "--"]):
                 return cmd, "bwrap", False, net
     return [], "none", False, False
@@ -247,10 +266,13 @@ def plan_sandbox(workdir: str, network: bool = False, limits: ResourceLimits | N
     allowlisted environment and the resource limits, with a notice (once per process) saying what is
     missing.
     """
-    prefix, kind, user_ns, net_ns = _namespace_prefix(network)
+    root_can_drop = _root_can_drop(workdir)
+    prefix, kind, user_ns, net_ns = _namespace_prefix(network, root_can_drop)
     plan = SandboxPlan(prefix=prefix, kind=kind, env=child_environment(workdir), limits=limits,
                        pid_namespace=bool(prefix), mount_namespace=bool(prefix), network_off=net_ns,
-                       user_namespace=user_ns, cgroup_parent=_cgroup_parent())
+                       user_namespace=user_ns, cgroup_parent=cgroup_parent(), pdeathsig_prefix=_pdeathsig())
+    if root_can_drop and not user_ns:
+        plan.run_as = UNPRIVILEGED_UID
     if prefix:
         keep = [workdir, sys.prefix, sys.base_prefix, sys.executable, str(Path(__file__).parent)]
         plan.hide = [p for p in credential_paths() if not _needed(p, keep)]
@@ -264,9 +286,44 @@ def plan_sandbox(workdir: str, network: bool = False, limits: ResourceLimits | N
         weaker.append("its network access could not be turned off")
     if not plan.cgroup_parent and not prefix:
         weaker.append("the number of its processes is not limited")
+    if os.geteuid() == 0 and plan.run_as is None:
+        weaker.append("rlm runs as root and the REPL cannot switch to an unprivileged user (the interpreter or "
+                      "the run directory is not readable by others); it keeps uid 0 with every capability dropped")
     if weaker:
         announce("REPL sandbox is weaker than asked on this system: " + "; ".join(weaker) + ".", plan)
     return plan
+
+
+def _root_can_drop(workdir: str) -> bool:
+    """Whether this process is root and a child running as :data:`UNPRIVILEGED_UID` could still start
+    the interpreter and reach ``workdir``: every directory on the way to the interpreter's standard
+    library, to this package and to ``workdir``'s parent is searchable by others (Linux only)."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        return False
+    import sysconfig
+
+    targets = [sysconfig.get_path("stdlib"), os.path.dirname(os.path.realpath(sys.executable)),
+               str(Path(__file__).parent), os.path.dirname(os.path.abspath(workdir))]
+    for target in targets:
+        path = os.path.realpath(target)
+        while True:
+            try:
+                if not os.stat(path).st_mode & stat.S_IXOTH:
+                    return False
+            except OSError:
+                return False
+            if path == os.path.dirname(path):
+                break
+            path = os.path.dirname(path)
+    return True
+
+
+def _pdeathsig() -> list[str]:
+    """``setpriv --pdeathsig KILL`` (util-linux), probed once, so the launched process is killed by the
+    kernel when rlm dies, even by SIGKILL; empty where unavailable (the child then sets it for itself)."""
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    cmd = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
+    return cmd if cmd and _probe(cmd) else []
 
 
 def announce(note: str, plan: SandboxPlan) -> None:
@@ -274,97 +331,6 @@ def announce(note: str, plan: SandboxPlan) -> None:
     if note not in _ANNOUNCED:
         _ANNOUNCED.add(note)
         plan.notices.append(note)
-
-
-# --- pids cgroups --------------------------------------------------------------------------------
-_CGROUP_PARENT: list[str | None] = []
-
-
-def _cgroup_parent() -> str | None:
-    """A writable directory of a ``pids`` cgroup hierarchy (v1 or v2) holding this process, or None
-    (found once per process)."""
-    if not _CGROUP_PARENT:
-        _CGROUP_PARENT.append(_find_cgroup_parent())
-    return _CGROUP_PARENT[0]
-
-
-def _find_cgroup_parent() -> str | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        with open("/proc/self/cgroup", encoding="utf-8") as fh:
-            own = [line.rstrip("\n").split(":", 2) for line in fh]
-        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-            mounts = [line.split() for line in fh]
-    except OSError:
-        return None
-    candidates = []
-    for fields in mounts:
-        sep = fields.index("-")
-        fstype, opts, mountpoint = fields[sep + 1], fields[sep + 3], fields[4]
-        if fstype == "cgroup" and "pids" in opts.split(","):
-            rel = next((p for _, ctl, p in own if "pids" in ctl.split(",")), None)
-        elif fstype == "cgroup2":
-            rel = next((p for hid, _, p in own if hid == "0"), None)
-        else:
-            continue
-        if rel is not None:
-            candidates.append(os.path.join(mountpoint, rel.lstrip("/")))
-    for path in candidates:
-        if os.access(path, os.W_OK) and _try_cgroup(path):
-            return path
-    return None
-
-
-def _try_cgroup(parent: str) -> bool:
-    probe = _make_cgroup(parent, 16)
-    if probe is None:
-        return False
-    remove_cgroup(probe)
-    return True
-
-
-def _make_cgroup(parent: str, max_tasks: int) -> str | None:
-    _sweep_cgroups(parent)
-    path = os.path.join(parent, f"rlm-{os.getpid()}-{next(_CGROUP_SEQ)}")
-    try:
-        os.mkdir(path)
-    except OSError:
-        return None
-    try:
-        with open(os.path.join(path, "pids.max"), "w") as fh:
-            fh.write(str(max_tasks))
-    except OSError:
-        remove_cgroup(path)
-        return None
-    return path
-
-
-def _sweep_cgroups(parent: str) -> None:
-    """Remove empty cgroups left by rlm processes that are gone."""
-    with contextlib.suppress(OSError):
-        for name in os.listdir(parent):
-            m = re.fullmatch(r"rlm-(\d+)-\d+", name)
-            if m and int(m.group(1)) != os.getpid() and not os.path.exists(f"/proc/{m.group(1)}"):
-                with contextlib.suppress(OSError):
-                    os.rmdir(os.path.join(parent, name))
-
-
-def remove_cgroup(path: str | None, wait_s: float = 2.0) -> None:
-    """Remove a cgroup made for one launch, waiting up to ``wait_s`` seconds for its tasks to go."""
-    if not path:
-        return
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.02)
 
 
 # --- the parent and the working directory --------------------------------------------------------
