@@ -5,6 +5,14 @@ client, budget, event bus), enforces ``--timeout`` around everything, and always
 :class:`~rlm_cli.events.RunFinished` event, also on error and on cancellation (Ctrl-C). Each RLM
 instance (the root, and every recursive ``rlm_query`` child) is an :class:`RlmInstance` with its own
 REPL subprocess and append-only message history.
+
+What crosses in from the model is bounded and checked here: a root reply longer than
+:data:`~rlm_cli.lm_replies.MAX_REPLY_CHARS` is cut before it enters the history, the trajectory and
+the next prompt; a code block left unclosed is not run (the root LM is told); ``FINAL_VAR(name)``
+naming no variable is never an answer (its literal text is not printed). A final-variable lookup
+that outlives its own timeout is reported as such, never as the ``--timeout`` budget, which only a
+run-wide deadline that really expired can exhaust. The run's answer and error message are redacted
+of known secrets (:mod:`rlm_cli.secrets`) before they are emitted or returned.
 """
 
 from __future__ import annotations
@@ -35,10 +43,12 @@ from rlm_cli.events import (
     StepStarted,
 )
 from rlm_cli.lm import FatalLMError, LMClient
+from rlm_cli.lm_replies import MAX_REPLY_CHARS, clip_reply
 from rlm_cli.loader.tree import render_tree
 from rlm_cli.parsing import find_final, parse_reply
 from rlm_cli.repl.process import FatalStepError, ReplProcess
 from rlm_cli.repl.sandbox import plan_sandbox
+from rlm_cli.secrets import Redactor
 from rlm_cli.subcalls import StepRef, SubCallRouter
 
 DEFAULT_SUB_CHARS = 32_000  # prompt size suggested to the root LM when the sub-LM's window is unknown
@@ -68,6 +78,7 @@ class RunConfig:
     system_extra: str | None = None
     sub_chars: int | None = None
     model_aliases: dict[str, str] = field(default_factory=dict)
+    allowed_models: tuple[str, ...] = ()  # --allow-model: more models llm_query(model=...) may call
     repl_network: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
@@ -93,6 +104,7 @@ class RunState:
     bus: EventBus
     workdir: Path
     repls: set[ReplProcess] = field(default_factory=set)
+    child_slots: dict[int, asyncio.Semaphore] = field(default_factory=dict)  # live child REPLs per depth
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -169,6 +181,8 @@ class RlmInstance:
                     return Outcome("answered", answer)
                 if parsed.final_beside_code:
                     feedback.append(prompts.FINAL_BESIDE_CODE)
+                if parsed.unclosed_block:
+                    feedback.append(prompts.UNCLOSED)
                 if state.budget.exhausted:
                     return await self._last_call(index + 1, "budget_exhausted")
                 feedback.append(prompts.continue_note(index, lim.max_iterations, state.budget.status_line()))
@@ -176,12 +190,12 @@ class RlmInstance:
             elif parsed.final_text is not None:
                 return Outcome("answered", parsed.final_text)
             elif parsed.final_var is not None:
-                value = await self.repl.get_var(parsed.final_var) if self.repl else None
+                value, problem = await self._read_var(parsed.final_var, restart=True)
                 if value is not None:
                     return Outcome("answered", value)
-                self.messages.append({"role": "user", "content":
-                                      f"There is no variable named {parsed.final_var!r} in the REPL. Define "
-                                      "it in a ```repl block first, or answer with FINAL(your answer)."})
+                self.messages.append({"role": "user", "content": problem})
+            elif parsed.unclosed_block:
+                self.messages.append({"role": "user", "content": prompts.UNCLOSED})
             else:
                 nudge = prompts.NUDGE + (prompts.UNTAGGED if parsed.untagged_blocks else "")
                 self.messages.append({"role": "user", "content": nudge})
@@ -194,14 +208,41 @@ class RlmInstance:
         state.bus.emit(IterationStarted(self.rlm_id, index, self.depth, final_call))
         on_delta = None
         if state.cfg.stream_root:
+            shown = 0
+
             def on_delta(piece: str) -> None:
-                state.bus.emit(RootDelta(self.rlm_id, index, piece))
+                nonlocal shown
+                if shown < MAX_REPLY_CHARS:  # the view sees no more of a reply than is kept
+                    piece = piece[:MAX_REPLY_CHARS - shown]
+                    shown += len(piece)
+                    state.bus.emit(RootDelta(self.rlm_id, index, piece))
         result = await state.lm.complete(state.root_model, self.messages, role="root", on_delta=on_delta)
         state.budget.record(state.root_model, result.usage, self.role)
-        state.bus.emit(RootReply(self.rlm_id, index, result.text, result.usage, result.duration_s,
+        text = clip_reply(result.text)
+        state.bus.emit(RootReply(self.rlm_id, index, text, result.usage, result.duration_s,
                                  state.root_model))
-        self.messages.append({"role": "assistant", "content": result.text})
-        return result.text
+        self.messages.append({"role": "assistant", "content": text})
+        return text
+
+    async def _read_var(self, name: str, restart: bool = False) -> tuple[str | None, str]:
+        """The text of REPL variable ``name`` for ``FINAL_VAR``: (value, "") or (None, what the root
+        LM is told). A lookup that times out (the value's conversion to text hangs) is not an answer
+        and not a run timeout; with ``restart`` the stuck REPL is restarted."""
+        if self.repl is None:
+            return None, f"There is no variable named {name!r}: the REPL is not running."
+        try:
+            value = await self.repl.get_var(name)
+        except TimeoutError:
+            note = ""
+            if restart:
+                await self.repl.restart()
+                note = " The REPL was restarted and all variables were lost (context and files are loaded again)."
+            return None, (f"Reading the variable {name!r} for FINAL_VAR timed out (turning its value into text "
+                          f"did not finish).{note} Answer with FINAL(text) instead.")
+        if value is None:
+            return None, (f"There is no variable named {name!r} in the REPL. Define it in a ```repl block first, "
+                          "or answer with FINAL(your answer).")
+        return value, ""
 
     async def _run_blocks(self, index: int, blocks: list[str]) -> tuple[str | None, list[str]]:
         """Run a reply's blocks in order. Returns (answer from an executed FINAL or None, feedback)."""
@@ -241,14 +282,14 @@ class RlmInstance:
 
     async def _best_answer(self, reply: str) -> str | None:
         """The answer in a last-call reply: a FINAL/FINAL_VAR anywhere in it (code is not run now),
-        else its prose, else the text of its blocks (small models fence plain answers)."""
+        else its prose, else the text of its blocks (small models fence plain answers). A FINAL_VAR
+        whose variable is missing (or cannot be read) gives no answer: its literal text is not one."""
         found = find_final(reply)
         if found is not None and found[0] == "FINAL":
             return found[1] or None
-        if found is not None and self.repl is not None:
-            value = await self.repl.get_var(found[1])
-            if value is not None:
-                return value
+        if found is not None:
+            value, _ = await self._read_var(found[1])
+            return value
         parsed = parse_reply(reply)
         return (parsed.prose or "\n".join(parsed.blocks) or reply).strip() or None
 
@@ -258,8 +299,10 @@ class RlmInstance:
         child_id = f"{self.rlm_id}.{next(state.ids)}"
         loaded = self.loaded
         if context is not None:
-            (state.workdir / child_id).mkdir(parents=True, exist_ok=True)
-            writer = ContextWriter(state.workdir / child_id / "context.txt")
+            # Not in any REPL's working directory: only the parent writes there (see ContextWriter).
+            contexts = state.workdir / "_contexts"
+            contexts.mkdir(mode=0o700, exist_ok=True)
+            writer = ContextWriter(contexts / f"{child_id}.txt")
             writer.add("<rlm_query context>", context)
             loaded = writer.finish()
         child = RlmInstance(state, child_id, depth, prompt, loaded, parent_call_id=call_id)
@@ -306,12 +349,15 @@ async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus
                         cfg.limits.as_dict(), now_iso()))
     result = RunResult("error", None)
     root = RlmInstance(state, "r0", 0, cfg.question, loaded)
+    deadline = asyncio.timeout(cfg.limits.timeout)
     try:
         try:
-            async with asyncio.timeout(cfg.limits.timeout):
+            async with deadline:
                 outcome = await root.solve()
             result = RunResult(outcome.status, outcome.answer, exhausted=budget.exhausted)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not deadline.expired():  # some inner wait timed out: an error, not the --timeout budget
+                raise RlmError(f"an internal wait timed out ({exc or 'TimeoutError'})") from exc
             budget.exhausted = budget.exhausted or "timeout"
             result = RunResult("budget_exhausted", None, exhausted="timeout")
         if result.status == "budget_exhausted":
@@ -327,6 +373,8 @@ async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus
         for repl in list(state.repls):
             with contextlib.suppress(Exception):
                 await asyncio.shield(repl.close())
+        redactor = Redactor()
+        result.answer, result.error = redactor.obj(result.answer), redactor.obj(result.error)
         bus.emit(RunFinished(result.status, result.answer, result.error, budget.usage_dict(), now_iso(),
                              time.monotonic() - t0, {"exhausted": result.exhausted}))
     return result

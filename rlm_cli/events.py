@@ -8,14 +8,19 @@ costs are USD (``None`` when litellm has no price for the model).
 
 Sinks are plain callables ``sink(event) -> None`` called synchronously on the engine's event-loop
 thread, in order: they must be fast and must not raise (the :class:`EventBus` isolates failures).
+Every string in an event (nested in dicts and lists too) is redacted of known secret values
+(:mod:`rlm_cli.secrets`) before any sink sees it, so no view and no log can show a key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from rlm_cli.secrets import Redactor
 
 
 @dataclass(frozen=True)
@@ -159,17 +164,32 @@ Sink = Callable[[Event], None]
 
 
 class EventBus:
-    """Fans events out to sinks in registration order; a sink that raises is dropped with a warning."""
+    """Fans events out to sinks in registration order; a sink that raises is dropped with a warning.
+    Events are redacted of known secrets first (see the module docstring)."""
 
     def __init__(self, sinks: list[Sink] | None = None) -> None:
         self._sinks: list[Sink] = list(sinks or [])
+        self._redactor = Redactor()
 
     def add(self, sink: Sink) -> None:
         """Register a sink."""
         self._sinks.append(sink)
 
+    def _redacted(self, event: Event) -> Event:
+        if not dataclasses.is_dataclass(event) or isinstance(event, type):
+            return event
+        changes = {}
+        for f in dataclasses.fields(event):
+            value = getattr(event, f.name)
+            if isinstance(value, str | dict | list | tuple):
+                new = self._redactor.obj(value)
+                if new is not value:
+                    changes[f.name] = new
+        return dataclasses.replace(event, **changes) if changes else event
+
     def emit(self, event: Event) -> None:
-        """Deliver ``event`` to every sink."""
+        """Deliver ``event`` (secrets redacted) to every sink."""
+        event = self._redacted(event)
         for sink in list(self._sinks):
             try:
                 sink(event)

@@ -8,7 +8,12 @@ through litellm. Every request carries an explicit ``timeout`` and the libraries
 off: this module retries rate limits (429), server errors (5xx), timeouts and connection errors
 itself, with exponential backoff and full jitter, honouring ``Retry-After`` (RFC 9110 section
 10.2.3). Authentication errors, unknown models and bad requests are not retried
-(:mod:`rlm_cli.lm_errors`).
+(:mod:`rlm_cli.lm_errors`). A reply that arrived but is unusable (cut off, an error body with status
+200, no choices, null content, not JSON: :mod:`rlm_cli.lm_replies`) is retried the same way, then
+reported as a :class:`ProviderError` naming what was wrong.
+
+The API key and secret-looking request options of a client are remembered for redaction
+(:mod:`rlm_cli.secrets`): error messages never carry them.
 
 All LM calls of a run share one :class:`asyncio.Semaphore` (``--concurrency``): a fan-out never has
 more requests in flight than that, across all depths. Backoff sleeps do not hold a slot.
@@ -26,9 +31,10 @@ from typing import Any
 
 from rlm_cli.errors import ProviderError, UsageError
 from rlm_cli.events import Usage
-from rlm_cli.lm_errors import FatalLMError, TransientLMError, parse_retry_after
+from rlm_cli.lm_errors import FatalLMError, MalformedReply, TransientLMError, parse_retry_after
 from rlm_cli.lm_litellm import LitellmBackend, load_litellm
 from rlm_cli.lm_replies import estimated_usage, usage_of
+from rlm_cli.secrets import remember, remember_options
 
 __all__ = ["BACKENDS", "FatalLMError", "LMClient", "LMResult", "Price", "TransientLMError", "load_litellm",
            "needs_cache_markers", "parse_retry_after", "prewarm", "usage_of"]
@@ -131,6 +137,8 @@ class LMClient:
 
     def __post_init__(self) -> None:
         check_backend(self.backend)
+        remember(self.api_key)
+        remember_options(self.options)
 
     def semaphore(self) -> asyncio.Semaphore:
         if self._sem is None:
@@ -183,7 +191,8 @@ class LMClient:
 
         ``role`` is ``"root"`` for root LM calls (any depth) and ``"sub"`` for sub-LM calls: it
         selects the per-role options and prompt-cache markers. Raises :class:`FatalLMError` (not
-        retried) or :class:`ProviderError` once retries are spent.
+        retried) or :class:`ProviderError` once retries are spent (transient faults and unusable
+        replies alike); messages are redacted of known secrets.
         """
         backend = self.backend_for(model)
         kwargs = self.request_kwargs(model, messages, role)
@@ -202,6 +211,8 @@ class LMClient:
                 raise
             except Exception as exc:
                 err = exc if isinstance(exc, FatalLMError | TransientLMError) else backend.classify(exc, model)
+                if isinstance(err, MalformedReply):
+                    err = MalformedReply(f"{model}: unusable reply: {err}")
                 refused = isinstance(err, TransientLMError) and err.refused
                 retries = min(self.max_retries, REFUSED_RETRIES) if refused else self.max_retries
                 if isinstance(err, FatalLMError) or attempt > retries:

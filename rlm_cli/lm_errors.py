@@ -2,7 +2,14 @@
 
 Shared by both request paths (:mod:`rlm_cli.lm_litellm`, :mod:`rlm_cli.lm_openai`) and by
 :class:`rlm_cli.lm.LMClient`, which retries :class:`TransientLMError` and stops on
-:class:`FatalLMError`.
+:class:`FatalLMError`. A reply that arrived but is not a usable chat completion (cut off, an error
+body with status 200, no choices, null content, not JSON) is a :class:`MalformedReply`, retried like
+any transient fault.
+
+Provider text in these errors is hostile: it may quote the API key back (a 401 echoing the
+``Authorization`` header). Every message is redacted (:func:`rlm_cli.secrets.redact`) when the error
+is made, so no error string that reaches REPL code, stderr, ``--json`` or the trajectory carries a
+known secret.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import time
 from collections.abc import Mapping
 
 from rlm_cli.errors import ProviderError
+from rlm_cli.secrets import redact
 
 
 class TransientLMError(Exception):
@@ -22,9 +30,14 @@ class TransientLMError(Exception):
     """
 
     def __init__(self, message: str, retry_after: float | None = None, cause: BaseException | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.retry_after = retry_after
         self.refused = _refused(cause)
+
+
+class MalformedReply(TransientLMError):
+    """A reply that is not a usable chat completion; the message says what was wrong with it (no
+    model name: :class:`rlm_cli.lm.LMClient` adds it). Retried like other transient faults."""
 
 
 class FatalLMError(ProviderError):
@@ -34,7 +47,7 @@ class FatalLMError(ProviderError):
     """
 
     def __init__(self, message: str, kind: str = "other") -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.kind = kind
 
 
@@ -84,8 +97,9 @@ def status_of(exc: BaseException) -> int | None:
 
 
 def short_message(exc: BaseException) -> str:
-    """The provider's message on one line, without litellm's repeated class-name prefixes (<= 300 chars)."""
-    text = " ".join(str(exc).split())
+    """The provider's message on one line, without litellm's repeated class-name prefixes, secrets
+    redacted (before it is cut, so no part of a key survives the cut), at most 300 chars."""
+    text = redact(" ".join(str(exc).split()))
     for prefix in ("litellm.", "OpenAIException - ", "Error code: "):
         text = text.replace(prefix, "")
     name = type(exc).__name__ + ": "

@@ -3,20 +3,30 @@
 litellm is imported on first use only (``rlm --help`` must not pay its ~3 s import), with
 ``LITELLM_LOCAL_MODEL_COST_MAP=True`` so the import never touches the network, and its stdout
 banners suppressed. litellm's own retries are off (``num_retries=0``, ``max_retries=0``):
-:class:`rlm_cli.lm.LMClient` retries. Costs come from litellm's own ``response_cost``.
+:class:`rlm_cli.lm.LMClient` retries. Costs come from litellm's own ``response_cost``. Replies are
+checked as on the OpenAI path (:mod:`rlm_cli.lm_replies`); for a stream, the finish reason is the one
+litellm received from the server, not the ``"stop"`` it makes up for a stream that was cut off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
 from rlm_cli.events import Usage
-from rlm_cli.lm_errors import FatalLMError, TransientLMError, retry_after_from, short_message, status_of
-from rlm_cli.lm_replies import delta_text
+from rlm_cli.lm_errors import (
+    FatalLMError,
+    MalformedReply,
+    TransientLMError,
+    retry_after_from,
+    short_message,
+    status_of,
+)
+from rlm_cli.lm_replies import StreamCheck, reply_text
 
 _litellm = None
 
@@ -47,22 +57,30 @@ class LitellmBackend:
         self._unpriced: set[str] = set()
 
     async def complete(self, kwargs: dict[str, Any]) -> tuple[str, Any]:
-        """One non-streamed call: (reply text, litellm ModelResponse)."""
+        """One non-streamed call: (reply text, litellm ModelResponse). Raises
+        :class:`MalformedReply` for a reply that is not a usable chat completion."""
         response = await load_litellm().acompletion(**kwargs)
-        return response.choices[0].message.content or "", response
+        return reply_text(response), response
 
     async def stream(self, kwargs: dict[str, Any], on_delta: Callable[[str], None]) -> tuple[str, Any]:
-        """One streamed call; ``on_delta`` gets each text piece. Returns (text, rebuilt response or None)."""
+        """One streamed call; ``on_delta`` gets each text piece. Returns (text, rebuilt response or
+        None). Raises :class:`MalformedReply` for a stream that ended before its finish reason."""
         lt = load_litellm()
         stream = await lt.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
         chunks = []
         pieces: list[str] = []
+        check = StreamCheck()
         async for chunk in stream:
             chunks.append(chunk)
-            piece = delta_text(chunk)
+            piece = check.feed(chunk)
             if piece:
                 pieces.append(piece)
                 on_delta(piece)
+        if hasattr(stream, "received_finish_reason"):  # litellm's wrapper: what the server really sent
+            check.finish(lambda: getattr(stream, "received_finish_reason", None)
+                         or getattr(stream, "intermittent_finish_reason", None))
+        else:
+            check.finish()
         try:
             response = lt.stream_chunk_builder(chunks, messages=kwargs["messages"])
         except Exception:
@@ -109,6 +127,8 @@ class LitellmBackend:
                      lt.exceptions.InternalServerError, lt.exceptions.ServiceUnavailableError,
                      lt.exceptions.BadGatewayError, asyncio.TimeoutError, ConnectionError)
         status = status_of(exc)
+        if _not_json(exc):
+            return MalformedReply(f"the reply is not valid JSON ({short_message(exc)})")
         if isinstance(exc, transient) or (status is not None and (status == 429 or status >= 500)):
             return TransientLMError(f"{model}: {name} ({short_message(exc)})", retry_after, exc)
         if isinstance(exc, lt.exceptions.BadRequestError) or status in (400, 422):
@@ -122,3 +142,16 @@ class LitellmBackend:
 
     async def aclose(self) -> None:
         """Nothing to close: litellm keeps its own client cache for the process."""
+
+
+def _not_json(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is a JSON decoding failure: litellm re-raises one as an
+    internal server error or a mid-stream error, keeping the decoder's message."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, json.JSONDecodeError):
+            return True
+        if any(m in str(exc) for m in ("JSONDecodeError", "Expecting value: line", "Expecting property name")):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False

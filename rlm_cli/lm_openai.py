@@ -12,7 +12,10 @@ time; ``bench/bench_fanout.py``). Behaviour is kept the same as through litellm:
 - the SDK's own retries are off (``max_retries=0``): :class:`rlm_cli.lm.LMClient` retries;
 - requests go over the SDK's aiohttp transport (``openai[aiohttp]``), which costs half the CPU per
   call of its default httpx one;
-- prices come from litellm's bundled map (:mod:`rlm_cli.catalogue`), as litellm would price them.
+- prices come from litellm's bundled map (:mod:`rlm_cli.catalogue`), as litellm would price them;
+- replies are checked (:mod:`rlm_cli.lm_replies`): a body that is not JSON, carries an ``error``,
+  has no choices or null content, or a stream cut off before its finish reason, is a
+  :class:`~rlm_cli.lm_errors.MalformedReply` (retried); so is a connection lost mid-stream.
 
 ``RLM_LM_BACKEND=litellm`` sends ``openai/`` models through litellm instead.
 """
@@ -27,8 +30,15 @@ from typing import Any
 
 from rlm_cli import catalogue
 from rlm_cli.events import Usage
-from rlm_cli.lm_errors import FatalLMError, TransientLMError, retry_after_from, short_message, status_of
-from rlm_cli.lm_replies import delta_text
+from rlm_cli.lm_errors import (
+    FatalLMError,
+    MalformedReply,
+    TransientLMError,
+    retry_after_from,
+    short_message,
+    status_of,
+)
+from rlm_cli.lm_replies import StreamCheck, reply_text
 
 PREFIX = "openai/"
 PATH = "/chat/completions"
@@ -56,13 +66,6 @@ def _http_client(openai):
         return openai.DefaultAioHttpClient()
     except Exception:
         return None
-
-
-def _content(reply: Any) -> str:
-    """``choices[0].message.content`` of a chat completion (a dict), or ""."""
-    choices = reply.get("choices") if isinstance(reply, dict) else None
-    message = (choices[0] or {}).get("message") if choices else None
-    return (message or {}).get("content") or ""
 
 
 class OpenAIBackend:
@@ -118,14 +121,19 @@ class OpenAIBackend:
         return client, body, options
 
     async def complete(self, kwargs: dict[str, Any]) -> tuple[str, Any]:
-        """One non-streamed call: (reply text, the chat completion as a dict)."""
+        """One non-streamed call: (reply text, the chat completion as a dict). Raises
+        :class:`MalformedReply` for a reply that is not a usable chat completion."""
         client, body, options = self.prepare(kwargs)
-        reply = await client.post(PATH, body=body, options=options, cast_to=object)
-        return _content(reply), reply
+        try:
+            reply = await client.post(PATH, body=body, options=options, cast_to=object)
+        except ValueError as exc:  # json.JSONDecodeError: the SDK parses the body as JSON
+            raise MalformedReply(f"the reply is not valid JSON ({short_message(exc)})") from exc
+        return reply_text(reply), reply
 
     async def stream(self, kwargs: dict[str, Any], on_delta: Callable[[str], None]) -> tuple[str, Any]:
         """One streamed call; ``on_delta`` gets each text piece. Returns (text, the chunk that carried
-        usage, or None when the server sent none)."""
+        usage, or None when the server sent none). Raises :class:`MalformedReply` for an event that
+        is not JSON or carries an error, and for a stream that ends before its finish reason."""
         import openai
 
         client, body, options = self.prepare(kwargs)
@@ -134,16 +142,20 @@ class OpenAIBackend:
                                    stream_cls=openai.AsyncStream[object])
         pieces: list[str] = []
         last_usage = None
+        check = StreamCheck()
         try:
             async for chunk in stream:
                 if isinstance(chunk, dict) and chunk.get("usage"):
                     last_usage = chunk
-                piece = delta_text(chunk)
+                piece = check.feed(chunk)
                 if piece:
                     pieces.append(piece)
                     on_delta(piece)
+        except ValueError as exc:  # json.JSONDecodeError from an event's data
+            raise MalformedReply(f"a streamed event is not valid JSON ({short_message(exc)})") from exc
         finally:
             await stream.close()
+        check.finish()
         return "".join(pieces), last_usage
 
     def cost(self, model: str, response: Any, usage: Usage) -> float | None:
@@ -168,6 +180,11 @@ class OpenAIBackend:
                                 "variable (e.g. OPENAI_API_KEY)", "auth")
         if isinstance(exc, openai.NotFoundError) or status == 404:
             return FatalLMError(f"{model}: model or endpoint not found ({text})", "not_found")
+        import httpx
+
+        if isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol):
+            # a connection lost mid-stream: the SDK wraps transport errors only while it sends
+            return TransientLMError(f"{model}: the connection was lost during the reply ({text})", retry_after, exc)
         if isinstance(exc, openai.APIConnectionError | asyncio.TimeoutError | ConnectionError) or (
                 status is not None and (status in (408, 409, 429) or status >= 500)):
             return TransientLMError(f"{model}: {name} ({text})", retry_after, exc)

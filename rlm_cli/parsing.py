@@ -3,8 +3,10 @@
 Rules (contract, "The REPL the root LM programs"):
 - Code is taken from fenced blocks tagged ``repl`` or ``python`` (also ``py``/``python3``), in order.
   A fence must open a line (indentation allowed) with nothing after the language word, so a fence
-  mentioned inside prose ("write a ```repl``` block") is not a block. An unclosed block at the end of
-  a reply (output cut off) is taken as it is.
+  mentioned inside prose ("write a ```repl``` block") is not a block. A code block that is never
+  closed (the reply was cut off, by the token limit or by rlm's reply bound) is not run: its end is
+  unknown, so running it would run a fragment. ``unclosed_block`` says so, and a text FINAL in such a
+  reply is not taken either.
 - ``FINAL(answer)`` / ``FINAL_VAR(name)`` written as text count only in a reply with no code block;
   beside code they are reported as ignored (the model had not seen its code run). The answer text
   is taken with balanced parentheses and quotes, so ``FINAL(f(x) = (a, b))`` keeps its inner
@@ -30,7 +32,8 @@ class ParsedReply:
     """A root reply, parsed. ``blocks``: code to run, in order; ``final_text`` / ``final_var``: an
     answer given as text (only when there are no blocks); ``final_beside_code``: a text FINAL that
     was ignored because the reply also had code; ``untagged_blocks``: fenced blocks with no or
-    another language tag (not run)."""
+    another language tag (not run); ``unclosed_block``: a code block that was never closed (not
+    run)."""
 
     blocks: list[str] = field(default_factory=list)
     final_text: str | None = None
@@ -38,12 +41,15 @@ class ParsedReply:
     final_beside_code: bool = False
     untagged_blocks: int = 0
     prose: str = ""
+    unclosed_block: bool = False
 
 
-def _scan(text: str) -> tuple[list[str], int, str]:
-    """Returns (code blocks, number of untagged/other blocks, the reply text outside code blocks)."""
+def _scan(text: str) -> tuple[list[str], int, str, bool]:
+    """Returns (code blocks, number of untagged/other blocks, the reply text outside code blocks,
+    whether a code block was left unclosed)."""
     blocks: list[str] = []
     untagged = 0
+    unclosed = False
     prose: list[str] = []
     lines = text.split("\n")
     i = 0
@@ -60,15 +66,18 @@ def _scan(text: str) -> tuple[list[str], int, str]:
         while i < len(lines) and not close.match(lines[i]):
             body.append(lines[i])
             i += 1
+        closed = i < len(lines)
         i += 1  # the closing fence (or past the end)
         if lang in CODE_LANGS:
             code = textwrap.dedent("\n".join(body)).strip("\n")
-            if code.strip():
+            if code.strip() and closed:
                 blocks.append(code)
+            elif code.strip():
+                unclosed = True
         else:
             untagged += 1
             prose.extend(body)
-    return blocks, untagged, "\n".join(prose)
+    return blocks, untagged, "\n".join(prose), unclosed
 
 
 def _balanced(text: str, start: int) -> tuple[str, bool]:
@@ -127,12 +136,12 @@ def find_final(text: str) -> tuple[str, str] | None:
 
 def parse_reply(text: str) -> ParsedReply:
     """Parse one root LM reply (see the module docstring for the rules)."""
-    blocks, untagged, prose = _scan(text)
-    parsed = ParsedReply(blocks=blocks, untagged_blocks=untagged, prose=prose.strip())
+    blocks, untagged, prose, unclosed = _scan(text)
+    parsed = ParsedReply(blocks=blocks, untagged_blocks=untagged, prose=prose.strip(), unclosed_block=unclosed)
     found = find_final(prose)
     if found is None:
         return parsed
-    if blocks:
+    if blocks or unclosed:
         parsed.final_beside_code = True
     elif found[0] == "FINAL":
         parsed.final_text = found[1]

@@ -124,6 +124,8 @@ NUDGE = ("Your reply contained no ```repl code block and no FINAL(...). Write Py
          "to examine `context`, or, if you are sure, answer with FINAL(your answer).")
 UNTAGGED = (" Fenced blocks without the `repl` tag are not run: open code blocks with ```repl on a line "
             "of its own.")
+UNCLOSED = ("Note: your reply opened a ```repl block that was never closed (the reply may have been cut off), "
+            "so that block was not run. Close every block with ``` on a line of its own, and keep replies short.")
 FINAL_BESIDE_CODE = ("Note: the FINAL(...) you wrote outside a code block was ignored, because the same reply "
                      "contained code you had not yet seen run. Check the output above, then answer.")
 REPEATED_FAILURE = ("This block is the same code you already ran, and it failed the same way. Do not repeat it: "

@@ -10,8 +10,11 @@ whole document before it is written.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -30,25 +33,45 @@ from rlm_cli.events import (
     SubCallStarted,
 )
 from rlm_cli.prompts import truncate_output
-from rlm_cli.secrets import is_secret_name
+from rlm_cli.secrets import known_secrets
 
 SCHEMA = "rlm-trajectory/1"
 MAX_FIELD_CHARS = 200_000  # per stdout/stderr/response field kept in the log
 
 
 def secret_values(extra: list[str] | None = None) -> list[str]:
-    """Values to redact: secret-looking environment variables (8+ chars) and ``extra``."""
-    values = {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 8}
-    values.update(v for v in (extra or []) if v and len(v) >= 8)
-    return sorted(values, key=len, reverse=True)
+    """Values to redact (:func:`rlm_cli.secrets.known_secrets`): secret-looking environment
+    variables, remembered keys and ``extra``, 8+ chars, longest first."""
+    return known_secrets(extra)
 
 
 def _clip(text: str | None, limit: int = MAX_FIELD_CHARS) -> str | None:
     return None if text is None else truncate_output(text, limit, "characters omitted from the log")
 
 
+def check_log_path(path: Path) -> None:
+    """Refuse a trajectory path that is anything but a regular file or a new name: a device (as root,
+    renaming over ``/dev/null`` would break the system), a FIFO, a socket or a directory. A symlink
+    is judged by what it points to. Raises :class:`~rlm_cli.errors.UsageError` (exit 2)."""
+    from rlm_cli.errors import UsageError
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UsageError(f"--log {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else (
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise UsageError(f"--log {path} is {kind}; the trajectory is written to a regular file "
+                         "(give a file path, or --no-log for none)")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (same-directory temporary file, fsync, rename)."""
+    """Write ``text`` to ``path`` atomically (same-directory temporary file, fsync, rename). Never
+    renames over anything but a regular file or a symlink: raises OSError (EEXIST) if ``path`` became
+    a device, FIFO, socket or directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -56,6 +79,10 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            mode = os.lstat(path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                raise OSError(errno.EEXIST, "not a regular file; not replaced", str(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -147,7 +174,7 @@ class TrajectoryRecorder:
     def render(self) -> str:
         """The document as JSON text, secrets redacted."""
         text = json.dumps(self.doc, ensure_ascii=False, indent=1)
-        for secret in self.secrets:
+        for secret in known_secrets(self.secrets):  # read now: keys remembered after __init__ count
             text = text.replace(json.dumps(secret)[1:-1], "[REDACTED]")
         return text
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -45,6 +46,9 @@ __all__ = ["RecordedRequest", "Reply", "ScriptedServer"]
 WILDCARD = "*"
 """Model name whose queue and default apply to any model that has none of its own."""
 
+MALFORMED = ("cut", "drop", "error_body", "no_choices", "null_content", "invalid_json")
+"""The broken answers :class:`Reply` can script (``Reply(malformed=...)``)."""
+
 
 @dataclass
 class Reply:
@@ -57,6 +61,16 @@ class Reply:
     ``chunk_delay_s`` (streaming only) sleeps between SSE events; ``finish_reason`` is reported
     as given. ``send_usage=False`` leaves usage out (as llama.cpp's and other servers do), streamed
     or not.
+
+    ``malformed`` scripts a broken answer (status 200 unless ``status`` says otherwise), one of
+    :data:`MALFORMED`: ``"cut"`` (streamed: the text's pieces, then the stream ends cleanly with no
+    finish reason and no ``[DONE]``; plain: half the body, then the connection closes), ``"drop"``
+    (streamed: the pieces, then the connection closes mid-stream), ``"error_body"`` (an
+    OpenAI-style ``{"error": ...}`` object whose message is ``text``, as the body or as an SSE
+    event), ``"no_choices"`` (a completion without ``choices``; streamed: chunks with empty
+    ``choices`` then ``[DONE]``), ``"null_content"`` (``content: null``, finish reason as given) and
+    ``"invalid_json"`` (a body, or an SSE event, that is not JSON). ``echo_auth=True`` appends the
+    request's ``Authorization`` header to ``text`` (a provider quoting the key back in an error).
     """
 
     text: str = ""
@@ -69,6 +83,12 @@ class Reply:
     chunk_delay_s: float = 0.0
     finish_reason: str = "stop"
     send_usage: bool = True
+    malformed: str | None = None
+    echo_auth: bool = False
+
+    def __post_init__(self) -> None:
+        if self.malformed is not None and self.malformed not in MALFORMED:
+            raise ValueError(f"malformed={self.malformed!r}: expected one of {', '.join(MALFORMED)}")
 
 
 ReplySpec = str | Reply | Callable[[dict], "str | Reply"]
@@ -295,6 +315,11 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.delay_s > 0 and owner._stopping.wait(reply.delay_s):
             self.close_connection = True  # stopping: drop the request
             return
+        if reply.echo_auth:
+            reply = dataclasses.replace(reply, text=f"{reply.text} {self.headers.get('Authorization', '')}")
+        if reply.malformed is not None and not body.get("stream"):
+            self._malformed_plain(rec, reply)
+            return
         if reply.status != 200:
             message = reply.text or f"scripted server: error {reply.status}"
             self._settle(rec, reply.status, message)
@@ -345,6 +370,43 @@ class _Handler(BaseHTTPRequestHandler):
                 reply.headers,
             )
 
+    def _malformed_plain(self, rec: RecordedRequest, reply: Reply) -> None:
+        """A broken non-streamed answer (see :class:`Reply`'s ``malformed``)."""
+        kind, status = reply.malformed, reply.status
+        self._settle(rec, status, reply.text)
+        if kind == "error_body":
+            etype, code = _error_type(400)
+            self._send_json(status, {"error": {"message": reply.text, "type": etype, "code": code}})
+            return
+        base = {"id": "chatcmpl-broken", "object": "chat.completion", "created": int(time.time()),
+                "model": rec.model}
+        if kind == "no_choices":
+            self._send_json(status, base)
+            return
+        if kind == "null_content":
+            choice = {"index": 0, "message": {"role": "assistant", "content": None},
+                      "finish_reason": reply.finish_reason}
+            self._send_json(status, {**base, "choices": [choice]})
+            return
+        data = json.dumps({**base, "choices": [{"index": 0, "message": {"role": "assistant",
+                                                                         "content": reply.text}}]}).encode()
+        if kind == "invalid_json":
+            data = data[: len(data) // 2] + b"<html>not json"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self._complete()
+        if kind in ("cut", "drop"):  # half the promised body, then the connection goes
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(data)
+        self.wfile.flush()
+
     def _stream(self, ident: str, created: int, model: str, reply: Reply, usage: dict | None):
         """Answer as Server-Sent Events over chunked transfer encoding (keeps the connection)."""
         stopping = self.server.owner._stopping
@@ -369,16 +431,28 @@ class _Handler(BaseHTTPRequestHandler):
                 obj["usage"] = with_usage
             return obj
 
-        events = []
-        for i, piece in enumerate(_split_text(reply.text)):
-            delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
-            events.append(chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]))
-        events.append(
-            chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reply.finish_reason}])
-        )
-        if usage is not None:
+        kind = reply.malformed
+        events: list = []
+        if kind == "error_body":
+            etype, code = _error_type(400)
+            events.append({"error": {"message": reply.text, "type": etype, "code": code}})
+        for i, piece in enumerate(_split_text(reply.text) if kind != "error_body" else []):
+            content = None if kind == "null_content" else piece
+            delta = {"role": "assistant", "content": content} if i == 0 else {"content": content}
+            choices = [] if kind == "no_choices" else [{"index": 0, "delta": delta, "logprobs": None,
+                                                        "finish_reason": None}]
+            events.append(chunk(choices))
+        if kind not in ("cut", "drop", "no_choices", "error_body"):
+            events.append(
+                chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reply.finish_reason}])
+            )
+        if usage is not None and kind not in ("cut", "drop"):
             events.append(chunk([], usage))
-        payloads = [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
+        payloads = [f"data: {json.dumps(e)}\n\n".encode() for e in events]
+        if kind == "invalid_json":
+            payloads.insert(1, b"data: {this is not json\n\n")
+        if kind not in ("cut", "drop"):
+            payloads.append(b"data: [DONE]\n\n")
         for n, data in enumerate(payloads):
             if n and reply.chunk_delay_s > 0 and stopping.wait(reply.chunk_delay_s):
                 self.close_connection = True
@@ -387,6 +461,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._complete()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
+        self._complete()
+        if kind == "drop":  # the connection goes without the chunked encoding's last chunk
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 

@@ -64,7 +64,7 @@ def test_fences():
     assert parse_reply("```python\nprint(1)\n```").blocks == ["print(1)"]
     assert parse_reply("  ```repl\n  if x:\n      y()\n  ```").blocks == ["if x:\n    y()"]
     assert parse_reply("````repl\nprint('```')\n````").blocks == ["print('```')"]
-    assert parse_reply("```repl\nprint(1)").blocks == ["print(1)"]  # cut off: taken as is
+    assert parse_reply("```repl\nprint(1)").blocks == []  # never closed (cut off): not run
     assert parse_reply("```bash\nls\n```").blocks == []
     assert parse_reply("```repl\n\n```").blocks == []
     two = parse_reply("```repl\na = 1\n```\ntext\n~~~python\nb = 2\n~~~")
