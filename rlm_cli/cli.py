@@ -73,6 +73,13 @@ def debug_enabled() -> bool:
     return os.environ.get("RLM_DEBUG", "") not in ("", "0") or "--debug" in sys.argv[1:]
 
 
+def _visible(text: object) -> str:
+    """An error message (it may carry file names or provider text) with control characters made visible."""
+    from rlm_cli.view.safe import inline
+
+    return inline(text)
+
+
 def main() -> None:
     """Console-script entry point: runs the app and maps every ending to a contract exit code."""
     try:
@@ -94,7 +101,7 @@ def main() -> None:
             import traceback
 
             traceback.print_exc()
-        print(f"rlm: error: {exc}", file=sys.stderr)
+        print(f"rlm: error: {_visible(exc)}", file=sys.stderr)
         code = exc.exit_code
     except Exception as exc:  # one line, never a traceback, unless --debug
         if debug_enabled():
@@ -102,6 +109,6 @@ def main() -> None:
 
             traceback.print_exc()
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"rlm: error: {type(exc).__name__}: {msg}".rstrip(": "), file=sys.stderr)
+        print(f"rlm: error: {type(exc).__name__}: {_visible(msg)}".rstrip(": "), file=sys.stderr)
         code = EXIT_ERROR
     sys.exit(code if isinstance(code, int) else 0)

@@ -42,8 +42,9 @@ def test_plain_run_has_no_escape_codes_and_no_timestamps():
     script(PlainView(stream))
     out = stream.getvalue()
     assert "\x1b" not in out and "\x07" not in out
-    assert "sub-call failed: boom" in out and "error: ValueError: bad" in out
-    assert "rlm: warning: sandbox weaker" in out
+    # Made visible, not obeyed (rlm_cli.view.safe), so the line still says what the model wrote.
+    assert "sub-call failed: \\x1b[31mboom\\x1b[0m" in out and "error: ValueError: \\x1b[1mbad" in out
+    assert "rlm: warning: sandbox \\x1b[33mweaker\\x1b[0m" in out
     assert not any(ch.isdigit() and ":" in line[:9] for line in out.splitlines() for ch in line[:2])
 
 

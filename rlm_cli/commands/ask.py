@@ -142,6 +142,7 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         from rlm_cli.events import EventBus, Notice
         from rlm_cli.lm import LMClient
         from rlm_cli.trajectory import TrajectoryRecorder
+        from rlm_cli.view.safe import inline
         from rlm_cli.view.select import attach_view
 
         model, sub_model = settings.model, settings.sub_model or settings.model
@@ -173,7 +174,7 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
                 print("rlm: interrupted", file=sys.stderr)
         code = STATUS_EXIT.get(result.status, EXIT_ERROR)
         if result.error and result.status == "error":
-            print(f"rlm: error: {result.error['message']}", file=sys.stderr)
+            print(f"rlm: error: {inline(result.error.get('message'))}", file=sys.stderr)  # provider text
         elif result.status in ("budget_exhausted", "max_iterations") and not quiet:
             what = result.exhausted or "iterations"
             print(f"rlm: stopped early ({result.status}: {what})" +
@@ -189,9 +190,9 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
             view.print_answer(result.answer)
         sys.stdout.flush()
         if log_path and not quiet:
-            print(f"rlm: trajectory: {log_path}", file=sys.stderr)
+            print(f"rlm: trajectory: {inline(log_path)}", file=sys.stderr)
         for err in recorder.write_errors[-1:]:
-            print(f"rlm: warning: could not write the trajectory: {err}", file=sys.stderr)
+            print(f"rlm: warning: could not write the trajectory: {inline(err)}", file=sys.stderr)
         return code
     finally:
         from rlm_cli.repl.sandbox import remove_tree

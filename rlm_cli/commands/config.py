@@ -44,24 +44,30 @@ def show_command(
                "aliases": cfg.aliases, "options": cfg.options, "sub_options": cfg.sub_options}
         sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return
-    print(f"# {cfg.path}" + ("" if cfg.exists else " (not created yet)"))
+    from rlm_cli.view.safe import inline as v  # values from files, env and probed servers: made visible
+
+    print(f"# {v(cfg.path)}" + ("" if cfg.exists else " (not created yet)"))
     width = max(len(k) for k in KEYS)
     for k in KEYS:
         value = s.value(k)
-        shown = "(none)" if value is None else str(value)
+        shown = "(none)" if value is None else v(value)
         if value is None and k == "model":
             shown = "(none: `rlm ask` will fail; see `rlm models`)"
-        print(f"{k:<{width}}  {shown:<32}  {s.sources[k]}: {s.notes[k]}")
+        print(f"{k:<{width}}  {shown:<32}  {v(s.sources[k])}: {v(s.notes[k])}")
     for table in ("aliases", "options", "sub_options"):
         items = getattr(cfg, table)
         if items:
             print(f"\n[{table}]")
             for name, value in items.items():
-                print(f"{name} = {_show(value)}")
+                print(f"{v(name)} = {_show(value)}")
 
 
 def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    """``value`` for a human: a string as itself, anything else as JSON; control characters made
+    visible either way (:func:`rlm_cli.view.safe.inline`)."""
+    from rlm_cli.view.safe import inline
+
+    return inline(value if isinstance(value, str) else json.dumps(value))
 
 
 @config_app.command("set", epilog=KEYS_HELP)
@@ -73,7 +79,9 @@ def set_command(
     from rlm_cli.config import config_file, set_value
 
     stored = set_value(key, value)
-    print(f"rlm: {key} = {_show(stored)} ({config_file()})", file=sys.stderr)
+    from rlm_cli.view.safe import inline
+
+    print(f"rlm: {inline(key)} = {_show(stored)} ({inline(config_file())})", file=sys.stderr)
 
 
 @config_app.command("unset", epilog=KEYS_HELP)
@@ -82,11 +90,12 @@ def unset_command(
 ) -> None:
     """Remove KEY from config.toml (the built-in default applies again)."""
     from rlm_cli.config import unset_value
+    from rlm_cli.view.safe import inline
 
     if unset_value(key):
-        print(f"rlm: {key} removed", file=sys.stderr)
+        print(f"rlm: {inline(key)} removed", file=sys.stderr)
     else:
-        print(f"rlm: {key} was not set", file=sys.stderr)
+        print(f"rlm: {inline(key)} was not set", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ def logs_command(
     from rlm_cli.paths import log_dir
     from rlm_cli.view import runs
     from rlm_cli.view.fmt import one_line, usd
+    from rlm_cli.view.safe import inline
 
     directory = log_dir()
     rows = [runs.summarize(p) for p in runs.list_runs(directory)[:limit]]
@@ -25,7 +26,7 @@ def logs_command(
         sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
         return
     if not rows:
-        print(f"rlm: no runs in {directory}", file=sys.stderr)
+        print(f"rlm: no runs in {inline(directory)}", file=sys.stderr)
         return
     from rich.console import Console
     from rich.text import Text
@@ -33,12 +34,14 @@ def logs_command(
     header = ["when", "status", "question", "iter", "sub-calls", "cost", "path"]
     table = []
     for row in rows:
-        status = row["status"] or "?"
+        # Every field comes from a file in the log directory: hostile text, made visible.
+        status = inline(row["status"] or "?", 20)
         text = row["error"] if status == "unreadable" else row["question"]
-        table.append([runs.local_time(row["started_at"]) if row["started_at"] else "?", status, one_line(text, 50),
+        started = inline(runs.local_time(str(row["started_at"])), 25) if row["started_at"] else "?"
+        table.append([started, status, one_line(text, 50),
                       "" if row["iterations"] is None else str(row["iterations"]),
                       "" if row["sub_calls"] is None else f"{row['sub_calls']:,}",
-                      "" if status == "unreadable" else usd(row["cost_usd"]), row["path"]])
+                      "" if status == "unreadable" else _cost(row["cost_usd"], usd), inline(row["path"])])
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header) - 1)]
     right = {3, 4, 5}
     styles = {"answered": "green", "error": "red", "unreadable": "red", "running": "cyan"}
@@ -56,6 +59,11 @@ def logs_command(
     console.print(line(header, style="bold"))
     for cells in table:
         console.print(line(cells, status_style=styles.get(cells[1], "yellow")))
+
+
+def _cost(value, usd) -> str:
+    """``usd(value)`` for a number; ``?`` for anything else a damaged log may hold."""
+    return usd(value) if value is None or isinstance(value, int | float) else "?"
 
 
 def register(app: typer.Typer) -> None:

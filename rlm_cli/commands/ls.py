@@ -75,19 +75,26 @@ def listing_dict(loaded: LoadedContext) -> dict:
 
 
 def listing_text(loaded: LoadedContext) -> str:
-    """The table: one line per file (chars, lines, path, encoding when not UTF-8), then skips, totals."""
+    """The table: one line per file (chars, lines, path, encoding when not UTF-8), then skips, totals.
+
+    A file name can hold anything (escape sequences, newlines): names and reasons are shown on one
+    line with their control characters made visible (:func:`rlm_cli.view.safe.inline`), on a
+    terminal and on a pipe alike; ``--json`` keeps them exact.
+    """
+    from rlm_cli.view.safe import inline
+
     lines = []
     if loaded.files:
         lines.append(f"{'CHARS':>12}  {'LINES':>9}  PATH")
     for f in loaded.files:
-        note = f"  ({f.encoding})" if f.encoding not in ("utf-8", "ascii") else ""
-        lines.append(f"{f.chars:>12,}  {f.lines:>9,}  {f.path}{note}")
+        note = f"  ({inline(f.encoding)})" if f.encoding not in ("utf-8", "ascii") else ""
+        lines.append(f"{f.chars:>12,}  {f.lines:>9,}  {inline(f.path)}{note}")
     if loaded.skipped:
         lines.append("")
         lines.append(f"skipped ({len(loaded.skipped):,}):")
         for s in loaded.skipped:
             size = f", {format_size(s.size_bytes)}" if s.size_bytes else ""
-            lines.append(f"  {s.path}  ({s.reason}{size})")
+            lines.append(f"  {inline(s.path)}  ({inline(s.reason)}{size})")
     chars = sum(f.chars for f in loaded.files)
     lines.append("")
     n = len(loaded.files)

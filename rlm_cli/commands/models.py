@@ -93,20 +93,23 @@ def models_command(
         doc = {"schema": "rlm-models/1", "aliases": cfg.aliases, "default": default, "providers": groups}
         sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return
+    from rlm_cli.view.safe import inline as v  # names from config, servers and the catalogue: made visible
+
     if cfg.aliases:
-        print(f"Aliases ({cfg.path}):")
-        width = max(len(a) for a in cfg.aliases)
+        print(f"Aliases ({v(cfg.path)}):")
+        width = max(len(v(a)) for a in cfg.aliases)
         for alias, target in cfg.aliases.items():
-            print(f"  {alias:<{width}}  {target}")
+            print(f"  {v(alias):<{width}}  {v(target)}")
         print()
     if s.model:
-        print(f"Default: {s.model} (root), {s.sub_model} (sub)  [{s.sources['model']}: {s.notes['model']}]")
+        print(f"Default: {v(s.model)} (root), {v(s.sub_model)} (sub)  "
+              f"[{v(s.sources['model'])}: {v(s.notes['model'])}]")
     else:
         print("Default: none (without probing local servers; `rlm config show` probes them)")
     for group in groups:
-        print(f"\n{group['provider']} ({group['key']}): {len(group['models'])} chat models")
+        print(f"\n{v(group['provider'])} ({v(group['key'])}): {len(group['models'])} chat models")
         for m in group["models"]:
-            print(f"  {m['model']:<48} {_price(m)}")
+            print(f"  {v(m['model']):<48} {_price(m)}")
     if not groups:
         from rlm_cli.settings import PROVIDER_DEFAULTS
 

@@ -2,7 +2,10 @@
 
 The tree is the live view's (:mod:`rlm_cli.view.render`), fully expanded: every iteration, code
 step and sub-call, with output previews; ``--full`` shows complete code, outputs, root replies and
-sub-call prompts and responses. ``--html FILE`` writes one self-contained page instead.
+sub-call prompts and responses. ``--html FILE`` writes one self-contained page instead. A saved run
+is hostile text: every string in it is shown with its control characters made visible
+(:mod:`rlm_cli.view.safe`), on a terminal and on a pipe alike (this is a human rendering; the
+trajectory file itself is the machine format).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def show_command(
     """Render a saved trajectory as a tree on stdout, or write it as HTML with ``--html``."""
     from rlm_cli.paths import log_dir
     from rlm_cli.view import runs
+    from rlm_cli.view.safe import inline
     from rlm_cli.view.tree import RunModel
 
     path = runs.resolve(trajectory, log_dir())
@@ -44,7 +48,7 @@ def show_command(
             html.write_text(to_html(model, full=full), encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write {html}: {exc}") from exc
-        print(f"rlm: wrote {html}", file=sys.stderr)
+        print(f"rlm: wrote {inline(html)}", file=sys.stderr)
         return
     from rich.console import Console
 
@@ -54,7 +58,7 @@ def show_command(
     width = None if tty or os.environ.get("COLUMNS") else 120
     console = Console(highlight=False, width=width, soft_wrap=False)
     console.print(render(model, RenderOptions.show(full)))
-    console.print(f"trajectory: {path}", style="dim", markup=False, soft_wrap=True)
+    console.print(f"trajectory: {inline(path)}", style="dim", markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,29 +1,23 @@
 """Small text helpers shared by the views: one-line previews, control-character scrubbing, numbers.
 
 Model output can contain anything, including terminal escape sequences; every string a view shows
-goes through :func:`clean` (or :func:`one_line`) first, so neither the plain lines nor the live tree
-ever carry an escape code that the model wrote.
+goes through :func:`clean` (or :func:`one_line`, or :func:`rlm_cli.view.safe.inline` for names)
+first, so neither the plain lines nor the live tree ever carry an escape code that the model wrote:
+control characters are made visible (``\\x1b``; see :mod:`rlm_cli.view.safe`), not obeyed.
 """
 
 from __future__ import annotations
 
-import re
-
-# Whole escape sequences first (CSI ... final byte, OSC ... BEL/ST, two-byte ESC x), then any other
-# C0 control except tab and newline, DEL, and C1 controls.
-_ESCAPE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-                     r"|\x1b[ -/]*[0-~]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from rlm_cli.view.safe import inline, visible
 
 
-def clean(text: str | None) -> str:
-    """``text`` with control characters (escape codes included) removed; tabs become spaces."""
+def clean(text: object) -> str:
+    """``text`` with control characters (escape codes included) made visible, tabs as four spaces.
+
+    ``None`` gives ``""``; newlines are kept (``\\r\\n`` as ``\\n``). Never raises."""
     if not text:
         return ""
-    text = text.replace("\t", "    ").replace("\r\n", "\n")
-    if "\x1b" in text or "\x9b" in text or "\x9d" in text:
-        text = _ESCAPE.sub("", text)
-    return _CONTROL.sub("", text)
+    return visible(text).replace("\t", "    ")
 
 
 def one_line(text: str | None, limit: int = 100) -> str:
@@ -98,6 +92,6 @@ def cost_report(usage: dict | None) -> list[str]:
     lines = []
     for model, u in ((usage or {}).get("by_model") or {}).items():
         cached = f" ({u.get('cached_tokens', 0):,} cached)" if u.get("cached_tokens") else ""
-        lines.append(f"  {model}: {u.get('calls', 0):,} call(s), {u.get('input_tokens', 0):,} in{cached} / "
+        lines.append(f"  {inline(model, 120)}: {u.get('calls', 0):,} call(s), {u.get('input_tokens', 0):,} in{cached} / "
                      f"{u.get('output_tokens', 0):,} out tokens, {usd(u.get('cost_usd'))}")
     return lines

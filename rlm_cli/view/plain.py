@@ -4,7 +4,8 @@ One line per root reply, per code step (with a count of its sub-calls), per fail
 recursive RLM (start and end) and per notice; a summary line at the end. Lines of a recursive RLM
 are indented two spaces per depth level. Sub-calls that succeed are counted, not listed, so a step
 with a thousand of them stays one line. Text that came from a model or from the REPL is put on one
-line and stripped of control characters, so no escape code ever reaches the log.
+line with its control characters made visible (:mod:`rlm_cli.view.safe`), so no escape code
+ever reaches the log.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from rlm_cli.events import (
 )
 from rlm_cli.view.fmt import ascii_one_line as _one_line
 from rlm_cli.view.fmt import cost_report
+from rlm_cli.view.safe import inline
 
 
 class PlainView:
@@ -53,7 +55,8 @@ class PlainView:
             self._call_finished(ev)
         elif isinstance(ev, RunStarted):
             ctx = ev.context
-            self._print(f"rlm: run {ev.run_id}: root {ev.root_model}, sub {ev.sub_model}; "
+            self._print(f"rlm: run {inline(ev.run_id, 80)}: root {inline(ev.root_model, 200)}, "
+                        f"sub {inline(ev.sub_model, 200)}; "
                         f"{len(ctx.get('files', []))} file(s), {ctx.get('total_chars', 0):,} chars "
                         f"(~{ctx.get('est_tokens', 0):,} tokens)")
         elif isinstance(ev, RlmStarted):
@@ -77,7 +80,7 @@ class PlainView:
                         f"({ev.duration_s:.2f}s, {len(ev.stdout):,} chars of output{extra}{final}{restarted})",
                         ev.rlm_id)
         elif isinstance(ev, Notice):
-            self._print(f"rlm: {ev.level}: {_one_line(ev.message, 300)}")
+            self._print(f"rlm: {inline(ev.level, 20)}: {_one_line(ev.message, 300)}")
         elif isinstance(ev, RunFinished):
             self._run_finished(ev)
 
@@ -103,7 +106,7 @@ class PlainView:
         child = self._children.pop(ev.call_id, None)
         if ev.error:
             self._step_calls[key][1] += 1
-            self._print(f"[{ev.rlm_id} iteration {key[1] + 1} step {key[2] + 1}] {kind} sub-call failed: "
+            self._print(f"[{ev.rlm_id} iteration {key[1] + 1} step {key[2] + 1}] {inline(kind, 40)} sub-call failed: "
                         f"{_one_line(ev.error, 160)}", ev.rlm_id)
         elif child is not None:
             self._print(f"[{child}] recursive RLM done ({ev.duration_s:.1f}s): {_one_line(ev.response, 80)}", child)
@@ -116,7 +119,7 @@ class PlainView:
         cost = u.get("total_cost_usd")
         cost_s = f"${cost:.4f}" if cost is not None else "cost unknown"
         nested = f" (+{self._nested} nested)" if self._nested else ""
-        self._print(f"rlm: {ev.status} in {ev.duration_s:.1f}s; {self._iterations} iteration(s){nested}, "
+        self._print(f"rlm: {inline(ev.status, 40)} in {ev.duration_s:.1f}s; {self._iterations} iteration(s){nested}, "
                     f"{u.get('sub_calls', 0)} sub-call(s), {tokens_in:,} in / {tokens_out:,} out tokens, {cost_s}")
         for line in cost_report(u):
             self._print(line)

@@ -16,6 +16,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from rlm_cli.view import fmt
+from rlm_cli.view.safe import inline
 from rlm_cli.view.tree import CallNode, IterNode, RlmNode, RunModel, StepNode
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -104,7 +105,7 @@ class Renderer:
         head.append("◆ ", style="bold magenta")
         head.append(fmt.one_line(m.question, 0 if o.mode == "show" else o.preview * 2), style="bold")
         ctx = m.context or {}
-        head.append(f"\n  root {m.root_model} · sub {m.sub_model}", style="cyan")
+        head.append(f"\n  root {inline(m.root_model, 200)} · sub {inline(m.sub_model, 200)}", style="cyan")
         if ctx.get("files") is not None:
             head.append(f" · {len(ctx['files'])} file(s), {ctx.get('total_chars', 0):,} chars "
                         f"(~{fmt.tokens(ctx.get('est_tokens'))} tokens)", style="dim")
@@ -115,7 +116,9 @@ class Renderer:
             node = tree.add(_line(("answer", "bold green")))
             node.add(_block(m.answer, max_lines=0 if o.full else 30))
         if m.error and m.status != "answered":
-            tree.add(Text(f"✗ {m.error.get('type', 'error')}: {fmt.clean(m.error.get('message'))}", style=FAIL))
+            err = m.error if isinstance(m.error, dict) else {"message": m.error}
+            tree.add(Text(f"✗ {inline(err.get('type', 'error'), 200)}: {fmt.clean(err.get('message'))}",
+                          style=FAIL))
         notices = m.notices if o.mode == "show" else m.notices[-3:]
         for level, message in notices:
             tree.add(_line(("⚠ " if level != "info" else "ℹ ", WARN if level != "info" else "dim"),
@@ -128,7 +131,7 @@ class Renderer:
         t = Text()
         elapsed = m.elapsed()
         if m.finished:
-            t.append(f"{m.status}", style=OK if m.status == "answered" else (FAIL if m.status == "error" else WARN))
+            t.append(inline(m.status, 100), style=OK if m.status == "answered" else (FAIL if m.status == "error" else WARN))
             t.append(f" in {fmt.seconds(elapsed)}" if elapsed is not None else "")
         else:
             t.append(f"⏱ {fmt.seconds(elapsed)}" if elapsed is not None else "unfinished log", style="bold")
@@ -334,16 +337,17 @@ class Renderer:
     def call_label(self, call: CallNode) -> Text:
         """``✓ llm openai/sub · 0.31s · 120→15 tok · "prompt…"`` (or the error, in red)."""
         t = _line()
+        kind, model = inline(call.kind, 40), inline(call.model, 200)  # a model name may be chosen by code
         if not call.done:
             if self.live:
                 t.append(f"{_spin(self.now)} ", style="cyan")
-                t.append(f"{call.kind} ", style="bold")
-                t.append(f"{call.model} · {fmt.seconds(self.now - call.t0)}", style="cyan")
+                t.append(f"{kind} ", style="bold")
+                t.append(f"{model} · {fmt.seconds(self.now - call.t0)}", style="cyan")
             else:
-                t.append(f"✗ {call.kind} {call.model} · not finished", style=WARN)
+                t.append(f"✗ {kind} {model} · not finished", style=WARN)
         elif call.error:
-            t.append(f"✗ {call.kind} ", style=f"bold {FAIL}")
-            t.append(f"{call.model} · {fmt.seconds(call.duration_s)} · ", style="dim")
+            t.append(f"✗ {kind} ", style=f"bold {FAIL}")
+            t.append(f"{model} · {fmt.seconds(call.duration_s)} · ", style="dim")
             t.append(fmt.one_line(call.error, self.o.preview), style=FAIL)
             t.append(f" · {fmt.one_line(call.prompt, self.o.preview // 2)}", style="dim italic")
             if call.child is not None:
@@ -351,8 +355,8 @@ class Renderer:
             return t
         else:
             t.append("✓ ", style=OK)
-            t.append(f"{call.kind} ", style="bold")
-            t.append(f"{call.model} · {fmt.seconds(call.duration_s)}", style="dim")
+            t.append(f"{kind} ", style="bold")
+            t.append(f"{model} · {fmt.seconds(call.duration_s)}", style="dim")
             if call.input_tokens or call.output_tokens:
                 t.append(f" · {fmt.tokens(call.input_tokens)}→{fmt.tokens(call.output_tokens)} tok", style="dim")
         if call.child is not None:

@@ -8,8 +8,10 @@
   wins over ``FORCE_COLOR``: the contract promises no colour or redraw when it is set);
 - otherwise plain progress lines (:class:`~rlm_cli.view.plain.PlainView`).
 
-:func:`print_answer` renders the answer as Markdown when stdout is a terminal, and writes the raw
-text exactly (plus a final newline if missing) when it is a pipe or a file.
+:func:`print_answer` renders the answer as Markdown when stdout is a terminal, with its control
+characters made visible (:mod:`rlm_cli.view.safe`) and links shown as text with their target (never
+as terminal hyperlinks); it writes the raw text exactly (plus a final newline if missing) when
+stdout is a pipe or a file.
 """
 
 from __future__ import annotations
@@ -83,13 +85,20 @@ def attach_view(bus, *, quiet: bool, stream: TextIO | None = None) -> ViewHandle
 
 
 def print_answer(answer: str, stdout: TextIO | None = None) -> None:
-    """Markdown on a terminal; on a pipe or file, ``answer`` exactly, with a final newline if missing."""
+    """Write ``answer`` (model text: hostile) on ``stdout`` (default: ``sys.stdout``).
+
+    A terminal gets Markdown with control characters made visible and links as ``text (target)``,
+    so no escape sequence, Rich markup or hidden link target in the answer acts on the terminal. A
+    pipe or file gets ``answer`` exactly (the contract), with a final newline if missing.
+    """
     stdout = sys.stdout if stdout is None else stdout
     if _isatty(stdout):
         from rich.console import Console
         from rich.markdown import Markdown
 
-        Console(file=stdout, highlight=False).print(Markdown(answer))
+        from rlm_cli.view.safe import visible
+
+        Console(file=stdout, highlight=False).print(Markdown(visible(answer), hyperlinks=False))
     else:
         stdout.write(answer if answer.endswith("\n") else answer + "\n")
     stdout.flush()
