@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import Any
 
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
-_NOT_SECRET_PART = re.compile(r"AUTHOR", re.IGNORECASE)
+_NOT_SECRET_PART = re.compile(r"AUTHOR(?!I[SZ]ATION)", re.IGNORECASE)
 
 MIN_SECRET_CHARS = 8
 """Shortest value redacted, in characters."""
