@@ -125,6 +125,20 @@ class Budget:
         self.check_call()
         self.sub_calls += 1
 
+    def batch_allowance(self, count: int) -> int:
+        """How many of ``count`` sub-calls asked for at once may still start: ``min(count, sub-calls
+        left)``. Reserves nothing (each call still goes through :meth:`reserve_sub_call`, which also
+        re-checks cost, tokens and time as the batch proceeds). Raises :class:`BudgetExceeded` when
+        none may start (sub-calls, cost, tokens or time already spent)."""
+        lim = self.limits
+        if lim.max_sub_calls is not None:
+            left = lim.max_sub_calls - self.sub_calls
+            if left <= 0:
+                raise self._refuse("sub_calls", f"sub-call budget of {lim.max_sub_calls:,} reached")
+            count = min(count, left)
+        self.check_call()
+        return max(0, count)
+
     def record(self, model: str, usage: Usage, role: str) -> None:
         """Account one finished LM call; ``role`` is ``"root"`` (top-level root LM) or ``"sub"``."""
         (self.root if role == "root" else self.sub).add(usage)

@@ -91,6 +91,13 @@ def context_window(model: str) -> int | None:
     return int(tokens) if tokens else None
 
 
+def has_price(model: str) -> bool:
+    """Whether the map prices ``model`` per token (both input and output prices listed)."""
+    info = model_info(model)
+    return bool(info) and info.get("input_cost_per_token") is not None \
+        and info.get("output_cost_per_token") is not None
+
+
 def cost_usd(model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float | None:
     """USD for one call from the map's per-token prices, or None when ``model`` has no price.
 

@@ -154,7 +154,8 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
 
 
 def check_value(key: Key, value: Any, where: str) -> Any:
-    """``value`` checked against ``key``'s type and lower bound (ints accepted for floats)."""
+    """``value`` checked against ``key``'s type and lower bound (ints accepted for floats; floats must
+    be finite: nan and inf are refused). Raises :class:`UsageError` naming ``where``."""
     ok = (isinstance(value, str) if key.kind is str else
           isinstance(value, int) and not isinstance(value, bool) if key.kind is int else
           isinstance(value, int | float) and not isinstance(value, bool))
@@ -169,8 +170,8 @@ def check_value(key: Key, value: Any, where: str) -> Any:
         return value
     if key.kind is float:
         value = float(value)
-        if math.isnan(value):
-            raise UsageError(f"{where} must be a number, got nan")
+        if not math.isfinite(value):
+            raise UsageError(f"{where} must be a finite number, got {value!r}")
     if key.minimum is not None and value < key.minimum:
         raise UsageError(f"{where} must be >= {key.minimum:g}, got {value!r}")
     return value

@@ -13,7 +13,10 @@ When no model is chosen anywhere, a default is picked (source ``"auto"``), in th
    its first model as ``openai/<name>`` with ``api_base`` set to the server's ``/v1``;
 4. otherwise a one-line :class:`~rlm_cli.errors.UsageError` listing the three ways to choose a model.
 
-Model aliases (the config's ``[aliases]``) apply to ``model``, ``sub_model`` and ``--price`` names.
+Model aliases (the config's ``[aliases]``) apply to ``model``, ``sub_model``, ``--price`` and
+``--allow-model`` names. ``allow_models`` (``--allow-model``, repeatable, or ``RLM_ALLOW_MODELS``,
+comma-separated; the flag replaces the variable) names more models model code may call with
+``llm_query(prompt, model=...)``, besides the root model, the sub-model and the aliases.
 No litellm import here: the pairs below were checked against litellm's bundled cost map at
 development time (``tests/test_settings.py`` keeps checking them).
 """
@@ -87,6 +90,7 @@ class Settings:
     aliases: dict[str, str] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"root": {}, "sub": {}})
     prices: dict[str, Any] = field(default_factory=dict)
+    allow_models: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
@@ -215,7 +219,50 @@ def resolve(flags: Mapping[str, Any], *, env: Mapping[str, str] | None = None, c
     settings.options = {"root": {**config.options, **parse_options(flags.get("options"), "-o")},
                         "sub": {**config.sub_options, **parse_options(flags.get("sub_options"), "--sub-option")}}
     settings.prices = parse_prices(flags.get("prices"), settings.aliases)
+    settings.allow_models = parse_allow_models(flags.get("allow_models"), env.get(ALLOW_MODELS_ENV, ""),
+                                               settings.aliases)
     return settings
+
+
+ALLOW_MODELS_ENV = "RLM_ALLOW_MODELS"
+MAX_MODEL_NAME = 200
+
+
+def check_model_name(name: str, where: str) -> str:
+    """``name`` stripped; raises :class:`UsageError` (naming ``where``) when it is empty, longer than
+    :data:`MAX_MODEL_NAME` characters, or holds whitespace or other unprintable characters."""
+    name = name.strip()
+    if not name or len(name) > MAX_MODEL_NAME or not name.isprintable() or any(c.isspace() for c in name):
+        shown = repr(name[:60]) + ("..." if len(name) > 60 else "")
+        raise UsageError(f"{where} {shown}: expected a model name (printable, no spaces, at most "
+                         f"{MAX_MODEL_NAME} characters), e.g. {where} openai/gpt-5-mini")
+    return name
+
+
+def parse_allow_models(flag_values: Iterable[str] | None, env_text: str = "",
+                       aliases: Mapping[str, str] | None = None) -> list[str]:
+    """The models allowed besides the root, sub and alias models: ``--allow-model`` values when any
+    were given, else ``RLM_ALLOW_MODELS`` split on commas; aliases expanded, duplicates dropped,
+    order kept. Raises :class:`UsageError` for an unusable name (see :func:`check_model_name`)."""
+    if flag_values:
+        names = [check_model_name(v, "--allow-model") for v in flag_values]
+    else:
+        names = [check_model_name(v, ALLOW_MODELS_ENV) for v in env_text.split(",") if v.strip()]
+    return list(dict.fromkeys(expand_alias(n, aliases or {}) for n in names))
+
+
+def check_prices(settings: Settings) -> None:
+    """With a cost budget, the root and sub models must have a price (``--price`` or litellm's map):
+    raises a one-line :class:`UsageError` naming ``--price`` otherwise. No-op without ``max_cost``."""
+    if settings.max_cost is None:
+        return
+    from rlm_cli.catalogue import has_price
+
+    for role, model in (("root", settings.model), ("sub", settings.sub_model or settings.model)):
+        if model and model not in settings.prices and not has_price(model):
+            raise UsageError(f"--max-cost needs a price for the {role} model {model}, which litellm's price "
+                             f"map does not list; pass --price {model}=IN/OUT (USD per million input/output "
+                             "tokens)")
 
 
 def _auto_model(s: Settings, env: Mapping[str, str], probe: bool, require_model: bool) -> None:

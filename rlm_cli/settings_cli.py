@@ -69,18 +69,22 @@ SubOptionOpt = Annotated[list[str] | None, typer.Option(
     "config's sub_options table.")]
 PriceOpt = Annotated[list[str] | None, typer.Option(
     "--price", metavar="MODEL=IN/OUT", help="USD per million input/output tokens for a model litellm cannot "
-    "price, e.g. --price openai/qwen3=0.2/0.6. Repeatable.")]
+    "price, e.g. --price openai/qwen3=0.2/0.6. Repeatable. With --max-cost, every model called needs a price.")]
+AllowModelOpt = Annotated[list[str] | None, typer.Option(
+    "--allow-model", metavar="MODEL", help="Let model code call MODEL with llm_query(prompt, model=MODEL), besides "
+    "the root model, the sub-model and the config's aliases; any other name gets an error string. Repeatable. "
+    "(env RLM_ALLOW_MODELS, comma-separated)")]
 
 SETTING_PARAMS = ("model", "sub_model", "api_base", "max_iterations", "max_depth", "max_sub_calls", "max_cost",
                   "max_tokens", "timeout", "step_timeout", "concurrency")
 """Parameter names of the options above that are :data:`rlm_cli.config.KEYS` (same names)."""
 
 
-def flags_from(params: dict, option=None, sub_option=None, price=None) -> dict:
+def flags_from(params: dict, option=None, sub_option=None, price=None, allow_model=None) -> dict:
     """The ``flags`` mapping for :func:`rlm_cli.settings.resolve` from a command's parameters
-    (e.g. ``flags_from(locals(), option, sub_option, price)``)."""
+    (e.g. ``flags_from(locals(), option, sub_option, price, allow_model)``)."""
     flags = {name: params.get(name) for name in SETTING_PARAMS}
-    flags.update(options=option, sub_options=sub_option, prices=price)
+    flags.update(options=option, sub_options=sub_option, prices=price, allow_models=allow_model)
     return flags
 
 

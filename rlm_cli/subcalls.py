@@ -1,11 +1,23 @@
 """Serving the REPL's sub-call requests: ``llm_query``, ``llm_query_batched``, ``rlm_query``,
 ``rlm_query_batched``.
 
+Everything in a request comes from model-written code and is validated here: prompts must be
+strings, a ``model=`` name must be one the user chose or allowed (the root model, the sub-model, a
+configured alias or its target, an ``--allow-model``), and with ``--max-cost`` it must have a price.
+Anything else is an ``Error: ...`` string for the code, with no request made and no sub-call counted.
+
 Every sub-call first reserves a slot in the run's :class:`~rlm_cli.budget.Budget` (over all depths,
 calls in flight included). A refused or failed call becomes an error string for the model's code,
 which keeps running; an authentication error or unknown model ends the run
-(:class:`~rlm_cli.repl.process.FatalStepError`). Batches run concurrently, bounded by the run-wide LM
-semaphore (``--concurrency``). ``rlm_query`` at the depth limit degrades to ``llm_query``.
+(:class:`~rlm_cli.repl.process.FatalStepError`).
+
+Batches hold at most :data:`MAX_BATCH` items (a longer one is refused whole, as one error string).
+They run in input order on at most ``--concurrency`` worker tasks, never one task per item; once the
+budget refuses a call, the items not yet started all get one shared error string, without per-item
+work. Recursive RLMs hold a slot while their REPL lives: at most ``--concurrency`` child RLMs per depth
+run at once, so a run never has more than ``1 + concurrency * max_depth`` live REPL processes. Slots
+are per depth, so a parent waiting for its children never holds a slot they need (no deadlock).
+``rlm_query`` at the depth limit degrades to ``llm_query``.
 """
 
 from __future__ import annotations
@@ -15,20 +27,59 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rlm_cli.errors import BudgetExceeded, ProviderError
 from rlm_cli.events import Notice, SubCallFinished, SubCallStarted, Usage
 from rlm_cli.lm import FatalLMError
 from rlm_cli.repl.process import FatalStepError
+from rlm_cli.settings import expand_alias
 
 if TYPE_CHECKING:
     from rlm_cli.engine import RunState
+
+MAX_BATCH = 10_000
+"""Most items one ``llm_query_batched``/``rlm_query_batched`` call may hold."""
 
 _call_ids = itertools.count(1)
 
 # A child RLM runner: (prompt, context text or None, parent call id, depth) -> answer text.
 ChildRunner = Callable[[str, str | None, str, int], Awaitable[str]]
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``value`` for an error message: its ``repr`` (control characters escaped), at most ``limit``
+    characters of it (longer values are cut and say so)."""
+    text = repr(value[:limit + 1] if isinstance(value, str) else value)
+    return text if len(text) <= limit else text[:limit] + "...(cut)"
+
+
+def allowed_models(cfg: Any) -> set[str]:
+    """The model names ``llm_query(model=...)`` may use for a run configured by ``cfg`` (a
+    :class:`~rlm_cli.engine.RunConfig`): root model, sub-model, alias names and targets, and
+    ``allowed_models`` (``--allow-model``)."""
+    aliases = cfg.model_aliases or {}
+    return {cfg.root_model, cfg.sub_model, *aliases, *aliases.values(), *(cfg.allowed_models or ())}
+
+
+def has_price(model: str, prices: dict) -> bool:
+    """Whether calls to ``model`` can be priced: a ``--price`` for it, or litellm's price map."""
+    if model in prices:
+        return True
+    from rlm_cli.catalogue import has_price as listed
+
+    try:
+        return listed(model)
+    except Exception:
+        return False
+
+
+class _Refused(Exception):
+    """A budget refused a batch item: the batch stops starting calls."""
+
+    def __init__(self, exc: BudgetExceeded) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
 
 
 @dataclass
@@ -42,27 +93,59 @@ class StepRef:
 
 
 class SubCallRouter:
-    """Serves one step's requests for the RLM instance at ``ref.depth``."""
+    """Serves one step's requests for the RLM instance at ``ref.depth``.
+
+    Called as ``await router(op, args)`` with the child's request; returns a ``str`` (single calls,
+    and whole-batch errors) or a ``list[str]`` (batches, in input order). Raises
+    :class:`FatalStepError` only for errors that end the run (provider authentication, unknown model).
+    """
 
     def __init__(self, state: RunState, ref: StepRef, run_child: ChildRunner) -> None:
         self.state = state
         self.ref = ref
         self.run_child = run_child
+        self._model_notice = False
 
-    async def __call__(self, op: str, args: dict):
+    async def __call__(self, op: Any, args: Any):
+        args = args if isinstance(args, dict) else {}
         if op == "llm_query":
-            return await self.llm(args.get("prompt", ""), args.get("model"))
+            model, error = self.resolve_model(args.get("model"))
+            return error or await self._one(self._llm_call, args.get("prompt"), model)
         if op == "llm_query_batched":
-            prompts = args.get("prompts") or []
-            return list(await asyncio.gather(*(self.llm(p, args.get("model")) for p in prompts)))
+            return await self.llm_batch(args.get("prompts"), args.get("model"))
         if op == "rlm_query":
-            return await self.rlm(args.get("prompt", ""), args.get("context"))
+            return await self._one(self._rlm_call, args.get("prompt"), args.get("context"))
         if op == "rlm_query_batched":
-            prompts = args.get("prompts") or []
-            contexts = args.get("contexts") or [None] * len(prompts)
-            return list(await asyncio.gather(*(self.rlm(p, c) for p, c in zip(prompts, contexts, strict=False))))
-        return f"Error: unknown request {op!r}"
+            return await self.rlm_batch(args.get("prompts"), args.get("contexts"))
+        return f"Error: unknown request {shown(op)}"
 
+    # -- models ----------------------------------------------------------------------------------
+    def resolve_model(self, model: Any) -> tuple[str, str | None]:
+        """``(model to call, None)`` for a ``model=`` argument (None or ``""``: the sub-model), or
+        ``("", error string)`` when it is not a string, not allowed, or unpriced under ``--max-cost``."""
+        state = self.state
+        if model is None or model == "":
+            return state.sub_model, None
+        if not isinstance(model, str):
+            return "", f"Error: model must be a string naming a model, not {type(model).__name__}"
+        cfg = state.cfg
+        target = expand_alias(model, cfg.model_aliases or {})
+        allowed = allowed_models(cfg)
+        if model not in allowed and target not in allowed:
+            if not self._model_notice:
+                self._model_notice = True
+                state.bus.emit(Notice(f"model code asked for model {shown(model)}, which is not allowed; it got "
+                                      "an error string (allow a model with --allow-model)"))
+            names = ", ".join(sorted(allowed))
+            names = names if len(names) <= 500 else names[:500] + "..."
+            return "", (f"Error: model {shown(model)} is not allowed; allowed: {names}; the user can allow it "
+                        "with --allow-model")
+        if state.limits.max_cost is not None and not has_price(target, getattr(state.lm, "prices", {}) or {}):
+            return "", (f"Error: model {shown(target)} has no known price and a cost budget (--max-cost) is set; "
+                        f"the user can price it with --price {target}=IN/OUT (USD per million tokens)")
+        return target, None
+
+    # -- events and refusals ---------------------------------------------------------------------
     def _start(self, kind: str, model: str, prompt: str) -> tuple[str, float]:
         call_id = f"c{next(_call_ids)}"
         self.state.bus.emit(SubCallStarted(call_id, self.ref.rlm_id, self.ref.index, self.ref.step, kind,
@@ -73,23 +156,43 @@ class SubCallRouter:
         self.state.bus.emit(SubCallFinished(call_id, self.ref.rlm_id, response, usage,
                                             time.monotonic() - t0, error))
 
-    def _refused(self, exc: BudgetExceeded) -> str:
-        """A sub-call a budget refused: counted, not logged one by one (a model may ask for thousands
-        more), with one notice the first time."""
+    def _refused(self, exc: BudgetExceeded, count: int = 1) -> str:
+        """``count`` sub-calls a budget refused: counted, not logged one by one (a model may ask for
+        thousands more), with one notice the first time. Returns the error string they all get."""
         budget = self.state.budget
-        budget.refused_sub_calls += 1
-        if budget.refused_sub_calls == 1:
+        first = budget.refused_sub_calls == 0
+        budget.refused_sub_calls += count
+        if first and count:
             self.state.bus.emit(Notice(f"{exc}; further sub-calls return an error string to the code"))
         return f"Error: budget exhausted ({exc.budget}): {exc}; no more sub-calls can be made"
 
-    async def llm(self, prompt: str, model: str | None = None, kind: str = "llm") -> str:
-        """One sub-LM call; returns its reply, or an ``Error: ...`` string."""
-        state = self.state
-        model = state.cfg.model_aliases.get(model, model) if model else state.sub_model
+    def _reserve(self) -> None:
+        """Reserve one sub-call; raises :class:`_Refused` when a budget refuses it."""
         try:
-            state.budget.reserve_sub_call()
+            self.state.budget.reserve_sub_call()
         except BudgetExceeded as exc:
-            return self._refused(exc)
+            raise _Refused(exc) from None
+
+    async def _one(self, call: Callable[..., Awaitable[str]], *args: Any) -> str:
+        try:
+            return await call(*args)
+        except _Refused as refused:
+            return self._refused(refused.exc)
+
+    # -- single calls ----------------------------------------------------------------------------
+    async def llm(self, prompt: str, model: str | None = None, kind: str = "llm") -> str:
+        """One sub-LM call with ``model`` checked (see :meth:`resolve_model`); returns its reply, or an
+        ``Error: ...`` string."""
+        target, error = self.resolve_model(model)
+        return error or await self._one(self._llm_call, prompt, target, kind)
+
+    async def _llm_call(self, prompt: Any, model: str, kind: str = "llm") -> str:
+        """One sub-LM call to an already checked ``model``; raises :class:`_Refused` when the budget
+        refuses it."""
+        if not isinstance(prompt, str):
+            return f"Error: the prompt must be a string, not {type(prompt).__name__}"
+        state = self.state
+        self._reserve()
         call_id, t0 = self._start(kind, model, prompt)
         try:
             result = await state.lm.complete(model, [{"role": "user", "content": prompt}], role="sub")
@@ -106,22 +209,100 @@ class SubCallRouter:
         return result.text
 
     async def rlm(self, prompt: str, context: str | None) -> str:
-        """A recursive RLM one level deeper, or a sub-LM call at the depth limit."""
+        """A recursive RLM one level deeper, or a sub-LM call at the depth limit; an ``Error: ...``
+        string when refused or failed."""
+        return await self._one(self._rlm_call, prompt, context)
+
+    async def _rlm_call(self, prompt: Any, context: Any) -> str:
         state = self.state
-        if self.ref.depth + 1 > state.limits.max_depth:
+        if not isinstance(prompt, str):
+            return f"Error: the prompt must be a string, not {type(prompt).__name__}"
+        if context is not None and not isinstance(context, str):
+            return f"Error: the context must be a string or None, not {type(context).__name__}"
+        depth = self.ref.depth + 1
+        if depth > state.limits.max_depth:
             text = prompt if context is None else f"{prompt}\n\n---\n{context}"
-            return await self.llm(text)
-        try:
-            state.budget.reserve_sub_call()
-        except BudgetExceeded as exc:
-            return self._refused(exc)
-        call_id, t0 = self._start("rlm", state.root_model, prompt)
-        try:
-            answer = await self.run_child(prompt, context, call_id, self.ref.depth + 1)
-        except FatalStepError:
-            raise
-        except (ProviderError, BudgetExceeded) as exc:
-            self._finish(call_id, t0, None, Usage(), str(exc))
-            return f"Error: {exc}"
+            return await self._llm_call(text, state.sub_model)
+        self._reserve()
+        slots = state.child_slots.get(depth)
+        if slots is None:
+            slots = state.child_slots[depth] = asyncio.Semaphore(max(1, state.limits.concurrency))
+        async with slots:  # held while the child's REPL lives
+            call_id, t0 = self._start("rlm", state.root_model, prompt)
+            try:
+                answer = await self.run_child(prompt, context, call_id, depth)
+            except FatalStepError:
+                raise
+            except (ProviderError, BudgetExceeded) as exc:
+                self._finish(call_id, t0, None, Usage(), str(exc))
+                return f"Error: {exc}"
         self._finish(call_id, t0, answer, Usage(), None)
         return answer
+
+    # -- batches ---------------------------------------------------------------------------------
+    def _batch_error(self, name: str, items: Any) -> str | None:
+        if not isinstance(items, list):
+            return f"Error: {name}: prompts must be a list of strings, not {type(items).__name__}"
+        if len(items) > MAX_BATCH:
+            return (f"Error: {name}: {len(items):,} prompts; a batch holds at most {MAX_BATCH:,} "
+                    "(split the work, and mind the sub-call budget)")
+        return None
+
+    async def llm_batch(self, prompts: Any, model: Any = None) -> str | list[str]:
+        """``llm_query_batched``: replies in input order (error strings for failed or refused items), or
+        one error string when ``prompts`` is not a list or is longer than :data:`MAX_BATCH`."""
+        error = self._batch_error("llm_query_batched", prompts)
+        if error:
+            return error
+        target, error = self.resolve_model(model)
+        if error:
+            return [error] * len(prompts)
+        return await self._batch(len(prompts), lambda i: self._llm_call(prompts[i], target))
+
+    async def rlm_batch(self, prompts: Any, contexts: Any = None) -> str | list[str]:
+        """``rlm_query_batched``: like :meth:`llm_batch`; ``contexts`` is None or a list as long as
+        ``prompts`` (each a string or None)."""
+        error = self._batch_error("rlm_query_batched", prompts)
+        if error:
+            return error
+        if contexts is not None and (not isinstance(contexts, list) or len(contexts) != len(prompts)):
+            return "Error: rlm_query_batched: contexts must be None or a list as long as prompts"
+        return await self._batch(len(prompts),
+                                 lambda i: self._rlm_call(prompts[i], None if contexts is None else contexts[i]))
+
+    async def _batch(self, count: int, call: Callable[[int], Awaitable[str]]) -> list[str]:
+        """Run ``call(i)`` for ``i`` in ``range(count)``, in order, on at most ``--concurrency`` worker
+        tasks; once the budget refuses one, the items not started get one shared refusal string."""
+        if count == 0:
+            return []
+        try:
+            allowance = self.state.budget.batch_allowance(count)
+        except BudgetExceeded as exc:
+            return [self._refused(exc, count)] * count
+        results: list[str | None] = [None] * count
+        indexes = iter(range(count))
+        stopped: list[BudgetExceeded] = []
+
+        async def worker() -> None:
+            for i in indexes:
+                if stopped:
+                    return
+                try:
+                    results[i] = await call(i)
+                except _Refused as refused:
+                    stopped.append(refused.exc)
+                    return
+
+        workers = [asyncio.ensure_future(worker())
+                   for _ in range(max(1, min(allowance, self.state.limits.concurrency)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+        missing = results.count(None)
+        if missing:
+            exc = stopped[0] if stopped else BudgetExceeded("sub_calls", "the sub-call budget ran out")
+            text = self._refused(exc, missing)
+            results = [text if r is None else r for r in results]
+        return results  # type: ignore[return-value]

@@ -66,8 +66,9 @@ def test_max_cost_no_call_starts_after_the_limit(scripted_server, tmp_path):
     s.script("root", "```repl\nout = [llm_query(f'chunk {i}') for i in range(20)]\nprint(out.count('fine'))\n```",
              "FINAL(never asked)")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--sub-model", "openai/gpt-4o-mini", "--max-cost", "0.5"],
-                rlm_env(s, home))
+    # The root model is free here: under --max-cost every model called needs a price.
+    p = run_rlm(["ask", _src(tmp_path), "q?", "--sub-model", "openai/gpt-4o-mini", "--max-cost", "0.5",
+                 "--price", "openai/root=0/0"], rlm_env(s, home))
     assert p.returncode == 3, p.stderr
     assert len(s.requests_for("gpt-4o-mini")) == 4  # $0.60 spent after 4; the 5th never starts
     doc = last_trajectory(home)

@@ -30,6 +30,7 @@ from rlm_cli.loader.cli_options import (
 )
 from rlm_cli.loader.options import LoadOptions
 from rlm_cli.settings_cli import (
+    AllowModelOpt,
     ApiBaseOpt,
     ConcurrencyOpt,
     MaxCostOpt,
@@ -85,6 +86,7 @@ def ask_command(
     option: OptionOpt = None,
     sub_option: SubOptionOpt = None,
     price: PriceOpt = None,
+    allow_model: AllowModelOpt = None,
     max_output_chars: int = typer.Option(DEFAULT_MAX_OUTPUT_CHARS, "--max-output-chars", min=100,
                                          help="Characters of a step's output shown to the root LM."),
     request_timeout: float = typer.Option(300.0, "--request-timeout", min=1,
@@ -110,11 +112,18 @@ def ask_command(
     sources, question = args[:-1], args[-1]
     if not question.strip():
         raise UsageError("the question is empty")
+    if log is not None and no_log:
+        raise UsageError("--log and --no-log contradict each other; give one of them")
+    import math
+
+    if not math.isfinite(request_timeout):
+        raise UsageError(f"--request-timeout must be a finite number of seconds (>= 1), got {request_timeout!r}")
     load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
                                      follow_symlinks)
-    from rlm_cli.settings import resolve
+    from rlm_cli.settings import check_prices, resolve
 
-    settings = resolve(flags_from(locals(), option, sub_option, price))
+    settings = resolve(flags_from(locals(), option, sub_option, price, allow_model))
+    check_prices(settings)
     limits = settings.limits(max_output_chars=max_output_chars)
     code = run_ask(sources, question, load_options, settings=settings, limits=limits, system=system,
                    repl_network=repl_network,
@@ -148,6 +157,7 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         model, sub_model = settings.model, settings.sub_model or settings.model
         cfg = engine.RunConfig(question=question, root_model=model, sub_model=sub_model, limits=limits,
                                system_extra=system, model_aliases=dict(settings.aliases),
+                               allowed_models=tuple(settings.allow_models),
                                repl_network=repl_network)
         log_path = None if no_log else (log or _default_log_path(cfg.run_id))
         recorder = TrajectoryRecorder(log_path)

@@ -111,6 +111,14 @@ def _text(value) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def _listed(value) -> list:
+    """A batch's result list; the parent answers one error string for a batch refused whole (not a
+    list, too long: see rlm_cli.subcalls.MAX_BATCH), raised here as ValueError."""
+    if not isinstance(value, list):
+        raise ValueError(_text(value))
+    return value
+
+
 class Repl:
     """The namespace and the step executor."""
 
@@ -144,7 +152,7 @@ class Repl:
         prompts = [_text(p) for p in prompts]
         if not prompts:
             return []
-        return list(self.channel.request("llm_query_batched", {"prompts": prompts, "model": model}))
+        return _listed(self.channel.request("llm_query_batched", {"prompts": prompts, "model": model}))
 
     def rlm_query(self, prompt, context=None) -> str:
         """A recursive RLM one level deeper, with its own REPL over ``context`` (default: a sub-LM
@@ -163,7 +171,7 @@ class Repl:
                 raise ValueError("rlm_query_batched: prompts and contexts differ in length")
         if not prompts:
             return []
-        return list(self.channel.request("rlm_query_batched", {"prompts": prompts, "contexts": contexts}))
+        return _listed(self.channel.request("rlm_query_batched", {"prompts": prompts, "contexts": contexts}))
 
     def FINAL(self, answer) -> None:
         """End the run with ``answer`` (converted to str)."""
