@@ -59,7 +59,8 @@ StepTimeoutOpt = Annotated[float | None, typer.Option(
     "--step-timeout", min=0.1, help="Seconds one REPL step may run before it is killed. "
     f"(default {Limits.step_timeout:g}; {_src('step_timeout')})")]
 ConcurrencyOpt = Annotated[int | None, typer.Option(
-    "--concurrency", min=1, help="LM calls in flight at once, over the whole run. "
+    "--concurrency", min=1, help="LM calls in flight at once, over the whole run; also child RLMs (REPLs) "
+    "running at once per depth. "
     f"(default {Limits.concurrency}; {_src('concurrency')})")]
 OptionOpt = Annotated[list[str] | None, typer.Option(
     "--option", "-o", metavar="KEY VALUE", help="A request option for the root LM (a litellm argument; for openai/ models a field of the request body), e.g. -o temperature 0.2 "
