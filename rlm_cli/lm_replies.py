@@ -160,18 +160,6 @@ def usage_of(response: Any) -> tuple[int, int, int]:
     return int(get("prompt_tokens", 0) or 0), int(get("completion_tokens", 0) or 0), int(cached)
 
 
-def delta_text(chunk: Any) -> str | None:
-    """The text a streamed chunk (an object, or a dict from the OpenAI path) adds
-    (``choices[0].delta.content``), or None (usage-only chunks)."""
-    if isinstance(chunk, dict):
-        choices = chunk.get("choices") or []
-        delta = (choices[0] or {}).get("delta") if choices else None
-        return (delta or {}).get("content")
-    choices = getattr(chunk, "choices", None) or []
-    delta = getattr(choices[0], "delta", None) if choices else None
-    return getattr(delta, "content", None) if delta is not None else None
-
-
 def _chars(content: Any) -> int:
     if isinstance(content, str):
         return len(content)
