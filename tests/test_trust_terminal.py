@@ -118,13 +118,16 @@ def _source(tmp_path: Path) -> Path:
 
 def _script_hostile_run(s, slow: bool = True) -> None:
     """Root: prose with a title escape (streamed to the live view), a sub-call whose reply writes
-    the clipboard, the file names printed raw, a pause (so the live view draws them); then the
-    answer."""
+    the clipboard, the file names printed raw, a write to /dev/tty, a pause (so the live view draws
+    them); then the answer."""
     wait = "import time\ntime.sleep(1.5)\n" if slow else "pass\n"
     s.script("root",
              f"Thinking {TITLE} hard {CLEAR}\n"
              "```repl\nprint(llm_query('say hi'))\n```\n"
              "```repl\nprint('\\n'.join(sorted(files)))\n```\n"
+             # The REPL has no controlling terminal (its own session): /dev/tty is not a way round.
+             f"```repl\ntry:\n    open('/dev/tty', 'w').write({TITLE!r})\nexcept OSError as e:\n"
+             "    print('no terminal:', type(e).__name__)\n```\n"
              f"```repl\n{wait}```",
              f"```repl\nFINAL({ANSWER!r})\n```")
     s.default("sub", f"hi {OSC52} there {TITLE}")
@@ -333,3 +336,32 @@ def test_models_and_config_show_hostile_names_made_visible(scripted_server, tmp_
             assert_no_raw(out, f"{args} (tty={tty})")
             assert_no_raw(err, f"{args} stderr (tty={tty})")
             assert "\\x1b]0;PWNED-TITLE\\x07" in out.decode()
+
+
+# --- the live view's stderr redirection ------------------------------------------------------------
+
+def test_stderr_written_during_the_live_view_is_made_visible():
+    """While the live tree is drawn, writes to sys.stderr are printed above it; an escape sequence in
+    them (a library's warning quoting provider text) is shown, never decoded into a link or sent."""
+    import io
+
+    from rich.console import Console
+
+    from rlm_cli.view.demo import EventScript
+    from rlm_cli.view.live import LiveView
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=160, height=40, color_system="truecolor")
+    view = LiveView(console, refresh_per_second=50)
+    stderr = sys.stderr
+    s = EventScript(emit=view)
+    try:
+        assert sys.stderr is not stderr  # redirected above the live display
+        sys.stderr.write(f"warning: {LINK} {OSC52} {TITLE}\npartial line {CLEAR}")
+        sys.stderr.flush()
+    finally:
+        s.finish()
+        view.close()
+    assert sys.stderr is stderr
+    out = console.file.getvalue()
+    assert "\x1b]" not in out and "\x1b[2J" not in out
+    assert "\\x1b]52;c;SEVMTE8=\\x07" in out and "partial line \\x1b[2J" in out

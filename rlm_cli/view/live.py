@@ -16,6 +16,8 @@ erased and a compact summary (one line per iteration, failures, the footer) is p
 from __future__ import annotations
 
 import contextlib
+import io
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from rich.tree import Tree
 from rlm_cli.events import RunFinished, RunStarted
 from rlm_cli.view.fmt import cost_report
 from rlm_cli.view.render import Renderer, RenderOptions
+from rlm_cli.view.safe import visible
 from rlm_cli.view.tree import RunModel
 
 HEADER_LINES = 2  # the question and the models line stay at the top when the tree is cropped
@@ -49,6 +52,7 @@ class LiveView:
         self.opts = RenderOptions.live()
         self._lock = threading.Lock()
         self._live = None
+        self._stderr = None  # the real sys.stderr while ours is redirected above the display
         self._usage: dict | None = None
         self._closed = False
         self.renders = 0  # frames built (for tests and the benchmark)
@@ -71,7 +75,7 @@ class LiveView:
 
         live = Live(console=self.console, get_renderable=lambda: self, auto_refresh=True,
                     refresh_per_second=self.refresh_per_second, transient=True, redirect_stdout=False,
-                    redirect_stderr=True, vertical_overflow="crop")
+                    redirect_stderr=False, vertical_overflow="crop")
         try:
             live.start(refresh=False)
         except Exception:  # a terminal that cannot be drawn on: stay silent rather than break the run
@@ -80,6 +84,9 @@ class LiveView:
                 live.stop()
             return
         self._live = live
+        # Our own redirection, not Rich's: Rich's decodes ANSI codes in what is written (an OSC 8
+        # link in a library's warning would become a real link); ours shows them made visible.
+        self._stderr, sys.stderr = sys.stderr, SafeStderr(self.console, sys.stderr)
 
     def close(self) -> None:
         """Stop the live display and print the summary. Safe to call twice, on error or on interrupt."""
@@ -87,6 +94,12 @@ class LiveView:
             return
         self._closed = True
         live, self._live = self._live, None
+        real, self._stderr = self._stderr, None
+        if real is not None:
+            proxy, sys.stderr = sys.stderr, real
+            if isinstance(proxy, SafeStderr):
+                with contextlib.suppress(Exception):
+                    proxy.flush()
         if live is not None:
             try:
                 live.stop()
@@ -133,6 +146,57 @@ class LiveView:
         for segments in foot:
             yield from segments
             yield new_line
+
+
+class SafeStderr(io.TextIOBase):
+    """``sys.stderr`` while the live display is up: each complete line written to it is printed
+    above the display by ``console``, with its control characters made visible (text only, never
+    markup or decoded ANSI codes); an unfinished line waits for its newline or :meth:`flush`.
+    ``file`` is the real stderr (``fileno`` and ``isatty`` are its own)."""
+
+    def __init__(self, console: Console, file) -> None:
+        self._console, self._file = console, file
+        self._buffer: list[str] = []
+        self._lock = threading.Lock()
+
+    @property
+    def rich_proxied_file(self):
+        """The real stderr (Rich looks for this attribute on a redirected stream)."""
+        return self._file
+
+    def write(self, text: str) -> int:
+        """Print the complete lines of ``text`` above the display; returns ``len(text)``.
+        Raises TypeError for a non-string, as a text stream does."""
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        with self._lock:
+            *done, rest = text.split("\n")
+            if done:
+                done[0] = "".join(self._buffer) + done[0]
+                self._buffer = [rest] if rest else []
+            elif rest:
+                self._buffer.append(rest)
+        if done:
+            self._print("\n".join(done))
+        return len(text)
+
+    def flush(self) -> None:
+        """Print an unfinished line, if any."""
+        with self._lock:
+            pending, self._buffer = "".join(self._buffer), []
+        if pending:
+            self._print(pending)
+
+    def _print(self, text: str) -> None:
+        self._console.print(Text(visible(text)), soft_wrap=True)
+
+    def fileno(self) -> int:
+        """The real stderr's descriptor."""
+        return self._file.fileno()
+
+    def isatty(self) -> bool:
+        """Whether the real stderr is a terminal."""
+        return self._file.isatty()
 
 
 GUIDES = ("├── ", "└── ", "│   ", "    ")
