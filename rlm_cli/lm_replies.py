@@ -10,8 +10,8 @@ Shapes follow the OpenAI chat completions API (``usage.prompt_tokens``, ``comple
 What a provider sends is not trusted. :func:`reply_text` and :class:`StreamCheck` raise
 :class:`~rlm_cli.lm_errors.MalformedReply` (retried, then a clear error) for a body with an
 ``error`` object, no ``choices``, ``content: null`` without a refusal or tool call, and a stream that
-ends without a finish reason (cut off). A reply whose finish reason is ``"length"`` is a real reply,
-cut by the token limit: it is returned as it is, empty or not.
+ends without a finish reason (cut off). A reply whose finish reason is ``"length"`` (cut by the token
+limit) or ``"content_filter"`` is a real reply: it is returned as it is, empty or not.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from rlm_cli.lm_errors import MalformedReply
+
+REAL_WHEN_EMPTY = ("length", "content_filter")
+"""Finish reasons under which a reply with no content is still a reply (returned as ``""``)."""
 
 MAX_REPLY_CHARS = 200_000
 """The longest LM reply kept, in characters. Root replies longer than this are cut to it before
@@ -63,7 +66,7 @@ def reply_text(reply: Any) -> str:
     """The text of a non-streamed chat completion (a dict, or litellm's object).
 
     Returns ``choices[0].message.content``; the refusal text for a refusal; ``""`` for a tool call
-    or for null content cut by the token limit (``finish_reason == "length"``). Raises
+    or for null content under a finish reason in :data:`REAL_WHEN_EMPTY`. Raises
     :class:`MalformedReply` for anything else: not an object, an ``error`` object, no ``choices``,
     content null or not text.
     """
@@ -86,7 +89,7 @@ def reply_text(reply: Any) -> str:
         return refusal
     if _get(message, "tool_calls") or _get(message, "function_call"):
         return ""
-    if _get(choices[0], "finish_reason") == "length":
+    if _get(choices[0], "finish_reason") in REAL_WHEN_EMPTY:
         return ""
     raise MalformedReply("the reply's content is null")
 
@@ -98,7 +101,7 @@ class StreamCheck:
     :meth:`feed` returns a chunk's text piece (or None) and raises :class:`MalformedReply` for an
     error object inside the stream; :meth:`finish` raises it for a stream that ended without a
     finish reason (cut off), and for one whose content was null throughout with no refusal or tool
-    call (unless cut by the token limit).
+    call (unless its finish reason is in :data:`REAL_WHEN_EMPTY`).
     """
 
     def __init__(self) -> None:
@@ -142,7 +145,7 @@ class StreamCheck:
         if not self.finish_reason:
             raise MalformedReply("the stream ended before the reply was complete (no finish reason): "
                                  "the reply was cut off")
-        if not (self.saw_content or self.saw_other) and self.finish_reason != "length":
+        if not (self.saw_content or self.saw_other) and self.finish_reason not in REAL_WHEN_EMPTY:
             raise MalformedReply("the reply's content is null")
 
 

@@ -85,9 +85,12 @@ def test_a_reply_cut_by_the_token_limit_is_a_real_reply(scripted_server, backend
     assert result.usage.output_tokens > 0  # no usage from the server: still an estimate
 
 
-def test_null_content_cut_by_the_token_limit_is_an_empty_reply(scripted_server):
-    scripted_server.script("root", Reply("", malformed="null_content", finish_reason="length"))
-    assert _ask(_client(scripted_server, "auto"), "openai/root").text == ""
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("reason", ["length", "content_filter"])
+def test_null_content_cut_by_the_token_limit_or_a_filter_is_an_empty_reply(scripted_server, stream, reason):
+    scripted_server.script("root", Reply("", malformed="null_content", finish_reason=reason))
+    result = _ask(_client(scripted_server, "auto"), "openai/root", stream)
+    assert (result.text, result.attempts) == ("", 1)
 
 
 # --- through the whole run -----------------------------------------------------------------------
