@@ -357,7 +357,7 @@ async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus
             result = RunResult(outcome.status, outcome.answer, exhausted=budget.exhausted)
         except TimeoutError as exc:
             if not deadline.expired():  # some inner wait timed out: an error, not the --timeout budget
-                raise RlmError(f"an internal wait timed out ({exc or 'TimeoutError'})") from exc
+                raise RlmError(f"an internal wait timed out ({str(exc) or 'TimeoutError'})") from exc
             budget.exhausted = budget.exhausted or "timeout"
             result = RunResult("budget_exhausted", None, exhausted="timeout")
         if result.status == "budget_exhausted":

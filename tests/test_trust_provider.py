@@ -238,6 +238,7 @@ def test_an_inner_timeout_escaping_the_run_is_an_error_not_the_timeout_budget(sc
     monkeypatch.setattr(engine.RlmInstance, "solve", boom)
     result, doc = _run_in_process(scripted_server, tmp_path)
     assert result.status == "error" and result.exhausted is None
+    assert "timed out (some inner wait)" in result.error["message"]
     assert doc["status"] == "error"
 
 
