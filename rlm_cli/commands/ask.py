@@ -6,8 +6,8 @@ and errors go to stderr. Exit codes: see :mod:`rlm_cli.errors`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import json
 import os
 import sys
 import tempfile
@@ -139,7 +139,13 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
     from rlm_cli.loader import load_sources
 
     backend = check_backend(os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
+    if log is not None and not no_log:
+        from rlm_cli.trajectory import check_log_path
+
+        check_log_path(log)
     workdir = Path(tempfile.mkdtemp(prefix="rlm-run-"))
+    if os.geteuid() == 0:  # searchable (not listable), so a REPL dropped to an unprivileged uid reaches its dir
+        os.chmod(workdir, 0o711)
     try:
         loaded = load_sources(sources, load_options, workdir / "context.txt")
         if not loaded.files:
@@ -151,7 +157,7 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         from rlm_cli.events import EventBus, Notice
         from rlm_cli.lm import LMClient
         from rlm_cli.trajectory import TrajectoryRecorder
-        from rlm_cli.view.safe import inline
+        from rlm_cli.view.safe import inline, json_text
         from rlm_cli.view.select import attach_view
 
         model, sub_model = settings.model, settings.sub_model or settings.model
@@ -173,16 +179,20 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
             async with lm:
                 return await engine.run(cfg, loaded, lm, bus, workdir / "repl")
 
+        signals: list[int] = []
         try:
-            result = _run_with_signals(run_and_close())
+            result = _run_with_signals(run_and_close(), signals)
         finally:
-            view.close()
+            with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) must not lose the rest
+                view.close()
         if result is None:  # interrupted: the trajectory was written by the engine's RunFinished
             result = engine.RunResult("interrupted", None, {"type": "interrupted",
                                                             "message": "interrupted by the user"})
             if not quiet:
                 print("rlm: interrupted", file=sys.stderr)
         code = STATUS_EXIT.get(result.status, EXIT_ERROR)
+        if result.status == "interrupted" and signals:  # 130 SIGINT, 143 SIGTERM, 129 SIGHUP
+            code = 128 + signals[0]
         if result.error and result.status == "error":
             print(f"rlm: error: {inline(result.error.get('message'))}", file=sys.stderr)  # provider text
         elif result.status in ("budget_exhausted", "max_iterations") and not quiet:
@@ -195,7 +205,7 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
                    "trajectory": str(log_path) if log_path else None,
                    "models": {"root": model, "sub": sub_model}, "usage": recorder.doc.get("usage"),
                    "duration_s": recorder.doc.get("duration_s")}
-            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text(out) + "\n")  # the same JSON; DEL, C1, bidi as \\u escapes
         elif result.answer is not None:
             view.print_answer(result.answer)
         sys.stdout.flush()
@@ -210,33 +220,33 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         remove_tree(workdir)
 
 
-def _run_with_signals(coro):
-    """Run ``coro``; the first SIGINT/SIGTERM cancels it cleanly (returns None), a second exits at once."""
+def _run_with_signals(coro, received: list[int]):
+    """Run ``coro``; the first SIGINT, SIGTERM or SIGHUP cancels it cleanly (returns None; the signal
+    number is appended to ``received``), a second exits at once. On SIGHUP (the terminal was closed)
+    fds 1 and 2 that are terminals are pointed at /dev/null first, so writing the ending cannot fail."""
     import asyncio
-    import contextlib
     import signal
 
     from rlm_cli.repl.process import kill_all_now
 
     loop = asyncio.new_event_loop()
     task = loop.create_task(coro)
-    interrupts = 0
 
-    def on_signal() -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            print("\nrlm: interrupting (press Ctrl-C again to exit at once)...", file=sys.stderr)
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if signum == signal.SIGHUP:
+            _detach_terminal()
+        if len(received) == 1:
+            with contextlib.suppress(OSError):
+                print("\nrlm: interrupting (press Ctrl-C again to exit at once)...", file=sys.stderr)
             task.cancel()
         else:
             kill_all_now()
-            import os
+            os._exit(128 + received[0])
 
-            os._exit(EXIT_INTERRUPTED)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal)
+            loop.add_signal_handler(sig, on_signal, sig)
     try:
         return loop.run_until_complete(task)
     except asyncio.CancelledError:
@@ -246,3 +256,16 @@ def _run_with_signals(coro):
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+def _detach_terminal() -> None:
+    """Point fds 1 and 2 at /dev/null where they are terminals (after SIGHUP nothing reads them);
+    a redirected stdout keeps the answer."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                if os.isatty(fd):
+                    os.dup2(null, fd)
+    finally:
+        os.close(null)
