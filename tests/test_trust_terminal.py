@@ -365,3 +365,30 @@ def test_stderr_written_during_the_live_view_is_made_visible():
     out = console.file.getvalue()
     assert "\x1b]" not in out and "\x1b[2J" not in out
     assert "\\x1b]52;c;SEVMTE8=\\x07" in out and "partial line \\x1b[2J" in out
+
+
+# --- machine formats -------------------------------------------------------------------------------
+
+C1_NAME = "c1\x9b2J\x7f\u202eevil.txt"  # JSON leaves DEL, C1 and bidi raw unless asked not to
+
+
+def test_json_outputs_escape_what_a_terminal_would_act_on_and_keep_the_value(scripted_server, tmp_path):
+    src = _source(tmp_path)
+    (src / C1_NAME).write_text("c1\n")
+    s = scripted_server
+    answer = f"a\x9b2J b\x7f c{BIDI} {OSC52}"
+    s.script("root", f"```repl\nFINAL({answer!r})\n```")
+    home = tmp_path / "home"
+    code, out, err = run_cli(["ask", str(src), "q?", "--json"], rlm_env(s, home), stdout_tty=True, stderr_tty=False)
+    assert code == 0, err
+    assert_no_raw(out, "ask --json")
+    assert b"\xc2\x9b" not in out and b"\x7f" not in out
+    assert json.loads(out.decode())["answer"] == answer  # the same value
+    for args in (["ls", str(src), "--json"], ["logs", "--json"]):
+        code, out, err = run_cli(args, rlm_env(None, home), stdout_tty=True, stderr_tty=False)
+        assert code == 0, err
+        assert_no_raw(out, " ".join(args))
+        assert b"\xc2\x9b" not in out and b"\x7f" not in out
+    paths = [f["path"] for f in json.loads(run_cli(["ls", str(src), "--json"], rlm_env(None, home),
+                                                   stdout_tty=False, stderr_tty=False)[1])["files"]]
+    assert any(p.endswith(C1_NAME) for p in paths)

@@ -42,7 +42,9 @@ def show_command(
         doc = {"schema": "rlm-config/1", "path": str(cfg.path), "exists": cfg.exists,
                "values": {k: {"value": s.value(k), "source": s.sources[k], "detail": s.notes[k]} for k in KEYS},
                "aliases": cfg.aliases, "options": cfg.options, "sub_options": cfg.sub_options}
-        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+        from rlm_cli.view.safe import json_text
+
+        sys.stdout.write(json_text(doc, indent=2) + "\n")
         return
     from rlm_cli.view.safe import inline as v  # values from files, env and probed servers: made visible
 

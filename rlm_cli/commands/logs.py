@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import typer
@@ -23,7 +22,9 @@ def logs_command(
     directory = log_dir()
     rows = [runs.summarize(p) for p in runs.list_runs(directory)[:limit]]
     if as_json:
-        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        from rlm_cli.view.safe import json_text
+
+        sys.stdout.write(json_text(rows) + "\n")
         return
     if not rows:
         print(f"rlm: no runs in {inline(directory)}", file=sys.stderr)

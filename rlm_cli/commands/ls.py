@@ -7,7 +7,6 @@ here imports litellm.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -56,8 +55,9 @@ def ls_command(
         loaded = load_sources(sources, options, Path(tmp) / "context.txt")
     out = sys.stdout
     if as_json:
-        json.dump(listing_dict(loaded), out, ensure_ascii=False)
-        out.write("\n")
+        from rlm_cli.view.safe import json_text
+
+        out.write(json_text(listing_dict(loaded)) + "\n")
     else:
         out.write(listing_text(loaded))
 

@@ -4,7 +4,6 @@ whose API keys are set. No network: litellm's bundled model map is the catalogue
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Annotated, Any
@@ -91,7 +90,9 @@ def models_command(
     default = {"root": s.model, "sub": s.sub_model, "source": s.sources["model"], "detail": s.notes["model"]}
     if as_json:
         doc = {"schema": "rlm-models/1", "aliases": cfg.aliases, "default": default, "providers": groups}
-        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+        from rlm_cli.view.safe import json_text
+
+        sys.stdout.write(json_text(doc, indent=2) + "\n")
         return
     from rlm_cli.view.safe import inline as v  # names from config, servers and the catalogue: made visible
 

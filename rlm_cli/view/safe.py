@@ -18,6 +18,10 @@ it in a string literal, so it is shown, not obeyed, and stays recognisable:
 - newline and tab too in :func:`inline` (one-line fields: names, paths, error lines): ``\\n``,
   ``\\t``.
 
+Machine formats stay exact: JSON output goes through :func:`json_text`, which escapes the few
+characters ``json.dumps(..., ensure_ascii=False)`` leaves raw (DEL, C1, bidi controls, lone
+surrogates) as ``\\u`` escapes: the same JSON value, nothing a terminal would act on.
+
 Rich markup is a second channel: text like ``[link=file:///etc]x[/link]`` or ``[bold red]`` must
 never be parsed as markup. Views therefore put such text in :class:`rich.text.Text` objects
 (:func:`rich_text`), never in markup strings.
@@ -33,6 +37,8 @@ _SURROGATES = "\ud800-\udfff"
 _UNSAFE_BLOCK = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}{_SURROGATES}]")
 # ... and on one line (every control character, newline and tab included).
 _UNSAFE_INLINE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}{_SURROGATES}]")
+# What json.dumps(ensure_ascii=False) leaves raw (it escapes C0 itself).
+_UNSAFE_JSON = re.compile(f"[\\x7f-\\x9f{_BIDI}{_SURROGATES}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -83,3 +89,16 @@ def rich_text(text: object, style: str = "", *, one_line: bool = False):
     from rich.text import Text
 
     return Text(inline(text) if one_line else visible(text), style=style)
+
+
+def json_text(value: object, *, indent: int | None = None) -> str:
+    """``value`` as JSON text (no trailing newline), non-ASCII text kept readable, and every
+    character a terminal could act on written as a ``\\uXXXX`` escape: the same JSON value as
+    ``json.dumps(value, ensure_ascii=False)``. Raises what :func:`json.dumps` raises (TypeError for
+    a value JSON cannot hold, ValueError for a circular one)."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    if _UNSAFE_JSON.search(text) is None:
+        return text
+    return _UNSAFE_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
