@@ -78,15 +78,32 @@ def display_prefix(source: str) -> str:
 
 
 def _safe(path: str) -> str:
-    """A displayable path: undecodable bytes become U+FFFD, line breaks are escaped."""
+    """A displayable path: undecodable bytes become ``\\xNN`` escapes (so names that differ only there
+    stay distinct), line breaks are escaped. Names that still collide are told apart by
+    :func:`_unique`."""
     if not path.isascii():
         try:
             path.encode("utf-8")
         except UnicodeEncodeError:  # a file name that is not UTF-8, decoded with surrogateescape
-            path = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            path = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     if "\n" in path or "\r" in path:
         path = path.replace("\n", "\\n").replace("\r", "\\r")
     return path
+
+
+def _unique(items: list[_Item]) -> list[_Item]:
+    """``items`` with every display path distinct (they are the keys of ``files``): a path already
+    taken gets `` (2)``, `` (3)``... appended, so no file's content is ever dropped."""
+    taken: set[str] = set()
+    out = []
+    for item in items:
+        path, n = item.path, 1
+        while path in taken:
+            n += 1
+            path = f"{item.path} ({n})"
+        taken.add(path)
+        out.append(item if path == item.path else item._replace(path=path))
+    return out
 
 
 def _plan_directory(src: str, index: int, options: LoadOptions, plan: _Plan) -> None:
@@ -295,8 +312,8 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
     dest = Path(dest)
     spooled: list[str] = []
     try:
-        items = _spool_streams(plan, options.max_input_size - counted, options, str(dest.parent),
-                               stdin, spooled)
+        items = _unique(_spool_streams(plan, options.max_input_size - counted, options, str(dest.parent),
+                                       stdin, spooled))
         writer = ContextWriter(dest)
         try:
             for path, reason, size in plan.skipped:
