@@ -328,3 +328,40 @@ def test_step_closing_stdout_and_stderr_does_not_break_the_next(scripted_server,
     fb = _feedback(s)
     assert "still here" in fb[2] and "and errors still show" in fb[2]
     assert "restarted" not in fb[2]
+
+
+@pytest.mark.skipif(not LINUX, reason="Linux")
+def test_requests_served_at_once_per_repl_are_bounded(tmp_path):
+    """REPL threads can send many requests at once; the parent serves at most MAX_PENDING_REQUESTS of
+    them and stops reading the channel until one is answered (backpressure, bounded memory)."""
+    import asyncio
+
+    from rlm_cli.repl.process import MAX_PENDING_REQUESTS, ReplProcess
+
+    ctx = tmp_path / "context.txt"
+    ctx.write_text("hello\n")
+    live = peak = 0
+
+    async def handler(op, args):
+        nonlocal live, peak
+        live += 1
+        peak = max(peak, live)
+        await asyncio.sleep(0.05)
+        live -= 1
+        return "ok"
+
+    code = ("import threading\nout = []\nts = [threading.Thread(target=lambda: out.append(llm_query('q'))) "
+            "for _ in range(120)]\n[t.start() for t in ts]\n[t.join() for t in ts]\nprint(len(out), set(out))")
+
+    async def main():
+        repl = ReplProcess(ctx, [["a.txt", 0, 6]], tmp_path / "repl" / "r0")
+        await repl.start()
+        try:
+            return await repl.execute(code, handler, 60)
+        finally:
+            await repl.close()
+
+    outcome = asyncio.run(main())
+    assert outcome.error is None, outcome.stderr
+    assert "120 {'ok'}" in outcome.stdout
+    assert 1 < peak <= MAX_PENDING_REQUESTS

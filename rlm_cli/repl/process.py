@@ -38,6 +38,9 @@ from rlm_cli.repl.sandbox import SandboxPlan, announce, harden_parent, plan_sand
 CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
 DEFAULT_CAPTURE_BYTES = 256 * 1024  # of each stream kept per step, split between head and tail
 START_TIMEOUT_S = 60.0
+# Requests of one REPL served at once (each is bounded on its own; threads could send many): past it
+# the parent stops reading the channel until one is answered.
+MAX_PENDING_REQUESTS = 32
 
 SubcallHandler = Callable[[str, dict], Awaitable[Any]]
 
@@ -294,6 +297,10 @@ class ReplProcess:
             await self._send({"type": "exec", "id": step_id, "code": code})
             async with asyncio.timeout(timeout_s):
                 while True:
+                    if len(tasks) >= MAX_PENDING_REQUESTS:  # backpressure: the child's senders wait
+                        if await self._wait_any(tasks):
+                            continue
+                        break  # the child exited
                     line = await self._next_line()
                     if not line:
                         break
@@ -341,6 +348,18 @@ class ReplProcess:
         stdout, stderr = self._captured()
         return StepOutcome(stdout, stderr, duration, error=done.get("error"), final=done.get("final"),
                            notes=list(done.get("notes") or []))
+
+    async def _wait_any(self, tasks: set[asyncio.Task]) -> bool:
+        """Wait until one of ``tasks`` is done (True) or the child exits (False)."""
+        assert self.proc is not None
+        exited = asyncio.ensure_future(self.proc.wait())
+        try:
+            await asyncio.wait({*tasks, exited}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not exited.done():
+                exited.cancel()
+                await asyncio.gather(exited, return_exceptions=True)
+        return not (exited.done() and not exited.cancelled())
 
     async def _next_line(self) -> bytes:
         """The child's next message line; b"" once the child has exited (even if descendants still
