@@ -74,10 +74,12 @@ def debug_enabled() -> bool:
 
 
 def _visible(text: object) -> str:
-    """An error message (it may carry file names or provider text) with control characters made visible."""
+    """An error message (it may carry file names or provider text) with control characters made visible
+    and known secret values redacted."""
+    from rlm_cli.secrets import redact
     from rlm_cli.view.safe import inline
 
-    return inline(text)
+    return redact(inline(text))
 
 
 def main() -> None:

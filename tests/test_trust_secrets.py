@@ -113,3 +113,21 @@ def test_events_are_redacted_before_any_sink(clean_secrets):
     assert seen[0].message == "retrying: [REDACTED]"
     assert seen[1].answer == "answer [REDACTED]" and seen[1].error["message"] == "m [REDACTED]"
     assert KEY not in repr(seen)
+
+
+def test_config_show_never_prints_a_key_set_in_the_config_file(tmp_path):
+    """``rlm config show`` (text and --json) redacts secret-looking request options."""
+    import subprocess
+
+    from helpers import RLM
+
+    key = "sk-config-file-secret-0123456789"
+    (tmp_path / "config.toml").write_text(f'[options]\napi_key = "{key}"\ntemperature = 0.5\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
+    env.update(RLM_HOME=str(tmp_path), NO_COLOR="1")
+    for extra in ([], ["--json"]):
+        proc = subprocess.run([RLM, "config", "show", "--no-probe", *extra], env=env, capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stderr
+        assert key not in proc.stdout + proc.stderr
+        assert "temperature" in proc.stdout

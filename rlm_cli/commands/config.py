@@ -34,19 +34,26 @@ def show_command(
 ) -> None:
     """Print every setting, its value and where it came from (env, config, default or auto)."""
     from rlm_cli.config import KEYS, load_config
+    from rlm_cli.secrets import redact, redact_obj, remember_options
     from rlm_cli.settings import resolve
 
     cfg = load_config()
     s = resolve({}, config=cfg, probe=not no_probe, require_model=False)
+    remember_options(cfg.options)
+    remember_options(cfg.sub_options)
     if as_json:
         doc = {"schema": "rlm-config/1", "path": str(cfg.path), "exists": cfg.exists,
                "values": {k: {"value": s.value(k), "source": s.sources[k], "detail": s.notes[k]} for k in KEYS},
                "aliases": cfg.aliases, "options": cfg.options, "sub_options": cfg.sub_options}
+        doc = redact_obj(doc)  # keys set in the config file or the environment are never printed
         from rlm_cli.view.safe import json_text
 
         sys.stdout.write(json_text(doc, indent=2) + "\n")
         return
-    from rlm_cli.view.safe import inline as v  # values from files, env and probed servers: made visible
+    from rlm_cli.view.safe import inline
+
+    def v(value: object) -> str:  # values from files, env and probed servers: visible, secrets redacted
+        return redact(inline(value))
 
     print(f"# {v(cfg.path)}" + ("" if cfg.exists else " (not created yet)"))
     width = max(len(k) for k in KEYS)
@@ -61,7 +68,7 @@ def show_command(
         if items:
             print(f"\n[{table}]")
             for name, value in items.items():
-                print(f"{v(name)} = {_show(value)}")
+                print(f"{v(name)} = {redact(_show(value))}")
 
 
 def _show(value: Any) -> str:
