@@ -26,9 +26,9 @@ REAL_WHEN_EMPTY = ("length", "content_filter")
 
 MAX_REPLY_CHARS = 200_000
 """The longest LM reply kept, in characters. Root replies longer than this are cut to it before
-they enter the root LM's history, the next prompt and the trajectory (:func:`clip_reply`), as
-sub-call replies are cut in the trajectory (:data:`rlm_cli.trajectory.MAX_FIELD_CHARS`, the same
-number)."""
+they enter the root LM's history, the next prompt and the trajectory (:func:`clip_reply`); sub-LM
+replies before they reach the REPL's code (and the trajectory, :data:`rlm_cli.trajectory.MAX_FIELD_CHARS`,
+the same number)."""
 
 
 def clip_reply(text: str, limit: int = MAX_REPLY_CHARS) -> str:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from rlm_cli.errors import BudgetExceeded, ProviderError
 from rlm_cli.events import Notice, SubCallFinished, SubCallStarted, Usage
 from rlm_cli.lm import FatalLMError
+from rlm_cli.lm_replies import clip_reply
 from rlm_cli.repl.process import FatalStepError
 from rlm_cli.settings import expand_alias
 
@@ -205,8 +206,9 @@ class SubCallRouter:
             self._finish(call_id, t0, None, Usage(), str(exc))
             return f"Error: {exc}"
         state.budget.record(model, result.usage, "sub")
-        self._finish(call_id, t0, result.text, result.usage, None)
-        return result.text
+        text = clip_reply(result.text)  # a provider's reply is hostile input too: bounded before the REPL
+        self._finish(call_id, t0, text, result.usage, None)
+        return text
 
     async def rlm(self, prompt: str, context: str | None) -> str:
         """A recursive RLM one level deeper, or a sub-LM call at the depth limit; an ``Error: ...``

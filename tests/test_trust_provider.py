@@ -244,3 +244,15 @@ def test_an_inner_timeout_escaping_the_run_is_an_error_not_the_timeout_budget(sc
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_huge_sub_lm_reply_is_cut_before_it_reaches_the_code(scripted_server, tmp_path):
+    s = scripted_server
+    s.default("sub", Reply(text="y" * (MAX_REPLY_CHARS + 50_000)))
+    s.script("root", "```repl\nr = llm_query('q')\nprint('cut:', len(r) < 200_200, r[200_000:200_005] != 'yyyyy', 'were cut' in r)\n```", "FINAL(done)")
+    src = tmp_path / "in.txt"
+    src.write_text("data\n")
+    proc = run_rlm(["ask", str(src), "q?"], rlm_env(s, tmp_path / "home"))
+    assert proc.returncode == 0, proc.stderr
+    feedback = s.requests_for("root")[1].body["messages"][-1]["content"]
+    assert "cut: True True True" in feedback
