@@ -66,3 +66,35 @@ def assert_trajectory_shape(doc: dict) -> None:
             for call in step["sub_calls"]:
                 assert set(call) >= {"kind", "model", "prompt", "response", "input_tokens", "output_tokens",
                                      "cost_usd", "duration_s", "error"}
+
+
+def source_file(tmp_path: Path, text: str = "some data\n") -> str:
+    """A small input file ``input.txt`` under ``tmp_path`` holding ``text``; returns its path."""
+    p = tmp_path / "input.txt"
+    p.write_text(text)
+    return str(p)
+
+
+def step_stdout(doc: dict, iteration: int = 0) -> str:
+    """The first step's stdout of root iteration ``iteration`` in a trajectory."""
+    return doc["iterations"][iteration]["steps"][0]["stdout"]
+
+
+def echo_reply(body: dict) -> str:
+    """A scripted reply that echoes the request's last message (for ``Reply`` callables)."""
+    return "echo " + body["messages"][-1]["content"]
+
+
+def repl_pids(scope: Path) -> list[int]:
+    """PIDs of live REPL children of runs whose TMPDIR was ``scope`` (other runs on the machine are
+    not ours to judge)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"rlm_cli/repl/child.py" in cmd and str(scope).encode() in cmd:
+                pids.append(int(d.name))
+    return pids

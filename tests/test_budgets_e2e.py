@@ -7,31 +7,9 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
-from helpers import RLM, assert_trajectory_shape, last_trajectory, rlm_env, run_rlm
+from helpers import RLM, assert_trajectory_shape, last_trajectory, repl_pids, rlm_env, run_rlm, source_file
 from scripted_server import Reply
-
-
-def _src(tmp_path: Path, text: str = "some data\n") -> str:
-    p = tmp_path / "input.txt"
-    p.write_text(text)
-    return str(p)
-
-
-def _repl_pids(scope: Path) -> list[int]:
-    """PIDs of live REPL children of runs whose TMPDIR was ``scope`` (other runs on the machine are
-    not ours to judge)."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"rlm_cli/repl/child.py" in cmd and str(scope).encode() in cmd:
-                pids.append(int(d.name))
-    return pids
 
 
 def test_ten_thousand_sub_calls_capped_by_max_sub_calls(scripted_server, tmp_path):
@@ -43,7 +21,7 @@ def test_ten_thousand_sub_calls_capped_by_max_sub_calls(scripted_server, tmp_pat
              "FINAL(best effort)")
     s.default("sub", "ok")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--max-sub-calls", "50", "--concurrency", "16"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-sub-calls", "50", "--concurrency", "16"], rlm_env(s, home))
     assert p.returncode == 3, p.stderr
     assert p.stdout == "best effort\n"
     assert len(s.requests_for("sub")) == 50
@@ -67,7 +45,7 @@ def test_max_cost_no_call_starts_after_the_limit(scripted_server, tmp_path):
              "FINAL(never asked)")
     home = tmp_path / "home"
     # The root model is free here: under --max-cost every model called needs a price.
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--sub-model", "openai/gpt-4o-mini", "--max-cost", "0.5",
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--sub-model", "openai/gpt-4o-mini", "--max-cost", "0.5",
                  "--price", "openai/root=0/0"], rlm_env(s, home))
     assert p.returncode == 3, p.stderr
     assert len(s.requests_for("gpt-4o-mini")) == 4  # $0.60 spent after 4; the 5th never starts
@@ -84,7 +62,7 @@ def test_flaky_provider_30_percent_errors_still_answers(scripted_server, tmp_pat
                      "print(sum(x == 'ok' for x in r))\n```", "FINAL(done)")
     s.default("sub", "ok")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, home))
     assert (p.returncode, p.stdout) == (0, "done\n"), p.stderr
     doc = last_trajectory(home)
     assert doc["iterations"][0]["steps"][0]["stdout"].strip() == "30"
@@ -111,7 +89,7 @@ def test_depth_two_recursion_nests_trajectories(scripted_server, tmp_path):
     s.default("root", _depth_router)
     s.default("sub", "blue")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path, "the sky is blue\n"), "what colour?", "--max-depth", "2"],
+    p = run_rlm(["ask", source_file(tmp_path, "the sky is blue\n"), "what colour?", "--max-depth", "2"],
                 rlm_env(s, home))
     assert (p.returncode, p.stdout) == (0, "depth0 got it\n"), p.stderr
     doc = last_trajectory(home)
@@ -131,7 +109,7 @@ def test_concurrency_bounds_requests_in_flight(scripted_server, tmp_path):
     s = scripted_server
     s.default("sub", Reply(text="ok", delay_s=0.2))
     s.script("root", "```repl\nprint(len(llm_query_batched([str(i) for i in range(24)])))\n```", "FINAL(ok)")
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--concurrency", "4"], rlm_env(s, tmp_path / "home"))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--concurrency", "4"], rlm_env(s, tmp_path / "home"))
     assert p.returncode == 0, p.stderr
     assert s.max_in_flight == 4
 
@@ -141,7 +119,7 @@ def test_timeout_ends_run_mid_step(scripted_server, tmp_path):
     s.script("root", "```repl\nimport time\ntime.sleep(60)\n```", "FINAL(unreachable)")
     home = tmp_path / "home"
     t0 = time.monotonic()
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--timeout", "2", "--step-timeout", "100"],
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--timeout", "2", "--step-timeout", "100"],
                 rlm_env(s, home, TMPDIR=str(tmp_path)))
     elapsed = time.monotonic() - t0
     assert p.returncode == 3, p.stderr
@@ -149,14 +127,14 @@ def test_timeout_ends_run_mid_step(scripted_server, tmp_path):
     assert doc["status"] == "budget_exhausted" and doc["exhausted"] == "timeout"
     assert elapsed < 45  # the step would sleep 60 s: it was cut, not waited out
     assert doc["duration_s"] < 2 + 5  # "within a few seconds" of --timeout, with room for a loaded CI box
-    assert not _repl_pids(tmp_path)
+    assert not repl_pids(tmp_path)
 
 
 def test_timeout_ends_run_during_slow_lm_call(scripted_server, tmp_path):
     s = scripted_server
     s.script("root", Reply(text="FINAL(too late)", delay_s=30))
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--timeout", "1.5"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--timeout", "1.5"], rlm_env(s, home))
     assert p.returncode == 3, p.stderr
     assert last_trajectory(home)["duration_s"] < 1.5 + 5  # the LM call would take 30 s
 
@@ -166,7 +144,7 @@ def test_sigint_mid_batch(scripted_server, tmp_path):
     s.default("sub", Reply(text="slow", delay_s=20))
     s.script("root", "```repl\nr = llm_query_batched([f'q{i}' for i in range(8)])\n```", "FINAL(x)")
     home = tmp_path / "home"
-    proc = subprocess.Popen([RLM, "ask", _src(tmp_path), "q?", "--json"], env=rlm_env(s, home, TMPDIR=str(tmp_path)),
+    proc = subprocess.Popen([RLM, "ask", source_file(tmp_path), "q?", "--json"], env=rlm_env(s, home, TMPDIR=str(tmp_path)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 30
     while len(s.requests_for("sub")) < 4 and time.monotonic() < deadline:
@@ -180,14 +158,14 @@ def test_sigint_mid_batch(scripted_server, tmp_path):
     doc = last_trajectory(home)
     assert doc["status"] == "interrupted" and doc["ended_at"]
     assert_trajectory_shape(doc)
-    assert not _repl_pids(tmp_path)
+    assert not repl_pids(tmp_path)
 
 
 def test_retry_after_is_honoured(scripted_server, tmp_path):
     s = scripted_server
     s.script("root", Reply(status=429, text="slow down", headers={"Retry-After": "1"}), "FINAL(after wait)")
     t0 = time.monotonic()
-    p = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, tmp_path / "home"))
+    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, tmp_path / "home"))
     assert (p.returncode, p.stdout) == (0, "after wait\n"), p.stderr
     reqs = s.requests_for("root")
     assert len(reqs) == 2 and reqs[1].t_start - reqs[0].t_end >= 0.95
@@ -197,7 +175,7 @@ def test_retry_after_is_honoured(scripted_server, tmp_path):
 def test_json_reports_budget_exhaustion(scripted_server, tmp_path):
     s = scripted_server
     s.script("root", "```repl\nprint(1)\n```", "FINAL(partial)")
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--max-iterations", "1", "--json"], rlm_env(s, tmp_path / "home"))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-iterations", "1", "--json"], rlm_env(s, tmp_path / "home"))
     out = json.loads(p.stdout)
     assert (p.returncode, out["status"], out["exit_code"], out["answer"]) == (3, "max_iterations", 3, "partial")
     assert os.path.exists(out["trajectory"])

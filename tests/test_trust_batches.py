@@ -13,25 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import RLM, last_trajectory, rlm_env, run_rlm
+from helpers import RLM, echo_reply, last_trajectory, rlm_env, run_rlm, source_file, step_stdout
 from scripted_server import Reply
 
 from rlm_cli.budget import Limits
 from rlm_cli.subcalls import MAX_BATCH
-
-
-def _src(tmp_path: Path) -> str:
-    p = tmp_path / "input.txt"
-    p.write_text("some data\n")
-    return str(p)
-
-
-def _step_stdout(doc: dict, iteration: int = 0) -> str:
-    return doc["iterations"][iteration]["steps"][0]["stdout"]
-
-
-def _echo(body: dict) -> str:
-    return "echo " + body["messages"][-1]["content"]
 
 
 # -- batches --------------------------------------------------------------------------------------
@@ -47,10 +33,10 @@ def test_batch_over_the_maximum_is_refused_whole(scripted_server, tmp_path):
              "FINAL(done)")
     s.default("sub", "ok")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--max-sub-calls", "10"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-sub-calls", "10"], rlm_env(s, home))
     assert p.returncode == 0, p.stderr
     assert s.requests_for("sub") == []
-    lines = _step_stdout(last_trajectory(home)).splitlines()
+    lines = step_stdout(last_trajectory(home)).splitlines()
     assert lines[0].startswith("raised ValueError") and f"{MAX_BATCH:,}" in lines[0], lines
     for line in lines[1:]:
         assert line.startswith("raw str ") and f"{MAX_BATCH:,}" in line and "Error:" in line, line
@@ -65,13 +51,13 @@ def test_batch_beyond_the_budget_runs_what_it_can_pay(scripted_server, tmp_path)
              "print(len(r), sum(x.startswith('Error:') for x in r))\nprint(r[:10] == [f'echo p{i}' for i in range(10)])\n"
              "print(r[10])\nr2 = llm_query_batched(['again'] * 3)\nprint(r2[0])\n```",
              "FINAL(done)")
-    s.default("sub", _echo)
+    s.default("sub", echo_reply)
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--max-sub-calls", "10"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-sub-calls", "10"], rlm_env(s, home))
     assert p.returncode == 3, p.stderr
     assert len(s.requests_for("sub")) == 10
     doc = last_trajectory(home)
-    out = _step_stdout(doc).splitlines()
+    out = step_stdout(doc).splitlines()
     assert out[0] == "5000 4990" and out[1] == "True"
     assert out[2].startswith("Error: budget exhausted (sub_calls)") and out[3].startswith("Error: budget")
     assert doc["usage"]["sub_calls"] == 10 and doc["usage"]["refused_sub_calls"] == 4993
@@ -89,11 +75,11 @@ def test_non_string_prompts_are_error_items(scripted_server, tmp_path):
              "print(req('rlm_query_batched', {'prompts': ['a'], 'contexts': [1]})[0][:80])\n"
              "print(req('rlm_query_batched', {'prompts': ['a', 'b'], 'contexts': ['c']})[:80])\n```",
              "FINAL(done)")
-    s.default("sub", _echo)
+    s.default("sub", echo_reply)
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--max-depth", "0"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-depth", "0"], rlm_env(s, home))
     assert p.returncode == 0, p.stderr
-    out = _step_stdout(last_trajectory(home)).splitlines()
+    out = step_stdout(last_trajectory(home)).splitlines()
     assert out[0] == "4"
     assert out[1].startswith("Error:") and out[2].startswith("Error:") and out[4].startswith("Error:")
     assert out[3] == "echo ok"
@@ -192,7 +178,7 @@ def test_rlm_query_batched_bounds_live_repls(scripted_server, tmp_path, depth):
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        p = subprocess.run([RLM, "ask", _src(tmp_path), "TOP", "--concurrency", "4", "--max-depth", str(depth),
+        p = subprocess.run([RLM, "ask", source_file(tmp_path), "TOP", "--concurrency", "4", "--max-depth", str(depth),
                             "--max-sub-calls", "1000", "--max-iterations", "3"],
                            env=rlm_env(s, home, TMPDIR=str(scope)), capture_output=True, text=True,
                            timeout=300, stdin=subprocess.DEVNULL)
@@ -202,7 +188,7 @@ def test_rlm_query_batched_bounds_live_repls(scripted_server, tmp_path, depth):
     assert p.returncode == 0, p.stderr
     doc = last_trajectory(home)
     n = 30 if depth == 1 else 10
-    assert f"answers {n} {n}" in _step_stdout(doc)
+    assert f"answers {n} {n}" in step_stdout(doc)
     assert peak >= 2  # the watcher did see child REPLs
     assert peak <= 1 + 4 * depth, peak  # the root's, and at most --concurrency per depth
 
@@ -211,20 +197,20 @@ def test_rlm_query_batched_bounds_live_repls(scripted_server, tmp_path, depth):
 @pytest.mark.parametrize("flag", ["--request-timeout", "--timeout", "--step-timeout", "--max-cost"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1"])
 def test_float_options_must_be_finite(tmp_path, flag, value):
-    p = run_rlm(["ask", _src(tmp_path), "q?", "-m", "openai/root", flag, value], rlm_env(None, tmp_path / "h"))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "-m", "openai/root", flag, value], rlm_env(None, tmp_path / "h"))
     assert p.returncode == 2, p.stderr
     assert flag in p.stderr and "Traceback" not in p.stderr, p.stderr  # rlm's one line, or click's usage
 
 
 def test_request_timeout_zero_refused(tmp_path):
-    p = run_rlm(["ask", _src(tmp_path), "q?", "-m", "openai/root", "--request-timeout", "0"],
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "-m", "openai/root", "--request-timeout", "0"],
                 rlm_env(None, tmp_path / "h"))
     assert p.returncode == 2 and "--request-timeout" in p.stderr
 
 
 @pytest.mark.parametrize("env_name", ["RLM_TIMEOUT", "RLM_MAX_COST", "RLM_STEP_TIMEOUT"])
 def test_float_settings_from_env_must_be_finite(tmp_path, env_name):
-    p = run_rlm(["ask", _src(tmp_path), "q?", "-m", "openai/root"],
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "-m", "openai/root"],
                 rlm_env(None, tmp_path / "h", **{env_name: "inf"}))
     assert p.returncode == 2 and env_name in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
@@ -234,7 +220,7 @@ def test_log_with_no_log_is_a_usage_error(scripted_server, tmp_path):
     s = scripted_server
     s.default("root", "FINAL(x)")
     log = tmp_path / "t.json"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--log", str(log), "--no-log"], rlm_env(s, tmp_path / "h"))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--log", str(log), "--no-log"], rlm_env(s, tmp_path / "h"))
     assert p.returncode == 2
     assert "--log" in p.stderr and "--no-log" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert s.chat_requests() == [] and not log.exists()

@@ -3,23 +3,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from helpers import last_trajectory, rlm_env, run_rlm
-
-
-def _src(tmp_path: Path) -> str:
-    p = tmp_path / "input.txt"
-    p.write_text("some data\n")
-    return str(p)
-
-
-def _step_stdout(doc: dict, iteration: int = 0) -> str:
-    return doc["iterations"][iteration]["steps"][0]["stdout"]
-
-
-def _echo(body: dict) -> str:
-    return "echo " + body["messages"][-1]["content"]
+from helpers import last_trajectory, rlm_env, run_rlm, source_file, step_stdout
 
 
 def test_unnamed_model_is_an_error_string_with_no_request_and_no_sub_call(scripted_server, tmp_path):
@@ -31,11 +15,11 @@ def test_unnamed_model_is_an_error_string_with_no_request_and_no_sub_call(script
              "FINAL(done)")
     s.default("*", "should never be called")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, home))
     assert p.returncode == 0, p.stderr
     assert [r.model for r in s.chat_requests()] == ["root", "root"]  # no sub-call reached any server
     doc = last_trajectory(home)
-    out = _step_stdout(doc).splitlines()
+    out = step_stdout(doc).splitlines()
     assert out[0] == "42 42"
     assert "'openai/anything' is not allowed" in out[1] and "--allow-model" in out[1]
     assert "openai/root" in out[1] and "openai/sub" in out[1]  # what is allowed is stated
@@ -55,9 +39,9 @@ def test_allow_model_env_and_aliases(scripted_server, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / "config.toml").write_text('[aliases]\nfast = "openai/fastm"\n')
-    p = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, home, RLM_ALLOW_MODELS="openai/extra2, openai/extra3"))
+    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, home, RLM_ALLOW_MODELS="openai/extra2, openai/extra3"))
     assert p.returncode == 0, p.stderr
-    out = _step_stdout(last_trajectory(home)).splitlines()
+    out = step_stdout(last_trajectory(home)).splitlines()
     assert out == ["extra2 says hi", "extra3 says hi", "fastm says hi", "fastm says hi", "sub says hi", "sub says hi"]
 
 
@@ -71,9 +55,9 @@ def test_allow_model_flag_repeatable_and_replaces_env(scripted_server, tmp_path)
         s.default(name, lambda body, name=name: f"{name} says hi")
     home = tmp_path / "home"
     env = rlm_env(s, home, RLM_ALLOW_MODELS="openai/extra2")
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--allow-model", "openai/extra", "--allow-model", "openai/extra3"], env)
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--allow-model", "openai/extra", "--allow-model", "openai/extra3"], env)
     assert p.returncode == 0, p.stderr
-    out = _step_stdout(last_trajectory(home)).splitlines()
+    out = step_stdout(last_trajectory(home)).splitlines()
     assert out[:2] == ["extra says hi", "extra3 says hi"]
     assert out[2].startswith("Error: model 'openai/extra2' is not allowed")
     assert out[3] == "root says hi"  # the root model may be a sub-LM too
@@ -89,30 +73,30 @@ def test_hostile_model_names_are_bounded_and_refused(scripted_server, tmp_path):
              "FINAL(done)")
     s.default("*", "should never be called")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, home))
     assert p.returncode == 0, p.stderr
     assert [r.model for r in s.chat_requests()] == ["root", "root"]
-    lines = _step_stdout(last_trajectory(home)).splitlines()
+    lines = step_stdout(last_trajectory(home)).splitlines()
     assert len(lines) == 4
     for line in lines:
         n, text = line.split(" ", 1)
         assert int(n) < 600 and text[1:].startswith("Error: ")
-    assert "\x1b" not in _step_stdout(last_trajectory(home))
+    assert "\x1b" not in step_stdout(last_trajectory(home))
 
 
 def test_max_cost_refuses_an_unpriced_root_or_sub_model_at_start(scripted_server, tmp_path):
     s = scripted_server
     s.default("*", "FINAL(x)")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--max-cost", "1"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-cost", "1"], rlm_env(s, home))
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "openai/root" in lines[0] and "--price" in lines[0], p.stderr
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--max-cost", "1", "--price", "openai/root=1/2"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-cost", "1", "--price", "openai/root=1/2"], rlm_env(s, home))
     assert p.returncode == 2
     assert "openai/sub" in p.stderr and "--price" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert s.chat_requests() == []  # refused before any LM call
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--max-cost", "1", "--price", "openai/root=1/2",
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-cost", "1", "--price", "openai/root=1/2",
                  "--price", "openai/sub=0/0"], rlm_env(s, home))
     assert p.returncode == 0, p.stderr
     assert p.stdout == "x\n"
@@ -128,13 +112,13 @@ def test_max_cost_refuses_an_unpriced_allowed_model_at_call_time(scripted_server
     for name in ("extra", "gpt-4o-mini", "priced"):
         s.default(name, lambda body, name=name: f"{name} says hi")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--max-cost", "1", "--price", "openai/root=0/0",
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-cost", "1", "--price", "openai/root=0/0",
                  "--price", "openai/sub=0/0", "--allow-model", "openai/extra", "--allow-model",
                  "openai/gpt-4o-mini", "--allow-model", "openai/priced", "--price", "openai/priced=1/1"],
                 rlm_env(s, home))
     assert p.returncode == 0, p.stderr
     doc = last_trajectory(home)
-    out = _step_stdout(doc).splitlines()
+    out = step_stdout(doc).splitlines()
     assert out[0].startswith("Error:") and "openai/extra" in out[0] and "--price" in out[0]
     assert out[1:] == ["gpt-4o-mini says hi", "priced says hi"]  # litellm's map prices gpt-4o-mini
     assert s.requests_for("extra") == []
@@ -144,7 +128,7 @@ def test_max_cost_refuses_an_unpriced_allowed_model_at_call_time(scripted_server
 def test_allow_model_rejects_unusable_names(tmp_path):
     home = tmp_path / "home"
     for bad in ("", " ", "a b", "x\x1b[2J"):
-        p = run_rlm(["ask", _src(tmp_path), "q?", "-m", "openai/root", "--allow-model", bad],
+        p = run_rlm(["ask", source_file(tmp_path), "q?", "-m", "openai/root", "--allow-model", bad],
                     rlm_env(None, home))
         assert p.returncode == 2, (bad, p.stderr)
         assert "--allow-model" in p.stderr and "\x1b" not in p.stderr

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import last_trajectory, rlm_env, run_rlm
+from helpers import last_trajectory, rlm_env, run_rlm, source_file
 from scripted_server import MALFORMED, Reply
 
 from rlm_cli import engine
@@ -95,10 +95,6 @@ def test_null_content_cut_by_the_token_limit_or_a_filter_is_an_empty_reply(scrip
 
 # --- through the whole run -----------------------------------------------------------------------
 
-def _src(tmp_path: Path, text: str = "some data\n") -> str:
-    p = tmp_path / "input.txt"
-    p.write_text(text)
-    return str(p)
 
 
 def _run_in_process(server, tmp_path: Path, limits: Limits | None = None, **lm_kw) -> tuple[engine.RunResult, dict]:
@@ -131,7 +127,7 @@ def test_a_null_reply_is_retried_not_spent_as_an_iteration(scripted_server, tmp_
     s = scripted_server
     s.script("root", Reply(malformed="null_content"), "FINAL(the answer)")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, home))
     assert (p.returncode, p.stdout) == (0, "the answer\n"), p.stderr
     doc = last_trajectory(home)
     assert len(doc["iterations"]) == 1 and len(s.requests_for("root")) == 2
@@ -140,7 +136,7 @@ def test_a_null_reply_is_retried_not_spent_as_an_iteration(scripted_server, tmp_
 def test_a_reply_that_is_not_json_is_retried(scripted_server, tmp_path):
     s = scripted_server
     s.script("root", Reply("FINAL(wrong)", malformed="invalid_json"), "FINAL(right)")
-    p = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, tmp_path / "home"))
+    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, tmp_path / "home"))
     assert (p.returncode, p.stdout) == (0, "right\n"), p.stderr
 
 
@@ -158,7 +154,7 @@ def test_an_unclosed_block_is_not_run():
 def test_an_unclosed_block_in_a_run_is_not_run_and_the_root_is_told(scripted_server, tmp_path):
     s = scripted_server
     s.script("root", "```repl\nprint('RAN-' + 'UNCLOSED')", "FINAL(done)")
-    p = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, tmp_path / "home"))
+    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, tmp_path / "home"))
     assert (p.returncode, p.stdout) == (0, "done\n"), p.stderr
     told = s.requests_for("root")[1].body["messages"][-1]["content"]
     assert "never closed" in told and "RAN-UNCLOSED" not in told
@@ -172,7 +168,7 @@ def test_a_huge_root_reply_is_cut_before_history_trajectory_and_next_prompt(scri
     huge = "```repl\nprint('x')\n```\n" + "blah " * (3 * MAX_REPLY_CHARS // 5)  # 3 x the bound
     s.script("root", huge, "FINAL(ok)")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, home))
     assert (p.returncode, p.stdout) == (0, "ok\n"), p.stderr
     sent = s.requests_for("root")[1].body["messages"]
     assistant = [m["content"] for m in sent if m["role"] == "assistant"]
@@ -189,7 +185,7 @@ def test_final_var_of_a_missing_variable_on_the_last_call_is_not_the_answer(scri
     s = scripted_server
     s.default("root", "I am done.\nFINAL_VAR(result)")
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--max-iterations", "1", "--json"], rlm_env(s, home))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-iterations", "1", "--json"], rlm_env(s, home))
     assert p.returncode == 3, p.stderr
     out = json.loads(p.stdout)
     assert out["answer"] is None and out["status"] == "max_iterations"
@@ -202,7 +198,7 @@ def test_final_var_of_a_missing_variable_on_the_last_call_is_not_the_answer(scri
 def test_final_var_of_a_missing_variable_after_code_is_not_the_answer(scripted_server, tmp_path):
     s = scripted_server
     s.script("root", "```repl\nprint(1)\n```", "FINAL_VAR(result)")
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--max-iterations", "1"], rlm_env(s, tmp_path / "home"))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-iterations", "1"], rlm_env(s, tmp_path / "home"))
     assert p.returncode == 3, p.stderr
     assert p.stdout == ""
 

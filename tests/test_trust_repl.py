@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import RLM, last_trajectory, rlm_env, run_rlm
+from helpers import RLM, last_trajectory, repl_pids, rlm_env, run_rlm, source_file
 from scripted_server import Reply
 
 from rlm_cli.context import ContextWriter
@@ -30,10 +30,6 @@ LINUX = sys.platform.startswith("linux")
 KEY = "sk-trust-boundary-secret-0123456789abcdef"
 
 
-def _src(tmp_path: Path, text: str = "some data\n") -> str:
-    p = tmp_path / "input.txt"
-    p.write_text(text)
-    return str(p)
 
 
 def _repl(code: str) -> str:
@@ -45,18 +41,6 @@ def _feedback(server) -> list[str]:
     return [r.body["messages"][-1]["content"] for r in server.requests_for("root")]
 
 
-def _repl_pids(scope: Path) -> list[int]:
-    """Live REPL processes of runs whose temporary directory lies under ``scope``."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"rlm_cli/repl/child.py" in cmd and str(scope).encode() in cmd:
-                pids.append(int(d.name))
-    return pids
 
 
 def _wait_for(predicate, timeout_s: float = 30.0) -> bool:
@@ -97,7 +81,7 @@ def test_swapped_capture_files_never_redirect_the_parent(scripted_server, tmp_pa
              _repl("print('after restart', 'some data' in context, sorted(files))"),
              _repl("print('SECOND STEP OUTPUT ' * 3)"), "FINAL(done)")
     home = tmp_path / "home"
-    proc = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, home, TMPDIR=str(tmp_path), OPENAI_API_KEY=KEY),
+    proc = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, home, TMPDIR=str(tmp_path), OPENAI_API_KEY=KEY),
                    timeout=90)
     assert proc.returncode == 0, proc.stderr
     assert canary.read_text() == "original\n"  # nothing was written through a swapped link
@@ -165,7 +149,7 @@ def test_repl_run_as_root_cannot_touch_host_kernel_settings(scripted_server, tmp
     s = scripted_server
     before = (Path("/proc/sys/kernel/domainname").read_text(), socket.gethostname())
     s.script("root", _repl(ROOT_ATTACK), "FINAL(done)")
-    proc = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, tmp_path / "home", TMPDIR=str(tmp_path)))
+    proc = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, tmp_path / "home", TMPDIR=str(tmp_path)))
     assert proc.returncode == 0, proc.stderr
     out = _feedback(s)[1]
     assert (Path("/proc/sys/kernel/domainname").read_text(), socket.gethostname()) == before
@@ -217,7 +201,7 @@ def test_log_at_a_device_fifo_or_directory_is_refused(scripted_server, tmp_path,
     mode_before = os.lstat(node).st_mode
     s = scripted_server
     s.script("root", "FINAL(done)")
-    proc = run_rlm(["ask", _src(tmp_path), "q?", "--log", str(node)], rlm_env(s, tmp_path / "home"), timeout=60)
+    proc = run_rlm(["ask", source_file(tmp_path), "q?", "--log", str(node)], rlm_env(s, tmp_path / "home"), timeout=60)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--log" in lines[0] and "Traceback" not in proc.stderr
@@ -242,7 +226,7 @@ def test_oversized_request_is_an_error_to_the_code(scripted_server, tmp_path):
     s = scripted_server
     s.script("root", _repl("try:\n    llm_query('x' * (65 << 20))\nexcept Exception as exc:\n"
                            "    print('refused:', type(exc).__name__, str(exc)[:200])"), "FINAL(done)")
-    proc = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, tmp_path / "home"))
+    proc = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, tmp_path / "home"))
     assert proc.returncode == 0, proc.stderr
     out = _feedback(s)[1]
     assert "refused: MessageTooLarge" in out and "67,108,864" in out
@@ -269,7 +253,7 @@ def test_forged_channel_messages_kill_the_repl(scripted_server, tmp_path, payloa
     s = scripted_server
     s.script("root", _repl(FORGE.format(payload=payload)), _repl("print('alive', 'some data' in context)"), "FINAL(done)")
     t0 = time.monotonic()
-    proc = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, tmp_path / "home"), timeout=90)
+    proc = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, tmp_path / "home"), timeout=90)
     assert proc.returncode == 0, proc.stderr
     fb = _feedback(s)
     assert expect in fb[1] and "restarted" in fb[1]
@@ -286,7 +270,7 @@ def test_sighup_and_sigterm_end_cleanly(scripted_server, tmp_path, sig, code):
     s.default("sub", Reply(text="slow", delay_s=30))
     s.script("root", _repl("r = llm_query('q')"), "FINAL(x)")
     home = tmp_path / "home"
-    proc = subprocess.Popen([RLM, "ask", _src(tmp_path), "q?", "--json"],
+    proc = subprocess.Popen([RLM, "ask", source_file(tmp_path), "q?", "--json"],
                             env=rlm_env(s, home, TMPDIR=str(tmp_path)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     assert _wait_for(lambda: len(s.requests_for("sub")) >= 1), "the sub-call never started"
@@ -297,7 +281,7 @@ def test_sighup_and_sigterm_end_cleanly(scripted_server, tmp_path, sig, code):
     doc = last_trajectory(home)
     assert doc["status"] == "interrupted" and doc["ended_at"]
     assert not list(tmp_path.glob("rlm-run-*")), "the run's temporary copy of the input was left behind"
-    assert _wait_for(lambda: not _repl_pids(tmp_path), 15), "a REPL process outlived rlm"
+    assert _wait_for(lambda: not repl_pids(tmp_path), 15), "a REPL process outlived rlm"
 
 
 @pytest.mark.skipif(not LINUX, reason="Linux")
@@ -305,16 +289,16 @@ def test_repl_stuck_in_c_code_dies_with_a_killed_rlm(scripted_server, tmp_path):
     s = scripted_server
     # Catastrophic backtracking: the regex engine holds the GIL, so no Python-level watcher can run.
     s.script("root", _repl("import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')"), "FINAL(x)")
-    proc = subprocess.Popen([RLM, "ask", _src(tmp_path), "q?", "-q"], env=rlm_env(s, tmp_path / "home",
+    proc = subprocess.Popen([RLM, "ask", source_file(tmp_path), "q?", "-q"], env=rlm_env(s, tmp_path / "home",
                                                                                 TMPDIR=str(tmp_path)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
-        assert _wait_for(lambda: len(s.requests_for("root")) >= 1 and _repl_pids(tmp_path)), "no REPL"
+        assert _wait_for(lambda: len(s.requests_for("root")) >= 1 and repl_pids(tmp_path)), "no REPL"
         time.sleep(0.5)  # the step is running
     finally:
         proc.kill()
         proc.wait(10)
-    assert _wait_for(lambda: not _repl_pids(tmp_path), 20), "a REPL process outlived rlm killed with SIGKILL"
+    assert _wait_for(lambda: not repl_pids(tmp_path), 20), "a REPL process outlived rlm killed with SIGKILL"
 
 
 # --- class 10: a step that closes fds 1 and 2 -----------------------------------------------------
@@ -323,7 +307,7 @@ def test_step_closing_stdout_and_stderr_does_not_break_the_next(scripted_server,
     s = scripted_server
     s.script("root", _repl("import os, sys\nos.close(1)\nos.close(2)\nsys.stdout = None"),
              _repl("print('still here')\nraise ValueError('and errors still show')"), "FINAL(done)")
-    proc = run_rlm(["ask", _src(tmp_path), "q?"], rlm_env(s, tmp_path / "home"))
+    proc = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, tmp_path / "home"))
     assert proc.returncode == 0, proc.stderr
     fb = _feedback(s)
     assert "still here" in fb[2] and "and errors still show" in fb[2]

@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from helpers import last_trajectory, rlm_env, run_rlm, trajectories
+from helpers import last_trajectory, rlm_env, run_rlm, source_file, trajectories
 from scripted_server import Reply
 
 from rlm_cli import secrets
@@ -19,10 +19,6 @@ KEY = "sk-proj-trustboundary-0123456789abcdefghijklmnopqrstuvwxyz"
 OTHER_KEY = "sk-from-an-option-9876543210-zyxwvutsrqponm"
 
 
-def _src(tmp_path) -> str:
-    p = tmp_path / "input.txt"
-    p.write_text("some data\n")
-    return str(p)
 
 
 def _nowhere(key: str, p, home) -> None:
@@ -40,7 +36,7 @@ def test_a_key_quoted_back_by_the_provider_reaches_no_output(scripted_server, tm
              Reply("Incorrect API key provided:", status=401, echo_auth=True))
     s.default("sub", Reply("Invalid request, you sent", status=400, echo_auth=True))
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "--json"], rlm_env(s, home, OPENAI_API_KEY=KEY))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "--json"], rlm_env(s, home, OPENAI_API_KEY=KEY))
     assert p.returncode == 1, p.stderr
     assert s.requests_for("sub")[0].headers["authorization"] == f"Bearer {KEY}"  # the server did echo it
     # The code's error string, as the root LM saw it in its next prompt:
@@ -61,7 +57,7 @@ def test_a_key_given_as_a_request_option_is_redacted_too(scripted_server, tmp_pa
     s = scripted_server
     s.script("root", Reply("Incorrect API key provided:", status=401, echo_auth=True))
     home = tmp_path / "home"
-    p = run_rlm(["ask", _src(tmp_path), "q?", "-o", "api_key", OTHER_KEY], rlm_env(s, home, OPENAI_API_KEY=KEY))
+    p = run_rlm(["ask", source_file(tmp_path), "q?", "-o", "api_key", OTHER_KEY], rlm_env(s, home, OPENAI_API_KEY=KEY))
     assert p.returncode == 1, p.stderr
     assert s.requests_for("root")[0].headers["authorization"] == f"Bearer {OTHER_KEY}"
     assert "authentication failed" in p.stderr
