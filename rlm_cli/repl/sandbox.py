@@ -322,8 +322,18 @@ def _pdeathsig() -> list[str]:
     """``setpriv --pdeathsig KILL`` (util-linux), probed once, so the launched process is killed by the
     kernel when rlm dies, even by SIGKILL; empty where unavailable (the child then sets it for itself)."""
     setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
-    cmd = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
-    return cmd if cmd and _probe(cmd) else []
+    true = shutil.which("true")
+    if not (setpriv and true):
+        return []
+    cmd = [setpriv, "--pdeathsig", "KILL"]
+    key = (*cmd, true)
+    if key not in _PROBES:  # `true`, not the interpreter: old setprivs lack --pdeathsig, and it is cheap
+        try:
+            _PROBES[key] = subprocess.run([*cmd, true], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, timeout=15).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            _PROBES[key] = False
+    return cmd if _PROBES[key] else []
 
 
 def announce(note: str, plan: SandboxPlan) -> None:
