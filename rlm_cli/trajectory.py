@@ -33,16 +33,10 @@ from rlm_cli.events import (
     SubCallStarted,
 )
 from rlm_cli.prompts import truncate_output
-from rlm_cli.secrets import known_secrets
+from rlm_cli.secrets import Redactor
 
 SCHEMA = "rlm-trajectory/1"
 MAX_FIELD_CHARS = 200_000  # per stdout/stderr/response field kept in the log
-
-
-def secret_values(extra: list[str] | None = None) -> list[str]:
-    """Values to redact (:func:`rlm_cli.secrets.known_secrets`): secret-looking environment
-    variables, remembered keys and ``extra``, 8+ chars, longest first."""
-    return known_secrets(extra)
 
 
 def _clip(text: str | None, limit: int = MAX_FIELD_CHARS) -> str | None:
@@ -95,7 +89,7 @@ class TrajectoryRecorder:
     def __init__(self, path: Path | None, interval_s: float = 1.0, secrets: list[str] | None = None) -> None:
         self.path = path
         self.interval_s = interval_s
-        self.secrets = secret_values(secrets)
+        self._redactor = Redactor(secrets)  # also the keys remembered after it was made
         self.doc: dict = {"schema": SCHEMA, "rlm_version": __version__, "status": "running"}
         self._rlms: dict[str, dict] = {}  # rlm_id -> {"iterations": [...]}
         self._calls: dict[str, dict] = {}
@@ -173,10 +167,7 @@ class TrajectoryRecorder:
     # --- writing -----------------------------------------------------------------------------
     def render(self) -> str:
         """The document as JSON text, secrets redacted."""
-        text = json.dumps(self.doc, ensure_ascii=False, indent=1)
-        for secret in known_secrets(self.secrets):  # read now: keys remembered after __init__ count
-            text = text.replace(json.dumps(secret)[1:-1], "[REDACTED]")
-        return text
+        return json.dumps(self._redactor.obj(self.doc), ensure_ascii=False, indent=1)
 
     def write(self, force: bool = False) -> None:
         """Write now if ``force`` or ``interval_s`` has passed since the last write."""

@@ -47,8 +47,9 @@ def anonymous_file(data: bytes = b"", append: bool = True) -> int:
     fd, path = tempfile.mkstemp(prefix="rlm-")
     try:
         os.unlink(path)
-        if data:
-            os.write(fd, data)
+        view = memoryview(data)
+        while view:  # a write may be partial
+            view = view[os.write(fd, view):]
         if append:
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
     except BaseException:

@@ -287,7 +287,6 @@ def serve(args, notes: list, load_context: Callable[[str | int], tuple[str, str]
             repl.final, repl.notes = None, []
             error = repl.run(msg["code"])
             _flush()
-            _restore_streams(saved, streams)
             done = {"type": "done", "id": msg["id"], "error": error, "final": repl.final, "notes": repl.notes}
             try:
                 channel.send(done)

@@ -186,9 +186,10 @@ def lock_down(args) -> list[str]:
 
     ``args``: the parsed command line (``lockdown``, ``host_mntns``, ``hide``, ``limits``, ``sock``).
     Inside a private mount namespace (``--lockdown WORKDIR``) the filesystem becomes read-only except
-    WORKDIR and a private /dev/shm (``/proc/sys`` too), and ``--hide`` paths are covered; with
-    ``--run-as UID`` the child becomes that unprivileged uid/gid (exits with status 70 if it cannot);
-    every capability is dropped and no_new_privs set; the child dies with its parent; ``--limits`` (JSON; sizes in bytes, CPU in seconds) are applied with setrlimit.
+    WORKDIR, ``/dev`` becomes a private one and ``/proc/sys`` read-only, and ``--hide`` paths are
+    covered; with ``--run-as UID`` the child becomes that unprivileged uid/gid (exits with status 70 if
+    it cannot); every capability is dropped and no_new_privs set; the child dies with its parent;
+    ``--limits`` (JSON; sizes in bytes, CPU in seconds) are applied with setrlimit.
     As PID 1 it forks: the parent stays init and never returns. Failures become notes; raises only
     ``ValueError`` for malformed ``--limits`` JSON.
     """

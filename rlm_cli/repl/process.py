@@ -355,11 +355,11 @@ class ReplProcess:
         exited = asyncio.ensure_future(self.proc.wait())
         try:
             await asyncio.wait({*tasks, exited}, return_when=asyncio.FIRST_COMPLETED)
+            return not exited.done()
         finally:
             if not exited.done():
                 exited.cancel()
                 await asyncio.gather(exited, return_exceptions=True)
-        return not (exited.done() and not exited.cancelled())
 
     async def _next_line(self) -> bytes:
         """The child's next message line; b"" once the child has exited (even if descendants still
