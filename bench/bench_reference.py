@@ -30,7 +30,7 @@ What it measures
     Import cost: both sides call the server through the OpenAI SDK (rlm does for ``openai/`` models,
     without importing litellm), but not the same release: litellm pins rlm's to 2.x, whose import is
     about twice as heavy as the 3.x one rlms installs. Each rep also times each side's client import
-    alone (fresh processes: ``rlm_cli.lm_openai.warm_up()``, ``import rlm, rlm.clients.openai``), and
+    alone (fresh processes: ``rlm_cli.lm.backend_openai.warm_up()``, ``import rlm, rlm.clients.openai``), and
     the bench prints the wall, CPU and tree-RSS ratios with each side's import taken out (its median
     minus its import's median), labelled as such: the raw ratios are what a user feels (and what the
     targets are about); the adjusted ones isolate the harness.
@@ -243,7 +243,7 @@ def run_tool(server, tool: str, path: Path) -> dict:
     return res
 
 
-IMPORT_CMDS = {"rlm": [sys.executable, "-c", "from rlm_cli.lm_openai import warm_up; warm_up()"],
+IMPORT_CMDS = {"rlm": [sys.executable, "-c", "from rlm_cli.lm.backend_openai import warm_up; warm_up()"],
                "rlms": [str(RLMS_PY), "-c", "import rlm, rlm.clients.openai"]}
 
 
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{med(label, tool, 'tree_mb'):8.0f} {med(label, tool, 'maxrss_mb'):9.0f} "
                   f"{med(label, tool, 'pss_mb'):7.0f}  "
                   f"{sum(r['ok'] for r in rs)}/{len(rs)}")
-    print("(import: the OpenAI SDK path rlm uses for openai/ models (`rlm_cli.lm_openai.warm_up()`) on the "
+    print("(import: the OpenAI SDK path rlm uses for openai/ models (`rlm_cli.lm.backend_openai.warm_up()`) on the "
           "rlm side, `import rlm, rlm.clients.openai` on the rlms side, each alone in a fresh process)")
     print()
     keys = (("wall_s", "wall"), ("cpu_s", "cpu"), ("tree_mb", "tree RSS"), ("maxrss_mb", "maxrss"),

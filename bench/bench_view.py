@@ -1,6 +1,6 @@
 """Does the live view slow a run? 500 zero-latency sub-calls, live tree against --quiet, one process.
 
-Drives the real engine (:func:`rlm_cli.engine.run`: REPL subprocess, litellm client, budgets,
+Drives the real engine (:func:`rlm_cli.run.engine.run`: REPL subprocess, litellm client, budgets,
 trajectory recorder) against ``tests/scripted_server.py``'s :class:`ScriptedServer` started in
 process, with zero-latency replies. The root LM's first reply fans out ``--calls`` sub-calls with
 ``llm_query_batched``; its second answers. Each round runs the same script twice: once with only the
@@ -37,12 +37,12 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from scripted_server import ScriptedServer  # noqa: E402
 
-from rlm_cli import engine  # noqa: E402
-from rlm_cli.budget import Limits  # noqa: E402
 from rlm_cli.context import ContextWriter  # noqa: E402
-from rlm_cli.events import EventBus  # noqa: E402
-from rlm_cli.lm import LMClient  # noqa: E402
-from rlm_cli.trajectory import TrajectoryRecorder  # noqa: E402
+from rlm_cli.lm.client import LMClient  # noqa: E402
+from rlm_cli.run import engine  # noqa: E402
+from rlm_cli.run.budget import Limits  # noqa: E402
+from rlm_cli.run.events import EventBus  # noqa: E402
+from rlm_cli.trajectory.recorder import TrajectoryRecorder  # noqa: E402
 from rlm_cli.view.live import LiveView  # noqa: E402
 
 FANOUT = """Fan out.

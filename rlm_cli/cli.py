@@ -53,7 +53,7 @@ def _root(
 
 def _register() -> None:
     from rlm_cli.commands import ask, ls
-    from rlm_cli.settings_cli import AskCommand
+    from rlm_cli.commands.options import AskCommand
 
     app.command("ask", help=ask.HELP, epilog=EXIT_CODES_HELP, cls=AskCommand)(ask.ask_command)
     app.command("ls", help=ls.HELP)(ls.ls_command)

@@ -44,7 +44,7 @@ class ReplError(RlmError):
 class BudgetExceeded(RlmError):
     """A budget refused an LM call. ``budget`` names it: ``sub_calls``, ``cost``, ``tokens``, ``timeout``.
 
-    Raised by :meth:`rlm_cli.budget.Budget.reserve` before any call is started; inside REPL code it
+    Raised by :meth:`rlm_cli.run.budget.Budget.reserve` before any call is started; inside REPL code it
     becomes an error string, and when it ends the run the exit code is 3.
     """
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from rlm_cli.budget import Budget, Limits
 from rlm_cli.errors import BudgetExceeded
-from rlm_cli.events import (
+from rlm_cli.run.budget import Budget, Limits
+from rlm_cli.run.events import (
     RlmStarted,
     RootReply,
     RunFinished,
@@ -19,7 +19,7 @@ from rlm_cli.events import (
     SubCallStarted,
     Usage,
 )
-from rlm_cli.trajectory import TrajectoryRecorder
+from rlm_cli.trajectory.recorder import TrajectoryRecorder
 
 
 def test_sub_call_budget_counts_in_flight_calls():

@@ -86,7 +86,7 @@ def test_no_color_means_no_escape_sequences(tmp_path, args):
 
 def _saved_run(tmp_path: Path) -> None:
     """A trajectory in RLM_HOME/logs (``--help`` is plain text; ``rlm show`` renders with colour)."""
-    from rlm_cli.trajectory import TrajectoryRecorder
+    from rlm_cli.trajectory.recorder import TrajectoryRecorder
     from rlm_cli.view.demo import demo_run
 
     recorder = TrajectoryRecorder(tmp_path / "logs" / "20260101T000000Z-demo.json", interval_s=0)

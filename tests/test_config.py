@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rlm_cli.config import (
+from rlm_cli.errors import EXIT_USAGE, UsageError
+from rlm_cli.settings.config_file import (
     KEYS,
     Config,
     config_file,
@@ -22,7 +23,6 @@ from rlm_cli.config import (
     set_value,
     unset_value,
 )
-from rlm_cli.errors import EXIT_USAGE, UsageError
 
 RLM = Path(sys.executable).parent / "rlm"
 

@@ -3,7 +3,7 @@ paths themselves are tested in test_lm_paths.py)."""
 
 from __future__ import annotations
 
-from rlm_cli.lm import LMClient, needs_cache_markers, parse_retry_after
+from rlm_cli.lm.client import LMClient, needs_cache_markers, parse_retry_after
 
 
 def test_cache_markers_only_for_anthropic_root_calls():

@@ -12,9 +12,9 @@ import pytest
 from helpers import last_trajectory, rlm_env, run_rlm
 from scripted_server import Reply
 
-from rlm_cli import catalogue
 from rlm_cli.errors import ProviderError
-from rlm_cli.lm import REFUSED_RETRIES, FatalLMError, LMClient
+from rlm_cli.lm import pricing
+from rlm_cli.lm.client import REFUSED_RETRIES, FatalLMError, LMClient
 
 BACKENDS = ["auto", "litellm"]
 
@@ -111,7 +111,7 @@ def test_missing_key_is_fatal_without_a_request(monkeypatch):
     ("gemini/gemini-2.5-pro", 250_000, 1_000, 0),  # above its 200k-token tier
 ])
 def test_catalogue_prices_like_litellm(model, inp, out, cached):
-    from rlm_cli.lm_litellm import load_litellm
+    from rlm_cli.lm.backend_litellm import load_litellm
 
     lt = load_litellm()
     details = {"cached_tokens": cached} if cached else None
@@ -119,8 +119,8 @@ def test_catalogue_prices_like_litellm(model, inp, out, cached):
                      prompt_tokens_details=details)
     want = lt.completion_cost(completion_response=lt.ModelResponse(model=model.split("/", 1)[1], usage=usage),
                               model=model)
-    assert catalogue.cost_usd(model, inp, out, cached) == pytest.approx(want, rel=1e-6)
-    assert catalogue.cost_usd("openai/no-such-model", inp, out) is None
+    assert pricing.cost_usd(model, inp, out, cached) == pytest.approx(want, rel=1e-6)
+    assert pricing.cost_usd("openai/no-such-model", inp, out) is None
 
 
 def test_a_run_on_an_openai_compatible_server_never_imports_litellm(scripted_server, tmp_path):
@@ -163,22 +163,22 @@ def test_an_unknown_backend_is_a_usage_error(scripted_server, tmp_path):
 
 def test_catalogue_skips_parsing_for_models_it_does_not_mention(monkeypatch):
     parsed: list[int] = []
-    real = catalogue.load_catalogue
-    monkeypatch.setattr(catalogue, "_entries", {})
-    monkeypatch.setattr(catalogue, "load_catalogue", lambda text=None: parsed.append(1) or real(text))
-    assert catalogue.model_info("openai/my-local-qwen-7b", "openai/another-local-model") is None
+    real = pricing.load_catalogue
+    monkeypatch.setattr(pricing, "_entries", {})
+    monkeypatch.setattr(pricing, "load_catalogue", lambda text=None: parsed.append(1) or real(text))
+    assert pricing.model_info("openai/my-local-qwen-7b", "openai/another-local-model") is None
     assert parsed == []
-    assert catalogue.context_window("openai/gpt-4o-mini") == 128000
+    assert pricing.context_window("openai/gpt-4o-mini") == 128000
     assert parsed == [1]
-    assert catalogue.model_info("openai/my-local-qwen-7b") is None and parsed == [1]  # memoised
+    assert pricing.model_info("openai/my-local-qwen-7b") is None and parsed == [1]  # memoised
 
 
 def test_an_error_event_inside_a_stream_is_retried():
     import httpx
     import openai
 
-    from rlm_cli.lm_errors import TransientLMError
-    from rlm_cli.lm_openai import OpenAIBackend
+    from rlm_cli.lm.backend_openai import OpenAIBackend
+    from rlm_cli.lm.errors import TransientLMError
 
     exc = openai.APIError("Overloaded", request=httpx.Request("POST", "http://x/v1/chat/completions"), body=None)
     assert isinstance(OpenAIBackend().classify(exc, "openai/x"), TransientLMError)
@@ -206,8 +206,8 @@ def test_servers_that_report_no_usage_get_an_estimate_not_zero(scripted_server, 
 
 def test_catalogue_knows_the_context_window_of_every_default_model():
     """Sub-LM prompt sizes come from here (engine.sub_chars_for), without importing litellm."""
-    from rlm_cli.settings import PROVIDER_DEFAULTS
+    from rlm_cli.settings.resolve import PROVIDER_DEFAULTS
 
     for _keys, root, sub in PROVIDER_DEFAULTS:
         for model in (root, sub):
-            assert (catalogue.context_window(model) or 0) >= 32_000, model
+            assert (pricing.context_window(model) or 0) >= 32_000, model

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_cli.parsing import find_final, parse_reply
+from rlm_cli.run.parsing import find_final, parse_reply
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real_root_replies.jsonl"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from rlm_cli import settings as settings_mod
-from rlm_cli.budget import Limits
-from rlm_cli.config import Config
 from rlm_cli.errors import UsageError
-from rlm_cli.lm import Price
-from rlm_cli.settings import (
+from rlm_cli.lm.client import Price
+from rlm_cli.run.budget import Limits
+from rlm_cli.settings import resolve as settings_mod
+from rlm_cli.settings.config_file import Config
+from rlm_cli.settings.resolve import (
     LOCAL_API_KEY,
     PROVIDER_DEFAULTS,
     expand_alias,
@@ -178,7 +178,7 @@ def test_first_provider_wins_and_explicit_model_beats_pair():
 
 def test_default_pairs_exist_in_litellms_cost_map():
     """Checked at test time so the CLI never imports litellm to pick a default."""
-    from rlm_cli.lm import load_litellm
+    from rlm_cli.lm.client import load_litellm
 
     lt = load_litellm()
     for _names, root, sub in PROVIDER_DEFAULTS:

@@ -8,9 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rlm_cli.config import Config
-from rlm_cli.settings import resolve
-from rlm_cli.settings_cli import (
+from rlm_cli.commands.options import (
     AskCommand,
     MaxCostOpt,
     MaxIterationsOpt,
@@ -21,6 +19,8 @@ from rlm_cli.settings_cli import (
     flags_from,
     join_pair_options,
 )
+from rlm_cli.settings.config_file import Config
+from rlm_cli.settings.resolve import resolve
 
 
 @pytest.mark.parametrize("argv, expected", [

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rlm_cli.events import RlmStarted
-from rlm_cli.trajectory import TrajectoryRecorder
+from rlm_cli.run.events import RlmStarted
+from rlm_cli.trajectory.recorder import TrajectoryRecorder
 from rlm_cli.view.demo import demo_run
 
 RLM = str(Path(sys.executable).parent / "rlm")

@@ -16,8 +16,8 @@ import pytest
 from helpers import RLM, echo_reply, last_trajectory, rlm_env, run_rlm, source_file, step_stdout
 from scripted_server import Reply
 
-from rlm_cli.budget import Limits
-from rlm_cli.subcalls import MAX_BATCH
+from rlm_cli.run.budget import Limits
+from rlm_cli.run.subcalls import MAX_BATCH
 
 
 # -- batches --------------------------------------------------------------------------------------
@@ -89,10 +89,10 @@ def test_non_string_prompts_are_error_items(scripted_server, tmp_path):
 
 def test_batched_tasks_stay_bounded_by_concurrency():
     """The router never creates one task per prompt: at most ``--concurrency`` workers."""
-    from rlm_cli.budget import Budget
-    from rlm_cli.events import EventBus, Usage
-    from rlm_cli.lm import LMResult
-    from rlm_cli.subcalls import StepRef, SubCallRouter
+    from rlm_cli.lm.client import LMResult
+    from rlm_cli.run.budget import Budget
+    from rlm_cli.run.events import EventBus, Usage
+    from rlm_cli.run.subcalls import StepRef, SubCallRouter
 
     peak = 0
 

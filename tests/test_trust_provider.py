@@ -17,16 +17,16 @@ import pytest
 from helpers import last_trajectory, rlm_env, run_rlm, source_file
 from scripted_server import MALFORMED, Reply
 
-from rlm_cli import engine
-from rlm_cli.budget import Limits
 from rlm_cli.context import ContextWriter
 from rlm_cli.errors import ProviderError
-from rlm_cli.events import EventBus
-from rlm_cli.lm import LMClient
-from rlm_cli.lm_replies import MAX_REPLY_CHARS
-from rlm_cli.parsing import parse_reply
+from rlm_cli.lm.client import LMClient
+from rlm_cli.lm.replies import MAX_REPLY_CHARS
 from rlm_cli.repl.process import ReplProcess
-from rlm_cli.trajectory import TrajectoryRecorder
+from rlm_cli.run import engine
+from rlm_cli.run.budget import Limits
+from rlm_cli.run.events import EventBus
+from rlm_cli.run.parsing import parse_reply
+from rlm_cli.trajectory.recorder import TrajectoryRecorder
 
 BACKENDS = ["auto", "litellm"]
 

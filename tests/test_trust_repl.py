@@ -210,7 +210,7 @@ def test_log_at_a_device_fifo_or_directory_is_refused(scripted_server, tmp_path,
 
 
 def test_trajectory_write_never_renames_over_a_device(tmp_path):
-    from rlm_cli.trajectory import atomic_write_text
+    from rlm_cli.trajectory.recorder import atomic_write_text
 
     fifo = tmp_path / "became-a-fifo"
     os.mkfifo(fifo)

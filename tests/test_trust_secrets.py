@@ -12,8 +12,8 @@ from helpers import last_trajectory, rlm_env, run_rlm, source_file, trajectories
 from scripted_server import Reply
 
 from rlm_cli import secrets
-from rlm_cli.events import EventBus, Notice, RunFinished
-from rlm_cli.lm_errors import FatalLMError, TransientLMError, short_message
+from rlm_cli.lm.errors import FatalLMError, TransientLMError, short_message
+from rlm_cli.run.events import EventBus, Notice, RunFinished
 
 KEY = "sk-proj-trustboundary-0123456789abcdefghijklmnopqrstuvwxyz"
 OTHER_KEY = "sk-from-an-option-9876543210-zyxwvutsrqponm"

@@ -8,7 +8,7 @@ import time
 
 from rich.console import Console
 
-from rlm_cli.events import EventBus, RlmStarted
+from rlm_cli.run.events import EventBus, RlmStarted
 from rlm_cli.view.demo import EventScript, demo_run
 from rlm_cli.view.live import LiveView
 

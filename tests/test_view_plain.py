@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from rlm_cli.events import EventBus, Notice
+from rlm_cli.run.events import EventBus, Notice
 from rlm_cli.view.demo import EventScript, demo_run
 from rlm_cli.view.live import LiveView
 from rlm_cli.view.plain import PlainView

@@ -7,8 +7,8 @@ import json
 
 from rich.console import Console
 
-from rlm_cli.events import RlmStarted, RootDelta
-from rlm_cli.trajectory import TrajectoryRecorder
+from rlm_cli.run.events import RlmStarted, RootDelta
+from rlm_cli.trajectory.recorder import TrajectoryRecorder
 from rlm_cli.view.demo import EventScript, demo_run
 from rlm_cli.view.render import RenderOptions, render
 from rlm_cli.view.tree import RunModel
@@ -116,7 +116,7 @@ def test_step_error_and_run_error_are_displayed():
 def test_streaming_reply_then_collapse():
     s = EventScript()
     text = "Let me look at the context first.\nI will count lines.\n```repl\nprint(1)\n```"
-    from rlm_cli.events import IterationStarted
+    from rlm_cli.run.events import IterationStarted
 
     s.emit(IterationStarted("r0", 0, 0))
     for i in range(0, 40, 8):

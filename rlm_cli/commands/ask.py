@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from rlm_cli.errors import EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from rlm_cli.loader.cli_options import (
+from rlm_cli.commands.loader_options import (
     DEFAULT_MAX_FILE_SIZE_TEXT,
     DEFAULT_MAX_INPUT_SIZE_TEXT,
     ExcludeOpt,
@@ -28,8 +27,7 @@ from rlm_cli.loader.cli_options import (
     NoDefaultExcludesOpt,
     load_options_from,
 )
-from rlm_cli.loader.options import LoadOptions
-from rlm_cli.settings_cli import (
+from rlm_cli.commands.options import (
     AllowModelOpt,
     ApiBaseOpt,
     ConcurrencyOpt,
@@ -47,12 +45,14 @@ from rlm_cli.settings_cli import (
     TimeoutOpt,
     flags_from,
 )
+from rlm_cli.errors import EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from rlm_cli.loader.options import LoadOptions
 
 if TYPE_CHECKING:  # imported lazily at run time: `rlm --help` and Tab completion stay fast
-    from rlm_cli.budget import Limits
-    from rlm_cli.settings import Settings
+    from rlm_cli.run.budget import Limits
+    from rlm_cli.settings.resolve import Settings
 
-DEFAULT_MAX_OUTPUT_CHARS = 20_000  # same as rlm_cli.budget.Limits.max_output_chars
+DEFAULT_MAX_OUTPUT_CHARS = 20_000  # same as rlm_cli.run.budget.Limits.max_output_chars
 
 HELP = ("Answer QUESTION about SOURCE... (files, directories, or - for standard input) with a Recursive "
         "Language Model: the root LM explores the input in a Python REPL and delegates to sub-LMs.")
@@ -63,7 +63,7 @@ JSON_SCHEMA = "rlm-answer/1"
 
 
 def _default_log_path(run_id: str) -> Path:
-    from rlm_cli.paths import log_dir
+    from rlm_cli.settings.paths import log_dir
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return log_dir() / f"{stamp}-{run_id}.json"
@@ -120,7 +120,7 @@ def ask_command(
         raise UsageError(f"--request-timeout must be a finite number of seconds (>= 1), got {request_timeout!r}")
     load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
                                      follow_symlinks)
-    from rlm_cli.settings import check_prices, resolve
+    from rlm_cli.settings.resolve import check_prices, resolve
 
     settings = resolve(flags_from(locals(), option, sub_option, price, allow_model))
     check_prices(settings)
@@ -135,12 +135,12 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
             limits: Limits, system: str | None, as_json: bool, quiet: bool, log: Path | None, no_log: bool,
             request_timeout: float, repl_network: bool = False) -> int:
     """Load, run, print; returns the exit code. Raises RlmError subclasses for unusable input."""
-    from rlm_cli.lm import check_backend, prewarm
+    from rlm_cli.lm.client import check_backend, prewarm
     from rlm_cli.loader import load_sources
 
     backend = check_backend(os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
     if log is not None and not no_log:
-        from rlm_cli.trajectory import check_log_path
+        from rlm_cli.trajectory.recorder import check_log_path
 
         check_log_path(log)
     workdir = Path(tempfile.mkdtemp(prefix="rlm-run-"))
@@ -153,10 +153,10 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         # The client library's import (~1 s of CPU) overlaps the REPL's start-up. Not before the
         # load: a large load forks a second loader process, which needs this process single-threaded.
         prewarm([settings.model, settings.sub_model or settings.model], backend)
-        from rlm_cli import engine
-        from rlm_cli.events import EventBus, Notice
-        from rlm_cli.lm import LMClient
-        from rlm_cli.trajectory import TrajectoryRecorder
+        from rlm_cli.lm.client import LMClient
+        from rlm_cli.run import engine
+        from rlm_cli.run.events import EventBus, Notice
+        from rlm_cli.trajectory.recorder import TrajectoryRecorder
         from rlm_cli.view.safe import inline, json_text
         from rlm_cli.view.select import attach_view
 

@@ -22,7 +22,7 @@ config_app = typer.Typer(help=HELP, no_args_is_help=True, context_settings={"hel
 @config_app.command("path")
 def path_command() -> None:
     """Print the path of config.toml (it may not exist yet)."""
-    from rlm_cli.config import config_file
+    from rlm_cli.settings.config_file import config_file
 
     print(config_file())
 
@@ -33,9 +33,9 @@ def show_command(
     no_probe: Annotated[bool, typer.Option("--no-probe", help="Do not look for local model servers.")] = False,
 ) -> None:
     """Print every setting, its value and where it came from (env, config, default or auto)."""
-    from rlm_cli.config import KEYS, load_config
     from rlm_cli.secrets import redact, redact_obj, remember_options
-    from rlm_cli.settings import resolve
+    from rlm_cli.settings.config_file import KEYS, load_config
+    from rlm_cli.settings.resolve import resolve
 
     cfg = load_config()
     s = resolve({}, config=cfg, probe=not no_probe, require_model=False)
@@ -85,7 +85,7 @@ def set_command(
     value: Annotated[str, typer.Argument(help="The value (converted to the key's type).")],
 ) -> None:
     """Set KEY to VALUE in config.toml (the file is rewritten; comments are not kept)."""
-    from rlm_cli.config import config_file, set_value
+    from rlm_cli.settings.config_file import config_file, set_value
 
     stored = set_value(key, value)
     from rlm_cli.view.safe import inline
@@ -98,7 +98,7 @@ def unset_command(
     key: Annotated[str, typer.Argument(help="A key, or TABLE.NAME.")],
 ) -> None:
     """Remove KEY from config.toml (the built-in default applies again)."""
-    from rlm_cli.config import unset_value
+    from rlm_cli.settings.config_file import unset_value
     from rlm_cli.view.safe import inline
 
     if unset_value(key):

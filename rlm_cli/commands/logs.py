@@ -14,13 +14,13 @@ def logs_command(
     limit: int = typer.Option(20, "-n", "--limit", min=1, help="How many runs to list (newest first)."),
 ) -> None:
     """List the newest ``limit`` runs of the log directory as aligned columns, or as JSON."""
-    from rlm_cli.paths import log_dir
-    from rlm_cli.view import runs
+    from rlm_cli.settings.paths import log_dir
+    from rlm_cli.trajectory import store
     from rlm_cli.view.fmt import one_line, usd
     from rlm_cli.view.safe import inline
 
     directory = log_dir()
-    rows = [runs.summarize(p) for p in runs.list_runs(directory)[:limit]]
+    rows = [store.summarize(p) for p in store.list_runs(directory)[:limit]]
     if as_json:
         from rlm_cli.view.safe import json_text
 
@@ -38,7 +38,7 @@ def logs_command(
         # Every field comes from a file in the log directory: hostile text, made visible.
         status = inline(row["status"] or "?", 20)
         text = row["error"] if status == "unreadable" else row["question"]
-        started = inline(runs.local_time(str(row["started_at"])), 25) if row["started_at"] else "?"
+        started = inline(store.local_time(str(row["started_at"])), 25) if row["started_at"] else "?"
         table.append([started, status, one_line(text, 50),
                       "" if row["iterations"] is None else str(row["iterations"]),
                       "" if row["sub_calls"] is None else f"{row['sub_calls']:,}",

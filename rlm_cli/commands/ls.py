@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rlm_cli.loader.cli_options import (
+from rlm_cli.commands.loader_options import (
     DEFAULT_MAX_FILE_SIZE_TEXT,
     DEFAULT_MAX_INPUT_SIZE_TEXT,
     LOADING_RULES_HELP,

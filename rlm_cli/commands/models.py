@@ -34,7 +34,7 @@ PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
 
 def model_catalogue() -> dict[str, dict[str, Any]]:
     """litellm's bundled model map (name -> info), read without importing litellm."""
-    from rlm_cli.catalogue import load_catalogue
+    from rlm_cli.lm.pricing import load_catalogue
 
     return load_catalogue()
 
@@ -76,8 +76,8 @@ def models_command(
     ] = None,
 ) -> None:
     """List aliases, the default model pair, and the models of providers whose keys are set."""
-    from rlm_cli.config import load_config
-    from rlm_cli.settings import resolve
+    from rlm_cli.settings.config_file import load_config
+    from rlm_cli.settings.resolve import resolve
 
     cfg = load_config()
     s = resolve({}, config=cfg, probe=False, require_model=False)
@@ -112,7 +112,7 @@ def models_command(
         for m in group["models"]:
             print(f"  {v(m['model']):<48} {_price(m)}")
     if not groups:
-        from rlm_cli.settings import PROVIDER_DEFAULTS
+        from rlm_cli.settings.resolve import PROVIDER_DEFAULTS
 
         names = ", ".join(n for names, _, _ in PROVIDER_DEFAULTS for n in names[:1])
         print(f"\nNo provider key is set ({names}, ...); `rlm models -p openai` lists a provider anyway.",

@@ -30,13 +30,13 @@ def show_command(
                               help="Write a self-contained HTML page (collapsible tree) instead."),
 ) -> None:
     """Render a saved trajectory as a tree on stdout, or write it as HTML with ``--html``."""
-    from rlm_cli.paths import log_dir
-    from rlm_cli.view import runs
+    from rlm_cli.settings.paths import log_dir
+    from rlm_cli.trajectory import store
     from rlm_cli.view.safe import inline
     from rlm_cli.view.tree import RunModel
 
-    path = runs.resolve(trajectory, log_dir())
-    doc = runs.load(path)
+    path = store.resolve(trajectory, log_dir())
+    doc = store.load(path)
     try:
         model = RunModel.from_trajectory(doc)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:

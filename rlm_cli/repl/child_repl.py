@@ -113,7 +113,7 @@ def _text(value) -> str:
 
 def _listed(value) -> list:
     """A batch's result list; the parent answers one error string for a batch refused whole (not a
-    list, too long: see rlm_cli.subcalls.MAX_BATCH), raised here as ValueError."""
+    list, too long: see rlm_cli.run.subcalls.MAX_BATCH), raised here as ValueError."""
     if not isinstance(value, list):
         raise ValueError(_text(value))
     return value

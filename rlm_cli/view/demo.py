@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from rlm_cli.events import (
+from rlm_cli.run.events import (
     IterationStarted,
     RlmStarted,
     RootDelta,
@@ -164,7 +164,7 @@ def demo_run(n_calls: int = 1000, failures: int = 3, depth: int = 2, emit: Calla
 
 def main(argv: list[str] | None = None) -> int:
     """Play :func:`demo_run` through the view chosen for stderr, slowly enough to watch."""
-    from rlm_cli.events import EventBus
+    from rlm_cli.run.events import EventBus
     from rlm_cli.view.select import attach_view
 
     args = sys.argv[1:] if argv is None else argv

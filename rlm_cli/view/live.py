@@ -27,7 +27,7 @@ from rich.segment import Segment
 from rich.text import Text
 from rich.tree import Tree
 
-from rlm_cli.events import RunFinished, RunStarted
+from rlm_cli.run.events import RunFinished, RunStarted
 from rlm_cli.view.fmt import cost_report
 from rlm_cli.view.render import Renderer, RenderOptions
 from rlm_cli.view.safe import visible

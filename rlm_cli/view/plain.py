@@ -14,7 +14,7 @@ import sys
 from collections import defaultdict
 from typing import TextIO
 
-from rlm_cli.events import (
+from rlm_cli.run.events import (
     IterationStarted,
     Notice,
     RlmStarted,
@@ -85,7 +85,7 @@ class PlainView:
             self._run_finished(ev)
 
     def _root_reply(self, ev: RootReply) -> None:
-        from rlm_cli.parsing import parse_reply
+        from rlm_cli.run.parsing import parse_reply
 
         if self._depth.get(ev.rlm_id, 0) == 0:
             self._iterations += 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from rlm_cli.events import (
+from rlm_cli.run.events import (
     IterationStarted,
     Notice,
     RlmStarted,
@@ -107,7 +107,7 @@ class IterNode:
     def parsed(self):
         """The reply parsed into code blocks, prose and a text answer (cached; None before the reply)."""
         if self._parsed is None and self.reply is not None:
-            from rlm_cli.parsing import parse_reply
+            from rlm_cli.run.parsing import parse_reply
 
             self._parsed = parse_reply(self.reply)
         return self._parsed

@@ -1,6 +1,6 @@
 """``config.toml``: the user's defaults for ``rlm ask``, read with :mod:`tomllib`, written by a small writer.
 
-The file lives in :func:`rlm_cli.paths.config_dir` (``$RLM_HOME`` or platformdirs' user config
+The file lives in :func:`rlm_cli.settings.paths.config_dir` (``$RLM_HOME`` or platformdirs' user config
 directory for ``rlm``). It holds flat keys (:data:`KEYS`) and three tables::
 
     model = "openai/gpt-5"
@@ -97,7 +97,7 @@ class Config:
 
 def config_file() -> Path:
     """Path of ``config.toml`` (it may not exist yet)."""
-    from rlm_cli.paths import config_dir
+    from rlm_cli.settings.paths import config_dir
 
     return config_dir() / CONFIG_NAME
 

@@ -2,12 +2,12 @@
 
 :func:`run` drives one top-level run: it owns the :class:`RunState` shared by every depth (LM
 client, budget, event bus), enforces ``--timeout`` around everything, and always ends with a
-:class:`~rlm_cli.events.RunFinished` event, also on error and on cancellation (Ctrl-C). Each RLM
+:class:`~rlm_cli.run.events.RunFinished` event, also on error and on cancellation (Ctrl-C). Each RLM
 instance (the root, and every recursive ``rlm_query`` child) is an :class:`RlmInstance` with its own
 REPL subprocess and append-only message history.
 
 What crosses in from the model is bounded and checked here: a root reply longer than
-:data:`~rlm_cli.lm_replies.MAX_REPLY_CHARS` is cut before it enters the history, the trajectory and
+:data:`~rlm_cli.lm.replies.MAX_REPLY_CHARS` is cut before it enters the history, the trajectory and
 the next prompt; a code block left unclosed is not run (the root LM is told); ``FINAL_VAR(name)``
 naming no variable is never an answer (its literal text is not printed). A final-variable lookup
 that outlives its own timeout is reported as such, never as the ``--timeout`` budget, which only a
@@ -26,11 +26,16 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlm_cli import prompts
-from rlm_cli.budget import Budget, Limits
 from rlm_cli.context import ContextWriter, LoadedContext
 from rlm_cli.errors import BudgetExceeded, RlmError
-from rlm_cli.events import (
+from rlm_cli.lm.client import FatalLMError, LMClient
+from rlm_cli.lm.replies import MAX_REPLY_CHARS, clip_reply
+from rlm_cli.loader.tree import render_tree
+from rlm_cli.repl.process import FatalStepError, ReplProcess
+from rlm_cli.repl.sandbox import plan_sandbox
+from rlm_cli.run import prompts
+from rlm_cli.run.budget import Budget, Limits
+from rlm_cli.run.events import (
     EventBus,
     IterationStarted,
     Notice,
@@ -42,14 +47,9 @@ from rlm_cli.events import (
     StepFinished,
     StepStarted,
 )
-from rlm_cli.lm import FatalLMError, LMClient
-from rlm_cli.lm_replies import MAX_REPLY_CHARS, clip_reply
-from rlm_cli.loader.tree import render_tree
-from rlm_cli.parsing import find_final, parse_reply
-from rlm_cli.repl.process import FatalStepError, ReplProcess
-from rlm_cli.repl.sandbox import plan_sandbox
+from rlm_cli.run.parsing import find_final, parse_reply
+from rlm_cli.run.subcalls import StepRef, SubCallRouter
 from rlm_cli.secrets import Redactor
-from rlm_cli.subcalls import StepRef, SubCallRouter
 
 DEFAULT_SUB_CHARS = 32_000  # prompt size suggested to the root LM when the sub-LM's window is unknown
 
@@ -320,8 +320,8 @@ class RlmInstance:
 def sub_chars_for(model: str) -> int:
     """Characters a sub-LM prompt should stay under: from the context window in litellm's bundled
     model map (3 chars per token, leaving room for the reply), capped at 400,000;
-    :data:`DEFAULT_SUB_CHARS` when unknown. Never imports litellm (:mod:`rlm_cli.catalogue`)."""
-    from rlm_cli.catalogue import context_window
+    :data:`DEFAULT_SUB_CHARS` when unknown. Never imports litellm (:mod:`rlm_cli.lm.pricing`)."""
+    from rlm_cli.lm.pricing import context_window
 
     try:
         tokens = context_window(model)
@@ -340,7 +340,7 @@ async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus
     lm.concurrency = cfg.limits.concurrency
     state = RunState(cfg=cfg, lm=lm, budget=budget, bus=bus, workdir=Path(workdir))
     if cfg.sub_chars is None:
-        from rlm_cli.catalogue import model_info
+        from rlm_cli.lm.pricing import model_info
 
         model_info(cfg.sub_model, cfg.root_model)  # one parse of the price map for both models
         cfg.sub_chars = sub_chars_for(cfg.sub_model)

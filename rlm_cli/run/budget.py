@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from rlm_cli.errors import BudgetExceeded
 
 if TYPE_CHECKING:  # a type only: `rlm --help` imports this module for its defaults
-    from rlm_cli.events import Usage
+    from rlm_cli.run.events import Usage
 
 
 @dataclass

@@ -9,13 +9,13 @@ time; ``bench/bench_fanout.py``). Behaviour is kept the same as through litellm:
   else ``OPENAI_API_BASE``, else the SDK's default; the key is ``api_key``, else ``OPENAI_API_KEY``;
 - every option goes in the JSON body as given (``-o top_k 5`` reaches a vLLM server); litellm-only
   arguments (``num_retries``, ``drop_params``...) are dropped;
-- the SDK's own retries are off (``max_retries=0``): :class:`rlm_cli.lm.LMClient` retries;
+- the SDK's own retries are off (``max_retries=0``): :class:`rlm_cli.lm.client.LMClient` retries;
 - requests go over the SDK's aiohttp transport (``openai[aiohttp]``), which costs half the CPU per
   call of its default httpx one;
-- prices come from litellm's bundled map (:mod:`rlm_cli.catalogue`), as litellm would price them;
-- replies are checked (:mod:`rlm_cli.lm_replies`): a body that is not JSON, carries an ``error``,
+- prices come from litellm's bundled map (:mod:`rlm_cli.lm.pricing`), as litellm would price them;
+- replies are checked (:mod:`rlm_cli.lm.replies`): a body that is not JSON, carries an ``error``,
   has no choices or null content, or a stream cut off before its finish reason, is a
-  :class:`~rlm_cli.lm_errors.MalformedReply` (retried); so is a connection lost mid-stream.
+  :class:`~rlm_cli.lm.errors.MalformedReply` (retried); so is a connection lost mid-stream.
 
 ``RLM_LM_BACKEND=litellm`` sends ``openai/`` models through litellm instead.
 """
@@ -28,9 +28,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from rlm_cli import catalogue
-from rlm_cli.events import Usage
-from rlm_cli.lm_errors import (
+from rlm_cli.lm import pricing
+from rlm_cli.lm.errors import (
     FatalLMError,
     MalformedReply,
     TransientLMError,
@@ -38,7 +37,8 @@ from rlm_cli.lm_errors import (
     short_message,
     status_of,
 )
-from rlm_cli.lm_replies import StreamCheck, reply_text
+from rlm_cli.lm.replies import StreamCheck, reply_text
+from rlm_cli.run.events import Usage
 
 PREFIX = "openai/"
 PATH = "/chat/completions"
@@ -159,8 +159,8 @@ class OpenAIBackend:
         return "".join(pieces), last_usage
 
     def cost(self, model: str, response: Any, usage: Usage) -> float | None:
-        """USD for ``usage`` from litellm's bundled price map (:func:`rlm_cli.catalogue.cost_usd`), or None."""
-        return catalogue.cost_usd(model, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+        """USD for ``usage`` from litellm's bundled price map (:func:`rlm_cli.lm.pricing.cost_usd`), or None."""
+        return pricing.cost_usd(model, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
 
     def classify(self, exc: BaseException, model: str) -> Exception:
         """Map an OpenAI SDK exception to :class:`TransientLMError` or :class:`FatalLMError`.

@@ -8,7 +8,7 @@ Shapes follow the OpenAI chat completions API (``usage.prompt_tokens``, ``comple
 ``cache_read_input_tokens`` is read too.
 
 What a provider sends is not trusted. :func:`reply_text` and :class:`StreamCheck` raise
-:class:`~rlm_cli.lm_errors.MalformedReply` (retried, then a clear error) for a body with an
+:class:`~rlm_cli.lm.errors.MalformedReply` (retried, then a clear error) for a body with an
 ``error`` object, no ``choices``, ``content: null`` without a refusal or tool call, and a stream that
 ends without a finish reason (cut off). A reply whose finish reason is ``"length"`` (cut by the token
 limit) or ``"content_filter"`` is a real reply: it is returned as it is, empty or not.
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rlm_cli.lm_errors import MalformedReply
+from rlm_cli.lm.errors import MalformedReply
 
 REAL_WHEN_EMPTY = ("length", "content_filter")
 """Finish reasons under which a reply with no content is still a reply (returned as ``""``)."""
@@ -27,14 +27,14 @@ REAL_WHEN_EMPTY = ("length", "content_filter")
 MAX_REPLY_CHARS = 200_000
 """The longest LM reply kept, in characters. Root replies longer than this are cut to it before
 they enter the root LM's history, the next prompt and the trajectory (:func:`clip_reply`); sub-LM
-replies before they reach the REPL's code (and the trajectory, :data:`rlm_cli.trajectory.MAX_FIELD_CHARS`,
+replies before they reach the REPL's code (and the trajectory, :data:`rlm_cli.trajectory.recorder.MAX_FIELD_CHARS`,
 the same number)."""
 
 
 def clip_reply(text: str, limit: int = MAX_REPLY_CHARS) -> str:
     """``text`` if it has at most ``limit`` characters, else its first ``limit`` characters and a
     line saying how many were cut. The head is kept (not head and tail): a code block cut in the
-    middle stays unclosed and is therefore not run (:mod:`rlm_cli.parsing`)."""
+    middle stays unclosed and is therefore not run (:mod:`rlm_cli.run.parsing`)."""
     if len(text) <= limit:
         return text
     return (text[:limit] + f"\n[... {len(text) - limit:,} more characters of this reply were cut: replies are "

@@ -6,7 +6,7 @@ very file. Importing litellm to read it costs ~3 s of CPU and ~170 MB; parsing t
 and ~8 MB, which are freed again: only the entries asked for are kept.
 
 Used by ``rlm models`` (the whole map), by the run's sub-LM prompt size (context windows) and by
-:mod:`rlm_cli.lm_openai`, which calls OpenAI-compatible servers without litellm and so prices its
+:mod:`rlm_cli.lm.backend_openai`, which calls OpenAI-compatible servers without litellm and so prices its
 calls here with :func:`cost_usd`.
 """
 
@@ -51,7 +51,7 @@ def load_catalogue(text: str | None = None) -> dict[str, dict[str, Any]]:
         if isinstance(data, dict):
             data.pop("sample_spec", None)
             return data
-    from rlm_cli.lm_litellm import load_litellm
+    from rlm_cli.lm.backend_litellm import load_litellm
 
     return dict(load_litellm().model_cost)
 

@@ -35,7 +35,7 @@ class Usage:
 
 @dataclass(frozen=True)
 class RunStarted:
-    """The top-level run began. ``limits`` is the budgets in force (see :class:`rlm_cli.budget.Limits`)."""
+    """The top-level run began. ``limits`` is the budgets in force (see :class:`rlm_cli.run.budget.Limits`)."""
 
     run_id: str
     question: str

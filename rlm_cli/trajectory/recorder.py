@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from rlm_cli import __version__
-from rlm_cli.events import (
+from rlm_cli.run.events import (
     IterationStarted,
     Notice,
     RlmStarted,
@@ -32,7 +32,7 @@ from rlm_cli.events import (
     SubCallFinished,
     SubCallStarted,
 )
-from rlm_cli.prompts import truncate_output
+from rlm_cli.run.prompts import truncate_output
 from rlm_cli.secrets import Redactor
 
 SCHEMA = "rlm-trajectory/1"

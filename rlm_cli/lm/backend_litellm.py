@@ -3,8 +3,8 @@
 litellm is imported on first use only (``rlm --help`` must not pay its ~3 s import), with
 ``LITELLM_LOCAL_MODEL_COST_MAP=True`` so the import never touches the network, and its stdout
 banners suppressed. litellm's own retries are off (``num_retries=0``, ``max_retries=0``):
-:class:`rlm_cli.lm.LMClient` retries. Costs come from litellm's own ``response_cost``. Replies are
-checked as on the OpenAI path (:mod:`rlm_cli.lm_replies`); for a stream, the finish reason is the one
+:class:`rlm_cli.lm.client.LMClient` retries. Costs come from litellm's own ``response_cost``. Replies are
+checked as on the OpenAI path (:mod:`rlm_cli.lm.replies`); for a stream, the finish reason is the one
 litellm received from the server, not the ``"stop"`` it makes up for a stream that was cut off.
 """
 
@@ -17,8 +17,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from rlm_cli.events import Usage
-from rlm_cli.lm_errors import (
+from rlm_cli.lm.errors import (
     FatalLMError,
     MalformedReply,
     TransientLMError,
@@ -26,7 +25,8 @@ from rlm_cli.lm_errors import (
     short_message,
     status_of,
 )
-from rlm_cli.lm_replies import StreamCheck, reply_text
+from rlm_cli.lm.replies import StreamCheck, reply_text
+from rlm_cli.run.events import Usage
 
 _litellm = None
 

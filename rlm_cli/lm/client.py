@@ -2,14 +2,14 @@
 concurrency limit.
 
 Two request paths, chosen per model: ``openai/`` models (OpenAI and every OpenAI-compatible server)
-go through the OpenAI SDK directly (:mod:`rlm_cli.lm_openai`), every other provider through litellm
-(:mod:`rlm_cli.lm_litellm`, imported on first use only). ``RLM_LM_BACKEND=litellm`` sends all models
+go through the OpenAI SDK directly (:mod:`rlm_cli.lm.backend_openai`), every other provider through litellm
+(:mod:`rlm_cli.lm.backend_litellm`, imported on first use only). ``RLM_LM_BACKEND=litellm`` sends all models
 through litellm. Every request carries an explicit ``timeout`` and the libraries' own retries are
 off: this module retries rate limits (429), server errors (5xx), timeouts and connection errors
 itself, with exponential backoff and full jitter, honouring ``Retry-After`` (RFC 9110 section
 10.2.3). Authentication errors, unknown models and bad requests are not retried
-(:mod:`rlm_cli.lm_errors`). A reply that arrived but is unusable (cut off, an error body with status
-200, no choices, null content, not JSON: :mod:`rlm_cli.lm_replies`) is retried the same way, then
+(:mod:`rlm_cli.lm.errors`). A reply that arrived but is unusable (cut off, an error body with status
+200, no choices, null content, not JSON: :mod:`rlm_cli.lm.replies`) is retried the same way, then
 reported as a :class:`ProviderError` naming what was wrong.
 
 The API key and secret-looking request options of a client are remembered for redaction
@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlm_cli.errors import ProviderError, UsageError
-from rlm_cli.events import Usage
-from rlm_cli.lm_errors import FatalLMError, MalformedReply, TransientLMError, parse_retry_after
-from rlm_cli.lm_litellm import LitellmBackend, load_litellm
-from rlm_cli.lm_replies import estimated_usage, usage_of
+from rlm_cli.lm.backend_litellm import LitellmBackend, load_litellm
+from rlm_cli.lm.errors import FatalLMError, MalformedReply, TransientLMError, parse_retry_after
+from rlm_cli.lm.replies import estimated_usage, usage_of
+from rlm_cli.run.events import Usage
 from rlm_cli.secrets import remember, remember_options
 
 __all__ = ["BACKENDS", "FatalLMError", "LMClient", "LMResult", "Price", "TransientLMError", "load_litellm",
@@ -61,15 +61,15 @@ def prewarm(models: list[str], backend: str = "auto") -> threading.Thread:
     delaying the first root LM call (the OpenAI SDK and its transport take ~1 s to import, litellm
     ~3 s). Errors are ignored here: the call that needs the module raises them. Returns the
     (daemon) thread."""
-    from rlm_cli import lm_openai
+    from rlm_cli.lm import backend_openai
 
     def work() -> None:
         try:
-            if backend == "auto" and any(lm_openai.handles(m) for m in models):
-                lm_openai.warm_up()
-            if backend != "auto" or not all(lm_openai.handles(m) for m in models):
+            if backend == "auto" and any(backend_openai.handles(m) for m in models):
+                backend_openai.warm_up()
+            if backend != "auto" or not all(backend_openai.handles(m) for m in models):
                 load_litellm()
-            from rlm_cli.catalogue import model_info
+            from rlm_cli.lm.pricing import model_info
 
             model_info(*models)
         except Exception:
@@ -148,11 +148,11 @@ class LMClient:
     def backend_for(self, model: str):
         """The request path for ``model``: the OpenAI SDK for ``openai/`` models (unless
         ``backend="litellm"``), litellm otherwise. One instance of each per client."""
-        from rlm_cli import lm_openai
+        from rlm_cli.lm import backend_openai
 
-        name = "openai" if self.backend == "auto" and lm_openai.handles(model) else "litellm"
+        name = "openai" if self.backend == "auto" and backend_openai.handles(model) else "litellm"
         if name not in self._backends:
-            self._backends[name] = lm_openai.OpenAIBackend() if name == "openai" else LitellmBackend()
+            self._backends[name] = backend_openai.OpenAIBackend() if name == "openai" else LitellmBackend()
         return self._backends[name]
 
     def cost(self, model: str, response: Any, usage: Usage) -> float | None:

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlm_cli.config import (
+from rlm_cli.errors import UsageError
+from rlm_cli.settings.config_file import (
     KEYS,
     RESERVED_OPTIONS,
     Config,
@@ -39,7 +40,6 @@ from rlm_cli.config import (
     load_config,
     parse_option_value,
 )
-from rlm_cli.errors import UsageError
 
 PROVIDER_DEFAULTS: list[tuple[tuple[str, ...], str, str]] = [
     # (environment variables, root model, sub model) -- the RLM paper pairs GPT-5 with GPT-5-mini
@@ -96,8 +96,8 @@ class Settings:
     config_path: Path | None = None
 
     def limits(self, **extra: Any):
-        """The budgets as a :class:`rlm_cli.budget.Limits`; ``extra`` sets the fields not resolved here."""
-        from rlm_cli.budget import Limits
+        """The budgets as a :class:`rlm_cli.run.budget.Limits`; ``extra`` sets the fields not resolved here."""
+        from rlm_cli.run.budget import Limits
 
         return Limits(max_iterations=self.max_iterations, max_depth=self.max_depth,
                       max_sub_calls=self.max_sub_calls, max_cost=self.max_cost, max_tokens=self.max_tokens,
@@ -109,13 +109,13 @@ class Settings:
         return expand_alias(model, self.aliases)
 
     def value(self, key: str) -> Any:
-        """The resolved value of a :data:`rlm_cli.config.KEYS` entry."""
+        """The resolved value of a :data:`rlm_cli.settings.config_file.KEYS` entry."""
         return getattr(self, key)
 
 
 def defaults() -> dict[str, Any]:
-    """Built-in defaults of every key (budgets from :class:`rlm_cli.budget.Limits`)."""
-    from rlm_cli.budget import Limits
+    """Built-in defaults of every key (budgets from :class:`rlm_cli.run.budget.Limits`)."""
+    from rlm_cli.run.budget import Limits
 
     lim = Limits()
     return {"model": None, "sub_model": None, "api_base": None, **{
@@ -153,7 +153,7 @@ def parse_options(pairs: Iterable[Any] | None, flag: str = "-o") -> dict[str, An
 
 def parse_prices(items: Iterable[str] | None, aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``--price MODEL=IN/OUT`` (USD per million input/output tokens) -> ``{model: Price}``."""
-    from rlm_cli.lm import Price
+    from rlm_cli.lm.client import Price
 
     out: dict[str, Price] = {}
     for item in items or ():
@@ -174,12 +174,12 @@ def parse_prices(items: Iterable[str] | None, aliases: Mapping[str, str] | None 
 
 def resolve(flags: Mapping[str, Any], *, env: Mapping[str, str] | None = None, config: Config | None = None,
             probe: bool = True, require_model: bool = True) -> Settings:
-    """Resolve every key of :data:`rlm_cli.config.KEYS` for one run.
+    """Resolve every key of :data:`rlm_cli.settings.config_file.KEYS` for one run.
 
     ``flags`` holds the command-line values (None = not given) for those keys, plus optionally
     ``"options"`` and ``"sub_options"`` (``-o``/``--sub-option`` pairs, see :func:`parse_options`)
     and ``"prices"`` (``--price`` strings). ``env`` defaults to ``os.environ``, ``config`` to
-    :func:`rlm_cli.config.load_config`. ``probe=False`` never touches the network (no local-server or
+    :func:`rlm_cli.settings.config_file.load_config`. ``probe=False`` never touches the network (no local-server or
     api_base probe); ``require_model=False`` leaves ``model`` None instead of raising.
     """
     env = os.environ if env is None else env
@@ -256,7 +256,7 @@ def check_prices(settings: Settings) -> None:
     raises a one-line :class:`UsageError` naming ``--price`` otherwise. No-op without ``max_cost``."""
     if settings.max_cost is None:
         return
-    from rlm_cli.catalogue import has_price
+    from rlm_cli.lm.pricing import has_price
 
     for role, model in (("root", settings.model), ("sub", settings.sub_model or settings.model)):
         if model and model not in settings.prices and not has_price(model):

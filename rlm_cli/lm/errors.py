@@ -1,7 +1,7 @@
 """What can go wrong in an LM call, in two kinds: worth retrying, or not.
 
-Shared by both request paths (:mod:`rlm_cli.lm_litellm`, :mod:`rlm_cli.lm_openai`) and by
-:class:`rlm_cli.lm.LMClient`, which retries :class:`TransientLMError` and stops on
+Shared by both request paths (:mod:`rlm_cli.lm.backend_litellm`, :mod:`rlm_cli.lm.backend_openai`) and by
+:class:`rlm_cli.lm.client.LMClient`, which retries :class:`TransientLMError` and stops on
 :class:`FatalLMError`. A reply that arrived but is not a usable chat completion (cut off, an error
 body with status 200, no choices, null content, not JSON) is a :class:`MalformedReply`, retried like
 any transient fault.
@@ -37,7 +37,7 @@ class TransientLMError(Exception):
 
 class MalformedReply(TransientLMError):
     """A reply that is not a usable chat completion; the message says what was wrong with it (no
-    model name: :class:`rlm_cli.lm.LMClient` adds it). Retried like other transient faults."""
+    model name: :class:`rlm_cli.lm.client.LMClient` adds it). Retried like other transient faults."""
 
 
 class FatalLMError(ProviderError):

@@ -1,10 +1,10 @@
 """Typer option declarations for the resolved settings, shared by ``rlm ask`` (and any later command).
 
-Every option defaults to None, meaning "not given", so :func:`rlm_cli.settings.resolve` can apply
+Every option defaults to None, meaning "not given", so :func:`rlm_cli.settings.resolve.resolve` can apply
 flag > environment > config file > default and record the source. No ``envvar=`` here: the resolver
 reads ``RLM_*`` itself. Use::
 
-    from rlm_cli.settings_cli import ModelOpt, SubModelOpt, ..., OptionOpt, SubOptionOpt, PriceOpt
+    from rlm_cli.commands.options import ModelOpt, SubModelOpt, ..., OptionOpt, SubOptionOpt, PriceOpt
 
     def ask_command(args: ..., model: ModelOpt = None, ..., option: OptionOpt = None, ...):
         settings = resolve({"model": model, ..., "options": option, "sub_options": sub_option,
@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
-from rlm_cli.budget import Limits
+from rlm_cli.run.budget import Limits
 
 PAIR_FLAGS = ("-o", "--option", "--sub-option")
 
@@ -78,11 +78,11 @@ AllowModelOpt = Annotated[list[str] | None, typer.Option(
 
 SETTING_PARAMS = ("model", "sub_model", "api_base", "max_iterations", "max_depth", "max_sub_calls", "max_cost",
                   "max_tokens", "timeout", "step_timeout", "concurrency")
-"""Parameter names of the options above that are :data:`rlm_cli.config.KEYS` (same names)."""
+"""Parameter names of the options above that are :data:`rlm_cli.settings.config_file.KEYS` (same names)."""
 
 
 def flags_from(params: dict, option=None, sub_option=None, price=None, allow_model=None) -> dict:
-    """The ``flags`` mapping for :func:`rlm_cli.settings.resolve` from a command's parameters
+    """The ``flags`` mapping for :func:`rlm_cli.settings.resolve.resolve` from a command's parameters
     (e.g. ``flags_from(locals(), option, sub_option, price, allow_model)``)."""
     flags = {name: params.get(name) for name in SETTING_PARAMS}
     flags.update(options=option, sub_options=sub_option, prices=price, allow_models=allow_model)

@@ -6,7 +6,7 @@ strings, a ``model=`` name must be one the user chose or allowed (the root model
 configured alias or its target, an ``--allow-model``), and with ``--max-cost`` it must have a price.
 Anything else is an ``Error: ...`` string for the code, with no request made and no sub-call counted.
 
-Every sub-call first reserves a slot in the run's :class:`~rlm_cli.budget.Budget` (over all depths,
+Every sub-call first reserves a slot in the run's :class:`~rlm_cli.run.budget.Budget` (over all depths,
 calls in flight included). A refused or failed call becomes an error string for the model's code,
 which keeps running; an authentication error or unknown model ends the run
 (:class:`~rlm_cli.repl.process.FatalStepError`).
@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rlm_cli.errors import BudgetExceeded, ProviderError
-from rlm_cli.events import Notice, SubCallFinished, SubCallStarted, Usage
-from rlm_cli.lm import FatalLMError
-from rlm_cli.lm_replies import clip_reply
+from rlm_cli.lm.client import FatalLMError
+from rlm_cli.lm.replies import clip_reply
 from rlm_cli.repl.process import FatalStepError
-from rlm_cli.settings import expand_alias
+from rlm_cli.run.events import Notice, SubCallFinished, SubCallStarted, Usage
+from rlm_cli.settings.resolve import expand_alias
 
 if TYPE_CHECKING:
-    from rlm_cli.engine import RunState
+    from rlm_cli.run.engine import RunState
 
 MAX_BATCH = 10_000
 """Most items one ``llm_query_batched``/``rlm_query_batched`` call may hold."""
@@ -57,7 +57,7 @@ def shown(value: Any, limit: int = 80) -> str:
 
 def allowed_models(cfg: Any) -> set[str]:
     """The model names ``llm_query(model=...)`` may use for a run configured by ``cfg`` (a
-    :class:`~rlm_cli.engine.RunConfig`): root model, sub-model, alias names and targets, and
+    :class:`~rlm_cli.run.engine.RunConfig`): root model, sub-model, alias names and targets, and
     ``allowed_models`` (``--allow-model``)."""
     aliases = cfg.model_aliases or {}
     return {cfg.root_model, cfg.sub_model, *aliases, *aliases.values(), *(cfg.allowed_models or ())}
@@ -67,7 +67,7 @@ def has_price(model: str, prices: dict) -> bool:
     """Whether calls to ``model`` can be priced: a ``--price`` for it, or litellm's price map."""
     if model in prices:
         return True
-    from rlm_cli.catalogue import has_price as listed
+    from rlm_cli.lm.pricing import has_price as listed
 
     try:
         return listed(model)
