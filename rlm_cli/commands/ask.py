@@ -7,10 +7,7 @@ and errors go to stderr. Exit codes: see :mod:`rlm_cli.errors`.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,13 +57,6 @@ HELP = ("Answer QUESTION about SOURCE... (files, directories, or - for standard 
 STATUS_EXIT = {"answered": EXIT_OK, "budget_exhausted": EXIT_BUDGET, "max_iterations": EXIT_BUDGET,
                "interrupted": EXIT_INTERRUPTED, "error": EXIT_ERROR}
 JSON_SCHEMA = "rlm-answer/1"
-
-
-def _default_log_path(run_id: str) -> Path:
-    from rlm_cli.settings.paths import log_dir
-
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return log_dir() / f"{stamp}-{run_id}.json"
 
 
 def ask_command(
@@ -134,138 +124,51 @@ def ask_command(
 def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, settings: Settings,
             limits: Limits, system: str | None, as_json: bool, quiet: bool, log: Path | None, no_log: bool,
             request_timeout: float, repl_network: bool = False) -> int:
-    """Load, run, print; returns the exit code. Raises RlmError subclasses for unusable input."""
-    from rlm_cli.lm.client import check_backend, prewarm
-    from rlm_cli.loader import load_sources
+    """Run the question through :func:`rlm_cli.run.service.answer_question` and print the ending:
+    the answer (or one JSON object) on stdout, the rest on stderr. Returns the exit code. Raises
+    RlmError subclasses for unusable input."""
+    from rlm_cli.run.service import RunRequest, answer_question
+    from rlm_cli.view.safe import inline, json_text
+    from rlm_cli.view.select import attach_view
 
-    backend = check_backend(os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
-    if log is not None and not no_log:
-        from rlm_cli.trajectory.recorder import check_log_path
+    views: list = []
 
-        check_log_path(log)
-    workdir = Path(tempfile.mkdtemp(prefix="rlm-run-"))
-    if os.geteuid() == 0:  # searchable (not listable), so a REPL dropped to an unprivileged uid reaches its dir
-        os.chmod(workdir, 0o711)
+    def attach(bus):
+        views.append(attach_view(bus, quiet=quiet))
+        return views[0]
+
+    req = RunRequest(sources=sources, question=question, load_options=load_options, settings=settings,
+                     limits=limits, system=system, log=log, no_log=no_log, request_timeout=request_timeout,
+                     repl_network=repl_network)
     try:
-        loaded = load_sources(sources, load_options, workdir / "context.txt")
-        if not loaded.files:
-            raise UsageError("nothing to load: every file was skipped (see `rlm ls " + " ".join(sources) + "`)")
-        # The client library's import (~1 s of CPU) overlaps the REPL's start-up. Not before the
-        # load: a large load forks a second loader process, which needs this process single-threaded.
-        prewarm([settings.model, settings.sub_model or settings.model], backend)
-        from rlm_cli.lm.client import LMClient
-        from rlm_cli.run import engine
-        from rlm_cli.run.events import EventBus, Notice
-        from rlm_cli.trajectory.recorder import TrajectoryRecorder
-        from rlm_cli.view.safe import inline, json_text
-        from rlm_cli.view.select import attach_view
-
-        model, sub_model = settings.model, settings.sub_model or settings.model
-        cfg = engine.RunConfig(question=question, root_model=model, sub_model=sub_model, limits=limits,
-                               system_extra=system, model_aliases=dict(settings.aliases),
-                               allowed_models=tuple(settings.allow_models),
-                               repl_network=repl_network)
-        log_path = None if no_log else (log or _default_log_path(cfg.run_id))
-        recorder = TrajectoryRecorder(log_path)
-        bus = EventBus([recorder])
-        view = attach_view(bus, quiet=quiet)
-        cfg.stream_root = view.stream_root
-        lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=request_timeout,
-                      options=settings.options, prices=settings.prices,
-                      backend=backend)
-        lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))
-
-        async def run_and_close():
-            async with lm:
-                return await engine.run(cfg, loaded, lm, bus, workdir / "repl")
-
-        signals: list[int] = []
-        try:
-            result = _run_with_signals(run_and_close(), signals)
-        finally:
+        out = answer_question(req, attach)
+    finally:
+        for view in views:
             with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) must not lose the rest
                 view.close()
-        if result is None:  # interrupted: the trajectory was written by the engine's RunFinished
-            result = engine.RunResult("interrupted", None, {"type": "interrupted",
-                                                            "message": "interrupted by the user"})
-            if not quiet:
-                print("rlm: interrupted", file=sys.stderr)
-        code = STATUS_EXIT.get(result.status, EXIT_ERROR)
-        if result.status == "interrupted" and signals:  # 130 SIGINT, 143 SIGTERM, 129 SIGHUP
-            code = 128 + signals[0]
-        if result.error and result.status == "error":
-            print(f"rlm: error: {inline(result.error.get('message'))}", file=sys.stderr)  # provider text
-        elif result.status in ("budget_exhausted", "max_iterations") and not quiet:
-            what = result.exhausted or "iterations"
-            print(f"rlm: stopped early ({result.status}: {what})" +
-                  ("; the best partial answer follows" if result.answer else "; no answer"), file=sys.stderr)
-        if as_json:
-            out = {"schema": JSON_SCHEMA, "status": result.status, "exit_code": code, "answer": result.answer,
-                   "error": result.error, "exhausted": result.exhausted, "run_id": cfg.run_id,
-                   "trajectory": str(log_path) if log_path else None,
-                   "models": {"root": model, "sub": sub_model}, "usage": recorder.doc.get("usage"),
-                   "duration_s": recorder.doc.get("duration_s")}
-            sys.stdout.write(json_text(out) + "\n")  # the same JSON; DEL, C1, bidi as \\u escapes
-        elif result.answer is not None:
-            view.print_answer(result.answer)
-        sys.stdout.flush()
-        if log_path and not quiet:
-            print(f"rlm: trajectory: {inline(log_path)}", file=sys.stderr)
-        for err in recorder.write_errors[-1:]:
-            print(f"rlm: warning: could not write the trajectory: {inline(err)}", file=sys.stderr)
-        return code
-    finally:
-        from rlm_cli.repl.sandbox import remove_tree
-
-        remove_tree(workdir)
-
-
-def _run_with_signals(coro, received: list[int]):
-    """Run ``coro``; the first SIGINT, SIGTERM or SIGHUP cancels it cleanly (returns None; the signal
-    number is appended to ``received``), a second exits at once. On SIGHUP (the terminal was closed)
-    fds 1 and 2 that are terminals are pointed at /dev/null first, so writing the ending cannot fail."""
-    import asyncio
-    import signal
-
-    from rlm_cli.repl.process import kill_all_now
-
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(coro)
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        if signum == signal.SIGHUP:
-            _detach_terminal()
-        if len(received) == 1:
-            with contextlib.suppress(OSError):
-                print("\nrlm: interrupting (press Ctrl-C again to exit at once)...", file=sys.stderr)
-            task.cancel()
-        else:
-            kill_all_now()
-            os._exit(128 + received[0])
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal, sig)
-    try:
-        return loop.run_until_complete(task)
-    except asyncio.CancelledError:
-        return None
-    finally:
-        kill_all_now()
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-def _detach_terminal() -> None:
-    """Point fds 1 and 2 at /dev/null where they are terminals (after SIGHUP nothing reads them);
-    a redirected stdout keeps the answer."""
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for fd in (1, 2):
-            with contextlib.suppress(OSError):
-                if os.isatty(fd):
-                    os.dup2(null, fd)
-    finally:
-        os.close(null)
+    result = out.result
+    if result.status == "interrupted" and not quiet:
+        print("rlm: interrupted", file=sys.stderr)
+    code = STATUS_EXIT.get(result.status, EXIT_ERROR)
+    if result.status == "interrupted" and out.signals:  # 130 SIGINT, 143 SIGTERM, 129 SIGHUP
+        code = 128 + out.signals[0]
+    if result.error and result.status == "error":
+        print(f"rlm: error: {inline(result.error.get('message'))}", file=sys.stderr)  # provider text
+    elif result.status in ("budget_exhausted", "max_iterations") and not quiet:
+        what = result.exhausted or "iterations"
+        print(f"rlm: stopped early ({result.status}: {what})" +
+              ("; the best partial answer follows" if result.answer else "; no answer"), file=sys.stderr)
+    if as_json:
+        doc = {"schema": JSON_SCHEMA, "status": result.status, "exit_code": code, "answer": result.answer,
+               "error": result.error, "exhausted": result.exhausted, "run_id": out.run_id,
+               "trajectory": str(out.log_path) if out.log_path else None, "models": out.models,
+               "usage": out.usage, "duration_s": out.duration_s}
+        sys.stdout.write(json_text(doc) + "\n")  # the same JSON; DEL, C1, bidi as \\u escapes
+    elif result.answer is not None:
+        views[0].print_answer(result.answer)
+    sys.stdout.flush()
+    if out.log_path and not quiet:
+        print(f"rlm: trajectory: {inline(out.log_path)}", file=sys.stderr)
+    for err in out.write_errors[-1:]:
+        print(f"rlm: warning: could not write the trajectory: {inline(err)}", file=sys.stderr)
+    return code

@@ -1,0 +1,136 @@
+"""One question answered end to end: load -> REPL + engine -> events -> view and trajectory.
+
+:func:`answer_question` is what ``rlm ask`` calls (and what any other front end can call): it
+checks the trajectory target, loads the sources into a private run directory, starts the LM
+client and the engine under :func:`rlm_cli.run.interrupts.run_until_signal`, and always removes
+the run directory (it holds a copy of the input) before returning. Printing is the caller's job:
+the :class:`RunOutcome` says what happened, the view it attached shows it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rlm_cli.errors import UsageError
+
+if TYPE_CHECKING:  # imported when a run starts: `rlm --help` stays fast
+    from rlm_cli.loader.options import LoadOptions
+    from rlm_cli.run.budget import Limits
+    from rlm_cli.run.engine import RunResult
+    from rlm_cli.run.events import EventBus
+    from rlm_cli.settings.resolve import Settings
+
+
+@dataclass
+class RunRequest:
+    """What to answer and how: ``sources`` (paths or ``-``), the ``question``, loader options,
+    resolved ``settings`` and ``limits``; ``system``: extra root instructions; ``log``: trajectory
+    path (None: the log directory), ``no_log``: none; ``request_timeout``: seconds per LM request;
+    ``repl_network``: let REPL code use the network."""
+
+    sources: list[str]
+    question: str
+    load_options: LoadOptions
+    settings: Settings
+    limits: Limits
+    system: str | None = None
+    log: Path | None = None
+    no_log: bool = False
+    request_timeout: float = 300.0
+    repl_network: bool = False
+
+
+@dataclass
+class RunOutcome:
+    """How the run ended: the engine's ``result`` (status, answer, error, exhausted), the ``run_id``,
+    ``models`` (``{"root", "sub"}``), where the trajectory went (``log_path``, None with --no-log),
+    the trajectory's ``usage`` and ``duration_s`` (seconds), the ``signals`` that interrupted it
+    (numbers; empty when none) and the trajectory ``write_errors`` (messages)."""
+
+    result: RunResult
+    run_id: str
+    models: dict[str, str]
+    log_path: Path | None
+    usage: dict[str, Any] | None
+    duration_s: float | None
+    signals: list[int] = field(default_factory=list)
+    write_errors: list[str] = field(default_factory=list)
+
+
+def default_log_path(run_id: str) -> Path:
+    """``<log dir>/<UTC stamp>-<run id>.json``: names sort by start time (see trajectory.store)."""
+    from rlm_cli.settings.paths import log_dir
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return log_dir() / f"{stamp}-{run_id}.json"
+
+
+def answer_question(req: RunRequest, attach_view: Callable[[EventBus], Any]) -> RunOutcome:
+    """Load, run and record one question; returns the :class:`RunOutcome`.
+
+    ``attach_view(bus)`` subscribes the caller's view to the run's events and returns it; its
+    ``stream_root`` attribute (bool) asks for streamed root replies. Raises
+    :class:`~rlm_cli.errors.RlmError` subclasses for unusable input (a bad ``--log`` target, nothing
+    to load, a missing source); everything after loading ends in the outcome, also interruptions.
+    """
+    from rlm_cli.lm.client import check_backend, prewarm
+    from rlm_cli.loader import load_sources
+
+    backend = check_backend(os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
+    if req.log is not None and not req.no_log:
+        from rlm_cli.trajectory.recorder import check_log_path
+
+        check_log_path(req.log)
+    workdir = Path(tempfile.mkdtemp(prefix="rlm-run-"))
+    if os.geteuid() == 0:  # searchable (not listable), so a REPL dropped to an unprivileged uid reaches its dir
+        os.chmod(workdir, 0o711)
+    try:
+        loaded = load_sources(req.sources, req.load_options, workdir / "context.txt")
+        if not loaded.files:
+            raise UsageError("nothing to load: every file was skipped (see `rlm ls " + " ".join(req.sources) + "`)")
+        settings = req.settings
+        # The client library's import (~1 s of CPU) overlaps the REPL's start-up. Not before the
+        # load: a large load forks a second loader process, which needs this process single-threaded.
+        prewarm([settings.model, settings.sub_model or settings.model], backend)
+        from rlm_cli.lm.client import LMClient
+        from rlm_cli.run import engine
+        from rlm_cli.run.events import EventBus, Notice
+        from rlm_cli.run.interrupts import run_until_signal
+        from rlm_cli.trajectory.recorder import TrajectoryRecorder
+
+        model, sub_model = settings.model, settings.sub_model or settings.model
+        cfg = engine.RunConfig(question=req.question, root_model=model, sub_model=sub_model, limits=req.limits,
+                               system_extra=req.system, model_aliases=dict(settings.aliases),
+                               allowed_models=tuple(settings.allow_models), repl_network=req.repl_network)
+        log_path = None if req.no_log else (req.log or default_log_path(cfg.run_id))
+        recorder = TrajectoryRecorder(log_path)
+        bus = EventBus([recorder])
+        view = attach_view(bus)
+        cfg.stream_root = view.stream_root
+        lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=req.request_timeout,
+                      options=settings.options, prices=settings.prices, backend=backend)
+        lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))
+
+        async def run_and_close():
+            async with lm:
+                return await engine.run(cfg, loaded, lm, bus, workdir / "repl")
+
+        signals: list[int] = []
+        result = run_until_signal(run_and_close(), signals)
+        if result is None:  # interrupted: the trajectory was written by the engine's RunFinished
+            result = engine.RunResult("interrupted", None, {"type": "interrupted",
+                                                            "message": "interrupted by the user"})
+        return RunOutcome(result=result, run_id=cfg.run_id, models={"root": model, "sub": sub_model},
+                          log_path=log_path, usage=recorder.doc.get("usage"),
+                          duration_s=recorder.doc.get("duration_s"), signals=signals,
+                          write_errors=list(recorder.write_errors))
+    finally:
+        from rlm_cli.repl.sandbox import remove_tree
+
+        remove_tree(workdir)
