@@ -4,7 +4,6 @@ whose API keys are set. No network: litellm's bundled model map is the catalogue
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated, Any
 
@@ -12,25 +11,6 @@ import typer
 
 HELP = ("List model aliases, the default model, and the chat models litellm knows (with prices) for each "
         "provider whose API key is set. No network.")
-
-PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
-    "openai": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-    "mistral": ("MISTRAL_API_KEY",),
-    "deepseek": ("DEEPSEEK_API_KEY",),
-    "groq": ("GROQ_API_KEY",),
-    "xai": ("XAI_API_KEY",),
-    "openrouter": ("OPENROUTER_API_KEY",),
-    "together_ai": ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY"),
-    "fireworks_ai": ("FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY"),
-    "cohere_chat": ("COHERE_API_KEY",),
-    "perplexity": ("PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"),
-    "cerebras": ("CEREBRAS_API_KEY",),
-    "deepinfra": ("DEEPINFRA_API_KEY",),
-}
-"""litellm provider -> the environment variables that hold its key."""
-
 
 def model_catalogue() -> dict[str, dict[str, Any]]:
     """litellm's bundled model map (name -> info), read without importing litellm."""
@@ -58,17 +38,6 @@ def _per_m(value: Any) -> float | None:
     return round(float(value) * 1e6, 6) if isinstance(value, int | float) else None
 
 
-def keyed_providers(env: dict[str, str] | None = None) -> list[tuple[str, str]]:
-    """``(provider, variable)`` for each provider of :data:`PROVIDER_KEYS` whose key is set."""
-    env = dict(os.environ) if env is None else env
-    out = []
-    for provider, names in PROVIDER_KEYS.items():
-        found = next((n for n in names if env.get(n, "").strip()), None)
-        if found:
-            out.append((provider, found))
-    return out
-
-
 def models_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object (schema rlm-models/1).")] = False,
     provider: Annotated[list[str] | None, typer.Option(
@@ -81,6 +50,8 @@ def models_command(
 
     cfg = load_config()
     s = resolve({}, config=cfg, probe=False, require_model=False)
+    from rlm_cli.settings.providers import keyed_providers
+
     chosen = keyed_providers()
     for name in provider or ():
         if name not in [p for p, _ in chosen]:
@@ -112,7 +83,7 @@ def models_command(
         for m in group["models"]:
             print(f"  {v(m['model']):<48} {_price(m)}")
     if not groups:
-        from rlm_cli.settings.resolve import PROVIDER_DEFAULTS
+        from rlm_cli.settings.providers import PROVIDER_DEFAULTS
 
         names = ", ".join(n for names, _, _ in PROVIDER_DEFAULTS for n in names[:1])
         print(f"\nNo provider key is set ({names}, ...); `rlm models -p openai` lists a provider anyway.",

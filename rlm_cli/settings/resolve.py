@@ -40,17 +40,7 @@ from rlm_cli.settings.config_file import (
     load_config,
     parse_option_value,
 )
-
-PROVIDER_DEFAULTS: list[tuple[tuple[str, ...], str, str]] = [
-    # (environment variables, root model, sub model) -- the RLM paper pairs GPT-5 with GPT-5-mini
-    (("OPENAI_API_KEY",), "openai/gpt-5", "openai/gpt-5-mini"),
-    (("ANTHROPIC_API_KEY",), "anthropic/claude-sonnet-4-5", "anthropic/claude-haiku-4-5"),
-    (("GEMINI_API_KEY", "GOOGLE_API_KEY"), "gemini/gemini-2.5-pro", "gemini/gemini-2.5-flash"),
-    (("MISTRAL_API_KEY",), "mistral/mistral-large-latest", "mistral/mistral-small-latest"),
-    (("DEEPSEEK_API_KEY",), "deepseek/deepseek-chat", "deepseek/deepseek-chat"),
-    (("GROQ_API_KEY",), "groq/openai/gpt-oss-120b", "groq/openai/gpt-oss-20b"),
-]
-"""Root/sub pairs used when only a provider key is configured, in order of preference."""
+from rlm_cli.settings.providers import PROVIDER_DEFAULTS
 
 LOCAL_SERVERS: list[tuple[str, str, str]] = [
     # (name, base URL, probe path): Ollama, then vLLM's and llama.cpp's default ports
