@@ -1,7 +1,9 @@
 """Shared pytest fixtures.
 
-No LLM provider is reachable in tests: LM calls go to a :class:`ScriptedServer` (see
-``tests/scripted_server.py``) through litellm's ``api_base``.
+No LLM provider is reachable in tests. End-to-end tests send LM calls over HTTP to a
+:class:`ScriptedServer` (``tests/scripted_server.py``); tests of the run's rules answer them in
+process with a :class:`FakeLM` (``tests/fake_lm.py``, run with ``tests/engine_runner.py``), scripted
+the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import scripted_server` from any test
 
+from fake_lm import FakeLM  # noqa: E402
 from scripted_server import Reply, ScriptedServer  # noqa: E402
 
 try:
@@ -26,7 +29,7 @@ except ImportError:  # pragma: no cover - litellm is a hard dependency
 else:
     litellm.suppress_debug_info = True
 
-__all__ = ["Reply", "ScriptedServer"]
+__all__ = ["FakeLM", "Reply", "ScriptedServer"]
 
 
 @pytest.fixture
@@ -34,6 +37,13 @@ def scripted_server():
     """A started :class:`ScriptedServer` on 127.0.0.1 (free port), stopped after the test."""
     with ScriptedServer() as server:
         yield server
+
+
+@pytest.fixture
+def fake_lm() -> FakeLM:
+    """A fresh in-process :class:`FakeLM` (script it like ``scripted_server``; run the engine against
+    it with :func:`engine_runner.run_engine`)."""
+    return FakeLM()
 
 
 @pytest.fixture

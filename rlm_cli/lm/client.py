@@ -117,8 +117,12 @@ class LMClient:
     ``max_retries``: retries after the first attempt for transient failures; ``concurrency``: LM
     requests in flight at once over the whole run; ``options``: extra keyword arguments per role
     (``"root"``/``"sub"``), litellm-style; ``prices``: model -> :class:`Price` for models litellm's
-    map does not price; ``backend``: one of :data:`BACKENDS`. Use it as ``async with client:`` (or
-    call :meth:`aclose`) so its HTTP connections are closed when the run ends.
+    map does not price; ``backend``: one of :data:`BACKENDS`; ``backend_override``: when set, the one
+    request path for every model instead of the OpenAI SDK and litellm: any object with their
+    methods (``complete``, ``stream``, ``classify``, ``cost``, ``aclose``, as
+    :class:`~rlm_cli.lm.backend_openai.OpenAIBackend` has them; the test suite's in-process fake LM).
+    Use it as ``async with client:`` (or call :meth:`aclose`) so its HTTP connections are closed
+    when the run ends.
     """
 
     api_base: str | None = None
@@ -132,6 +136,7 @@ class LMClient:
     backoff_max_s: float = 60.0
     on_retry: Callable[[str], None] | None = None
     backend: str = "auto"
+    backend_override: Any = None
     _sem: asyncio.Semaphore | None = None
     _backends: dict[str, Any] = field(default_factory=dict)
 
@@ -147,7 +152,10 @@ class LMClient:
 
     def backend_for(self, model: str):
         """The request path for ``model``: the OpenAI SDK for ``openai/`` models (unless
-        ``backend="litellm"``), litellm otherwise. One instance of each per client."""
+        ``backend="litellm"``), litellm otherwise (``backend_override`` instead, when set). One
+        instance of each per client."""
+        if self.backend_override is not None:
+            return self.backend_override
         from rlm_cli.lm import backend_openai
 
         name = "openai" if self.backend == "auto" and backend_openai.handles(model) else "litellm"
