@@ -18,9 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rlm_cli.lm.errors import (
-    FatalLMError,
-    MalformedReply,
-    TransientLMError,
+    Fault,
+    classify,
     retry_after_from,
     short_message,
     status_of,
@@ -108,37 +107,39 @@ class LitellmBackend:
         return float(value)
 
     def classify(self, exc: BaseException, model: str) -> Exception:
-        """Map a litellm exception to :class:`TransientLMError` or :class:`FatalLMError`."""
+        """Map a litellm exception to :class:`TransientLMError` or :class:`FatalLMError`
+        (:func:`rlm_cli.lm.errors.classify` decides; this reads litellm's exception types)."""
+        return classify(self.fault(exc), model, exc)
+
+    @staticmethod
+    def fault(exc: BaseException) -> Fault:
+        """What litellm's exception says, as a :class:`~rlm_cli.lm.errors.Fault`."""
         lt = load_litellm()
-        name = type(exc).__name__
+        transient = (lt.exceptions.RateLimitError, lt.exceptions.Timeout, lt.exceptions.APIConnectionError,
+                     lt.exceptions.InternalServerError, lt.exceptions.ServiceUnavailableError,
+                     lt.exceptions.BadGatewayError, asyncio.TimeoutError, ConnectionError)
+        status = status_of(exc)
+        kind = None
         if isinstance(exc, lt.exceptions.ContextWindowExceededError):
-            return FatalLMError(f"{model}: the prompt is longer than the model's context window", "context_window")
-        if isinstance(exc, lt.exceptions.AuthenticationError | lt.exceptions.PermissionDeniedError):
-            return FatalLMError(f"{model}: authentication failed ({short_message(exc)}); check the provider's "
-                                "API key variable (e.g. OPENAI_API_KEY)", "auth")
-        if isinstance(exc, lt.exceptions.NotFoundError):
-            return FatalLMError(f"{model}: model or endpoint not found ({short_message(exc)})", "not_found")
+            kind = "context_window"
+        elif isinstance(exc, lt.exceptions.AuthenticationError | lt.exceptions.PermissionDeniedError):
+            kind = "auth"
+        elif isinstance(exc, lt.exceptions.NotFoundError):
+            kind = "not_found"
+        elif _not_json(exc):
+            kind = "not_json"
+        elif isinstance(exc, transient):
+            kind = "transient"
+        elif isinstance(exc, lt.exceptions.BadRequestError) or status in (400, 422):
+            kind = "unknown_provider" if "LLM Provider NOT provided" in str(exc) else "bad_request"
+        elif isinstance(exc, lt.exceptions.APIError) and status is None:
+            kind = "stream_error"
         # litellm keeps the provider's headers in `litellm_response_headers`; `response.headers` is
         # often empty (litellm rebuilds the response object without the vendor's headers).
         retry_after = retry_after_from(getattr(exc, "litellm_response_headers", None),
                                        getattr(getattr(exc, "response", None), "headers", None),
                                        getattr(exc, "headers", None))
-        transient = (lt.exceptions.RateLimitError, lt.exceptions.Timeout, lt.exceptions.APIConnectionError,
-                     lt.exceptions.InternalServerError, lt.exceptions.ServiceUnavailableError,
-                     lt.exceptions.BadGatewayError, asyncio.TimeoutError, ConnectionError)
-        status = status_of(exc)
-        if _not_json(exc):
-            return MalformedReply(f"the reply is not valid JSON ({short_message(exc)})")
-        if isinstance(exc, transient) or (status is not None and (status == 429 or status >= 500)):
-            return TransientLMError(f"{model}: {name} ({short_message(exc)})", retry_after, exc)
-        if isinstance(exc, lt.exceptions.BadRequestError) or status in (400, 422):
-            if "LLM Provider NOT provided" in str(exc):
-                return FatalLMError(f"{model}: unknown model or provider; use a litellm model string such as "
-                                    "'openai/gpt-4o-mini' (see `rlm models`)", "not_found")
-            return FatalLMError(f"{model}: bad request ({short_message(exc)})", "bad_request")
-        if isinstance(exc, lt.exceptions.APIError) and status is None:
-            return TransientLMError(f"{model}: {name} ({short_message(exc)})", retry_after, exc)
-        return FatalLMError(f"{model}: {name}: {short_message(exc)}", "other")
+        return Fault(kind, status, retry_after, type(exc).__name__, short_message(exc))
 
     async def aclose(self) -> None:
         """Nothing to close: litellm keeps its own client cache for the process."""

@@ -31,8 +31,9 @@ from typing import Any
 from rlm_cli.lm import pricing
 from rlm_cli.lm.errors import (
     FatalLMError,
+    Fault,
     MalformedReply,
-    TransientLMError,
+    classify,
     retry_after_from,
     short_message,
     status_of,
@@ -66,6 +67,17 @@ def _http_client(openai):
         return openai.DefaultAioHttpClient()
     except Exception:
         return None
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """Whether ``exc`` is an HTTP transport error (other than an unsupported URL scheme) raised while
+    a reply was read: the SDK wraps transport errors only while it sends. openai 3.x raises httpx2's
+    (its HTTP library); httpx's count too when it is loaded (openai 2.x, litellm)."""
+    import sys
+
+    modules = [sys.modules[name] for name in ("httpx2", "httpx") if name in sys.modules]
+    return any(isinstance(exc, getattr(m, "TransportError", ())) and
+               not isinstance(exc, getattr(m, "UnsupportedProtocol", ())) for m in modules)
 
 
 class OpenAIBackend:
@@ -163,40 +175,31 @@ class OpenAIBackend:
         return pricing.cost_usd(model, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
 
     def classify(self, exc: BaseException, model: str) -> Exception:
-        """Map an OpenAI SDK exception to :class:`TransientLMError` or :class:`FatalLMError`.
+        """Map an OpenAI SDK exception to :class:`TransientLMError` or :class:`FatalLMError`
+        (:func:`rlm_cli.lm.errors.classify` decides; this reads the SDK's exception types)."""
+        return classify(self.fault(exc), model, exc)
 
-        Transient as the SDK's own retry rule has it: timeouts, connection errors, 408, 409, 429, 5xx
-        (openai-python README, "Retries").
-        """
+    @staticmethod
+    def fault(exc: BaseException) -> Fault:
+        """What the OpenAI SDK's exception says, as a :class:`~rlm_cli.lm.errors.Fault`."""
         import openai
 
-        name = type(exc).__name__
-        status = status_of(exc)
         response = getattr(exc, "response", None)
-        retry_after = retry_after_from(getattr(response, "headers", None))
-        text = short_message(exc)
-        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError) or status in (401, 403):
-            return FatalLMError(f"{model}: authentication failed ({text}); check the provider's API key "
-                                "variable (e.g. OPENAI_API_KEY)", "auth")
-        if isinstance(exc, openai.NotFoundError) or status == 404:
-            return FatalLMError(f"{model}: model or endpoint not found ({text})", "not_found")
-        import httpx
-
-        if isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol):
-            # a connection lost mid-stream: the SDK wraps transport errors only while it sends
-            return TransientLMError(f"{model}: the connection was lost during the reply ({text})", retry_after, exc)
-        if isinstance(exc, openai.APIConnectionError | asyncio.TimeoutError | ConnectionError) or (
-                status is not None and (status in (408, 409, 429) or status >= 500)):
-            return TransientLMError(f"{model}: {name} ({text})", retry_after, exc)
-        if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError) or status in (400, 422):
-            code = getattr(exc, "code", None)
-            if code == "context_length_exceeded" or "context length" in text.lower():
-                return FatalLMError(f"{model}: the prompt is longer than the model's context window",
-                                    "context_window")
-            return FatalLMError(f"{model}: bad request ({text})", "bad_request")
-        if isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIStatusError):
-            return TransientLMError(f"{model}: {name} ({text})", retry_after, exc)  # e.g. an error event mid-stream
-        return FatalLMError(f"{model}: {name}: {text}", "other")
+        kind = None
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            kind = "auth"
+        elif isinstance(exc, openai.NotFoundError):
+            kind = "not_found"
+        elif _lost_connection(exc):
+            kind = "connection_lost"  # the SDK wraps transport errors only while it sends
+        elif isinstance(exc, openai.APIConnectionError | asyncio.TimeoutError | ConnectionError):
+            kind = "transient"
+        elif isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
+            kind = "context_window" if getattr(exc, "code", None) == "context_length_exceeded" else "bad_request"
+        elif isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIStatusError):
+            kind = "stream_error"  # e.g. an error event mid-stream
+        return Fault(kind, status_of(exc), retry_after_from(getattr(response, "headers", None)),
+                     type(exc).__name__, short_message(exc))
 
     async def aclose(self) -> None:
         """Close every HTTP client this backend opened."""

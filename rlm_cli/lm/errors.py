@@ -17,6 +17,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from rlm_cli.errors import ProviderError
 from rlm_cli.secrets import redact
@@ -106,3 +107,54 @@ def short_message(exc: BaseException) -> str:
     while text.startswith(name):
         text = text[len(name):]
     return text[:300]
+
+
+@dataclass
+class Fault:
+    """What a backend could tell about a failed call, in library-neutral terms, for :func:`classify`.
+
+    ``kind``: what the library's exception type says, or None: ``auth``, ``not_found``,
+    ``context_window``, ``unknown_provider``, ``not_json``, ``connection_lost`` (a connection lost
+    during the reply), ``transient`` (timeout, connection, rate limit, server error), ``bad_request``,
+    ``stream_error`` (an error event without a status). ``status``: the HTTP status, or None;
+    ``retry_after``: seconds, or None; ``name``: the exception's class name; ``text``: its message
+    (:func:`short_message`).
+    """
+
+    kind: str | None
+    status: int | None
+    retry_after: float | None
+    name: str
+    text: str
+
+
+def classify(fault: Fault, model: str, cause: BaseException | None = None) -> Exception:
+    """The one decision for both request paths: a :class:`TransientLMError` (retried; transient as
+    the OpenAI SDK's own retry rule has it: timeouts, connection errors, 408, 409, 429, 5xx, per
+    openai-python's README, "Retries") or a :class:`FatalLMError` with its ``kind``. ``cause`` is
+    the original exception (a refused connection is retried less)."""
+    kind, status, text = fault.kind, fault.status, fault.text
+    if kind == "not_json":
+        return MalformedReply(f"the reply is not valid JSON ({text})")
+    if kind == "context_window":
+        return FatalLMError(f"{model}: the prompt is longer than the model's context window", "context_window")
+    if kind == "auth" or status in (401, 403):
+        return FatalLMError(f"{model}: authentication failed ({text}); check the provider's API key variable "
+                            "(e.g. OPENAI_API_KEY)", "auth")
+    if kind == "not_found" or status == 404:
+        return FatalLMError(f"{model}: model or endpoint not found ({text})", "not_found")
+    if kind == "unknown_provider":
+        return FatalLMError(f"{model}: unknown model or provider; use a litellm model string such as "
+                            "'openai/gpt-4o-mini' (see `rlm models`)", "not_found")
+    if kind == "connection_lost":
+        return TransientLMError(f"{model}: the connection was lost during the reply ({text})", fault.retry_after,
+                                cause)
+    if kind == "transient" or (status is not None and (status in (408, 409, 429) or status >= 500)):
+        return TransientLMError(f"{model}: {fault.name} ({text})", fault.retry_after, cause)
+    if kind == "bad_request" or status in (400, 422):
+        if "context length" in text.lower():
+            return FatalLMError(f"{model}: the prompt is longer than the model's context window", "context_window")
+        return FatalLMError(f"{model}: bad request ({text})", "bad_request")
+    if kind == "stream_error":
+        return TransientLMError(f"{model}: {fault.name} ({text})", fault.retry_after, cause)
+    return FatalLMError(f"{model}: {fault.name}: {text}", "other")
