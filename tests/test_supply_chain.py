@@ -110,3 +110,26 @@ def test_parser_catches_a_missing_hash(tmp_path):
     pins = parse_lock(bad)
     assert pins["good"] == ("1.0", ["sha256:" + "a" * 64])
     assert pins["bare"] == ("2.0", []) and pins["loose"][0] == ""
+
+
+def _declared(extra: str | None) -> list[Requirement]:
+    doc = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [Requirement(r) for r in (doc["dependencies"] if extra is None else doc["optional-dependencies"][extra])]
+
+
+@pytest.mark.parametrize("lock_name, groups", [(LOCKS[0], (None,)), (LOCKS[1], (None, "dev"))])
+def test_every_declared_dependency_is_locked_within_its_specifier(lock_name, groups):
+    """A relock after a pyproject change (openai 3.x, tomlkit, pytest-xdist...) cannot be forgotten:
+    each direct dependency is pinned, at a version its specifier allows."""
+    pins = parse_lock(ROOT / lock_name)
+    for group in groups:
+        for req in _declared(group):
+            key = re.sub(r"[-_.]+", "-", req.name).lower()
+            assert key in pins, f"{lock_name} does not pin {req.name} (pyproject: {req})"
+            version = pins[key][0]
+            assert req.specifier.contains(version, prereleases=True), \
+                f"{lock_name} pins {req.name} {version}, outside pyproject's {req.specifier}"
+
+
+def test_dev_dependencies_include_xdist():
+    assert any(r.name == "pytest-xdist" for r in _declared("dev")), "pytest-xdist is a dev dependency"

@@ -1,4 +1,4 @@
-"""``config.toml``: the user's defaults for ``rlm ask``, read with :mod:`tomllib`, written by a small writer.
+"""``config.toml``: the user's defaults for ``rlm ask``, read with :mod:`tomllib`, edited with tomlkit.
 
 The file lives in :func:`rlm_cli.settings.paths.config_dir` (``$RLM_HOME`` or platformdirs' user config
 directory for ``rlm``). It holds flat keys (:data:`KEYS`) and three tables::
@@ -17,8 +17,10 @@ directory for ``rlm``). It holds flat keys (:data:`KEYS`) and three tables::
     reasoning_effort = "low"
 
 Any problem (bad TOML, unknown key, wrong type, value out of range) is a one-line
-:class:`~rlm_cli.errors.UsageError` (exit 2) naming the file and the key. ``rlm config set``
-rewrites the whole file: comments are not kept.
+:class:`~rlm_cli.errors.UsageError` (exit 2) naming the file and the key. ``rlm config set`` and
+``unset`` edit the file in place with tomlkit (imported only by them): the user's comments, blank
+lines, key order and formatting are kept; a new flat key goes after the last flat key, a new table
+entry at the end of its table.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import difflib
 import json
 import math
 import os
-import re
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -72,7 +73,6 @@ RESERVED_OPTIONS = frozenset({"model", "messages", "stream", "stream_options"})
 """litellm arguments rlm sets itself: an ``-o``/``[options]`` entry may not override them."""
 
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number"}
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass
@@ -245,97 +245,122 @@ def split_key(dotted: str) -> tuple[str | None, str]:
 
 
 def set_value(dotted: str, text: str, path: Path | None = None) -> Any:
-    """``rlm config set``: store ``text`` (converted to the key's type) under ``dotted``; returns the value."""
+    """``rlm config set``: store ``text`` (converted to the key's type) under ``dotted``; returns the value.
+
+    The file is edited in place (comments and layout kept). Raises :class:`UsageError` for an unknown
+    key, a bad value, or a file that is not valid TOML or fails validation after the change (then the
+    file is left as it was)."""
     path = path or config_file()
     table, name = split_key(dotted)
-    raw = _read_raw(path) or {}
+    doc = _read_document(path)
     if table is None:
         value = convert(KEYS[name], text, where=f"{name}")
-        raw[name] = value
+        _set_flat(doc, name, value)
     else:
         value = text.strip() if table == "aliases" else parse_option_value(text)
         if value is None:
             raise UsageError(f"{dotted}: null cannot be stored in TOML; use `rlm config unset {dotted}`")
-        section = raw.get(table)
-        if not isinstance(section, dict):
-            section = raw[table] = {}
-        section[name] = value
-    save_config(validate(raw, path))
+        if not isinstance(doc.get(table), dict):
+            if table in doc:
+                doc.remove(table)
+            import tomlkit
+
+            doc.add(table, tomlkit.table())
+        doc[table][name] = value
+    _write_document(doc, path)
     return value
 
 
 def unset_value(dotted: str, path: Path | None = None) -> bool:
-    """``rlm config unset``: remove ``dotted`` (unknown top-level keys too); False when it was not set."""
+    """``rlm config unset``: remove ``dotted`` (unknown top-level keys too); False when it was not set.
+
+    Other lines (comments included) are kept. Raises :class:`UsageError` for an unknown key name or a
+    file that is not valid TOML."""
     path = path or config_file()
-    raw = _read_raw(path)
-    if raw is None:
+    if _read_raw(path) is None:
         split_key(dotted)
         return False
+    doc = _read_document(path)
     table, dot, name = dotted.partition(".")
-    if dot and isinstance(raw.get(table), dict) and name in raw[table]:
-        del raw[table][name]
-    elif not dot and dotted in raw:
-        del raw[dotted]
+    if dot and isinstance(doc.get(table), dict) and name in doc[table]:
+        del doc[table][name]
+    elif not dot and dotted in doc:
+        del doc[dotted]
     else:
         split_key(dotted)
         return False
-    save_config(validate(raw, path))
+    _write_document(doc, path)
     return True
 
 
+def _read_document(path: Path):
+    """The file as a tomlkit document (comments and layout kept); a new document with :data:`HEADER`
+    when it does not exist. Raises :class:`UsageError` for a file :mod:`tomllib` refuses."""
+    import tomlkit
+
+    if _read_raw(path) is None:  # checks readability, UTF-8 and TOML with tomllib's messages
+        return tomlkit.parse(HEADER)
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except Exception as exc:  # tomlkit.exceptions.ParseError: rare, tomllib accepted the file
+        raise UsageError(f"{path}: cannot edit this TOML ({exc}); edit the file by hand") from exc
+
+
+def _set_flat(doc, name: str, value: Any) -> None:
+    """Set top-level key ``name``: replaced in place when present (its comment kept), else inserted
+    after the last top-level key (not after comments that introduce the first table)."""
+    if name in doc:
+        doc[name] = value
+        return
+    from tomlkit.items import AoT, Table
+
+    body = doc.body
+    last = max((i for i, (key, item) in enumerate(body)
+                if key is not None and not isinstance(item, Table | AoT)), default=None)
+    insert_at = getattr(doc, "_insert_at", None)  # tomlkit has no public insert-at-position
+    if last is not None and last + 1 < len(body) and insert_at is not None:
+        insert_at(last + 1, name, value)
+    else:
+        doc.add(name, value)
+
+
+def _write_document(doc, path: Path) -> None:
+    """Validate the edited document and write it atomically; the file is untouched on any error."""
+    import tomlkit
+
+    text = tomlkit.dumps(doc)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # never expected: refuse rather than write a broken file
+        raise UsageError(f"{path}: the edited file would not be valid TOML ({exc})") from exc
+    validate(raw, path)
+    _write_atomic(path, text)
+
+
 def save_config(cfg: Config) -> None:
-    """Write ``cfg`` atomically (temporary file + rename) to ``cfg.path``, creating its directory."""
-    cfg.path.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps(cfg.as_toml_dict())
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=cfg.path.parent)
+    """Write ``cfg`` as a fresh file (:func:`dumps`; nothing of an existing file is kept) atomically
+    (temporary file + rename) to ``cfg.path``, creating its directory."""
+    _write_atomic(cfg.path, dumps(cfg.as_toml_dict()))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, cfg.path)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-# -- a small TOML writer: flat keys, then one level of tables ----------------------------------
-HEADER = "# rlm configuration: edit by hand or with `rlm config set KEY VALUE` (which drops comments).\n"
+HEADER = "# rlm configuration: edit by hand or with `rlm config set KEY VALUE` (which keeps comments).\n"
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    """TOML text for ``doc``: scalars and arrays at the top, then each dict value as a ``[table]``."""
-    lines = [HEADER]
-    tables = {k: v for k, v in doc.items() if isinstance(v, dict)}
-    lines += [f"{_key(k)} = {_value(v)}\n" for k, v in doc.items() if k not in tables]
-    for name, table in tables.items():
-        lines.append(f"\n[{_key(name)}]\n")
-        lines += [f"{_key(k)} = {_value(v)}\n" for k, v in table.items()]
-    return "".join(lines)
+    """TOML text for ``doc`` (plain values; dicts become ``[table]``s) after :data:`HEADER`, written by
+    tomlkit. Raises TypeError/ValueError for values TOML cannot hold (None, objects)."""
+    import tomlkit
 
-
-def _key(name: str) -> str:
-    return name if _BARE_KEY.match(name) else _string(name)
-
-
-def _string(text: str) -> str:
-    # JSON string escapes are valid TOML basic-string escapes; TOML also forbids a raw DEL.
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+    return HEADER + tomlkit.dumps(doc)
