@@ -146,6 +146,8 @@ class LMClient:
         remember_options(self.options)
 
     def semaphore(self) -> asyncio.Semaphore:
+        """The run-wide limit on requests in flight (``concurrency`` slots, made on first use): a
+        request holds a slot while it is sent and answered, not while it backs off."""
         if self._sem is None:
             self._sem = asyncio.Semaphore(max(1, self.concurrency))
         return self._sem
@@ -194,8 +196,11 @@ class LMClient:
         return kwargs
 
     async def complete(self, model: str, messages: list[dict], role: str = "sub",
-                       on_delta: Callable[[str], None] | None = None) -> LMResult:
+                       on_delta: Callable[[str], None] | None = None,
+                       on_sent: Callable[[], None] | None = None) -> LMResult:
         """One chat completion with retries. ``on_delta`` set: stream and call it per text piece.
+        ``on_sent`` set: called once, when the first attempt holds a concurrency slot and its request
+        is about to be sent (the time before it is queueing; see :meth:`semaphore`).
 
         ``role`` is ``"root"`` for root LM calls (any depth) and ``"sub"`` for sub-LM calls: it
         selects the per-role options and prompt-cache markers. Raises :class:`FatalLMError` (not
@@ -210,6 +215,8 @@ class LMClient:
             attempt += 1
             try:
                 async with self.semaphore():
+                    if on_sent is not None and attempt == 1:
+                        on_sent()
                     if on_delta is None:
                         text, response = await backend.complete(kwargs)
                     else:

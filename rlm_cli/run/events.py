@@ -114,8 +114,34 @@ class StepFinished:
 
 
 @dataclass(frozen=True)
+class BatchQueued:
+    """A batch (``llm_query_batched``/``rlm_query_batched``) of code step ``step`` asked for ``count``
+    sub-calls at once. They wait, queued, for one of the batch's ``--concurrency`` workers; each one a
+    worker takes is announced by its own :class:`SubCallStarted` with ``batched=True`` (which takes it
+    out of this count), and :class:`BatchDone` gives back the ones never started."""
+
+    rlm_id: str
+    index: int
+    step: int
+    count: int
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """A batch ended; ``not_started`` of the calls its :class:`BatchQueued` announced were never started
+    (refused by a budget, or not valid prompts) and leave the queue."""
+
+    rlm_id: str
+    index: int
+    step: int
+    not_started: int
+
+
+@dataclass(frozen=True)
 class SubCallStarted:
-    """A sub-call began. ``kind`` is ``"llm"`` (sub-LM) or ``"rlm"`` (recursive RLM)."""
+    """The model's code asked for a sub-call. ``kind`` is ``"llm"`` (sub-LM) or ``"rlm"`` (recursive
+    RLM). The call is *queued* until :class:`SubCallSent` (it waits for a ``--concurrency`` slot);
+    ``batched``: it was taken from a :class:`BatchQueued` batch."""
 
     call_id: str
     rlm_id: str
@@ -124,11 +150,25 @@ class SubCallStarted:
     kind: str
     model: str
     prompt: str
+    batched: bool = False
+
+
+@dataclass(frozen=True)
+class SubCallSent:
+    """A sub-call stopped waiting and is *in flight*: an llm call's request was sent (it holds one of
+    the run's ``--concurrency`` LM slots), an rlm call's child RLM got its live-REPL slot. ``queued_s``:
+    seconds it waited since the code asked (for a batch item, since the batch was asked for)."""
+
+    call_id: str
+    rlm_id: str
+    queued_s: float
 
 
 @dataclass(frozen=True)
 class SubCallFinished:
-    """A sub-call ended, with its response or an ``error`` string (never both)."""
+    """A sub-call ended, with its response or an ``error`` string (never both). ``duration_s``: seconds
+    from :class:`SubCallSent` to the end (0 when it was never sent), retries included; ``queued_s``:
+    seconds it waited before being sent (or before it ended, if never sent)."""
 
     call_id: str
     rlm_id: str
@@ -136,6 +176,7 @@ class SubCallFinished:
     usage: Usage
     duration_s: float
     error: str | None = None
+    queued_s: float = 0.0
 
 
 @dataclass(frozen=True)

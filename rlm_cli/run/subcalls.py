@@ -18,6 +18,13 @@ work. Recursive RLMs hold a slot while their REPL lives: at most ``--concurrency
 run at once, so a run never has more than ``1 + concurrency * max_depth`` live REPL processes. Slots
 are per depth, so a parent waiting for its children never holds a slot they need (no deadlock).
 ``rlm_query`` at the depth limit degrades to ``llm_query``.
+
+A sub-call is *queued* from the moment the code asked for it (for a batch item: the moment the batch
+was asked for) until it is sent: an llm call once its request holds one of the run's ``--concurrency``
+LM slots (:meth:`~rlm_cli.lm.client.LMClient.complete`'s ``on_sent``), an rlm call once its child got a
+live-REPL slot. Events say so (:class:`~rlm_cli.run.events.BatchQueued`, ``SubCallStarted``,
+``SubCallSent``, ``SubCallFinished``, ``BatchDone``), and a call's ``duration_s`` counts from sending,
+its ``queued_s`` the wait before.
 """
 
 from __future__ import annotations
@@ -33,7 +40,15 @@ from rlm_cli.errors import BudgetExceeded, ProviderError
 from rlm_cli.lm.client import FatalLMError
 from rlm_cli.lm.replies import clip_reply
 from rlm_cli.repl.process import FatalStepError
-from rlm_cli.run.events import Notice, SubCallFinished, SubCallStarted, Usage
+from rlm_cli.run.events import (
+    BatchDone,
+    BatchQueued,
+    Notice,
+    SubCallFinished,
+    SubCallSent,
+    SubCallStarted,
+    Usage,
+)
 from rlm_cli.settings.resolve import expand_alias
 
 if TYPE_CHECKING:
@@ -81,6 +96,25 @@ class _Refused(Exception):
     def __init__(self, exc: BudgetExceeded) -> None:
         super().__init__(str(exc))
         self.exc = exc
+
+
+@dataclass
+class _Batch:
+    """One batch being served: when the code asked for it (``time.monotonic()``) and how many of its
+    calls have been started (announced by ``SubCallStarted``)."""
+
+    asked: float
+    started: int = 0
+
+
+@dataclass
+class _Call:
+    """One sub-call being served: its id, when it was asked for and when it was sent
+    (``time.monotonic()`` seconds; ``sent`` None while queued)."""
+
+    call_id: str
+    asked: float
+    sent: float | None = None
 
 
 @dataclass
@@ -147,15 +181,26 @@ class SubCallRouter:
         return target, None
 
     # -- events and refusals ---------------------------------------------------------------------
-    def _start(self, kind: str, model: str, prompt: str) -> tuple[str, float]:
-        call_id = f"c{next(_call_ids)}"
-        self.state.bus.emit(SubCallStarted(call_id, self.ref.rlm_id, self.ref.index, self.ref.step, kind,
-                                           model, prompt))
-        return call_id, time.monotonic()
+    def _start(self, kind: str, model: str, prompt: str, batch: _Batch | None = None) -> _Call:
+        """Announce a sub-call the code asked for (queued until :meth:`_sent`)."""
+        call = _Call(f"c{next(_call_ids)}", time.monotonic() if batch is None else batch.asked)
+        if batch is not None:
+            batch.started += 1
+        self.state.bus.emit(SubCallStarted(call.call_id, self.ref.rlm_id, self.ref.index, self.ref.step, kind,
+                                           model, prompt, batch is not None))
+        return call
 
-    def _finish(self, call_id: str, t0: float, response: str | None, usage: Usage, error: str | None) -> None:
-        self.state.bus.emit(SubCallFinished(call_id, self.ref.rlm_id, response, usage,
-                                            time.monotonic() - t0, error))
+    def _sent(self, call: _Call) -> None:
+        """``call`` stops waiting: its request goes out (or its child RLM starts)."""
+        if call.sent is None:
+            call.sent = time.monotonic()
+            self.state.bus.emit(SubCallSent(call.call_id, self.ref.rlm_id, call.sent - call.asked))
+
+    def _finish(self, call: _Call, response: str | None, usage: Usage, error: str | None) -> None:
+        now = time.monotonic()
+        sent = now if call.sent is None else call.sent
+        self.state.bus.emit(SubCallFinished(call.call_id, self.ref.rlm_id, response, usage, now - sent, error,
+                                            sent - call.asked))
 
     def _refused(self, exc: BudgetExceeded, count: int = 1) -> str:
         """``count`` sub-calls a budget refused: counted, not logged one by one (a model may ask for
@@ -187,27 +232,28 @@ class SubCallRouter:
         target, error = self.resolve_model(model)
         return error or await self._one(self._llm_call, prompt, target, kind)
 
-    async def _llm_call(self, prompt: Any, model: str, kind: str = "llm") -> str:
-        """One sub-LM call to an already checked ``model``; raises :class:`_Refused` when the budget
-        refuses it."""
+    async def _llm_call(self, prompt: Any, model: str, kind: str = "llm", batch: _Batch | None = None) -> str:
+        """One sub-LM call to an already checked ``model`` (an item of ``batch``, if given); raises
+        :class:`_Refused` when the budget refuses it."""
         if not isinstance(prompt, str):
             return f"Error: the prompt must be a string, not {type(prompt).__name__}"
         state = self.state
         self._reserve()
-        call_id, t0 = self._start(kind, model, prompt)
+        call = self._start(kind, model, prompt, batch)
         try:
-            result = await state.lm.complete(model, [{"role": "user", "content": prompt}], role="sub")
+            result = await state.lm.complete(model, [{"role": "user", "content": prompt}], role="sub",
+                                             on_sent=lambda: self._sent(call))
         except FatalLMError as exc:
-            self._finish(call_id, t0, None, Usage(), str(exc))
+            self._finish(call, None, Usage(), str(exc))
             if exc.kind in ("auth", "not_found"):
                 raise FatalStepError(str(exc)) from exc
             return f"Error: {exc}"
         except ProviderError as exc:
-            self._finish(call_id, t0, None, Usage(), str(exc))
+            self._finish(call, None, Usage(), str(exc))
             return f"Error: {exc}"
         state.budget.record(model, result.usage, "sub")
         text = clip_reply(result.text)  # a provider's reply is hostile input too: bounded before the REPL
-        self._finish(call_id, t0, text, result.usage, None)
+        self._finish(call, text, result.usage, None)
         return text
 
     async def rlm(self, prompt: str, context: str | None) -> str:
@@ -215,7 +261,7 @@ class SubCallRouter:
         string when refused or failed."""
         return await self._one(self._rlm_call, prompt, context)
 
-    async def _rlm_call(self, prompt: Any, context: Any) -> str:
+    async def _rlm_call(self, prompt: Any, context: Any, batch: _Batch | None = None) -> str:
         state = self.state
         if not isinstance(prompt, str):
             return f"Error: the prompt must be a string, not {type(prompt).__name__}"
@@ -224,21 +270,22 @@ class SubCallRouter:
         depth = self.ref.depth + 1
         if depth > state.limits.max_depth:
             text = prompt if context is None else f"{prompt}\n\n---\n{context}"
-            return await self._llm_call(text, state.sub_model)
+            return await self._llm_call(text, state.sub_model, batch=batch)
         self._reserve()
         slots = state.child_slots.get(depth)
         if slots is None:
             slots = state.child_slots[depth] = asyncio.Semaphore(max(1, state.limits.concurrency))
+        call = self._start("rlm", state.root_model, prompt, batch)  # queued until a slot is free
         async with slots:  # held while the child's REPL lives
-            call_id, t0 = self._start("rlm", state.root_model, prompt)
+            self._sent(call)
             try:
-                answer = await self.run_child(prompt, context, call_id, depth)
+                answer = await self.run_child(prompt, context, call.call_id, depth)
             except FatalStepError:
                 raise
             except (ProviderError, BudgetExceeded) as exc:
-                self._finish(call_id, t0, None, Usage(), str(exc))
+                self._finish(call, None, Usage(), str(exc))
                 return f"Error: {exc}"
-        self._finish(call_id, t0, answer, Usage(), None)
+        self._finish(call, answer, Usage(), None)
         return answer
 
     # -- batches ---------------------------------------------------------------------------------
@@ -259,7 +306,7 @@ class SubCallRouter:
         target, error = self.resolve_model(model)
         if error:
             return [error] * len(prompts)
-        return await self._batch(len(prompts), lambda i: self._llm_call(prompts[i], target))
+        return await self._batch(len(prompts), lambda i, batch: self._llm_call(prompts[i], target, batch=batch))
 
     async def rlm_batch(self, prompts: Any, contexts: Any = None) -> str | list[str]:
         """``rlm_query_batched``: like :meth:`llm_batch`; ``contexts`` is None or a list as long as
@@ -269,18 +316,22 @@ class SubCallRouter:
             return error
         if contexts is not None and (not isinstance(contexts, list) or len(contexts) != len(prompts)):
             return "Error: rlm_query_batched: contexts must be None or a list as long as prompts"
-        return await self._batch(len(prompts),
-                                 lambda i: self._rlm_call(prompts[i], None if contexts is None else contexts[i]))
+        return await self._batch(len(prompts), lambda i, batch: self._rlm_call(
+            prompts[i], None if contexts is None else contexts[i], batch))
 
-    async def _batch(self, count: int, call: Callable[[int], Awaitable[str]]) -> list[str]:
-        """Run ``call(i)`` for ``i`` in ``range(count)``, in order, on at most ``--concurrency`` worker
-        tasks; once the budget refuses one, the items not started get one shared refusal string."""
+    async def _batch(self, count: int, call: Callable[[int, _Batch], Awaitable[str]]) -> list[str]:
+        """Run ``call(i, batch)`` for ``i`` in ``range(count)``, in order, on at most ``--concurrency``
+        worker tasks; once the budget refuses one, the items not started get one shared refusal string.
+        The calls that may start are announced as queued (``BatchQueued``) up front, the ones that did
+        not given back at the end (``BatchDone``)."""
         if count == 0:
             return []
         try:
             allowance = self.state.budget.batch_allowance(count)
         except BudgetExceeded as exc:
             return [self._refused(exc, count)] * count
+        ref, batch = self.ref, _Batch(time.monotonic())
+        self.state.bus.emit(BatchQueued(ref.rlm_id, ref.index, ref.step, allowance))
         results: list[str | None] = [None] * count
         indexes = iter(range(count))
         stopped: list[BudgetExceeded] = []
@@ -290,7 +341,7 @@ class SubCallRouter:
                 if stopped:
                     return
                 try:
-                    results[i] = await call(i)
+                    results[i] = await call(i, batch)
                 except _Refused as refused:
                     stopped.append(refused.exc)
                     return
@@ -302,6 +353,7 @@ class SubCallRouter:
         finally:
             for task in workers:
                 task.cancel()
+            self.state.bus.emit(BatchDone(ref.rlm_id, ref.index, ref.step, max(0, allowance - batch.started)))
         missing = results.count(None)
         if missing:
             exc = stopped[0] if stopped else BudgetExceeded("sub_calls", "the sub-call budget ran out")

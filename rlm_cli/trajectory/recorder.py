@@ -6,6 +6,10 @@ at the start, at most every ``interval_s`` seconds while the run goes on, and at
 runs that fail, run out of budget or are interrupted). Secrets (values of environment variables
 whose names look like keys, tokens or passwords, and any explicit API key) are redacted from the
 whole document before it is written.
+
+A sub-call's ``duration_s`` counts from when its request was sent (an llm call) or its child RLM got
+a slot (an rlm call); ``queued_s`` (beyond the contract's fields) is how long it waited for that,
+since the code asked for it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from rlm_cli.run.events import (
     StepFinished,
     StepStarted,
     SubCallFinished,
+    SubCallSent,
     SubCallStarted,
 )
 from rlm_cli.run.prompts import truncate_output
@@ -146,16 +151,20 @@ class TrajectoryRecorder:
         elif isinstance(ev, SubCallStarted):
             call = {"id": ev.call_id, "kind": ev.kind, "model": ev.model, "prompt": _clip(ev.prompt),
                     "response": None, "input_tokens": 0, "output_tokens": 0, "cost_usd": None,
-                    "duration_s": None, "error": None}
+                    "duration_s": None, "queued_s": None, "error": None}
             self._calls[ev.call_id] = call
             self._iteration(ev.rlm_id, ev.index)["steps"][ev.step]["sub_calls"].append(call)
+        elif isinstance(ev, SubCallSent):
+            call = self._calls.get(ev.call_id)
+            if call is not None:
+                call["queued_s"] = round(ev.queued_s, 4)
         elif isinstance(ev, SubCallFinished):
             call = self._calls.pop(ev.call_id, None)
             if call is not None:
                 call.update({"response": _clip(ev.response), "input_tokens": ev.usage.input_tokens,
                              "output_tokens": ev.usage.output_tokens, "cached_tokens": ev.usage.cached_tokens,
                              "cost_usd": ev.usage.cost_usd, "duration_s": round(ev.duration_s, 4),
-                             "error": ev.error})
+                             "queued_s": round(ev.queued_s, 4), "error": ev.error})
         elif isinstance(ev, Notice):
             self.doc.setdefault("notices", []).append({"level": ev.level, "message": ev.message})
         elif isinstance(ev, RunFinished):

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 
 from rlm_cli.run.events import (
+    BatchDone,
+    BatchQueued,
     IterationStarted,
     RlmStarted,
     RootDelta,
@@ -24,6 +26,7 @@ from rlm_cli.run.events import (
     StepFinished,
     StepStarted,
     SubCallFinished,
+    SubCallSent,
     SubCallStarted,
     Usage,
 )
@@ -80,21 +83,37 @@ class EventScript:
         self.emit(StepFinished(rlm_id, index, step, stdout, stderr, duration, error, final))
 
     def call_start(self, rlm_id: str, index: int, step: int, prompt: str, kind: str = "llm",
-                   model: str | None = None) -> str:
-        """A sub-call starts; returns its call id."""
+                   model: str | None = None, queued: bool = False, batched: bool = False) -> str:
+        """A sub-call is asked for (an item of a :meth:`batch_queued` batch if ``batched``) and, unless
+        ``queued``, sent at once; returns its call id."""
         call_id = f"c{next(self._ids)}"
         model = model or (self.root_model if kind == "rlm" else self.sub_model)
         self.sub_calls += 1
-        self.emit(SubCallStarted(call_id, rlm_id, index, step, kind, model, prompt))
+        self.emit(SubCallStarted(call_id, rlm_id, index, step, kind, model, prompt, batched))
+        if not queued:
+            self.call_sent(call_id, rlm_id)
         return call_id
 
+    def call_sent(self, call_id: str, rlm_id: str, queued_s: float = 0.0) -> None:
+        """A queued sub-call is sent after ``queued_s`` seconds of waiting."""
+        self.emit(SubCallSent(call_id, rlm_id, queued_s))
+
+    def batch_queued(self, rlm_id: str, index: int, step: int, count: int) -> None:
+        """A batch asks for ``count`` sub-calls at once."""
+        self.emit(BatchQueued(rlm_id, index, step, count))
+
+    def batch_done(self, rlm_id: str, index: int, step: int, not_started: int = 0) -> None:
+        """A batch ends; ``not_started`` of its calls never started."""
+        self.emit(BatchDone(rlm_id, index, step, not_started))
+
     def call_end(self, call_id: str, rlm_id: str, response: str | None = "ok", error: str | None = None,
-                 tokens: tuple[int, int] = (300, 20), cost: float | None = 0.0001, duration: float = 0.05) -> None:
+                 tokens: tuple[int, int] = (300, 20), cost: float | None = 0.0001, duration: float = 0.05,
+                 queued_s: float = 0.0) -> None:
         """A sub-call ends with ``response`` or ``error``."""
         usage = Usage() if error else Usage(tokens[0], tokens[1], 0, cost)
         if not error and (tokens[0] or tokens[1]):
             self._count("sub", usage)
-        self.emit(SubCallFinished(call_id, rlm_id, None if error else response, usage, duration, error))
+        self.emit(SubCallFinished(call_id, rlm_id, None if error else response, usage, duration, error, queued_s))
 
     def child(self, call_id: str, parent_rlm: str, depth: int, prompt: str) -> str:
         """A recursive RLM started by the rlm sub-call ``call_id``; returns its rlm id."""
@@ -145,14 +164,17 @@ def demo_run(n_calls: int = 1000, failures: int = 3, depth: int = 2, emit: Calla
     s.reply("r0", 1, "Now fan out over chunks.\n" + FANOUT, stream=stream)
     s.step_start("r0", 1, 0, FANOUT.split("\n", 1)[1].rsplit("```", 1)[0])
     every = max(1, n_calls // max(1, failures)) if failures else 0
+    s.batch_queued("r0", 1, 0, n_calls)
     for first in range(0, n_calls, 8):  # eight in flight at a time, like --concurrency 8
-        batch = [(i, s.call_start("r0", 1, 0, f"Which auth functions are in this chunk? chunk {i}"))
+        batch = [(i, s.call_start("r0", 1, 0, f"Which auth functions are in this chunk? chunk {i}", batched=True))
                  for i in range(first, min(n_calls, first + 8))]
         for i, call in batch:
             if every and i % every == every - 1:
-                s.call_end(call, "r0", error=f"openai/sub: RateLimitError (chunk {i}) (gave up after 7 attempts)")
+                s.call_end(call, "r0", error=f"openai/sub: RateLimitError (chunk {i}) (gave up after 7 attempts)",
+                           queued_s=0.05 * (i // 8))
             else:
-                s.call_end(call, "r0", f"chunk {i}: none")
+                s.call_end(call, "r0", f"chunk {i}: none", queued_s=0.05 * (i // 8))
+    s.batch_done("r0", 1, 0)
     if depth:
         recursive(s, "r0", 1, 0, 1, depth)
     s.step_end("r0", 1, 0, stdout=f"{n_calls}\nlogin() checks the token in auth/tokens.py\n", duration=3.2)
@@ -174,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         def emit(ev) -> None:
             bus.emit(ev)
-            time.sleep(0.002 if isinstance(ev, SubCallFinished | SubCallStarted) else 0.05)
+            time.sleep(0.002 if isinstance(ev, SubCallFinished | SubCallStarted | SubCallSent) else 0.05)
 
         demo_run(n, emit=emit, stream=handle.stream_root)
     finally:

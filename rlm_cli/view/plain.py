@@ -3,7 +3,8 @@
 One line per root reply, per code step (with a count of its sub-calls), per failed sub-call, per
 recursive RLM (start and end) and per notice; a summary line at the end. Lines of a recursive RLM
 are indented two spaces per depth level. Sub-calls that succeed are counted, not listed, so a step
-with a thousand of them stays one line. Text that came from a model or from the REPL is put on one
+with a thousand of them stays one line; it also says how many were in flight at most at once (sent,
+not queued for a ``--concurrency`` slot). Text that came from a model or from the REPL is put on one
 line with its control characters made visible (:mod:`rlm_cli.view.safe`), so no escape code
 ever reaches the log.
 """
@@ -23,6 +24,7 @@ from rlm_cli.run.events import (
     RunStarted,
     StepFinished,
     SubCallFinished,
+    SubCallSent,
     SubCallStarted,
 )
 from rlm_cli.view.fmt import ascii_one_line as _one_line
@@ -35,8 +37,9 @@ class PlainView:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self._step_calls: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-        self._calls: dict[str, tuple] = {}  # call id -> (step key, kind)
+        # step key -> [sub-calls, failed, in flight now, most in flight at once]
+        self._step_calls: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        self._calls: dict[str, list] = {}  # call id -> [step key, kind, sent]
         self._depth: dict[str, int] = {}
         self._children: dict[str, str] = {}  # rlm call id -> child rlm id
         self._iterations = 0  # replies of the top-level root LM
@@ -49,8 +52,15 @@ class PlainView:
     def __call__(self, ev) -> None:
         if isinstance(ev, SubCallStarted):
             key = (ev.rlm_id, ev.index, ev.step)
-            self._calls[ev.call_id] = (key, ev.kind)
+            self._calls[ev.call_id] = [key, ev.kind, False]
             self._step_calls[key][0] += 1
+        elif isinstance(ev, SubCallSent):
+            found = self._calls.get(ev.call_id)
+            if found is not None and not found[2]:
+                found[2] = True
+                counts = self._step_calls[found[0]]
+                counts[2] += 1
+                counts[3] = max(counts[3], counts[2])
         elif isinstance(ev, SubCallFinished):
             self._call_finished(ev)
         elif isinstance(ev, RunStarted):
@@ -71,9 +81,10 @@ class PlainView:
         elif isinstance(ev, RootReply):
             self._root_reply(ev)
         elif isinstance(ev, StepFinished):
-            calls, errors = self._step_calls.pop((ev.rlm_id, ev.index, ev.step), [0, 0])
+            calls, errors, _, peak = self._step_calls.pop((ev.rlm_id, ev.index, ev.step), [0, 0, 0, 0])
             status = f"error: {_one_line(ev.error, 120)}" if ev.error else "ok"
             extra = f", {calls} sub-call(s)" + (f" ({errors} failed)" if errors else "") if calls else ""
+            extra += f", up to {peak} in flight" if calls > 1 and peak else ""
             final = ", FINAL" if ev.final_answer is not None else ""
             restarted = ", REPL restarted" if ev.repl_restarted else ""
             self._print(f"[{ev.rlm_id} iteration {ev.index + 1} step {ev.step + 1}] {status} "
@@ -102,14 +113,19 @@ class PlainView:
         found = self._calls.pop(ev.call_id, None)
         if found is None:
             return
-        key, kind = found
+        key, kind, sent = found
+        counts = self._step_calls.get(key)
+        if sent and counts is not None:
+            counts[2] -= 1
         child = self._children.pop(ev.call_id, None)
         if ev.error:
             self._step_calls[key][1] += 1
             self._print(f"[{ev.rlm_id} iteration {key[1] + 1} step {key[2] + 1}] {inline(kind, 40)} sub-call failed: "
                         f"{_one_line(ev.error, 160)}", ev.rlm_id)
         elif child is not None:
-            self._print(f"[{child}] recursive RLM done ({ev.duration_s:.1f}s): {_one_line(ev.response, 80)}", child)
+            queued = f" after {ev.queued_s:.1f}s queued" if ev.queued_s >= 0.05 else ""
+            self._print(f"[{child}] recursive RLM done ({ev.duration_s:.1f}s{queued}): {_one_line(ev.response, 80)}",
+                        child)
 
     def _run_finished(self, ev: RunFinished) -> None:
         u = ev.usage or {}

@@ -3,7 +3,8 @@ and ``rlm show``'s fully expanded tree. One renderer, three densities (:class:`R
 
 Live: finished iterations collapse to one line each (the oldest fold into a count), only the current
 iteration of each RLM is expanded, and a step's finished sub-calls fold into one count line once
-there are more than ``fold_at`` of them (failed and running ones stay listed, up to a few each).
+there are more than ``fold_at`` of them (failed and running ones stay listed, up to a few each; queued
+ones are a count). Only running sub-calls (sent) have a ticking clock; queued ones say so.
 Building is proportional to what is shown, never to the number of events.
 """
 
@@ -142,6 +143,9 @@ class Renderer:
             t.append(f" ({m.calls_failed:,} failed)", style=FAIL)
         if m.calls_running:
             t.append(f", {m.calls_running:,} running", style="cyan")
+        queued = m.calls_queued if not m.finished else 0
+        if queued > 0:
+            t.append(f", {queued:,} queued", style="dim")
         t.append(f" · tokens {fmt.tokens(m.tokens_in)} in / {fmt.tokens(m.tokens_out)} out · {fmt.usd(m.cost)}")
         left = m.budget_left()
         if left:
@@ -252,8 +256,12 @@ class Renderer:
                 t.append(f"{_spin(self.now)} ", style="cyan")
                 t.append(f"step {step.step + 1}", style="bold")
                 t.append(f" · running {fmt.seconds(self.now - step.t0)}", style="cyan")
-                if n:
-                    t.append(f" · {n - len(step.running):,}/{n:,} sub-calls done", style="dim")
+                queued = step.n_queued
+                if n or queued:
+                    done = n - len(step.running) - len(step.queued)
+                    t.append(f" · {done:,}/{n + step.waiting:,} sub-calls done", style="dim")
+                if queued:
+                    t.append(f" · {queued:,} queued", style="dim")
             else:
                 t.append(f"✗ step {step.step + 1} · not finished", style=WARN)
             return t
@@ -295,6 +303,9 @@ class Renderer:
         if not o.fold_at or len(step.calls) <= o.fold_at:
             for call in step.calls:
                 self.call(parent, call)
+            if self.live and step.waiting:
+                more = "more " if step.queued else ""
+                parent.add(_line(f"◦ {step.waiting:,} {more}queued (waiting for a free slot)", style="dim"))
             return
         listed = []  # show: finished recursive calls stay listed (each nests a whole RLM)
         if o.mode == "show":
@@ -312,6 +323,9 @@ class Renderer:
         running = list(step.running.values()) if self.live else []
         running.sort(key=lambda c: c.kind != "rlm")  # recursive ones first: they nest their own work
         self._some(parent, running, o.max_running, "running")
+        queued = step.n_queued if self.live else 0
+        if queued:
+            parent.add(_line(f"◦ {queued:,} queued (waiting for a free slot)", style="dim"))
 
     def _some(self, parent: Tree, calls: list[CallNode], limit: int, what: str) -> None:
         for call in calls[:limit] if limit else calls:
@@ -339,10 +353,12 @@ class Renderer:
         t = _line()
         kind, model = inline(call.kind, 40), inline(call.model, 200)  # a model name may be chosen by code
         if not call.done:
-            if self.live:
+            if self.live and call.sent:
                 t.append(f"{_spin(self.now)} ", style="cyan")
                 t.append(f"{kind} ", style="bold")
                 t.append(f"{model} · {fmt.seconds(self.now - call.t0)}", style="cyan")
+            elif self.live:
+                t.append(f"◦ {kind} {model} · queued", style="dim")
             else:
                 t.append(f"✗ {kind} {model} · not finished", style=WARN)
         elif call.error:
@@ -357,6 +373,8 @@ class Renderer:
             t.append("✓ ", style=OK)
             t.append(f"{kind} ", style="bold")
             t.append(f"{model} · {fmt.seconds(call.duration_s)}", style="dim")
+            if self.o.mode == "show" and call.queued_s is not None and call.queued_s >= 0.005:
+                t.append(f" (after {fmt.seconds(call.queued_s)} queued)", style="dim")
             if call.input_tokens or call.output_tokens:
                 t.append(f" · {fmt.tokens(call.input_tokens)}→{fmt.tokens(call.output_tokens)} tok", style="dim")
         if call.child is not None:

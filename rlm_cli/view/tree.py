@@ -7,8 +7,13 @@ and the HTML export. So the live tree and ``rlm show`` share one model and one r
 (:mod:`rlm_cli.view.render`).
 
 Per step, finished sub-calls are counted as they finish (calls, failures, tokens, time), calls in
-flight sit in an insertion-ordered dict and failed ones in a list, so a renderer can show "987
-finished" plus the running and failed ones without walking a thousand nodes.
+flight and queued calls sit in insertion-ordered dicts, a batch's calls not yet taken by a worker are
+one count, and failed calls are in a list, so a renderer can show "987 finished" plus the running,
+queued and failed ones without walking a thousand nodes.
+
+A sub-call is *queued* from the moment the code asked for it until it is sent (its request holds one
+of the run's ``--concurrency`` slots, or its child RLM got a live-REPL slot: ``SubCallSent``), then
+*running*: only running calls have a ticking clock, started when they were sent.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import time
 from collections.abc import Callable, Iterator
 
 from rlm_cli.run.events import (
+    BatchDone,
+    BatchQueued,
     IterationStarted,
     Notice,
     RlmStarted,
@@ -27,16 +34,19 @@ from rlm_cli.run.events import (
     StepFinished,
     StepStarted,
     SubCallFinished,
+    SubCallSent,
     SubCallStarted,
     Usage,
 )
 
 
 class CallNode:
-    """One sub-call (``kind`` ``"llm"`` or ``"rlm"``); ``child`` is the recursive RLM of an rlm call."""
+    """One sub-call (``kind`` ``"llm"`` or ``"rlm"``); ``child`` is the recursive RLM of an rlm call.
+    ``t0``: when it was asked for, then (once ``sent``) when it was sent (model clock, seconds);
+    ``queued_s``: seconds it waited before it was sent (None until known)."""
 
     __slots__ = ("call_id", "kind", "model", "prompt", "response", "error", "input_tokens", "output_tokens",
-                 "cost_usd", "duration_s", "t0", "done", "child")
+                 "cost_usd", "duration_s", "queued_s", "t0", "sent", "done", "child")
 
     def __init__(self, call_id: str, kind: str, model: str, prompt: str, t0: float) -> None:
         self.call_id, self.kind, self.model, self.prompt, self.t0 = call_id, kind, model, prompt, t0
@@ -45,6 +55,8 @@ class CallNode:
         self.input_tokens = self.output_tokens = 0
         self.cost_usd: float | None = None
         self.duration_s: float | None = None
+        self.queued_s: float | None = None
+        self.sent = False
         self.done = False
         self.child: RlmNode | None = None
 
@@ -53,8 +65,8 @@ class StepNode:
     """One code block run in the REPL, with its sub-calls and running counts over them."""
 
     __slots__ = ("step", "code", "stdout", "stderr", "duration_s", "error", "final_answer", "repl_restarted",
-                 "done", "t0", "calls", "running", "failed", "recursive", "n_ok", "ok_in", "ok_out", "ok_time",
-                 "syntax")
+                 "done", "t0", "calls", "running", "queued", "waiting", "failed", "recursive", "n_ok", "ok_in",
+                 "ok_out", "ok_time", "syntax")
 
     def __init__(self, step: int, code: str, t0: float) -> None:
         self.step, self.code, self.t0 = step, code, t0
@@ -65,7 +77,9 @@ class StepNode:
         self.repl_restarted = False
         self.done = False
         self.calls: list[CallNode] = []  # every sub-call, in start order
-        self.running: dict[str, CallNode] = {}  # in flight, in start order
+        self.running: dict[str, CallNode] = {}  # sent (in flight), in the order they were sent
+        self.queued: dict[str, CallNode] = {}  # asked for, not sent yet, in the order they were asked for
+        self.waiting = 0  # calls of batches not yet taken by a worker (no node of their own yet)
         self.failed: list[CallNode] = []
         self.recursive: list[CallNode] = []  # rlm calls (they nest whole RLMs: listed, not folded, by show)
         self.n_ok = self.ok_in = self.ok_out = 0
@@ -76,6 +90,11 @@ class StepNode:
     def n_failed(self) -> int:
         """Sub-calls of this step that ended with an error."""
         return len(self.failed)
+
+    @property
+    def n_queued(self) -> int:
+        """Sub-calls of this step waiting to be sent: asked for one by one, or in a batch."""
+        return len(self.queued) + self.waiting
 
 
 class IterNode:
@@ -137,11 +156,13 @@ class RunModel:
         self.t0 = clock()
         self.root: RlmNode | None = None
         self.rlms: dict[str, RlmNode] = {}
-        self.calls: dict[str, tuple[CallNode, StepNode]] = {}  # in flight
+        self.calls: dict[str, tuple[CallNode, StepNode]] = {}  # not finished (queued or running)
         self.live = True  # False for a model replayed from a saved trajectory
         self.iterations = 0  # root LM replies, all depths
         self.root_iterations = 0  # replies of the top-level root LM
         self.calls_started = self.calls_done = self.calls_failed = 0
+        self.calls_sent = 0  # sent and not finished
+        self.calls_waiting = 0  # batch items not started yet (see StepNode.waiting)
         self.tokens_in = self.tokens_out = 0
         self.cost: float | None = None
         self.notices: list[tuple[str, str]] = []
@@ -161,8 +182,14 @@ class RunModel:
 
     @property
     def calls_running(self) -> int:
-        """Sub-calls in flight now."""
-        return self.calls_started - self.calls_done
+        """Sub-calls in flight now (sent, not finished)."""
+        return self.calls_sent
+
+    @property
+    def calls_queued(self) -> int:
+        """Sub-calls the code asked for that wait to be sent (for a ``--concurrency`` slot, or for a
+        batch worker)."""
+        return self.calls_started - self.calls_done - self.calls_sent + self.calls_waiting
 
     def elapsed(self) -> float | None:
         """Seconds the run took (finished) or has taken so far (live); None for an unfinished log."""
@@ -221,11 +248,23 @@ class RunModel:
             call = CallNode(ev.call_id, ev.kind, ev.model, ev.prompt, self.clock())
             step = self._step(ev.rlm_id, ev.index, ev.step)
             step.calls.append(call)
-            step.running[ev.call_id] = call
+            step.queued[ev.call_id] = call
+            if ev.batched and step.waiting > 0:
+                step.waiting -= 1
+                self.calls_waiting -= 1
             if ev.kind == "rlm":
                 step.recursive.append(call)
             self.calls[ev.call_id] = (call, step)
             self.calls_started += 1
+        elif isinstance(ev, SubCallSent):
+            found = self.calls.get(ev.call_id)
+            if found is None or found[0].sent:
+                return
+            call, step = found
+            call.sent, call.t0, call.queued_s = True, self.clock(), ev.queued_s
+            step.queued.pop(ev.call_id, None)
+            step.running[ev.call_id] = call
+            self.calls_sent += 1
         elif isinstance(ev, SubCallFinished):
             found = self.calls.pop(ev.call_id, None)
             if found is None:
@@ -233,8 +272,12 @@ class RunModel:
             call, step = found
             call.response, call.error, call.done = ev.response, ev.error, True
             call.input_tokens, call.output_tokens = ev.usage.input_tokens, ev.usage.output_tokens
-            call.cost_usd, call.duration_s = ev.usage.cost_usd, ev.duration_s
-            step.running.pop(ev.call_id, None)
+            call.cost_usd, call.duration_s, call.queued_s = ev.usage.cost_usd, ev.duration_s, ev.queued_s
+            if call.sent:
+                step.running.pop(ev.call_id, None)
+                self.calls_sent -= 1
+            else:
+                step.queued.pop(ev.call_id, None)
             self.calls_done += 1
             self._add_usage(ev.usage)
             if ev.error:
@@ -245,6 +288,14 @@ class RunModel:
                 step.ok_in += ev.usage.input_tokens
                 step.ok_out += ev.usage.output_tokens
                 step.ok_time += ev.duration_s
+        elif isinstance(ev, BatchQueued):
+            self._step(ev.rlm_id, ev.index, ev.step).waiting += ev.count
+            self.calls_waiting += ev.count
+        elif isinstance(ev, BatchDone):
+            step = self._step(ev.rlm_id, ev.index, ev.step)
+            left = min(step.waiting, ev.not_started)
+            step.waiting -= left
+            self.calls_waiting -= left
         elif isinstance(ev, IterationStarted):
             it = self._iteration(ev.rlm_id, ev.index)
             it.final_call, it.t0 = ev.final_call, self.clock()
@@ -336,7 +387,8 @@ def _rlm_events(rlm_id: str, depth: int, iterations: list, ids: Iterator[int]) -
                     yield from _rlm_events(child, depth + 1, call["iterations"], ids)
                 if call.get("duration_s") is not None or call.get("error") or call.get("response") is not None:
                     yield SubCallFinished(call_id, rlm_id, call.get("response"), _usage(call),
-                                          float(call.get("duration_s") or 0.0), call.get("error"))
+                                          float(call.get("duration_s") or 0.0), call.get("error"),
+                                          float(call.get("queued_s") or 0.0))
             if step.get("duration_s") is not None:
                 yield StepFinished(rlm_id, index, s, step.get("stdout") or "", step.get("stderr") or "",
                                    float(step["duration_s"]), step.get("error"), step.get("final_answer"),

@@ -99,7 +99,7 @@ def test_batched_tasks_stay_bounded_by_concurrency():
     class FakeLM:
         prices: dict = {}
 
-        async def complete(self, model, messages, role="sub"):
+        async def complete(self, model, messages, role="sub", on_sent=None):
             nonlocal peak
             peak = max(peak, len(asyncio.all_tasks()))
             await asyncio.sleep(0)
