@@ -58,3 +58,14 @@ def scripted_env(scripted_server, monkeypatch):
     monkeypatch.setenv("RLM_SUB_MODEL", "openai/sub")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     return scripted_server
+
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test under ``tests/e2e/`` ``e2e`` (the installed ``rlm`` command, HTTP, real
+    signals), so ``-m "not e2e"`` or ``tests/unit`` runs the fast in-process tests alone."""
+    for item in items:
+        if E2E in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)

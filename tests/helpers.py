@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 RLM = str(Path(sys.executable).parent / "rlm")
+TESTS = Path(__file__).resolve().parent
+"""The tests/ folder (shared fixtures, helpers and the scripted server live here)."""
+ROOT = TESTS.parent
+"""The project's root folder."""
 
 
 def rlm_env(server, home: Path, **extra: str) -> dict[str, str]:

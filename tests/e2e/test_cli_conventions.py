@@ -13,7 +13,7 @@ import pytest
 
 from rlm_cli import __version__
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RLM = Path(sys.executable).parent / "rlm"
 COLOUR_SGR = re.compile(r"\x1b\[([0-9;]*)m")
 EXIT_CODE_PHRASES = ("0 answered", "1 runtime or provider error", "2 usage error or unusable input",

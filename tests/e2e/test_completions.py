@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RLM = Path(sys.executable).parent / "rlm"
 sys.path.insert(0, str(ROOT / "scripts"))
 

@@ -243,7 +243,7 @@ def test_provider_auth_error_is_exit_1_one_line(scripted_server, tmp_path):
 
 
 def test_runs_over_this_projects_source_tree(scripted_server, tmp_path):
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     s = scripted_server
     s.script("root", "```repl\nprint(len(files), [p for p in files if p.endswith('engine.py')])\n```",
              "FINAL(found it)")

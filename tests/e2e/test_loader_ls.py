@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from test_loader_support import git_env, git_set, make_tree, run_rlm, write  # noqa: F401
+from loader_support import git_env, git_set, make_tree, run_rlm, write  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("git_env")
 

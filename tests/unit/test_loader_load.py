@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_loader_support import (  # noqa: F401
+from loader_support import (  # noqa: F401
     LATIN1_TEXT,
     SJIS_TEXT,
     UTF16_TEXT,

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from test_loader_support import LATIN1_TEXT, SJIS_TEXT, git_env, write  # noqa: F401
+from loader_support import LATIN1_TEXT, SJIS_TEXT, git_env, write  # noqa: F401
 
 from rlm_cli.context import ContextWriter
 from rlm_cli.loader import LoadOptions, decode, load_sources, parallel, read, sources

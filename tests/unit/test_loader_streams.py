@@ -9,7 +9,7 @@ import socket
 import threading
 
 import pytest
-from test_loader_support import git_env, run_rlm, write  # noqa: F401
+from loader_support import git_env, run_rlm, write  # noqa: F401
 
 from rlm_cli.errors import InputError
 from rlm_cli.loader import LoadOptions, load_sources

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_loader_support import git, git_env, git_init, git_set, make_tree, write  # noqa: F401
+from loader_support import git, git_env, git_init, git_set, make_tree, write  # noqa: F401
 
 from rlm_cli.loader import LoadOptions, load_sources
 from rlm_cli.loader.walk import WalkState, list_directory, walk_rules

@@ -298,7 +298,7 @@ def test_standalone_mode(tmp_path: Path):
     proc = subprocess.Popen(
         [
             sys.executable,
-            str(Path(__file__).with_name("scripted_server.py")),
+            str(Path(__file__).resolve().parents[1] / "scripted_server.py"),
             "--port",
             "0",
             "--script",
