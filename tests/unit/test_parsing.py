@@ -1,4 +1,4 @@
-"""The reply parser, on real small-model replies (shared/fixtures) and on edge cases."""
+"""The reply parser, on real small-model replies (tests/fixtures/real_root_replies.jsonl) and on edge cases."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import pytest
 
 from rlm_cli.run.parsing import find_final, parse_reply
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real_root_replies.jsonl"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "real_root_replies.jsonl"
 
 
 def fixture_replies() -> list[str]:
-    if not FIXTURES.exists():
-        pytest.skip("shared/fixtures is not beside the project")
-    return [json.loads(line)["reply"] for line in FIXTURES.read_text().splitlines() if line.strip()]
+    """The replies of the fixture file, in order (a missing file fails the test: it is in the repository)."""
+    return [json.loads(line)["reply"] for line in FIXTURES.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def test_real_replies_parse_as_expected():
