@@ -191,9 +191,9 @@ class FakeLM(ReplyScript):
         """Raise the OpenAI SDK's exception for an error status, as its client would."""
         if reply.status == 200:
             return
-        import httpx
         import openai
 
+        httpx = _http_library()
         message = reply.text or f"scripted server: error {reply.status}"
         payload = error_payload(reply.status, message)
         response = httpx.Response(reply.status, headers=reply.headers, json=payload, request=_request())
@@ -217,10 +217,19 @@ class FakeLM(ReplyScript):
             self._finish(rec, None, None)
 
 
-def _request():
-    import httpx
+def _http_library():
+    """The HTTP library the OpenAI SDK is built on (``httpx2`` for openai 3.x, ``httpx`` before), so
+    that its exceptions get the request and response types they expect."""
+    import importlib
+    import sys
 
-    return httpx.Request("POST", URL)
+    import openai  # noqa: F401 - loads its HTTP library
+
+    return sys.modules.get("httpx2") or importlib.import_module("httpx")
+
+
+def _request():
+    return _http_library().Request("POST", URL)
 
 
 def _connection_error(message: str) -> Exception:
@@ -230,6 +239,4 @@ def _connection_error(message: str) -> Exception:
 
 
 def _transport_error(message: str) -> Exception:
-    import httpx
-
-    return httpx.RemoteProtocolError(message, request=_request())
+    return _http_library().RemoteProtocolError(message, request=_request())
