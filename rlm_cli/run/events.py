@@ -204,6 +204,9 @@ Event = Any
 Sink = Callable[[Event], None]
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # event class -> its field names (looked up once)
+
+
 class EventBus:
     """Fans events out to sinks in registration order; a sink that raises is dropped with a warning.
     Events are redacted of known secrets first (see the module docstring)."""
@@ -217,15 +220,19 @@ class EventBus:
         self._sinks.append(sink)
 
     def _redacted(self, event: Event) -> Event:
-        if not dataclasses.is_dataclass(event) or isinstance(event, type):
-            return event
+        cls = type(event)
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            if not dataclasses.is_dataclass(event) or isinstance(event, type):
+                return event
+            names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(event))
         changes = {}
-        for f in dataclasses.fields(event):
-            value = getattr(event, f.name)
+        for name in names:
+            value = getattr(event, name)
             if isinstance(value, str | dict | list | tuple):
                 new = self._redactor.obj(value)
                 if new is not value:
-                    changes[f.name] = new
+                    changes[name] = new
         return dataclasses.replace(event, **changes) if changes else event
 
     def emit(self, event: Event) -> None:

@@ -110,7 +110,24 @@ class TrajectoryRecorder:
         return its[index]
 
     def __call__(self, ev) -> None:
-        if isinstance(ev, RunStarted):
+        if isinstance(ev, SubCallStarted):  # the most frequent events first
+            call = {"id": ev.call_id, "kind": ev.kind, "model": ev.model, "prompt": _clip(ev.prompt),
+                    "response": None, "input_tokens": 0, "output_tokens": 0, "cost_usd": None,
+                    "duration_s": None, "queued_s": None, "error": None}
+            self._calls[ev.call_id] = call
+            self._iteration(ev.rlm_id, ev.index)["steps"][ev.step]["sub_calls"].append(call)
+        elif isinstance(ev, SubCallSent):
+            call = self._calls.get(ev.call_id)
+            if call is not None:
+                call["queued_s"] = round(ev.queued_s, 4)
+        elif isinstance(ev, SubCallFinished):
+            call = self._calls.pop(ev.call_id, None)
+            if call is not None:
+                call.update({"response": _clip(ev.response), "input_tokens": ev.usage.input_tokens,
+                             "output_tokens": ev.usage.output_tokens, "cached_tokens": ev.usage.cached_tokens,
+                             "cost_usd": ev.usage.cost_usd, "duration_s": round(ev.duration_s, 4),
+                             "queued_s": round(ev.queued_s, 4), "error": ev.error})
+        elif isinstance(ev, RunStarted):
             self.doc.update({
                 "id": ev.run_id, "started_at": ev.started_at, "ended_at": None, "status": "running",
                 "question": ev.question, "answer": None,
@@ -148,23 +165,6 @@ class TrajectoryRecorder:
                          "duration_s": round(ev.duration_s, 4), "error": ev.error,
                          "final_answer": ev.final_answer, "repl_restarted": ev.repl_restarted})
             self.write()
-        elif isinstance(ev, SubCallStarted):
-            call = {"id": ev.call_id, "kind": ev.kind, "model": ev.model, "prompt": _clip(ev.prompt),
-                    "response": None, "input_tokens": 0, "output_tokens": 0, "cost_usd": None,
-                    "duration_s": None, "queued_s": None, "error": None}
-            self._calls[ev.call_id] = call
-            self._iteration(ev.rlm_id, ev.index)["steps"][ev.step]["sub_calls"].append(call)
-        elif isinstance(ev, SubCallSent):
-            call = self._calls.get(ev.call_id)
-            if call is not None:
-                call["queued_s"] = round(ev.queued_s, 4)
-        elif isinstance(ev, SubCallFinished):
-            call = self._calls.pop(ev.call_id, None)
-            if call is not None:
-                call.update({"response": _clip(ev.response), "input_tokens": ev.usage.input_tokens,
-                             "output_tokens": ev.usage.output_tokens, "cached_tokens": ev.usage.cached_tokens,
-                             "cost_usd": ev.usage.cost_usd, "duration_s": round(ev.duration_s, 4),
-                             "queued_s": round(ev.queued_s, 4), "error": ev.error})
         elif isinstance(ev, Notice):
             self.doc.setdefault("notices", []).append({"level": ev.level, "message": ev.message})
         elif isinstance(ev, RunFinished):
