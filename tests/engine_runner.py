@@ -11,6 +11,7 @@ last calls, budgets, iteration limits, retries) use it; the end-to-end tests kee
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from fake_lm import FakeLM
 
 from rlm_cli.context import ContextWriter
 from rlm_cli.lm.client import LMClient, Price
+from rlm_cli.repl.sandbox import remove_tree
 from rlm_cli.run import engine
 from rlm_cli.run.budget import Limits
 from rlm_cli.run.events import EventBus, Notice
@@ -38,6 +40,7 @@ class EngineRun:
     result: engine.RunResult
     doc: dict
     events: list = field(default_factory=list)
+    workdir: Path | None = None  # the run's (removed) working directory: REPL command lines name it
 
     @property
     def status(self) -> str:
@@ -59,7 +62,7 @@ class EngineRun:
         return [e.message for e in self.events if isinstance(e, Notice)]
 
 
-def run_engine(fake: FakeLM, tmp_path: Path, question: str = "q?", files: dict[str, str] | None = None, *,
+def run_engine(fake: FakeLM, question: str = "q?", files: dict[str, str] | None = None, *,
                limits: Limits | None = None, root_model: str = "openai/root", sub_model: str = "openai/sub",
                prices: dict[str, tuple[float, float]] | None = None, stream_root: bool = False,
                lm_options: dict[str, dict] | None = None, max_retries: int = 6, backoff_base_s: float = 0.01,
@@ -74,10 +77,24 @@ def run_engine(fake: FakeLM, tmp_path: Path, question: str = "q?", files: dict[s
     small, so retried faults cost no wall time; a ``Retry-After`` is still honoured) go to the
     :class:`~rlm_cli.lm.client.LMClient`; other keyword arguments go to
     :class:`~rlm_cli.run.engine.RunConfig` (``model_aliases``, ``allowed_models``, ``system_extra``,
-    ``sub_chars``...). Working files live under ``tmp_path``. Never raises for a failed run (see
-    :func:`rlm_cli.run.engine.run`).
+    ``sub_chars``...). Never raises for a failed run (see :func:`rlm_cli.run.engine.run`).
+
+    The working directory is made as ``rlm ask`` makes it (a fresh ``rlm-test-run-*`` directory in
+    the system's temporary directory, searchable by others when running as root, so the REPL can
+    drop to an unprivileged user as it does under the CLI) and removed afterwards.
     """
-    workdir = Path(tempfile.mkdtemp(prefix="engine-run-", dir=tmp_path))
+    workdir = Path(tempfile.mkdtemp(prefix="rlm-test-run-"))
+    if os.geteuid() == 0:
+        os.chmod(workdir, 0o711)
+    try:
+        return _run(fake, workdir, question, files, limits, root_model, sub_model, prices, stream_root, lm_options,
+                    max_retries, backoff_base_s, cfg_kw)
+    finally:
+        remove_tree(workdir)
+
+
+def _run(fake, workdir, question, files, limits, root_model, sub_model, prices, stream_root, lm_options,
+         max_retries, backoff_base_s, cfg_kw) -> EngineRun:
     writer = ContextWriter(workdir / "context.txt")
     for path, text in (files if files is not None else {"input.txt": "some data\n"}).items():
         writer.add(path, text)
@@ -97,4 +114,4 @@ def run_engine(fake: FakeLM, tmp_path: Path, question: str = "q?", files: dict[s
             return await engine.run(cfg, loaded, lm, bus, workdir / "repl")
 
     result = asyncio.run(go())
-    return EngineRun(result, recorder.doc, events)
+    return EngineRun(result, recorder.doc, events, workdir)

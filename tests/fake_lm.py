@@ -172,6 +172,7 @@ class FakeLM(ReplyScript):
         body.update(kwargs.get("extra_body") or {})
         if stream:
             body.update(stream=True, stream_options={"include_usage": True})
+        body = json.loads(json.dumps(body))  # what went over the wire: a copy, not the live history
         key = kwargs.get("api_key") or os.environ.get("OPENAI_API_KEY") or ""
         rec = self._add(RecordedRequest(path=PATH, method="POST", model=model, body=body,
                                         headers={"Authorization": f"Bearer {key}"}, t_start=time.monotonic()),
