@@ -66,7 +66,7 @@ def run_engine(fake: FakeLM, question: str = "q?", files: dict[str, str] | None 
                limits: Limits | None = None, root_model: str = "openai/root", sub_model: str = "openai/sub",
                prices: dict[str, tuple[float, float]] | None = None, stream_root: bool = False,
                lm_options: dict[str, dict] | None = None, max_retries: int = 6, backoff_base_s: float = 0.01,
-               **cfg_kw) -> EngineRun:
+               workdir_prefix: str = "rlm-test-run-", **cfg_kw) -> EngineRun:
     """Run one top-level RLM over ``files`` (path -> text; default one ``input.txt`` holding
     ``"some data\\n"``) with ``fake`` answering every LM call; returns the :class:`EngineRun`.
 
@@ -79,11 +79,11 @@ def run_engine(fake: FakeLM, question: str = "q?", files: dict[str, str] | None 
     :class:`~rlm_cli.run.engine.RunConfig` (``model_aliases``, ``allowed_models``, ``system_extra``,
     ``sub_chars``...). Never raises for a failed run (see :func:`rlm_cli.run.engine.run`).
 
-    The working directory is made as ``rlm ask`` makes it (a fresh ``rlm-test-run-*`` directory in
-    the system's temporary directory, searchable by others when running as root, so the REPL can
+    The working directory is made as ``rlm ask`` makes it (a fresh directory named
+    ``workdir_prefix`` + random characters in the system's temporary directory, searchable by others when running as root, so the REPL can
     drop to an unprivileged user as it does under the CLI) and removed afterwards.
     """
-    workdir = Path(tempfile.mkdtemp(prefix="rlm-test-run-"))
+    workdir = Path(tempfile.mkdtemp(prefix=workdir_prefix))
     if os.geteuid() == 0:
         os.chmod(workdir, 0o711)
     try:
