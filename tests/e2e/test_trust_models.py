@@ -1,31 +1,11 @@
-"""Issue #10, class 5: model code may call only the models the user chose or allowed, and under
-``--max-cost`` only priced ones. Through the real CLI and the scripted server."""
+"""Issue #10, class 5 through the real CLI and the scripted server: which models model code may call
+as settings choose them (``RLM_ALLOW_MODELS``, ``--allow-model``, config aliases), unusable names
+refused, and under ``--max-cost`` an unpriced root or sub-model refused before the run. The call-time
+rules (unnamed, hostile and unpriced models) are tested in process in tests/unit/test_engine_models.py."""
 
 from __future__ import annotations
 
 from helpers import last_trajectory, rlm_env, run_rlm, source_file, step_stdout
-
-
-def test_unnamed_model_is_an_error_string_with_no_request_and_no_sub_call(scripted_server, tmp_path):
-    s = scripted_server
-    s.script("root",
-             "```repl\nout = [llm_query('x', model='openai/anything') for _ in range(40)]\n"
-             "out += llm_query_batched(['a', 'b'], model='openai/other')\n"
-             "print(len(out), sum(o.startswith('Error:') for o in out))\nprint(out[0])\nprint(out[-1])\n```",
-             "FINAL(done)")
-    s.default("*", "should never be called")
-    home = tmp_path / "home"
-    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, home))
-    assert p.returncode == 0, p.stderr
-    assert [r.model for r in s.chat_requests()] == ["root", "root"]  # no sub-call reached any server
-    doc = last_trajectory(home)
-    out = step_stdout(doc).splitlines()
-    assert out[0] == "42 42"
-    assert "'openai/anything' is not allowed" in out[1] and "--allow-model" in out[1]
-    assert "openai/root" in out[1] and "openai/sub" in out[1]  # what is allowed is stated
-    assert "'openai/other' is not allowed" in out[2]
-    assert doc["usage"]["sub_calls"] == 0 and doc["usage"]["sub"]["calls"] == 0
-    assert doc["usage"]["refused_sub_calls"] == 0
 
 
 def test_allow_model_env_and_aliases(scripted_server, tmp_path):
@@ -64,26 +44,6 @@ def test_allow_model_flag_repeatable_and_replaces_env(scripted_server, tmp_path)
     assert s.requests_for("extra2") == []
 
 
-def test_hostile_model_names_are_bounded_and_refused(scripted_server, tmp_path):
-    s = scripted_server
-    s.script("root",
-             "```repl\nfor m in ['x' * 100000 + '\\x1b[2J', 123, ['openai/sub'], {'a': 1}]:\n"
-             "    r = llm_query_batched.__self__.channel.request('llm_query', {'prompt': 'p', 'model': m})\n"
-             "    print(len(r), repr(r[:60]))\n```",
-             "FINAL(done)")
-    s.default("*", "should never be called")
-    home = tmp_path / "home"
-    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, home))
-    assert p.returncode == 0, p.stderr
-    assert [r.model for r in s.chat_requests()] == ["root", "root"]
-    lines = step_stdout(last_trajectory(home)).splitlines()
-    assert len(lines) == 4
-    for line in lines:
-        n, text = line.split(" ", 1)
-        assert int(n) < 600 and text[1:].startswith("Error: ")
-    assert "\x1b" not in step_stdout(last_trajectory(home))
-
-
 def test_max_cost_refuses_an_unpriced_root_or_sub_model_at_start(scripted_server, tmp_path):
     s = scripted_server
     s.default("*", "FINAL(x)")
@@ -100,29 +60,6 @@ def test_max_cost_refuses_an_unpriced_root_or_sub_model_at_start(scripted_server
                  "--price", "openai/sub=0/0"], rlm_env(s, home))
     assert p.returncode == 0, p.stderr
     assert p.stdout == "x\n"
-
-
-def test_max_cost_refuses_an_unpriced_allowed_model_at_call_time(scripted_server, tmp_path):
-    s = scripted_server
-    s.script("root",
-             "```repl\nprint(llm_query('hi', model='openai/extra'))\n"
-             "print(llm_query('hi', model='openai/gpt-4o-mini'))\n"
-             "print(llm_query('hi', model='openai/priced'))\n```",
-             "FINAL(done)")
-    for name in ("extra", "gpt-4o-mini", "priced"):
-        s.default(name, lambda body, name=name: f"{name} says hi")
-    home = tmp_path / "home"
-    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-cost", "1", "--price", "openai/root=0/0",
-                 "--price", "openai/sub=0/0", "--allow-model", "openai/extra", "--allow-model",
-                 "openai/gpt-4o-mini", "--allow-model", "openai/priced", "--price", "openai/priced=1/1"],
-                rlm_env(s, home))
-    assert p.returncode == 0, p.stderr
-    doc = last_trajectory(home)
-    out = step_stdout(doc).splitlines()
-    assert out[0].startswith("Error:") and "openai/extra" in out[0] and "--price" in out[0]
-    assert out[1:] == ["gpt-4o-mini says hi", "priced says hi"]  # litellm's map prices gpt-4o-mini
-    assert s.requests_for("extra") == []
-    assert doc["usage"]["sub_calls"] == 2
 
 
 def test_allow_model_rejects_unusable_names(tmp_path):

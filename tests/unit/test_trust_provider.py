@@ -1,15 +1,16 @@
-"""Issue #10, class 6 and parts of 10: provider replies are hostile input.
+"""Issue #10, class 6 and parts of 10: provider replies are hostile input, at the LM client over HTTP.
 
 A reply cut off, a 200 with an error body, no choices, null content or invalid JSON is a retryable
-fault, then a clear error, on both request paths; a code block that never closed is not run; root
-replies are bounded; a missing FINAL_VAR variable is never printed as the answer; a slow
-final-variable lookup is not reported as the --timeout budget.
+fault, then a clear error, on both request paths, streamed or not; a code block that never closed is
+not run. What the run makes of such replies (retried, not spent as iterations; unclosed blocks not
+run and the root told; bounded root and sub-LM replies; a missing FINAL_VAR variable never the
+answer; a slow final-variable lookup not the --timeout budget) is tested in process in
+tests/unit/test_engine_loop.py and tests/unit/test_engine_budgets.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 from scripted_server import MALFORMED, Reply
@@ -83,12 +84,7 @@ def test_null_content_cut_by_the_token_limit_or_a_filter_is_an_empty_reply(scrip
     assert (result.text, result.attempts) == ("", 1)
 
 
-# --- through the whole run -----------------------------------------------------------------------
-
-
-
 # --- unclosed blocks ---------------------------------------------------------------------------
-
 def test_an_unclosed_block_is_not_run():
     parsed = parse_reply("Let me look.\n```repl\nimport shutil\nshutil.rmtree('/')")
     assert parsed.blocks == [] and parsed.unclosed_block
@@ -96,11 +92,3 @@ def test_an_unclosed_block_is_not_run():
     assert parsed.blocks == ["x = 1"] and parsed.unclosed_block
     parsed = parse_reply("FINAL(guess)\n```repl\nprint(1)")  # no answer taken beside unrun code
     assert parsed.final_text is None and parsed.final_beside_code
-
-
-# --- bounds on root replies --------------------------------------------------------------------
-
-# --- FINAL_VAR ---------------------------------------------------------------------------------
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-q"]))
