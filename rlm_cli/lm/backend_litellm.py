@@ -19,6 +19,7 @@ from typing import Any
 
 from rlm_cli.lm.errors import (
     Fault,
+    MalformedReply,
     classify,
     retry_after_from,
     short_message,
@@ -108,7 +109,14 @@ class LitellmBackend:
 
     def classify(self, exc: BaseException, model: str) -> Exception:
         """Map a litellm exception to :class:`TransientLMError` or :class:`FatalLMError`
-        (:func:`rlm_cli.lm.errors.classify` decides; this reads litellm's exception types)."""
+        (:func:`rlm_cli.lm.errors.classify` decides; this reads litellm's exception types). A stream
+        cut off before its finish reason and a reply with no choices, which litellm (1.108 and later)
+        finds itself, are the same :class:`MalformedReply` as on the OpenAI path."""
+        if _chain_says(exc, "Stream ended before a finish_reason was received"):
+            return MalformedReply("the stream ended before the reply was complete (no finish reason): "
+                                  "the reply was cut off")
+        if _chain_says(exc, "provider returned a response with no 'choices'"):
+            return MalformedReply("the reply has no choices")
         return classify(self.fault(exc), model, exc)
 
     @staticmethod
@@ -143,6 +151,18 @@ class LitellmBackend:
 
     async def aclose(self) -> None:
         """Nothing to close: litellm keeps its own client cache for the process."""
+
+
+def _chain_says(exc: BaseException, text: str) -> bool:
+    """Whether the message of ``exc`` or of what it wraps carries ``text``: litellm reports a stream
+    cut off before its finish reason as a ``MidStreamFallbackError`` around its own
+    ``RemoteProtocolError``, a reply without choices as an ``InternalServerError``."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if text in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _not_json(exc: BaseException) -> bool:
