@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 RLM = str(Path(sys.executable).parent / "rlm")
@@ -102,3 +103,15 @@ def repl_pids(scope: Path) -> list[int]:
             if b"rlm_cli/repl/child.py" in cmd and str(scope).encode() in cmd:
                 pids.append(int(d.name))
     return pids
+
+
+def wait_until(predicate, timeout_s: float = 30.0, interval_s: float = 0.02) -> bool:
+    """Poll ``predicate()`` every ``interval_s`` seconds until it is true (returns True) or
+    ``timeout_s`` seconds have passed (returns its last value). For waiting on another process or
+    thread instead of sleeping a fixed time: a loaded machine only makes it slower, never wrong."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return bool(predicate())

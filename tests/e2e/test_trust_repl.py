@@ -15,11 +15,10 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import RLM, last_trajectory, repl_pids, rlm_env, run_rlm, source_file
+from helpers import RLM, last_trajectory, repl_pids, rlm_env, run_rlm, source_file, wait_until
 from scripted_server import Reply
 
 LINUX = sys.platform.startswith("linux")
@@ -49,15 +48,6 @@ def _busy(pids: list[int], ticks: int = 20) -> bool:
         if int(fields[11]) + int(fields[12]) >= ticks:  # utime + stime
             return True
     return False
-
-
-def _wait_for(predicate, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 # --- class 1: files the parent opens where the REPL can write ---------------------------------------
@@ -140,7 +130,7 @@ def test_sighup_and_sigterm_end_cleanly(scripted_server, tmp_path, sig, code):
     proc = subprocess.Popen([RLM, "ask", source_file(tmp_path), "q?", "--json"],
                             env=rlm_env(s, home, TMPDIR=str(tmp_path)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    assert _wait_for(lambda: len(s.requests_for("sub")) >= 1), "the sub-call never started"
+    assert wait_until(lambda: len(s.requests_for("sub")) >= 1), "the sub-call never started"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
@@ -148,7 +138,7 @@ def test_sighup_and_sigterm_end_cleanly(scripted_server, tmp_path, sig, code):
     doc = last_trajectory(home)
     assert doc["status"] == "interrupted" and doc["ended_at"]
     assert not list(tmp_path.glob("rlm-run-*")), "the run's temporary copy of the input was left behind"
-    assert _wait_for(lambda: not repl_pids(tmp_path), 15), "a REPL process outlived rlm"
+    assert wait_until(lambda: not repl_pids(tmp_path), 15), "a REPL process outlived rlm"
 
 
 @pytest.mark.skipif(not LINUX, reason="Linux")
@@ -160,9 +150,9 @@ def test_repl_stuck_in_c_code_dies_with_a_killed_rlm(scripted_server, tmp_path):
                                                                                 TMPDIR=str(tmp_path)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
-        assert _wait_for(lambda: len(s.requests_for("root")) >= 1 and repl_pids(tmp_path)), "no REPL"
-        assert _wait_for(lambda: _busy(repl_pids(tmp_path))), "the step never ran"  # stuck in the regex now
+        assert wait_until(lambda: len(s.requests_for("root")) >= 1 and repl_pids(tmp_path)), "no REPL"
+        assert wait_until(lambda: _busy(repl_pids(tmp_path))), "the step never ran"  # stuck in the regex now
     finally:
         proc.kill()
         proc.wait(10)
-    assert _wait_for(lambda: not repl_pids(tmp_path), 20), "a REPL process outlived rlm killed with SIGKILL"
+    assert wait_until(lambda: not repl_pids(tmp_path), 20), "a REPL process outlived rlm killed with SIGKILL"

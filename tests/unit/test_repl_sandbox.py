@@ -8,10 +8,10 @@ import os
 import shutil
 import socket
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 from rlm_cli.repl import sandbox
 from rlm_cli.repl.process import ReplProcess
@@ -114,9 +114,7 @@ def test_escaped_grandchildren_die_with_the_repl(monkeypatch, tmp_path, namespac
     outs = run_steps(tmp_path, [code, f"import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 300; : {marker}'],"
                                       " start_new_session=True)"], plan=plan, timeout=1.5)
     assert "timed out" in outs[0].error and outs[0].restarted
-    time.sleep(0.3)
-    left = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, marker)]
-    assert not left
+    assert wait_until(lambda: not [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, marker)], 10)
 
 
 def _cmdline_has(pid: str, marker: str) -> bool:
@@ -224,5 +222,4 @@ def test_bubblewrap_is_used_where_unshare_is_missing(monkeypatch, tmp_path):
     assert "Read-only file system" in outs[1].stderr and outs[2].error is None
     assert "timed out" in outs[3].error and "killed by SIGSEGV" in outs[4].error
     assert outs[5].stdout == "back 12\n"
-    time.sleep(0.3)
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, marker)]
+    assert wait_until(lambda: not [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, marker)], 10)

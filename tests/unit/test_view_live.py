@@ -6,6 +6,7 @@ import io
 import sys
 import time
 
+from helpers import wait_until
 from rich.console import Console
 
 from rlm_cli.run.events import EventBus, RlmStarted
@@ -31,7 +32,7 @@ def test_live_run_start_to_finish_leaves_a_summary():
     bus = EventBus([view])
     script = demo_run(200, emit=bus.emit, finish=False)
     assert view._live is not None and sys.stderr is not stderr  # live, stderr redirected above it
-    time.sleep(0.1)  # let a few frames render
+    assert wait_until(lambda: view.renders >= 1, 10)  # a frame rendered while live
     script.finish()
     assert view._live is None and sys.stderr is stderr
     assert view.renders >= 1
