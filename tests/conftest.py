@@ -20,6 +20,7 @@ import pytest  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import scripted_server` from any test
 
 from fake_lm import FakeLM  # noqa: E402
+from helpers import Cli  # noqa: E402
 from scripted_server import Reply, ScriptedServer  # noqa: E402
 
 try:
@@ -29,7 +30,7 @@ except ImportError:  # pragma: no cover - litellm is a hard dependency
 else:
     litellm.suppress_debug_info = True
 
-__all__ = ["FakeLM", "Reply", "ScriptedServer"]
+__all__ = ["Cli", "FakeLM", "Reply", "ScriptedServer"]
 
 
 @pytest.fixture
@@ -37,6 +38,14 @@ def scripted_server():
     """A started :class:`ScriptedServer` on 127.0.0.1 (free port), stopped after the test."""
     with ScriptedServer() as server:
         yield server
+
+
+@pytest.fixture
+def cli(tmp_path, request) -> Cli:
+    """The shared runner of the installed ``rlm`` command (:class:`helpers.Cli`), its home at
+    ``tmp_path / "home"``, pointed at the test's ``scripted_server`` when the test uses that fixture."""
+    server = request.getfixturevalue("scripted_server") if "scripted_server" in request.fixturenames else None
+    return Cli(tmp_path / "home", server)
 
 
 @pytest.fixture

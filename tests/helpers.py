@@ -1,4 +1,5 @@
-"""Helpers for end-to-end tests: run the installed ``rlm`` command and read its trajectory."""
+"""Helpers for the tests: run the installed ``rlm`` command (:class:`Cli`, the ``cli`` fixture), read its
+trajectory, poll instead of sleeping."""
 
 from __future__ import annotations
 
@@ -16,24 +17,81 @@ ROOT = TESTS.parent
 """The project's root folder."""
 
 
-def rlm_env(server, home: Path, **extra: str) -> dict[str, str]:
-    """An environment pointing ``rlm`` at ``server`` with logs under ``home``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
+# Variables of the test process's environment that would change what rlm prints: colour forcing, CI
+# markers, Tab completion requests, and every RLM_* setting.
+_NOT_INHERITED = ("NO_COLOR", "FORCE_COLOR", "PY_COLORS", "GITHUB_ACTIONS", "_TYPER_FORCE_DISABLE_TERMINAL")
+
+
+def rlm_env(server, home: Path, **extra: str | None) -> dict[str, str]:
+    """An environment for ``rlm`` with its home (config, logs) at ``home``: the test process's
+    environment without ``RLM_*``, colour-forcing and CI variables, plus ``RLM_HOME``, ``NO_COLOR=1``,
+    an offline litellm cost map, models ``openai/root`` and ``openai/sub`` and a fake
+    ``OPENAI_API_KEY``; ``RLM_API_BASE`` when ``server`` (a :class:`~scripted_server.ScriptedServer`) is
+    given; then ``extra`` (a value of None removes that variable)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RLM_", "_RLM_COMPLETE")) and k not in _NOT_INHERITED}
     env.update({"RLM_HOME": str(home), "RLM_MODEL": "openai/root", "RLM_SUB_MODEL": "openai/sub",
                 "OPENAI_API_KEY": "sk-test-key-not-real", "NO_COLOR": "1",
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
     if server is not None:
         env["RLM_API_BASE"] = server.base_url
-    env.update(extra)
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
 def run_rlm(args: list[str], env: dict[str, str], input: str | bytes | None = None, cwd: Path | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``rlm ARGS`` to completion; text mode unless ``input`` is bytes."""
-    text = not isinstance(input, bytes)
-    return subprocess.run([RLM, *args], env=env, input=input, capture_output=True, text=text, cwd=cwd,
+    """Run ``rlm ARGS`` to completion with ``env``; stdout and stderr are text (bytes ``input`` is
+    sent as it is, the output decoded as UTF-8 with replacement)."""
+    raw = isinstance(input, bytes)
+    proc = subprocess.run([RLM, *args], env=env, input=input, capture_output=True, text=not raw, cwd=cwd,
                           timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+    if raw:
+        proc.stdout = proc.stdout.decode("utf-8", "replace")
+        proc.stderr = proc.stderr.decode("utf-8", "replace")
+    return proc
+
+
+class Cli:
+    """The installed ``rlm`` command, as a user runs it: the runner behind the ``cli`` fixture.
+
+    ``home`` is its ``RLM_HOME`` (config file, trajectories); ``server`` a scripted server it is
+    pointed at (``RLM_API_BASE``), or None; ``env`` extra variables for every call (``COLUMNS=200``
+    unless given). The environment is :func:`rlm_env`'s. ``cli("ask", src, "q?", input=..., cwd=..., timeout=..., NAME=value)`` runs
+    one command to completion (a variable set to None is removed for that call) and returns the
+    ``subprocess.CompletedProcess`` with text stdout and stderr; :meth:`popen` starts one and
+    returns the ``Popen``; :meth:`trajectory` reads the newest trajectory under ``home``.
+    """
+
+    def __init__(self, home: Path, server=None, **env: str | None) -> None:
+        self.home = Path(home)
+        self.server = server
+        self.extra = {"COLUMNS": "200", **env}  # a wide terminal: tables and help text on one line each
+
+    def env(self, **extra: str | None) -> dict[str, str]:
+        """The environment of one call: :func:`rlm_env` with this runner's and then ``extra`` variables."""
+        return rlm_env(self.server, self.home, **{**self.extra, **extra})
+
+    def __call__(self, *args: str, input: str | bytes | None = None, cwd: Path | None = None,
+                 timeout: float = 120, **extra: str | None) -> subprocess.CompletedProcess:
+        return run_rlm([str(a) for a in args], self.env(**extra), input=input, cwd=cwd, timeout=timeout)
+
+    def popen(self, *args: str, **extra: str | None) -> subprocess.Popen:
+        """Start ``rlm ARGS`` (stdin from /dev/null, text stdout and stderr piped); the caller waits."""
+        return subprocess.Popen([RLM, *(str(a) for a in args)], env=self.env(**extra), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+
+    def trajectory(self) -> dict:
+        """The newest trajectory under ``home``, parsed (fails the test when there is none)."""
+        return last_trajectory(self.home)
+
+    def trajectories(self) -> list[Path]:
+        """Trajectory files under ``home``, oldest first."""
+        return trajectories(self.home)
 
 
 def trajectories(home: Path) -> list[Path]:

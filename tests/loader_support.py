@@ -1,4 +1,5 @@
-"""Shared helpers for the loader tests (no tests here): fixture trees, git's answer, running ``rlm``."""
+"""Shared helpers for the loader tests (no tests here): fixture trees and git's answer (the ``cli``
+fixture runs ``rlm``)."""
 
 from __future__ import annotations
 
@@ -113,14 +114,3 @@ def make_tree(root: Path) -> None:
     write(root, "utf8bom.md", b"\xef\xbb\xbf# title\n")
     write(root, "empty.py", b"")
     write(root, "sub/empty.txt", b"")
-
-
-def run_rlm(args: list[str], cwd: Path | None = None, input: bytes | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
-    """The installed ``rlm`` console script as a subprocess; bytes in, text out."""
-    proc = subprocess.run([RLM, *args], cwd=cwd, input=input, capture_output=True, timeout=timeout,
-                          stdin=None if input is not None else subprocess.DEVNULL,
-                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
-    proc.stdout = proc.stdout.decode("utf-8", "replace")
-    proc.stderr = proc.stderr.decode("utf-8", "replace")
-    return proc

@@ -8,15 +8,15 @@ import subprocess
 import sys
 
 import pytest
-from loader_support import git_env, git_set, make_tree, run_rlm, write  # noqa: F401
+from loader_support import git_env, git_set, make_tree, write  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("git_env")
 
 
-def test_ls_json_lists_git_set_and_skips(tmp_path):
+def test_ls_json_lists_git_set_and_skips(cli, tmp_path):
     root = tmp_path / "repo"
     make_tree(root)
-    proc = run_rlm(["ls", "repo", "--json"], cwd=tmp_path)
+    proc = cli("ls", "repo", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     loaded = {f["path"] for f in doc["files"]}
@@ -30,11 +30,11 @@ def test_ls_json_lists_git_set_and_skips(tmp_path):
     assert doc["totals"]["chars"] == sum(f["chars"] for f in doc["files"])
 
 
-def test_ls_table(tmp_path):
+def test_ls_table(cli, tmp_path):
     write(tmp_path, "src/app.py", "print('hi')\n")
     write(tmp_path, "src/package-lock.json", "{}\n")
     write(tmp_path, "src/logo.png", b"\x89PNG\r\n\x1a\n\0\0")
-    proc = run_rlm(["ls", "./src"], cwd=tmp_path)
+    proc = cli("ls", "./src", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["CHARS", "LINES", "PATH"]
@@ -45,35 +45,35 @@ def test_ls_table(tmp_path):
     assert proc.stderr == ""
 
 
-def test_ls_errors_exit_2_with_one_line(tmp_path):
-    proc = run_rlm(["ls", "missing/dir"], cwd=tmp_path)
+def test_ls_errors_exit_2_with_one_line(cli, tmp_path):
+    proc = cli("ls", "missing/dir", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr == "rlm: error: no such file or directory: missing/dir\n"
-    proc = run_rlm(["ls", "-"], cwd=tmp_path, input=b"")
+    proc = cli("ls", "-", cwd=tmp_path, input=b"")
     assert proc.returncode == 2 and "standard input is empty" in proc.stderr
     for i in range(3):
         write(tmp_path, f"d/f{i}.txt", "z" * 2000)
-    proc = run_rlm(["ls", "d", "--max-input-size", "5kB"], cwd=tmp_path)
+    proc = cli("ls", "d", "--max-input-size", "5kB", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "over --max-input-size (5 kB)" in proc.stderr and "--include" in proc.stderr
-    proc = run_rlm(["ls", "d", "--max-file-size", "lots"], cwd=tmp_path)
+    proc = cli("ls", "d", "--max-file-size", "lots", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("rlm: error: --max-file-size: not a size")
 
 
-def test_ls_stdin_in_chunks(tmp_path):
+def test_ls_stdin_in_chunks(cli, tmp_path):
     line = "2024-01-01 12:00:00 INFO request served in 12 ms — ok\n"
     data = (line * 600_000).encode()  # about 33 MB, more than one read chunk
-    proc = run_rlm(["ls", "-", "--json"], cwd=tmp_path, input=data)
+    proc = cli("ls", "-", "--json", cwd=tmp_path, input=data)
     assert proc.returncode == 0, proc.stderr
     (f,) = json.loads(proc.stdout)["files"]
     assert (f["path"], f["chars"], f["lines"], f["bytes"]) == ("<stdin>", len(line) * 600_000, 600_000, len(data))
 
 
-def test_ls_options_reach_the_loader(tmp_path):
+def test_ls_options_reach_the_loader(cli, tmp_path):
     for rel in ["a.py", "b.txt", "node_modules/m/i.js", "big.py"]:
         write(tmp_path, "p/" + rel, "x" * (3000 if rel == "big.py" else 5))
     def paths(*args):
-        proc = run_rlm(["ls", "p", "--json", *args], cwd=tmp_path)
+        proc = cli("ls", "p", "--json", *args, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         return sorted(f["path"] for f in json.loads(proc.stdout)["files"])
     assert paths() == ["p/a.py", "p/b.txt", "p/big.py"]
@@ -83,8 +83,8 @@ def test_ls_options_reach_the_loader(tmp_path):
     assert "p/l.py" not in paths() and "p/l.py" in paths("--follow-symlinks", "--include", "l.py")
 
 
-def test_ls_help_shows_default_excludes(tmp_path):
-    proc = run_rlm(["ls", "--help"], cwd=tmp_path)
+def test_ls_help_shows_default_excludes(cli, tmp_path):
+    proc = cli("ls", "--help", cwd=tmp_path)
     assert proc.returncode == 0
     flat = "".join(proc.stdout.split())  # help wrapping may break lines anywhere, even at hyphens
     for pattern in ("package-lock.json", "*.min.js", "node_modules/", "vendor/isnotexcluded"):

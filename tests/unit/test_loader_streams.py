@@ -9,7 +9,7 @@ import socket
 import threading
 
 import pytest
-from loader_support import git_env, run_rlm, write  # noqa: F401
+from loader_support import git_env, write  # noqa: F401
 
 from rlm_cli.errors import InputError
 from rlm_cli.loader import LoadOptions, load_sources
@@ -121,9 +121,9 @@ def test_endless_fifo_stops_at_max_input_size(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
-def test_dev_zero_named_explicitly_is_skipped_as_binary(tmp_path):
+def test_dev_zero_named_explicitly_is_skipped_as_binary(cli, tmp_path):
     # before: spooled without limit (the run never ended); the timeout makes that a failure
-    proc = run_rlm(["ls", "/dev/zero", "--json"], cwd=tmp_path, timeout=60)
+    proc = cli("ls", "/dev/zero", "--json", cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert '"reason": "binary (NUL bytes)"' in proc.stdout and no_spool_left(tmp_path)
 
@@ -137,8 +137,8 @@ def test_named_socket_is_skipped_with_a_reason(tmp_path):
     assert ctx.files == [] and [s.reason for s in ctx.skipped] == ["not a regular file (socket)"]
 
 
-def test_ls_reports_stdin_over_the_limit_in_one_line(tmp_path):
-    proc = run_rlm(["ls", "-", "--max-input-size", "100kB"], cwd=tmp_path, input=b"z\n" * 100_000)
+def test_ls_reports_stdin_over_the_limit_in_one_line(cli, tmp_path):
+    proc = cli("ls", "-", "--max-input-size", "100kB", cwd=tmp_path, input=b"z\n" * 100_000)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("rlm: error: standard input goes over --max-input-size (100 kB)")
     assert no_spool_left(tmp_path)
