@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from helpers import Cli
 
 from rlm_cli.errors import EXIT_USAGE, UsageError
 from rlm_cli.settings.config_file import (
@@ -23,8 +22,6 @@ from rlm_cli.settings.config_file import (
     set_value,
     unset_value,
 )
-
-RLM = Path(sys.executable).parent / "rlm"
 
 
 @pytest.fixture
@@ -43,11 +40,10 @@ def write(home: Path, text: str) -> Path:
     return path
 
 
-def run_rlm(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
-    full.update(RLM_HOME=str(home), NO_COLOR="1", **(env or {}))
-    full.pop("FORCE_COLOR", None)
-    return subprocess.run([str(RLM), *args], env=full, capture_output=True, text=True, timeout=60)
+@pytest.fixture
+def cli(home) -> Cli:
+    """The shared CLI runner with its home at this module's ``home``, and no model or key set."""
+    return Cli(home, RLM_MODEL=None, RLM_SUB_MODEL=None, OPENAI_API_KEY=None)
 
 
 def test_config_file_is_under_rlm_home(home):
@@ -176,13 +172,13 @@ def test_every_key_has_an_env_name():
 
 
 # -- the command ---------------------------------------------------------------------------------
-def test_cli_path_set_show_unset(home):
-    assert run_rlm(home, "config", "path").stdout.strip() == str(home / "config.toml")
-    proc = run_rlm(home, "config", "set", "max_cost", "0.5")
+def test_cli_path_set_show_unset(cli, home):
+    assert cli("config", "path").stdout.strip() == str(home / "config.toml")
+    proc = cli("config", "set", "max_cost", "0.5")
     assert proc.returncode == 0, proc.stderr
-    assert run_rlm(home, "config", "set", "aliases.fast", "openai/gpt-5-mini").returncode == 0
-    assert run_rlm(home, "config", "set", "model", "fast").returncode == 0
-    proc = run_rlm(home, "config", "show", "--json", "--no-probe", env={"RLM_MAX_ITERATIONS": "5"})
+    assert cli("config", "set", "aliases.fast", "openai/gpt-5-mini").returncode == 0
+    assert cli("config", "set", "model", "fast").returncode == 0
+    proc = cli("config", "show", "--json", "--no-probe", RLM_MAX_ITERATIONS="5")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     values = doc["values"]
@@ -191,17 +187,17 @@ def test_cli_path_set_show_unset(home):
     assert values["max_iterations"]["value"] == 5 and values["max_iterations"]["source"] == "env"
     assert values["model"]["value"] == "openai/gpt-5-mini" and values["model"]["source"] == "config"
     assert values["max_depth"]["source"] == "default"
-    text = run_rlm(home, "config", "show", "--no-probe", env={"RLM_MAX_ITERATIONS": "5"}).stdout
+    text = cli("config", "show", "--no-probe", RLM_MAX_ITERATIONS="5").stdout
     assert "max_iterations" in text and "env: RLM_MAX_ITERATIONS" in text
-    assert run_rlm(home, "config", "unset", "max_cost").returncode == 0
+    assert cli("config", "unset", "max_cost").returncode == 0
     assert "max_cost" not in load_config(home / "config.toml").values
 
 
-def test_cli_invalid_config_exits_2_naming_file_and_key(home):
+def test_cli_invalid_config_exits_2_naming_file_and_key(cli, home):
     path = write(home, "max_cost = 'lots'\n")
-    proc = run_rlm(home, "config", "show")
+    proc = cli("config", "show")
     assert proc.returncode == EXIT_USAGE
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and "max_cost" in lines[0]
-    proc = run_rlm(home, "config", "set", "max_cost", "abc")
+    proc = cli("config", "set", "max_cost", "abc")
     assert proc.returncode == EXIT_USAGE and "max_cost" in proc.stderr
