@@ -4,25 +4,14 @@ trajectory recorder (from scripted event streams) and by a real ``rlm ask`` run.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import Cli
 
 from rlm_cli.run.events import RlmStarted
 from rlm_cli.trajectory.recorder import TrajectoryRecorder
 from rlm_cli.view.demo import demo_run
-
-RLM = str(Path(sys.executable).parent / "rlm")
-
-
-def rlm(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("RLM_", "NO_COLOR", "FORCE_COLOR"))}
-    environ.update({"RLM_HOME": str(home), "COLUMNS": "160", **env})
-    return subprocess.run([RLM, *args], env=environ, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
 
 
 def record(home: Path, stamp: str, run_id: str, **kw) -> Path:
@@ -46,6 +35,13 @@ def record(home: Path, stamp: str, run_id: str, **kw) -> Path:
 
 
 @pytest.fixture
+def cli(cli: Cli) -> Cli:
+    """The shared CLI runner, 160 columns wide, colour left to rlm (no NO_COLOR)."""
+    cli.extra.update(COLUMNS="160", NO_COLOR=None)
+    return cli
+
+
+@pytest.fixture
 def home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     record(home, "20250101T100000Z", "aaa111", question="Where is auth handled?")
@@ -54,8 +50,8 @@ def home(tmp_path: Path) -> Path:
     return home
 
 
-def test_show_latest_run_as_a_tree(home):
-    p = rlm(["show"], home)
+def test_show_latest_run_as_a_tree(cli, home):
+    p = cli("show")
     assert p.returncode == 0, p.stderr
     out = p.stdout
     assert out.startswith("◆ Which [red]module[/red] is slow?")  # markup-looking text shown verbatim
@@ -65,58 +61,59 @@ def test_show_latest_run_as_a_tree(home):
     assert "answered in 12.5s" in out and "ccc333.json" in out.splitlines()[-1]
 
 
-def test_show_by_path_or_run_id_and_full(home):
-    p = rlm(["show", str(home / "logs" / "20250102T100000Z-bbb222.json")], home)
+def test_show_by_path_or_run_id_and_full(cli, home):
+    p = cli("show", str(home / "logs" / "20250102T100000Z-bbb222.json"))
     assert p.returncode == 0, p.stderr
     assert "Why does login fail?" in p.stdout and "✗ ProviderError: openai/root: auth failed" in p.stdout
-    by_id = rlm(["show", "aaa1"], home)
+    by_id = cli("show", "aaa1")
     assert by_id.returncode == 0 and "Where is auth handled?" in by_id.stdout
-    full = rlm(["show", "aaa111", "--full"], home)
+    full = cli("show", "aaa111", "--full")
     assert full.returncode == 0, full.stderr
     assert "prompt" in full.stdout and "response" in full.stdout and "chunk 19: none" in full.stdout
     assert "20 sub-calls finished" not in full.stdout and full.stdout.count("✓ llm openai/sub") >= 17
 
 
-def test_show_unfinished_run(home):
+def test_show_unfinished_run(cli, home):
     record(home, "20250104T100000Z", "ddd444", status="running")
-    p = rlm(["show"], home)
+    p = cli("show")
     assert p.returncode == 0, p.stderr
     assert "unfinished log" in p.stdout and "not finished" in p.stdout
 
 
 @pytest.mark.parametrize("content", [None, "{not json", '{"schema": "something-else"}', "[1, 2]", ""])
-def test_show_missing_or_invalid_file_is_a_one_line_usage_error(home, tmp_path, content):
+def test_show_missing_or_invalid_file_is_a_one_line_usage_error(cli, home, tmp_path, content):
     path = tmp_path / "bad.json"
     if content is not None:
         path.write_text(content)
-    p = rlm(["show", str(path)], home)
+    p = cli("show", str(path))
     assert p.returncode == 2
     assert p.stdout == ""
     assert p.stderr.startswith("rlm: error: ") and p.stderr.count("\n") == 1, p.stderr
 
 
-def test_show_without_any_run(tmp_path):
-    p = rlm(["show"], tmp_path / "empty")
+def test_show_without_any_run(cli, tmp_path):
+    cli.home = tmp_path / "empty"
+    p = cli("show")
     assert p.returncode == 2 and "no saved runs" in p.stderr and p.stderr.count("\n") == 1
 
 
-def test_show_skips_a_damaged_latest_file(home):
+def test_show_skips_a_damaged_latest_file(cli, home):
     (home / "logs" / "20250105T000000Z-eee555.json").write_text("{truncated")
-    p = rlm(["show"], home)
+    p = cli("show")
     assert p.returncode == 0 and "Which [red]module[/red] is slow?" in p.stdout
 
 
-def test_show_html_export(home, tmp_path):
+def test_show_html_export(cli, home, tmp_path):
     out = tmp_path / "run.html"
-    p = rlm(["show", "ccc333", "--html", str(out)], home)
+    p = cli("show", "ccc333", "--html", str(out))
     assert p.returncode == 0, p.stderr
     assert p.stdout == "" and str(out) in p.stderr
     page = out.read_text(encoding="utf-8")
     assert "<details" in page and "https://" not in page and "Which [red]module[/red] is slow?" in page
 
 
-def test_logs_lists_recent_runs_newest_first(home):
-    p = rlm(["logs"], home)
+def test_logs_lists_recent_runs_newest_first(cli, home):
+    p = cli("logs")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0].split() == ["when", "status", "question", "iter", "sub-calls", "cost", "path"]
@@ -124,13 +121,13 @@ def test_logs_lists_recent_runs_newest_first(home):
     assert "answered" in lines[1] and "error" in lines[2] and "Which [red]module[/red] is slow?" in lines[1]
     assert " 304 " in lines[1] and "$0." in lines[1]
     assert "\x1b" not in p.stdout
-    one = rlm(["logs", "-n", "1"], home)
+    one = cli("logs", "-n", "1")
     assert "ccc333" in one.stdout and "bbb222" not in one.stdout
 
 
-def test_logs_json(home):
+def test_logs_json(cli, home):
     (home / "logs" / "20241231T000000Z-old.json").write_text("garbage")
-    p = rlm(["logs", "--json"], home)
+    p = cli("logs", "--json")
     assert p.returncode == 0, p.stderr
     rows = json.loads(p.stdout)
     assert [r["id"] for r in rows] == ["ccc333", "bbb222", "aaa111", None]
@@ -141,15 +138,16 @@ def test_logs_json(home):
     assert rows[-1]["status"] == "unreadable" and "not valid JSON" in rows[-1]["error"]
 
 
-def test_logs_without_runs(tmp_path):
-    p = rlm(["logs"], tmp_path / "none")
+def test_logs_without_runs(cli, tmp_path):
+    cli.home = tmp_path / "none"
+    p = cli("logs")
     assert p.returncode == 0 and p.stdout == "" and "no runs" in p.stderr
-    p = rlm(["logs", "--json"], tmp_path / "none")
+    p = cli("logs", "--json")
     assert p.returncode == 0 and json.loads(p.stdout) == []
 
 
 @pytest.mark.slow
-def test_show_and_logs_on_a_real_run(scripted_server, tmp_path):
+def test_show_and_logs_on_a_real_run(cli, scripted_server, tmp_path):
     """A real ``rlm ask`` (scripted model server, REPL subprocess, recursion) then show and logs."""
     s = scripted_server
     s.script("root",
@@ -160,20 +158,17 @@ def test_show_and_logs_on_a_real_run(scripted_server, tmp_path):
     s.default("sub", "ok")
     src = tmp_path / "input.txt"
     src.write_text("some data\n" * 100)
-    home = tmp_path / "home"
-    env = {"RLM_API_BASE": s.base_url, "RLM_MODEL": "openai/root", "RLM_SUB_MODEL": "openai/sub",
-           "OPENAI_API_KEY": "sk-test-not-real", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    ask = rlm(["ask", str(src), "what is it?", "--max-depth", "1"], home, **env)
+    ask = cli("ask", str(src), "what is it?", "--max-depth", "1")
     assert ask.returncode == 0, ask.stderr
     assert ask.stdout == "all done\n"
-    show = rlm(["show"], home)
+    show = cli("show")
     assert show.returncode == 0, show.stderr
     out = show.stdout
     assert out.startswith("◆ what is it?") and "✓ rlm openai/root" in out and "FINAL(child answer)" in out
     assert "13 sub-calls" in out or "14 sub-calls" in out
     assert "answered in" in out
-    logs = json.loads(rlm(["logs", "--json"], home).stdout)
+    logs = json.loads(cli("logs", "--json").stdout)
     assert len(logs) == 1 and logs[0]["status"] == "answered" and logs[0]["sub_calls"] >= 13
     html = tmp_path / "real.html"
-    assert rlm(["show", "--html", str(html)], home).returncode == 0
+    assert cli("show", "--html", str(html)).returncode == 0
     assert "dig deeper" in html.read_text(encoding="utf-8")
