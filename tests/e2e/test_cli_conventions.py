@@ -10,28 +10,23 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import RLM, Cli
 
 from rlm_cli import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
-RLM = Path(sys.executable).parent / "rlm"
 COLOUR_SGR = re.compile(r"\x1b\[([0-9;]*)m")
 EXIT_CODE_PHRASES = ("0 answered", "1 runtime or provider error", "2 usage error or unusable input",
                      "3 a budget or the iteration limit ran out", "130 interrupted")
 
 
-def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """A neutral environment: no colour forcing, no CI markers, RLM_HOME in tmp_path."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("RLM_", "_RLM_COMPLETE")) and k not in (
-               "NO_COLOR", "FORCE_COLOR", "PY_COLORS", "GITHUB_ACTIONS", "_TYPER_FORCE_DISABLE_TERMINAL")}
-    env.update(RLM_HOME=str(tmp_path), COLUMNS="200", **extra)
-    return env
-
-
-def rlm(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(RLM), *args], env=base_env(tmp_path, **extra), capture_output=True, text=True,
-                          timeout=60)
+@pytest.fixture
+def cli(cli: Cli, tmp_path: Path) -> Cli:
+    """The shared CLI runner with ``RLM_HOME`` at ``tmp_path`` and colour left to each test (no
+    ``NO_COLOR`` unless a call sets it)."""
+    cli.home = tmp_path
+    cli.extra["NO_COLOR"] = None
+    return cli
 
 
 def flat(text: str) -> str:
@@ -49,8 +44,8 @@ def has_colour(text: str) -> bool:
 
 
 @pytest.mark.parametrize("args", [["--help"], ["ask", "--help"]])
-def test_help_lists_exit_codes(tmp_path, args):
-    proc = rlm(tmp_path, *args, NO_COLOR="1")
+def test_help_lists_exit_codes(cli, args):
+    proc = cli(*args, NO_COLOR="1")
     assert proc.returncode == 0, proc.stderr
     text = flat(proc.stdout)
     assert "Exit codes:" in text
@@ -59,27 +54,27 @@ def test_help_lists_exit_codes(tmp_path, args):
 
 
 @pytest.mark.parametrize("args", [[], ["ask"], ["config"], ["models"]])
-def test_dash_h_is_help(tmp_path, args):
-    short, long = rlm(tmp_path, *args, "-h", NO_COLOR="1"), rlm(tmp_path, *args, "--help", NO_COLOR="1")
+def test_dash_h_is_help(cli, args):
+    short, long = cli(*args, "-h", NO_COLOR="1"), cli(*args, "--help", NO_COLOR="1")
     assert short.returncode == long.returncode == 0
     assert short.stdout == long.stdout and "Usage:" in short.stdout
 
 
-def test_version(tmp_path):
-    proc = rlm(tmp_path, "--version")
+def test_version(cli):
+    proc = cli("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"rlm {__version__}"
 
 
-def test_debug_and_json_are_documented(tmp_path):
-    assert "--debug" in rlm(tmp_path, "--help", NO_COLOR="1").stdout
-    ask_help = flat(rlm(tmp_path, "ask", "--help", NO_COLOR="1").stdout)
+def test_debug_and_json_are_documented(cli):
+    assert "--debug" in cli("--help", NO_COLOR="1").stdout
+    ask_help = flat(cli("ask", "--help", NO_COLOR="1").stdout)
     for flag in ("--json", "--quiet", "--max-cost", "--model", "--api-base", "--system"):
         assert flag in ask_help
 
 
 @pytest.mark.parametrize("args", [["--help"], ["ask", "--help"], ["config", "--help"], ["config", "show"]])
-def test_no_color_means_no_escape_sequences(tmp_path, args):
-    proc = rlm(tmp_path, *args, NO_COLOR="1")
+def test_no_color_means_no_escape_sequences(cli, args):
+    proc = cli(*args, NO_COLOR="1")
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in proc.stdout and "\x1b" not in proc.stderr
 
@@ -93,23 +88,23 @@ def _saved_run(tmp_path: Path) -> None:
     demo_run(n_calls=5, failures=1, depth=1, emit=recorder)
 
 
-def test_force_color_colours_a_pipe(tmp_path):
+def test_force_color_colours_a_pipe(cli, tmp_path):
     _saved_run(tmp_path)
-    assert not has_colour(rlm(tmp_path, "show").stdout)
-    assert has_colour(rlm(tmp_path, "show", FORCE_COLOR="1").stdout)
+    assert not has_colour(cli("show").stdout)
+    assert has_colour(cli("show", FORCE_COLOR="1").stdout)
 
 
-def test_no_color_beats_force_color_for_colour(tmp_path):
+def test_no_color_beats_force_color_for_colour(cli, tmp_path):
     _saved_run(tmp_path)
-    assert not has_colour(rlm(tmp_path, "show", FORCE_COLOR="1", NO_COLOR="1").stdout)
-    assert not has_colour(rlm(tmp_path, "--help", FORCE_COLOR="1").stdout)  # plain help, always
+    assert not has_colour(cli("show", FORCE_COLOR="1", NO_COLOR="1").stdout)
+    assert not has_colour(cli("--help", FORCE_COLOR="1").stdout)  # plain help, always
 
 
 def _run_in_pty(args: list[str], env: dict[str, str]) -> str:
     import pty
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([str(RLM), *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    proc = subprocess.Popen([RLM, *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
     os.close(slave)
     chunks = []
     while True:
@@ -126,24 +121,22 @@ def _run_in_pty(args: list[str], env: dict[str, str]) -> str:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
-def test_terminal_gets_colour_unless_no_color(tmp_path):
+def test_terminal_gets_colour_unless_no_color(cli, tmp_path):
     _saved_run(tmp_path)
-    assert has_colour(_run_in_pty(["show"], base_env(tmp_path)))
-    assert not has_colour(_run_in_pty(["show"], base_env(tmp_path, NO_COLOR="1")))
-
-
+    assert has_colour(_run_in_pty(["show"], cli.env()))
+    assert not has_colour(_run_in_pty(["show"], cli.env(NO_COLOR="1")))
 
 
 @pytest.mark.parametrize("args", [["no-such-command"], ["ask", "--max-iterations", "0", "src", "q"],
                                   ["config", "set"]])
-def test_usage_errors_exit_2(tmp_path, args):
-    proc = rlm(tmp_path, *args, NO_COLOR="1")
+def test_usage_errors_exit_2(cli, args):
+    proc = cli(*args, NO_COLOR="1")
     assert proc.returncode == 2, proc.stderr
 
 
-def test_invalid_config_error_is_one_line_exit_2(tmp_path):
+def test_invalid_config_error_is_one_line_exit_2(cli, tmp_path):
     (tmp_path / "config.toml").write_text("max_depth = 'deep'\n")
-    proc = rlm(tmp_path, "config", "show", NO_COLOR="1")
+    proc = cli("config", "show", NO_COLOR="1")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "max_depth" in proc.stderr and "config.toml" in proc.stderr
     assert proc.stdout == ""
