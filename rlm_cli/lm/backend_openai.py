@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -53,20 +54,44 @@ def handles(model: str) -> bool:
 
 
 def warm_up() -> None:
-    """Import the SDK and its aiohttp transport (what the first call would)."""
+    """Import the SDK and its aiohttp transport, and build the TLS context (what the first call
+    would)."""
     import openai
 
     _http_client(openai)
 
 
 def _http_client(openai):
-    """The SDK's aiohttp-based client (the ``openai[aiohttp]`` extra): about 1.7 ms of CPU per call
-    against 3.6 ms for its default httpx one, measured over 640 calls at 16 in flight; the default
-    client when the extra is missing."""
+    """The SDK's aiohttp-based client (the ``openai[aiohttp]`` extra): about 1.2 ms of CPU per call
+    against 1.9 ms for its default httpx2 one (openai 3.57, 640 calls at 16 in flight;
+    ``bench/bench_lm_paths.py``), on the process's one TLS context (:func:`_tls_context`); the
+    default client when the extra is missing."""
     try:
-        return openai.DefaultAioHttpClient()
+        context = _tls_context()
+        return openai.DefaultAioHttpClient(**({"verify": context} if context is not None else {}))
     except Exception:
         return None
+
+
+_tls_lock = threading.Lock()
+_tls: list = []  # the one TLS context, once built (None if it could not be)
+
+
+def _tls_context():
+    """The TLS context the SDK's HTTP client builds for itself when given none
+    (``httpx2.create_ssl_context()``: the default CA store, ``SSL_CERT_FILE`` and friends honoured),
+    built once per process and shared by its clients. Building it reads the CA bundle (60-200 ms of
+    CPU): :func:`warm_up` does it in the prewarm thread, so the first call no longer does it again.
+    None when httpx2 is not the SDK's HTTP library (the client then builds its own)."""
+    with _tls_lock:
+        if not _tls:
+            try:
+                import httpx2
+
+                _tls.append(httpx2.create_ssl_context())
+            except Exception:
+                _tls.append(None)
+        return _tls[0]
 
 
 def _lost_connection(exc: BaseException) -> bool:
