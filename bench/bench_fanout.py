@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
                              "for the client's delayed ACK)")
     parser.add_argument("--floor", metavar="BASE_URL", help=argparse.SUPPRESS)  # internal: the floor client
     args = parser.parse_args(argv)
+    import benchenv
+
+    print(benchenv.as_installed())
     if args.floor:
         print(f"{asyncio.run(_floor_client(args.floor)):.4f}")
         return 0

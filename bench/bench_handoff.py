@@ -138,6 +138,9 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--one":
         print(json.dumps(one_run(sys.argv[2])))
         return
+    import benchenv
+
+    print(benchenv.as_installed())
     cache = Path(__file__).resolve().parent / ".cache"
     cache.mkdir(exist_ok=True)
     src = cache / "handoff-40mb.log"

@@ -204,6 +204,9 @@ def bench_big(path: Path, label: str) -> None:
 
 
 def main() -> None:
+    import benchenv
+
+    print(benchenv.as_installed())
     print(f"Loader benchmark (median wall of {RUNS} runs unless said, peak RSS of the measured process, "
           f"{'from time(1)' if TIME else 'from wait4: floored at this process RSS'})")
     try:

@@ -126,6 +126,16 @@ def child_main(argv: list[str]) -> None:
             return getattr(self.inner, name)
 
     sys.stdout = Stdout(sys.stdout)
+    try:
+        import rlm_cli.commands.app as app_module
+    except ImportError:
+        app_module = None
+    exit_now = getattr(app_module, "exit_now", None)
+    if exit_now is not None:  # main() ends through exit_now (os._exit after the atexit handlers)
+        def exit_marked(code):
+            mark("main_returned")
+            exit_now(code)
+        app_module.exit_now = exit_marked
     sys.argv = ["rlm", *argv]
     try:
         cli.main()
@@ -288,6 +298,9 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--size", default="2MB", choices=["2MB", "40MB"])
     args = parser.parse_args()
+    import benchenv
+
+    print(benchenv.as_installed())
     sys.path.insert(0, str(ROOT / "tests"))
     import scripted_server
     from bench_reference import ANSWER, SIZES, haystack, sub_reply

@@ -268,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not set TCP_NODELAY on the scripted server (each answer on a kept-alive "
                              "connection then waits ~40 ms for the client's delayed ACK)")
     args = parser.parse_args(argv)
+    import benchenv
+
+    print(benchenv.as_installed())
 
     sys.path.insert(0, str(ROOT / "tests"))
     import scripted_server

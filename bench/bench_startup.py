@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--max-ratio", type=float, default=None, help="exit 1 if rlm --help is slower than this")
     args = parser.parse_args(argv)
+    import benchenv
+
+    print(benchenv.as_installed(), file=sys.stderr)
     result = measure(args.reps, args.rlm)
     if args.json:
         print(json.dumps(result, indent=2))

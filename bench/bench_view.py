@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
+    import benchenv
+
+    print(benchenv.as_installed())
     server = ScriptedServer().start()
     server.default("sub", "ok")
     times: dict[bool, list[float]] = {False: [], True: []}
