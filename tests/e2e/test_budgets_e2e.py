@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 
-from helpers import RLM, assert_trajectory_shape, last_trajectory, repl_pids, rlm_env, run_rlm, source_file
+from helpers import assert_trajectory_shape, last_trajectory, repl_pids, source_file
 from scripted_server import Reply
 
 
-def test_max_sub_calls_through_the_cli_exits_3_with_the_best_answer(scripted_server, tmp_path):
+def test_max_sub_calls_through_the_cli_exits_3_with_the_best_answer(cli, scripted_server, tmp_path):
     """A thin sample over HTTP; the budget rules themselves: tests/unit/test_engine_budgets.py."""
     s = scripted_server
     s.script("root", "```repl\nres = llm_query_batched([f'item {i}' for i in range(200)])\n"
@@ -23,7 +22,7 @@ def test_max_sub_calls_through_the_cli_exits_3_with_the_best_answer(scripted_ser
              "FINAL(best effort)")
     s.default("sub", "ok")
     home = tmp_path / "home"
-    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-sub-calls", "50", "--concurrency", "16"], rlm_env(s, home))
+    p = cli("ask", source_file(tmp_path), "q?", "--max-sub-calls", "50", "--concurrency", "16")
     assert p.returncode == 3, p.stderr
     assert p.stdout == "best effort\n"
     assert "stopped early (budget_exhausted: sub_calls)" in p.stderr
@@ -34,13 +33,12 @@ def test_max_sub_calls_through_the_cli_exits_3_with_the_best_answer(scripted_ser
     assert doc["iterations"][0]["steps"][0]["stdout"].strip() == "200 150"
 
 
-def test_sigint_mid_batch(scripted_server, tmp_path):
+def test_sigint_mid_batch(cli, scripted_server, tmp_path):
     s = scripted_server
     s.default("sub", Reply(text="slow", delay_s=20))
     s.script("root", "```repl\nr = llm_query_batched([f'q{i}' for i in range(8)])\n```", "FINAL(x)")
     home = tmp_path / "home"
-    proc = subprocess.Popen([RLM, "ask", source_file(tmp_path), "q?", "--json"], env=rlm_env(s, home, TMPDIR=str(tmp_path)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    proc = cli.popen("ask", source_file(tmp_path), "q?", "--json", TMPDIR=str(tmp_path))
     deadline = time.monotonic() + 30
     while len(s.requests_for("sub")) < 4 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -56,10 +54,10 @@ def test_sigint_mid_batch(scripted_server, tmp_path):
     assert not repl_pids(tmp_path)
 
 
-def test_json_reports_budget_exhaustion(scripted_server, tmp_path):
+def test_json_reports_budget_exhaustion(cli, scripted_server, tmp_path):
     s = scripted_server
     s.script("root", "```repl\nprint(1)\n```", "FINAL(partial)")
-    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-iterations", "1", "--json"], rlm_env(s, tmp_path / "home"))
+    p = cli("ask", source_file(tmp_path), "q?", "--max-iterations", "1", "--json")
     out = json.loads(p.stdout)
     assert (p.returncode, out["status"], out["exit_code"], out["answer"]) == (3, "max_iterations", 3, "partial")
     assert os.path.exists(out["trajectory"])

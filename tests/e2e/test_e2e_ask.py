@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import assert_trajectory_shape, last_trajectory, rlm_env, run_rlm
+from helpers import assert_trajectory_shape, last_trajectory
 from scripted_server import Reply
 
 NEEDLE = "The secret launch code is 7391-ALPHA."
@@ -34,7 +34,7 @@ def largest_root_message(server) -> int:
     return max(len(m.get("content") or "") for r in server.requests_for("root") for m in r.body["messages"])
 
 
-def test_needle_in_5mb_haystack(scripted_server, tmp_path):
+def test_needle_in_5mb_haystack(cli, scripted_server, tmp_path):
     hay = tmp_path / "haystack.log"
     make_haystack(hay)
     s = scripted_server
@@ -47,7 +47,7 @@ def test_needle_in_5mb_haystack(scripted_server, tmp_path):
              "All sub-LMs agree.\nFINAL(The launch code is 7391-ALPHA)")
     s.default("sub", sub_answer)
     home = tmp_path / "home"
-    p = run_rlm(["ask", str(hay), "What is the secret launch code?"], rlm_env(s, home))
+    p = cli("ask", str(hay), "What is the secret launch code?")
     assert p.returncode == 0, p.stderr
     assert p.stdout == "The launch code is 7391-ALPHA\n"
     doc = last_trajectory(home)
@@ -62,7 +62,7 @@ def test_needle_in_5mb_haystack(scripted_server, tmp_path):
     assert len(s.requests_for("sub")) == 3
 
 
-def test_multi_file_repo_with_files(scripted_server, tmp_path):
+def test_multi_file_repo_with_files(cli, scripted_server, tmp_path):
     repo = tmp_path / "repo"
     (repo / "app").mkdir(parents=True)
     (repo / "app" / "auth.py").write_text("def login(user, password):\n    return check_token(user)\n")
@@ -74,7 +74,7 @@ def test_multi_file_repo_with_files(scripted_server, tmp_path):
              "print(auth, files[auth[0]])\n```",
              "```repl\nFINAL('Authentication is handled in ' + auth[0] + ' by login()')\n```")
     home = tmp_path / "home"
-    p = run_rlm(["ask", "repo/", "where is auth handled?"], rlm_env(s, home), cwd=tmp_path)
+    p = cli("ask", "repo/", "where is auth handled?", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "Authentication is handled in repo/app/auth.py by login()"
     second = s.requests_for("root")[1].body["messages"][-1]["content"]
@@ -84,27 +84,27 @@ def test_multi_file_repo_with_files(scripted_server, tmp_path):
         "repo/README.md", "repo/app/auth.py", "repo/app/views.py"]
 
 
-def test_log_on_stdin(scripted_server, tmp_path):
+def test_log_on_stdin(cli, scripted_server, tmp_path):
     log = "".join(f"step {i} ok\n" for i in range(2000)) + "ERROR: deploy failed: image pull backoff\n"
     s = scripted_server
     s.script("root", "```repl\nprint([l for l in files['<stdin>'].splitlines() if 'ERROR' in l])\n```",
              "FINAL(The deploy failed because of an image pull backoff.)")
     home = tmp_path / "home"
-    p = run_rlm(["ask", "-", "why did the deploy fail?"], rlm_env(s, home), input=log)
+    p = cli("ask", "-", "why did the deploy fail?", input=log)
     assert p.returncode == 0, p.stderr
     assert p.stdout == "The deploy failed because of an image pull backoff.\n"
     assert "image pull backoff" in s.requests_for("root")[1].body["messages"][-1]["content"]
     assert last_trajectory(home)["context"]["files"][0]["path"] == "<stdin>"
 
 
-def test_max_iterations_exit_3_with_partial_answer(scripted_server, tmp_path):
+def test_max_iterations_exit_3_with_partial_answer(cli, scripted_server, tmp_path):
     src = tmp_path / "a.txt"
     src.write_text("data\n")
     s = scripted_server
     s.script("root", "```repl\nprint(1)\n```", "```repl\nprint(2)\n```",
              "I could not finish. FINAL(partial: probably data)")
     home = tmp_path / "home"
-    p = run_rlm(["ask", str(src), "q?", "--max-iterations", "2"], rlm_env(s, home))
+    p = cli("ask", str(src), "q?", "--max-iterations", "2")
     assert p.returncode == 3, p.stderr
     assert p.stdout == "partial: probably data\n"
     doc = last_trajectory(home)
@@ -113,13 +113,12 @@ def test_max_iterations_exit_3_with_partial_answer(scripted_server, tmp_path):
     assert "Do not write any more code" in s.requests_for("root")[-1].body["messages"][-1]["content"]
 
 
-def test_json_output(scripted_server, tmp_path):
+def test_json_output(cli, scripted_server, tmp_path):
     src = tmp_path / "a.txt"
     src.write_text("data\n")
     s = scripted_server
     s.script("root", "FINAL(yes)")
-    home = tmp_path / "home"
-    p = run_rlm(["ask", str(src), "q?", "--json"], rlm_env(s, home))
+    p = cli("ask", str(src), "q?", "--json")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["schema"] == "rlm-answer/1"
@@ -128,11 +127,11 @@ def test_json_output(scripted_server, tmp_path):
     assert out["usage"]["root"]["calls"] == 1
 
 
-def test_quiet_prints_only_the_answer(scripted_server, tmp_path):
+def test_quiet_prints_only_the_answer(cli, scripted_server, tmp_path):
     src = tmp_path / "a.txt"
     src.write_text("data\n")
     scripted_server.script("root", "FINAL(yes)")
-    p = run_rlm(["ask", str(src), "q?", "-q", "--no-log"], rlm_env(scripted_server, tmp_path / "home"))
+    p = cli("ask", str(src), "q?", "-q", "--no-log")
     assert (p.returncode, p.stdout, p.stderr) == (0, "yes\n", "")
     assert not (tmp_path / "home" / "logs").exists()
 
@@ -142,34 +141,33 @@ def test_quiet_prints_only_the_answer(scripted_server, tmp_path):
     (["ask", "-", "q?"], "", "empty"),
     (["ask", "q?"], None, "SOURCE"),
 ])
-def test_bad_input_is_one_line_exit_2(args, input, needle, tmp_path):
-    p = run_rlm(args, rlm_env(None, tmp_path / "home"), input=input)
+def test_bad_input_is_one_line_exit_2(cli, args, input, needle):
+    p = cli(*args, input=input)
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert needle in p.stderr and "Traceback" not in p.stderr
     assert p.stdout == ""
 
 
-def test_no_model_is_a_usage_error(tmp_path):
+def test_no_model_is_a_usage_error(cli, tmp_path):
     src = tmp_path / "a.txt"
     src.write_text("data\n")
-    env = rlm_env(None, tmp_path / "home")
-    for key in [k for k in env if k == "RLM_MODEL" or k.endswith("_API_KEY")]:
-        del env[key]  # no flag, no env, no config, no provider key (a local server could still answer)
-    p = run_rlm(["ask", str(src), "q?"], env)
+    # no flag, no env, no config, no provider key (a local server could still answer)
+    unset = {k: None for k in cli.env() if k == "RLM_MODEL" or k.endswith("_API_KEY")}
+    p = cli("ask", str(src), "q?", **unset)
     if p.returncode != 2 and "local" in p.stderr:
         pytest.skip("a local OpenAI-compatible server answers on a default port here")
     assert p.returncode == 2 and "model" in p.stderr and "Traceback" not in p.stderr
     assert p.stdout == ""
 
 
-def test_provider_auth_error_is_exit_1_one_line(scripted_server, tmp_path):
+def test_provider_auth_error_is_exit_1_one_line(cli, scripted_server, tmp_path):
     from scripted_server import Reply
 
     src = tmp_path / "a.txt"
     src.write_text("data\n")
     scripted_server.default("root", Reply(status=401, text="invalid api key"))
     home = tmp_path / "home"
-    p = run_rlm(["ask", str(src), "q?"], rlm_env(scripted_server, home))
+    p = cli("ask", str(src), "q?")
     assert p.returncode == 1, p.stderr
     errors = [line for line in p.stderr.splitlines() if line.startswith("rlm: error:")]
     assert len(errors) == 1 and "authentication" in errors[0]
@@ -179,14 +177,13 @@ def test_provider_auth_error_is_exit_1_one_line(scripted_server, tmp_path):
     assert doc["status"] == "error" and doc["error"]["message"]
 
 
-def test_cost_report_per_model_on_stderr(scripted_server, tmp_path):
+def test_cost_report_per_model_on_stderr(cli, scripted_server, tmp_path):
     src = tmp_path / "a.txt"
     src.write_text("data\n")
     s = scripted_server
     s.default("gpt-4o-mini", Reply(text="fine", prompt_tokens=1000, completion_tokens=10, cached_tokens=400))
     s.script("root", "```repl\nprint(llm_query('x'))\n```", "FINAL(ok)")
-    p = run_rlm(["ask", str(src), "q?", "--sub-model", "openai/gpt-4o-mini", "--price", "openai/root=1/2"],
-                rlm_env(s, tmp_path / "home"))
+    p = cli("ask", str(src), "q?", "--sub-model", "openai/gpt-4o-mini", "--price", "openai/root=1/2")
     assert p.returncode == 0, p.stderr
     lines = {line.split(":")[0].strip(): line for line in p.stderr.splitlines() if line.startswith("  openai/")}
     assert "(400 cached)" in lines["openai/gpt-4o-mini"] and "$0.0" in lines["openai/gpt-4o-mini"]

@@ -5,10 +5,10 @@ rules (unnamed, hostile and unpriced models) are tested in process in tests/unit
 
 from __future__ import annotations
 
-from helpers import last_trajectory, rlm_env, run_rlm, source_file, step_stdout
+from helpers import last_trajectory, source_file, step_stdout
 
 
-def test_allow_model_env_and_aliases(scripted_server, tmp_path):
+def test_allow_model_env_and_aliases(cli, scripted_server, tmp_path):
     s = scripted_server
     s.script("root",
              "```repl\nfor m in ['openai/extra2', 'openai/extra3', 'fast', 'openai/fastm', 'openai/sub', None]:\n"
@@ -19,13 +19,13 @@ def test_allow_model_env_and_aliases(scripted_server, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / "config.toml").write_text('[aliases]\nfast = "openai/fastm"\n')
-    p = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, home, RLM_ALLOW_MODELS="openai/extra2, openai/extra3"))
+    p = cli("ask", source_file(tmp_path), "q?", RLM_ALLOW_MODELS="openai/extra2, openai/extra3")
     assert p.returncode == 0, p.stderr
     out = step_stdout(last_trajectory(home)).splitlines()
     assert out == ["extra2 says hi", "extra3 says hi", "fastm says hi", "fastm says hi", "sub says hi", "sub says hi"]
 
 
-def test_allow_model_flag_repeatable_and_replaces_env(scripted_server, tmp_path):
+def test_allow_model_flag_repeatable_and_replaces_env(cli, scripted_server, tmp_path):
     s = scripted_server
     s.script("root",
              "```repl\nfor m in ['openai/extra', 'openai/extra3', 'openai/extra2', 'openai/root']:\n"
@@ -34,8 +34,8 @@ def test_allow_model_flag_repeatable_and_replaces_env(scripted_server, tmp_path)
     for name in ("extra", "extra2", "extra3"):
         s.default(name, lambda body, name=name: f"{name} says hi")
     home = tmp_path / "home"
-    env = rlm_env(s, home, RLM_ALLOW_MODELS="openai/extra2")
-    p = run_rlm(["ask", source_file(tmp_path), "q?", "--allow-model", "openai/extra", "--allow-model", "openai/extra3"], env)
+    p = cli("ask", source_file(tmp_path), "q?", "--allow-model", "openai/extra", "--allow-model", "openai/extra3",
+            RLM_ALLOW_MODELS="openai/extra2")
     assert p.returncode == 0, p.stderr
     out = step_stdout(last_trajectory(home)).splitlines()
     assert out[:2] == ["extra says hi", "extra3 says hi"]
@@ -44,28 +44,24 @@ def test_allow_model_flag_repeatable_and_replaces_env(scripted_server, tmp_path)
     assert s.requests_for("extra2") == []
 
 
-def test_max_cost_refuses_an_unpriced_root_or_sub_model_at_start(scripted_server, tmp_path):
+def test_max_cost_refuses_an_unpriced_root_or_sub_model_at_start(cli, scripted_server, tmp_path):
     s = scripted_server
     s.default("*", "FINAL(x)")
-    home = tmp_path / "home"
-    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-cost", "1"], rlm_env(s, home))
+    p = cli("ask", source_file(tmp_path), "q?", "--max-cost", "1")
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "openai/root" in lines[0] and "--price" in lines[0], p.stderr
-    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-cost", "1", "--price", "openai/root=1/2"], rlm_env(s, home))
+    p = cli("ask", source_file(tmp_path), "q?", "--max-cost", "1", "--price", "openai/root=1/2")
     assert p.returncode == 2
     assert "openai/sub" in p.stderr and "--price" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert s.chat_requests() == []  # refused before any LM call
-    p = run_rlm(["ask", source_file(tmp_path), "q?", "--max-cost", "1", "--price", "openai/root=1/2",
-                 "--price", "openai/sub=0/0"], rlm_env(s, home))
+    p = cli("ask", source_file(tmp_path), "q?", "--max-cost", "1", "--price", "openai/root=1/2", "--price", "openai/sub=0/0")
     assert p.returncode == 0, p.stderr
     assert p.stdout == "x\n"
 
 
-def test_allow_model_rejects_unusable_names(tmp_path):
-    home = tmp_path / "home"
+def test_allow_model_rejects_unusable_names(cli, tmp_path):
     for bad in ("", " ", "a b", "x\x1b[2J"):
-        p = run_rlm(["ask", source_file(tmp_path), "q?", "-m", "openai/root", "--allow-model", bad],
-                    rlm_env(None, home))
+        p = cli("ask", source_file(tmp_path), "q?", "-m", "openai/root", "--allow-model", bad)
         assert p.returncode == 2, (bad, p.stderr)
         assert "--allow-model" in p.stderr and "\x1b" not in p.stderr

@@ -13,12 +13,11 @@ import json
 import os
 import signal
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import RLM, last_trajectory, repl_pids, rlm_env, run_rlm, source_file, wait_until
+from helpers import last_trajectory, repl_pids, source_file, wait_until
 from scripted_server import Reply
 
 LINUX = sys.platform.startswith("linux")
@@ -71,7 +70,7 @@ os.kill(os.getpid(), 9)  # force a restart: the parent sets the REPL up again
 
 
 @pytest.mark.skipif(not LINUX, reason="Linux")
-def test_swapped_capture_files_never_redirect_the_parent(scripted_server, tmp_path):
+def test_swapped_capture_files_never_redirect_the_parent(cli, scripted_server, tmp_path):
     s = scripted_server
     canary = tmp_path / "bashrc"
     canary.write_text("original\n")
@@ -79,8 +78,7 @@ def test_swapped_capture_files_never_redirect_the_parent(scripted_server, tmp_pa
              _repl("print('after restart', 'some data' in context, sorted(files))"),
              _repl("print('SECOND STEP OUTPUT ' * 3)"), "FINAL(done)")
     home = tmp_path / "home"
-    proc = run_rlm(["ask", source_file(tmp_path), "q?"], rlm_env(s, home, TMPDIR=str(tmp_path), OPENAI_API_KEY=KEY),
-                   timeout=90)
+    proc = cli("ask", source_file(tmp_path), "q?", timeout=90, TMPDIR=str(tmp_path), OPENAI_API_KEY=KEY)
     assert proc.returncode == 0, proc.stderr
     assert canary.read_text() == "original\n"  # nothing was written through a swapped link
     fb = _feedback(s)
@@ -104,14 +102,14 @@ def _node(tmp_path: Path, kind: str) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
-def test_log_at_a_device_fifo_or_directory_is_refused(scripted_server, tmp_path, kind):
+def test_log_at_a_device_fifo_or_directory_is_refused(cli, scripted_server, tmp_path, kind):
     if kind == "device" and os.geteuid() != 0:
         pytest.skip("mknod needs root")
     node = _node(tmp_path, kind)
     mode_before = os.lstat(node).st_mode
     s = scripted_server
     s.script("root", "FINAL(done)")
-    proc = run_rlm(["ask", source_file(tmp_path), "q?", "--log", str(node)], rlm_env(s, tmp_path / "home"), timeout=60)
+    proc = cli("ask", source_file(tmp_path), "q?", "--log", str(node), timeout=60)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--log" in lines[0] and "Traceback" not in proc.stderr
@@ -122,14 +120,12 @@ def test_log_at_a_device_fifo_or_directory_is_refused(scripted_server, tmp_path,
 # --- class 8: endings ----------------------------------------------------------------------------
 @pytest.mark.skipif(not LINUX, reason="Linux")
 @pytest.mark.parametrize("sig,code", [(signal.SIGHUP, 129), (signal.SIGTERM, 143)])
-def test_sighup_and_sigterm_end_cleanly(scripted_server, tmp_path, sig, code):
+def test_sighup_and_sigterm_end_cleanly(cli, scripted_server, tmp_path, sig, code):
     s = scripted_server
     s.default("sub", Reply(text="slow", delay_s=30))
     s.script("root", _repl("r = llm_query('q')"), "FINAL(x)")
     home = tmp_path / "home"
-    proc = subprocess.Popen([RLM, "ask", source_file(tmp_path), "q?", "--json"],
-                            env=rlm_env(s, home, TMPDIR=str(tmp_path)), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    proc = cli.popen("ask", source_file(tmp_path), "q?", "--json", TMPDIR=str(tmp_path))
     assert wait_until(lambda: len(s.requests_for("sub")) >= 1), "the sub-call never started"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
@@ -142,13 +138,11 @@ def test_sighup_and_sigterm_end_cleanly(scripted_server, tmp_path, sig, code):
 
 
 @pytest.mark.skipif(not LINUX, reason="Linux")
-def test_repl_stuck_in_c_code_dies_with_a_killed_rlm(scripted_server, tmp_path):
+def test_repl_stuck_in_c_code_dies_with_a_killed_rlm(cli, scripted_server, tmp_path):
     s = scripted_server
     # Catastrophic backtracking: the regex engine holds the GIL, so no Python-level watcher can run.
     s.script("root", _repl("import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')"), "FINAL(x)")
-    proc = subprocess.Popen([RLM, "ask", source_file(tmp_path), "q?", "-q"], env=rlm_env(s, tmp_path / "home",
-                                                                                TMPDIR=str(tmp_path)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    proc = cli.popen("ask", source_file(tmp_path), "q?", "-q", TMPDIR=str(tmp_path))
     try:
         assert wait_until(lambda: len(s.requests_for("root")) >= 1 and repl_pids(tmp_path)), "no REPL"
         assert wait_until(lambda: _busy(repl_pids(tmp_path))), "the step never ran"  # stuck in the regex now

@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from helpers import last_trajectory, rlm_env, run_rlm, source_file, trajectories
+from helpers import last_trajectory, source_file, trajectories
 from scripted_server import Reply
 
 from rlm_cli import secrets
@@ -28,7 +28,7 @@ def _nowhere(key: str, p, home) -> None:
         assert key not in path.read_text(encoding="utf-8")
 
 
-def test_a_key_quoted_back_by_the_provider_reaches_no_output(scripted_server, tmp_path):
+def test_a_key_quoted_back_by_the_provider_reaches_no_output(cli, scripted_server, tmp_path):
     s = scripted_server
     s.script("root",
              Reply("Rate limited for key", status=429, echo_auth=True, headers={"Retry-After": "0"}),
@@ -36,7 +36,7 @@ def test_a_key_quoted_back_by_the_provider_reaches_no_output(scripted_server, tm
              Reply("Incorrect API key provided:", status=401, echo_auth=True))
     s.default("sub", Reply("Invalid request, you sent", status=400, echo_auth=True))
     home = tmp_path / "home"
-    p = run_rlm(["ask", source_file(tmp_path), "q?", "--json"], rlm_env(s, home, OPENAI_API_KEY=KEY))
+    p = cli("ask", source_file(tmp_path), "q?", "--json", OPENAI_API_KEY=KEY)
     assert p.returncode == 1, p.stderr
     assert s.requests_for("sub")[0].headers["authorization"] == f"Bearer {KEY}"  # the server did echo it
     # The code's error string, as the root LM saw it in its next prompt:
@@ -53,11 +53,11 @@ def test_a_key_quoted_back_by_the_provider_reaches_no_output(scripted_server, tm
     _nowhere(KEY, p, home)
 
 
-def test_a_key_given_as_a_request_option_is_redacted_too(scripted_server, tmp_path):
+def test_a_key_given_as_a_request_option_is_redacted_too(cli, scripted_server, tmp_path):
     s = scripted_server
     s.script("root", Reply("Incorrect API key provided:", status=401, echo_auth=True))
     home = tmp_path / "home"
-    p = run_rlm(["ask", source_file(tmp_path), "q?", "-o", "api_key", OTHER_KEY], rlm_env(s, home, OPENAI_API_KEY=KEY))
+    p = cli("ask", source_file(tmp_path), "q?", "-o", "api_key", OTHER_KEY, OPENAI_API_KEY=KEY)
     assert p.returncode == 1, p.stderr
     assert s.requests_for("root")[0].headers["authorization"] == f"Bearer {OTHER_KEY}"
     assert "authentication failed" in p.stderr
@@ -111,19 +111,13 @@ def test_events_are_redacted_before_any_sink(clean_secrets):
     assert KEY not in repr(seen)
 
 
-def test_config_show_never_prints_a_key_set_in_the_config_file(tmp_path):
+def test_config_show_never_prints_a_key_set_in_the_config_file(cli):
     """``rlm config show`` (text and --json) redacts secret-looking request options."""
-    import subprocess
-
-    from helpers import RLM
-
     key = "sk-config-file-secret-0123456789"
-    (tmp_path / "config.toml").write_text(f'[options]\napi_key = "{key}"\ntemperature = 0.5\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
-    env.update(RLM_HOME=str(tmp_path), NO_COLOR="1")
+    cli.home.mkdir()
+    (cli.home / "config.toml").write_text(f'[options]\napi_key = "{key}"\ntemperature = 0.5\n')
     for extra in ([], ["--json"]):
-        proc = subprocess.run([RLM, "config", "show", "--no-probe", *extra], env=env, capture_output=True,
-                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+        proc = cli("config", "show", "--no-probe", *extra, RLM_MODEL=None, RLM_SUB_MODEL=None, OPENAI_API_KEY=None)
         assert proc.returncode == 0, proc.stderr
         assert key not in proc.stdout + proc.stderr
         assert "temperature" in proc.stdout
