@@ -71,6 +71,15 @@ def default_log_path(run_id: str) -> Path:
     return log_dir() / f"{stamp}-{run_id}.json"
 
 
+def _load_cannot_fork(sources: list[str]) -> bool:
+    """Whether loading ``sources`` is sure to stay in this process: no directory among them (only a
+    walk yields enough files for the two-process load, :func:`rlm_cli.loader.parallel.available`) and
+    fewer sources than that load's minimum."""
+    from rlm_cli.loader.parallel import MIN_ITEMS
+
+    return len(sources) < MIN_ITEMS and not any(s != "-" and os.path.isdir(s) for s in sources)
+
+
 def answer_question(req: RunRequest, attach_view: Callable[[EventBus], Any]) -> RunOutcome:
     """Load, run and record one question; returns the :class:`RunOutcome`.
 
@@ -90,14 +99,20 @@ def answer_question(req: RunRequest, attach_view: Callable[[EventBus], Any]) -> 
     workdir = Path(tempfile.mkdtemp(prefix="rlm-run-"))
     if os.geteuid() == 0:  # searchable (not listable), so a REPL dropped to an unprivileged uid reaches its dir
         os.chmod(workdir, 0o711)
+    settings = req.settings
+    models = [settings.model, settings.sub_model or settings.model]
+    # The client library's import (~1 s of CPU) overlaps the load and the REPL's start-up. A load that
+    # may fork a second loader process (a directory, or MIN_ITEMS files or more) needs this process
+    # single-threaded: then the import starts after the load.
+    early = _load_cannot_fork(req.sources)
     try:
+        if early:
+            prewarm(models, backend)
         loaded = load_sources(req.sources, req.load_options, workdir / "context.txt")
         if not loaded.files:
             raise UsageError("nothing to load: every file was skipped (see `rlm ls " + " ".join(req.sources) + "`)")
-        settings = req.settings
-        # The client library's import (~1 s of CPU) overlaps the REPL's start-up. Not before the
-        # load: a large load forks a second loader process, which needs this process single-threaded.
-        prewarm([settings.model, settings.sub_model or settings.model], backend)
+        if not early:
+            prewarm(models, backend)
         from rlm_cli.lm.client import LMClient
         from rlm_cli.run import engine
         from rlm_cli.run.events import EventBus, Notice
