@@ -177,9 +177,6 @@ def main(argv: list[str] | None = None) -> int:
                              "for the client's delayed ACK)")
     parser.add_argument("--floor", metavar="BASE_URL", help=argparse.SUPPRESS)  # internal: the floor client
     args = parser.parse_args(argv)
-    import benchenv
-
-    print(benchenv.as_installed())
     if args.floor:
         print(f"{asyncio.run(_floor_client(args.floor)):.4f}")
         return 0
@@ -192,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
           f"ideal batch step {IDEAL_S:.2f} s; targets: ratio <= {TARGET_RATIO}, max in flight <= {CONCURRENCY}")
     print(f"rlm: {RLM}")
     print(f"note: {note}")
+    import benchenv
+
+    print(benchenv.as_installed())
     print(f"machine: {os.cpu_count()} CPUs; 1-min load average is printed per run (other work on the machine "
           "slows every number)")
     results = []
