@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from scripted_replies import (
+    Headers,
     RecordedRequest,
     Reply,
     ReplyScript,
@@ -175,7 +176,7 @@ class FakeLM(ReplyScript):
         body = json.loads(json.dumps(body))  # what went over the wire: a copy, not the live history
         key = kwargs.get("api_key") or os.environ.get("OPENAI_API_KEY") or ""
         rec = self._add(RecordedRequest(path=PATH, method="POST", model=model, body=body,
-                                        headers={"Authorization": f"Bearer {key}"}, t_start=time.monotonic()),
+                                        headers=Headers(Authorization=f"Bearer {key}"), t_start=time.monotonic()),
                         chat=True)
         reply = self._next_reply(model, body)
         if reply.echo_auth:
@@ -198,11 +199,9 @@ class FakeLM(ReplyScript):
         message = reply.text or f"scripted server: error {reply.status}"
         payload = error_payload(reply.status, message)
         response = httpx.Response(reply.status, headers=reply.headers, json=payload, request=_request())
-        classes = {400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,
-                   404: openai.NotFoundError, 409: openai.ConflictError, 422: openai.UnprocessableEntityError,
-                   429: openai.RateLimitError}
-        cls = classes.get(reply.status, openai.InternalServerError if reply.status >= 500 else openai.APIStatusError)
-        raise cls(f"Error code: {reply.status} - {payload}", response=response, body=payload["error"])
+        # The SDK's own mapping of a response to its exception (class and message wording differ by
+        # version); it reads nothing of the client but the method it calls.
+        raise object.__new__(openai.AsyncOpenAI)._make_status_error_from_response(response)
 
     def _ident(self) -> str:
         return f"chatcmpl-fake-{self._next_id()}"

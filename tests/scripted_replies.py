@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MALFORMED", "WILDCARD", "RecordedRequest", "Reply", "ReplyScript", "ReplySpec", "completion_payload",
+__all__ = ["MALFORMED", "WILDCARD", "Headers", "RecordedRequest", "Reply", "ReplyScript", "ReplySpec", "completion_payload",
            "error_payload", "stream_events", "usage_payload"]
 
 WILDCARD = "*"
@@ -89,7 +89,7 @@ class RecordedRequest:
     method: str
     model: str | None
     body: dict
-    headers: dict[str, str]
+    headers: dict[str, str]  # a Headers: names looked up case-insensitively
     t_start: float
     status: int | None = None
     t_end: float | None = None
@@ -115,6 +115,24 @@ class RecordedRequest:
     def prompt_text(self) -> str:
         """All message contents joined with newlines (handy for ``in`` assertions)."""
         return "\n".join(content_text(m.get("content")) for m in self.messages if isinstance(m, dict))
+
+
+class Headers(dict):
+    """Request headers as received (names as sent), looked up case-insensitively as HTTP names are
+    (``headers.get("Authorization")`` finds ``authorization``)."""
+
+    def _key(self, name: str) -> str:
+        lower = name.lower()
+        return next((k for k in self if k.lower() == lower), name)
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(self._key(name))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(self._key(name))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(self._key(name), default)
 
 
 def content_text(content: Any) -> str:

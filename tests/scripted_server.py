@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # scripted_repli
 from scripted_replies import (  # noqa: E402
     MALFORMED,
     WILDCARD,
+    Headers,
     RecordedRequest,
     Reply,
     ReplyScript,
@@ -354,7 +355,7 @@ class ScriptedServer(ReplyScript):
             method=method,
             model=model,
             body=body,
-            headers={k: v for k, v in handler.headers.items()},
+            headers=Headers(handler.headers.items()),
             t_start=time.monotonic(),
         )
         return self._add(rec, chat)
