@@ -25,16 +25,46 @@ _lock = threading.Lock()  # a prewarm thread may parse while the run asks
 _TIER = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
 
 
-def _catalogue_text() -> str | None:
-    """The JSON file's text, or None when it is not where litellm keeps it."""
+def _catalogue_path() -> str | None:
+    """Where litellm keeps the JSON file, or None."""
     spec = importlib.util.find_spec("litellm")  # locates the package without executing it
     for folder in (spec.submodule_search_locations or []) if spec else []:
-        try:
-            with open(os.path.join(folder, FILE_NAME), encoding="utf-8") as fh:
-                return fh.read()
-        except OSError:
-            continue
+        path = os.path.join(folder, FILE_NAME)
+        if os.path.isfile(path):
+            return path
     return None
+
+
+def _catalogue_text() -> str | None:
+    """The JSON file's text, or None when it is not where litellm keeps it."""
+    path = _catalogue_path()
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _mentions(path: str, needles: list[str]) -> bool:
+    """Whether the file at ``path`` contains any of ``needles``, read in 1 MiB pieces: a miss (a local
+    server's model) costs ~1 MB of memory instead of the whole 3.5 MB file held twice (bytes and
+    text), at the moment the REPL is starting. True when the file cannot be read (the caller then
+    takes the path that reports it)."""
+    keys = [n.encode("utf-8") for n in needles]
+    overlap = max((len(k) for k in keys), default=1) - 1
+    tail = b""
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                buf = tail + chunk
+                if any(k in buf for k in keys):
+                    return True
+                tail = buf[len(buf) - overlap:] if overlap else b""
+    except OSError:
+        return True
+    return False
 
 
 def load_catalogue(text: str | None = None) -> dict[str, dict[str, Any]]:
@@ -73,11 +103,11 @@ def model_info(*models: str) -> dict[str, Any] | None:
     server's model). Memoised per name; a later miss reads the file again."""
     with _lock:
         missing = [m for m in models if m not in _entries]
-        text = _catalogue_text() if missing else None
-        if text is not None and not any(f'"{n}"' in text for m in missing for n in candidates(m)):
+        path = _catalogue_path() if missing else None
+        if path is not None and not _mentions(path, [f'"{n}"' for m in missing for n in candidates(m)]):
             _entries.update(dict.fromkeys(missing))  # not even mentioned: no need to parse 3 MB of JSON
         elif missing:
-            catalogue = load_catalogue(text)
+            catalogue = load_catalogue()
             for name in {*_entries, *models}:
                 _entries[name] = next((catalogue[n] for n in candidates(name)
                                        if isinstance(catalogue.get(n), dict)), None)
