@@ -156,48 +156,63 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _rss_kb(pid: int) -> int:
+def _kb(path: str, field: str) -> int:
     try:
-        with open(f"/proc/{pid}/status") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
 
 
-def _role(pid: int) -> str:
+def _rss_kb(pid: int) -> int:
+    return _kb(f"/proc/{pid}/status", "VmRSS:")
+
+
+def _pss_kb(pid: int) -> int:
+    return _kb(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
+def _cmdline(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            args = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+            return [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
     except OSError:
-        return "?"
-    text = " ".join(args)
-    if "--child" in args:
-        return "rlm CLI (parent)"
-    if "child.py" in text:
-        return "REPL (python child.py)" if "--init" not in text else "REPL init"
-    return Path(args[0]).name if args else "?"
+        return []
 
 
-def sample_tree(root: int, peaks: dict[str, int], tree_peak: list[int]) -> None:
-    """One poll: per-role peak RSS (kB) of ``root`` and its descendants, and the tree's RSS sum."""
-    todo, seen, total, now = [root], set(), 0, {}
+def _role(args: list[str], parent_role: str) -> str:
+    """A process's part in the run, from its command line and its parent's part."""
+    name = Path(args[0]).name if args else "?"
+    if not parent_role:
+        return "rlm CLI (the parent)"
+    if name in ("unshare", "bwrap", "setpriv", "sh"):  # their arguments name child.py too
+        return f"sandbox launcher ({name})"
+    if any(a.endswith("child.py") for a in args):
+        return "REPL worker (forked by the init)" if parent_role.startswith("REPL init") else \
+            "REPL init (PID 1 of the namespace; shares its pages with the worker)"
+    return f"other: {' '.join(args)[:60]}"
+
+
+def sample_tree(root: int, peaks: dict[str, int], tree_peak: list[int], pss_peaks: dict[str, int]) -> None:
+    """One poll: per-role peak RSS and PSS (kB) of ``root`` and its descendants, and the tree's RSS sum."""
+    todo, seen, total, now, now_pss = [(root, "")], set(), 0, {}, {}
     while todo:
-        pid = todo.pop()
+        pid, parent_role = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
         rss = _rss_kb(pid)
         total += rss
-        role = _role(pid)
-        if role.startswith("REPL (python") and any(r.startswith("REPL (python") for r in now):
-            role = "REPL worker (forked)"
+        role = _role(_cmdline(pid), parent_role)
         now[role] = now.get(role, 0) + rss
-        todo.extend(_children(pid))
+        now_pss[role] = now_pss.get(role, 0) + _pss_kb(pid)
+        todo.extend((kid, role) for kid in _children(pid))
     for role, rss in now.items():
         peaks[role] = max(peaks.get(role, 0), rss)
+        pss_peaks[role] = max(pss_peaks.get(role, 0), now_pss[role])
     tree_peak[0] = max(tree_peak[0], total)
 
 
@@ -214,11 +229,12 @@ def run_once(server, path: Path, events_file: Path, as_script: bool) -> dict:
     cmd = ([str(Path(sys.executable).parent / "rlm"), *args] if as_script
            else [sys.executable, __file__, "--child", "--", *args])
     peaks: dict[str, int] = {}
+    pss_peaks: dict[str, int] = {}
     tree_peak = [0]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     while proc.poll() is None:
-        sample_tree(proc.pid, peaks, tree_peak)
+        sample_tree(proc.pid, peaks, tree_peak, pss_peaks)
         time.sleep(POLL_S)
     t_exit = time.monotonic()
     out, err = proc.communicate()
@@ -226,7 +242,7 @@ def run_once(server, path: Path, events_file: Path, as_script: bool) -> dict:
         server._next_reply("root", {})
     events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
     return {"t0": t0, "t_exit": t_exit, "rc": proc.returncode, "stdout": out.decode(errors="replace"),
-            "stderr": err.decode(errors="replace"), "events": events, "peaks": peaks, "tree_peak": tree_peak[0]}
+            "stderr": err.decode(errors="replace"), "events": events, "peaks": peaks, "pss": pss_peaks, "tree_peak": tree_peak[0]}
 
 
 def phases(run: dict) -> dict[str, float]:
@@ -334,12 +350,15 @@ def main() -> int:
     if walls:
         print(f"{'(the rlm console script, same command: wall)':44} {statistics.median(walls):10.1f} "
               f"{min(walls):8.1f} {max(walls):8.1f}")
-    print(f"\npeak RSS per process (MB, median over runs; the tree's peak sum: "
+    print(f"\npeak RSS and PSS per process (MB, median over runs; the tree's peak RSS sum: "
           f"{statistics.median(r['tree_peak'] for r in runs) / 1024:.0f} MB)")
     roles = sorted({k for r in runs for k in r["peaks"]})
+    print(f"  {'process':70} {'RSS':>6} {'PSS':>6}")
     for role in roles:
         vals = [r["peaks"].get(role, 0) / 1024 for r in runs]
-        print(f"  {role:40} {statistics.median(vals):6.1f}")
+        pss = [r["pss"].get(role, 0) / 1024 for r in runs]
+        print(f"  {role:70} {statistics.median(vals):6.1f} {statistics.median(pss):6.1f}")
+    print("  (RSS counts pages a forked process shares with its parent in both; PSS splits them)")
     return 0
 
 
