@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 # Must be set before litellm is imported anywhere: never fetch the model cost map from the network.
+# litellm itself (~4 s of CPU to import) is imported only by the tests that use it, through
+# rlm_cli.lm.backend_litellm.load_litellm (which also silences its banners).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import pytest  # noqa: E402
@@ -22,13 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import scripted_ser
 from fake_lm import FakeLM  # noqa: E402
 from helpers import Cli  # noqa: E402
 from scripted_server import Reply, ScriptedServer  # noqa: E402
-
-try:
-    import litellm  # noqa: E402
-except ImportError:  # pragma: no cover - litellm is a hard dependency
-    litellm = None
-else:
-    litellm.suppress_debug_info = True
 
 __all__ = ["Cli", "FakeLM", "Reply", "ScriptedServer"]
 

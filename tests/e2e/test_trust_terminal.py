@@ -193,9 +193,10 @@ def test_answer_on_a_pipe_is_byte_exact_and_progress_lines_are_clean(scripted_se
 @pytest.mark.parametrize("tty", [True, False], ids=["live", "plain"])
 def test_hostile_model_name_chosen_by_code_does_not_reach_the_terminal(scripted_server, tmp_path, tty):
     s = scripted_server
+    pause = "import time\ntime.sleep(1.5)\n" if tty else ""  # a live frame draws the step's output
     s.script("root",
              f"```repl\ntry:\n    r = llm_query('x', model={HOSTILE_MODEL!r})\nexcept Exception as e:\n"
-             "    r = repr(e)\nprint(r)\nimport time\ntime.sleep(1.5)\n```",
+             f"    r = repr(e)\nprint(r)\n{pause}```",
              "FINAL(done)")
     s.default("sub", "ok")
     home = tmp_path / "home"

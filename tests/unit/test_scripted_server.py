@@ -13,9 +13,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import litellm
 import pytest
 from scripted_server import Reply, ScriptedServer
+
+from rlm_cli.lm.backend_litellm import load_litellm
+
+litellm = load_litellm()  # offline cost map, no banners
 
 KEY = "sk-test"
 
