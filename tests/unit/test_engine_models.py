@@ -111,7 +111,7 @@ def _root_script(body: dict) -> str | Reply:
     if len(msgs) > 2:
         return "FINAL(done)"
     if "Question: TOP" in first:
-        n = 30 if "You are at depth 0; recursive RLMs are allowed down to depth 1." in msgs[0]["content"] else 10
+        n = 12 if "You are at depth 0; recursive RLMs are allowed down to depth 1." in msgs[0]["content"] else 6
         return (f"```repl\nr = rlm_query_batched([f'CHILD {{i}}' for i in range({n})])\n"
                 "print('answers', sum(not x.startswith('Error') for x in r), len(r))\n```")
     if "Question: CHILD" in first and "You are at depth 1;" in msgs[0]["content"]:
@@ -144,7 +144,7 @@ def test_rlm_query_batched_bounds_live_repls(fake_lm, depth):
         stop.set()
         watcher.join()
     assert run.status == "answered"
-    n = 30 if depth == 1 else 10
+    n = 12 if depth == 1 else 6  # three times the child slots (--concurrency 4), and more than fit at depth 2
     assert f"answers {n} {n}" in step_stdout(run.doc)
     assert peak >= 2  # the watcher did see child REPLs
     assert peak <= 1 + 4 * depth, peak  # the root's, and at most --concurrency per depth
