@@ -28,13 +28,12 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlm_cli.atomic import atomic_write_text
 from rlm_cli.errors import UsageError
 
 CONFIG_NAME = "config.toml"
@@ -334,25 +333,13 @@ def _write_document(doc, path: Path) -> None:
     except tomllib.TOMLDecodeError as exc:  # never expected: refuse rather than write a broken file
         raise UsageError(f"{path}: the edited file would not be valid TOML ({exc})") from exc
     validate(raw, path)
-    _write_atomic(path, text)
+    atomic_write_text(path, text)
 
 
 def save_config(cfg: Config) -> None:
     """Write ``cfg`` as a fresh file (:func:`dumps`; nothing of an existing file is kept) atomically
     (temporary file + rename) to ``cfg.path``, creating its directory."""
-    _write_atomic(cfg.path, dumps(cfg.as_toml_dict()))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(cfg.path, dumps(cfg.as_toml_dict()))
 
 
 HEADER = "# rlm configuration: edit by hand or with `rlm config set KEY VALUE` (which keeps comments).\n"

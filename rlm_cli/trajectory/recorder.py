@@ -14,16 +14,14 @@ since the code asked for it.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import os
 import stat
-import tempfile
 import time
 from pathlib import Path
 
 from rlm_cli import __version__
+from rlm_cli.atomic import atomic_write_text
 from rlm_cli.run.events import (
     IterationStarted,
     Notice,
@@ -65,27 +63,6 @@ def check_log_path(path: Path) -> None:
             "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
         raise UsageError(f"--log {path} is {kind}; the trajectory is written to a regular file "
                          "(give a file path, or --no-log for none)")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (same-directory temporary file, fsync, rename). Never
-    renames over anything but a regular file or a symlink: raises OSError (EEXIST) if ``path`` became
-    a device, FIFO, socket or directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(FileNotFoundError):
-            mode = os.lstat(path).st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-                raise OSError(errno.EEXIST, "not a regular file; not replaced", str(path))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class TrajectoryRecorder:
