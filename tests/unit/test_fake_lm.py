@@ -41,7 +41,11 @@ def test_the_fake_answers_as_the_server_does_through_the_openai_path(stream):
             via_http = await _outcome(LMClient(max_retries=0, api_base=server.base_url, api_key="k"), stream)
             via_fake = await _outcome(LMClient(max_retries=0, api_key="k", backend_override=fake), stream)
             assert [r.body for r in fake.requests_for("root")] == [r.body for r in server.requests_for("root")]
-            assert [r.status for r in fake.requests_for("root")] == [r.status for r in server.requests_for("root")]
+            # The status the server recorded, when it finished writing (a client that gives up on a
+            # broken stream may close the connection first; the server then records none).
+            answered = [(f.status, h.status) for f, h in zip(fake.requests_for("root"), server.requests_for("root"),
+                                                                strict=True) if h.status is not None]
+            assert all(f == h for f, h in answered)
         return via_http, via_fake
 
     for reply in REPLIES:
