@@ -1,4 +1,7 @@
-"""End-to-end: the installed ``rlm ask`` against the scripted OpenAI-compatible server."""
+"""End-to-end: the installed ``rlm ask`` against the scripted OpenAI-compatible server: a large input,
+a directory, stdin, exit codes, stdout, --json, -q, usage and provider errors, the cost report. The
+loop's rules (steps, nudges, FINAL handling, last calls) are tested in process in
+tests/unit/test_engine_loop.py."""
 
 from __future__ import annotations
 
