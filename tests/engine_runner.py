@@ -79,9 +79,11 @@ def run_engine(fake: FakeLM, question: str = "q?", files: dict[str, str] | None 
     :class:`~rlm_cli.run.engine.RunConfig` (``model_aliases``, ``allowed_models``, ``system_extra``,
     ``sub_chars``...). Never raises for a failed run (see :func:`rlm_cli.run.engine.run`).
 
-    The working directory is made as ``rlm ask`` makes it (a fresh directory named
-    ``workdir_prefix`` + random characters in the system's temporary directory, searchable by others when running as root, so the REPL can
-    drop to an unprivileged user as it does under the CLI) and removed afterwards.
+    The working directory is made as ``rlm ask`` makes it (a fresh directory named ``workdir_prefix``
+    plus random characters in the system's temporary directory, searchable by others when running as
+    root, so the REPL can drop to an unprivileged user as under the CLI) and removed afterwards.
+    Everything between loading and printing is the engine's: :func:`rlm_cli.run.service.answer_question`
+    (signals, the view, the log file) is left to the end-to-end tests.
     """
     workdir = Path(tempfile.mkdtemp(prefix=workdir_prefix))
     if os.geteuid() == 0:
