@@ -224,3 +224,18 @@ def test_the_run_is_recorded_as_the_contract_says(fake_lm):
     call = doc["iterations"][0]["steps"][0]["sub_calls"][0]
     assert (call["kind"], call["model"], call["prompt"], call["response"]) == ("llm", "openai/sub", "hi", "hello")
     assert doc["usage"]["root"]["calls"] == 2 and doc["usage"]["sub"]["calls"] == 1
+
+
+def test_the_first_message_states_the_metadata_and_skipped_files_never_the_context(tmp_path):
+    from rlm_cli.loader import LoadOptions, load_sources
+    from rlm_cli.run import prompts
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("the secret is 42\n")
+    (src / "b.bin").write_bytes(b"\x00\x01" * 100)
+    loaded = load_sources([str(src)], LoadOptions(), tmp_path / "context.txt")
+    message = prompts.first_message("what is the secret?", loaded, "a.txt  17")
+    assert message.startswith("Question: what is the secret?")
+    assert len(loaded.files) == 1 and f"1 file(s), {loaded.total_chars:,} characters" in message
+    assert "1 file(s) were skipped" in message and "the secret is 42" not in message
