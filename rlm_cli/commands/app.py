@@ -21,7 +21,7 @@ from rlm_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, RlmError  # noqa: E402
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 answered; 1 runtime or provider error; 2 usage error or unusable input; "
-    "3 a budget or the iteration limit ran out before an answer; 130 interrupted."
+    "3 a budget or the iteration limit ran out before an answer; 130 interrupted (129 SIGHUP, 143 SIGTERM)."
 )
 
 app = typer.Typer(
