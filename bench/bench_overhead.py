@@ -145,34 +145,20 @@ def child_main(argv: list[str]) -> None:
 
 
 # -- the parent ----------------------------------------------------------------------------------
-def _children(pid: int) -> list[int]:
-    kids: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                kids.extend(int(x) for x in fh.read().split())
-    except OSError:
-        pass
-    return kids
 
 
-def _kb(path: str, field: str) -> int:
-    try:
-        with open(path) as fh:
-            for line in fh:
-                if line.startswith(field):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def _rss_kb(pid: int) -> int:
-    return _kb(f"/proc/{pid}/status", "VmRSS:")
+    from benchenv import proc_kb  # not at module level: child_main runs in the measured process
+
+    return proc_kb(f"/proc/{pid}/status", "VmRSS:")
 
 
 def _pss_kb(pid: int) -> int:
-    return _kb(f"/proc/{pid}/smaps_rollup", "Pss:")
+    from benchenv import proc_kb
+
+    return proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -198,6 +184,8 @@ def _role(args: list[str], parent_role: str) -> str:
 
 def sample_tree(root: int, peaks: dict[str, int], tree_peak: list[int], pss_peaks: dict[str, int]) -> None:
     """One poll: per-role peak RSS and PSS (kB) of ``root`` and its descendants, and the tree's RSS sum."""
+    from benchenv import children
+
     todo, seen, total, now, now_pss = [(root, "")], set(), 0, {}, {}
     while todo:
         pid, parent_role = todo.pop()
@@ -209,7 +197,7 @@ def sample_tree(root: int, peaks: dict[str, int], tree_peak: list[int], pss_peak
         role = _role(_cmdline(pid), parent_role)
         now[role] = now.get(role, 0) + rss
         now_pss[role] = now_pss.get(role, 0) + _pss_kb(pid)
-        todo.extend((kid, role) for kid in _children(pid))
+        todo.extend((kid, role) for kid in children(pid))
     for role, rss in now.items():
         peaks[role] = max(peaks.get(role, 0), rss)
         pss_peaks[role] = max(pss_peaks.get(role, 0), now_pss[role])

@@ -127,43 +127,26 @@ def sub_reply(body: dict):
 
 
 # -- measuring one command ---------------------------------------------------------------------
-def _children(pid: int) -> list[int]:
-    kids: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                kids.extend(int(x) for x in fh.read().split())
-    except OSError:
-        pass
-    return kids
 
 
-def _proc_kb(path: str, field: str) -> int:
-    """The kB value of ``field`` (e.g. ``VmRSS:``) in a /proc file, 0 if the process is gone."""
-    try:
-        with open(path) as fh:
-            for line in fh:
-                if line.startswith(field):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def tree_mem_kb(root: int) -> tuple[int, int]:
     """(sum of VmRSS, sum of PSS) over the descendants of ``root`` (not ``root`` itself: the
     measuring wrapper). RSS counts a page shared by several processes (after a fork) once per
     process; PSS splits it between them, so its sum is what the tree costs the machine."""
+    from benchenv import children, proc_kb
+
     rss = pss = 0
-    todo, seen = _children(root), set()
+    todo, seen = children(root), set()
     while todo:
         pid = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
-        rss += _proc_kb(f"/proc/{pid}/status", "VmRSS:")
-        pss += _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:")
-        todo.extend(_children(pid))
+        rss += proc_kb(f"/proc/{pid}/status", "VmRSS:")
+        pss += proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:")
+        todo.extend(children(pid))
     return rss, pss
 
 

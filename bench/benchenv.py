@@ -25,3 +25,27 @@ def as_installed() -> str:
     compileall.compile_dir(str(ROOT / "rlm_cli"), quiet=1)
     return ("bytecode: rlm_cli compiled as pip install would" +
             (" (PYTHONDONTWRITEBYTECODE removed for the measured commands)" if had else ""))
+
+
+def children(pid: int) -> list[int]:
+    """The child PIDs of every thread of ``pid`` (Linux /proc); empty once the process is gone."""
+    kids: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                kids.extend(int(x) for x in fh.read().split())
+    except OSError:
+        pass
+    return kids
+
+
+def proc_kb(path: str, field: str) -> int:
+    """The kB value of ``field`` (e.g. ``VmRSS:``) in a /proc file, 0 if the process is gone."""
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
