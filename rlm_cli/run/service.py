@@ -80,14 +80,28 @@ def _load_cannot_fork(sources: list[str]) -> bool:
     return len(sources) < MIN_ITEMS and not any(s != "-" and os.path.isdir(s) for s in sources)
 
 
-def answer_question(req: RunRequest, attach_view: Callable[[EventBus], Any]) -> RunOutcome:
-    """Load, run and record one question; returns the :class:`RunOutcome`.
+@dataclass
+class LoadedRun:
+    """A request's input, loaded into its private run directory ``workdir`` (``loaded``: the
+    :class:`~rlm_cli.context.LoadedContext`; ``backend``: the LM request path). :meth:`close`
+    removes the directory (it holds a copy of the input)."""
 
-    ``attach_view(bus)`` subscribes the caller's view to the run's events and returns it; its
-    ``stream_root`` attribute (bool) asks for streamed root replies. Raises
-    :class:`~rlm_cli.errors.RlmError` subclasses for unusable input (a bad ``--log`` target, nothing
-    to load, a missing source); everything after loading ends in the outcome, also interruptions.
-    """
+    workdir: Path
+    loaded: Any
+    backend: str
+
+    def close(self) -> None:
+        """Remove the run directory (idempotent)."""
+        from rlm_cli.repl.sandbox import remove_tree
+
+        remove_tree(self.workdir)
+
+
+def load_request(req: RunRequest) -> LoadedRun:
+    """Check the trajectory target and the LM backend, then load ``req.sources`` into a fresh run
+    directory (synchronous: it may fork a second loader process). The caller must ``close()`` the
+    result. Raises :class:`~rlm_cli.errors.RlmError` subclasses for unusable input (a bad ``--log``
+    target, nothing to load, a missing source)."""
     from rlm_cli.lm.client import check_backend, prewarm
     from rlm_cli.loader import load_sources
 
@@ -99,6 +113,7 @@ def answer_question(req: RunRequest, attach_view: Callable[[EventBus], Any]) -> 
     workdir = Path(tempfile.mkdtemp(prefix="rlm-run-"))
     if os.geteuid() == 0:  # searchable (not listable), so a REPL dropped to an unprivileged uid reaches its dir
         os.chmod(workdir, 0o711)
+    run = LoadedRun(workdir, None, backend)
     settings = req.settings
     models = [settings.model, settings.sub_model or settings.model]
     # The client library's import (~1 s of CPU) overlaps the load and the REPL's start-up. A load that
@@ -108,44 +123,104 @@ def answer_question(req: RunRequest, attach_view: Callable[[EventBus], Any]) -> 
     try:
         if early:
             prewarm(models, backend)
-        loaded = load_sources(req.sources, req.load_options, workdir / "context.txt")
-        if not loaded.files:
+        run.loaded = load_sources(req.sources, req.load_options, workdir / "context.txt")
+        if not run.loaded.files:
             raise UsageError("nothing to load: every file was skipped (see `rlm ls " + " ".join(req.sources) + "`)")
         if not early:
             prewarm(models, backend)
-        from rlm_cli.lm.client import LMClient
-        from rlm_cli.run import engine
-        from rlm_cli.run.events import EventBus, Notice
-        from rlm_cli.run.interrupts import run_until_signal
-        from rlm_cli.trajectory.recorder import TrajectoryRecorder
+    except BaseException:
+        run.close()
+        raise
+    return run
 
-        model, sub_model = settings.model, settings.sub_model or settings.model
-        cfg = engine.RunConfig(question=req.question, root_model=model, sub_model=sub_model, limits=req.limits,
-                               system_extra=req.system, model_aliases=dict(settings.aliases),
-                               allowed_models=tuple(settings.allow_models), repl_network=req.repl_network)
-        log_path = None if req.no_log else (req.log or default_log_path(cfg.run_id))
-        recorder = TrajectoryRecorder(log_path)
-        bus = EventBus([recorder])
-        view = attach_view(bus)
-        cfg.stream_root = view.stream_root
-        lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=req.request_timeout,
-                      options=settings.options, prices=settings.prices, backend=backend)
-        lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))
 
-        async def run_and_close():
-            async with lm:
-                return await engine.run(cfg, loaded, lm, bus, workdir / "repl")
+def answer_question(req: RunRequest, attach_view: Callable[[EventBus], Any]) -> RunOutcome:
+    """Load, run and record one question as the whole process's work (``rlm ask``); returns the
+    :class:`RunOutcome`.
 
+    ``attach_view(bus)`` subscribes the caller's view to the run's events and returns it; its
+    ``stream_root`` attribute (bool) asks for streamed root replies. SIGINT, SIGTERM and SIGHUP
+    cancel the run (:func:`rlm_cli.run.interrupts.run_until_signal`); the outcome then has status
+    ``interrupted`` and lists the signals. Raises :class:`~rlm_cli.errors.RlmError` subclasses for
+    unusable input (a bad ``--log`` target, nothing to load, a missing source); everything after
+    loading ends in the outcome, also interruptions.
+    """
+    from rlm_cli.run.interrupts import run_until_signal
+
+    run = load_request(req)
+    try:
         signals: list[int] = []
-        result = run_until_signal(run_and_close(), signals)
-        if result is None:  # interrupted: the trajectory was written by the engine's RunFinished
-            result = engine.RunResult("interrupted", None, {"type": "interrupted",
-                                                            "message": "interrupted by the user"})
+        prepared: list[RunOutcome] = []
+        outcome = run_until_signal(run_loaded(req, run, attach_view, started=prepared.append), signals)
+        if outcome is None:  # interrupted: the trajectory was written by the engine's RunFinished
+            outcome = prepared[0]
+        outcome.signals = signals
+        return outcome
+    finally:
+        run.close()
+
+
+async def run_question(req: RunRequest, attach_view: Callable[[EventBus], Any], *,
+                       lm_semaphore: Any = None, started: Callable[[RunOutcome], Any] | None = None,
+                       ) -> RunOutcome:
+    """:func:`load_request` then :func:`run_loaded`, with no signal handling (the caller owns the event
+    loop, e.g. ``rlm serve`` per request); the run directory is always removed. Arguments, result and
+    errors as for :func:`run_loaded`."""
+    run = load_request(req)
+    try:
+        return await run_loaded(req, run, attach_view, lm_semaphore=lm_semaphore, started=started)
+    finally:
+        run.close()
+
+
+async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[EventBus], Any], *,
+                     lm_semaphore: Any = None, started: Callable[[RunOutcome], Any] | None = None,
+                     ) -> RunOutcome:
+    """The async core shared by ``rlm ask`` and ``rlm serve``: LM client + engine + trajectory over
+    an input :func:`load_request` loaded.
+
+    ``lm_semaphore`` (an :class:`asyncio.Semaphore`): when given, the run's LM calls take their slots
+    from it instead of a semaphore of their own (a bound shared by several runs). ``started(outcome)``
+    is called once, just before the engine starts, with a provisional outcome (status
+    ``interrupted``) that stands if the run is cancelled (its usage is refreshed then). Cancelling the
+    task cancels the run: its REPLs are killed and its trajectory written (status ``interrupted``)
+    before :class:`asyncio.CancelledError` propagates.
+    """
+    from rlm_cli.lm.client import LMClient
+    from rlm_cli.run import engine
+    from rlm_cli.run.events import EventBus, Notice
+    from rlm_cli.trajectory.recorder import TrajectoryRecorder
+
+    settings = req.settings
+    model, sub_model = settings.model, settings.sub_model or settings.model
+    cfg = engine.RunConfig(question=req.question, root_model=model, sub_model=sub_model, limits=req.limits,
+                           system_extra=req.system, model_aliases=dict(settings.aliases),
+                           allowed_models=tuple(settings.allow_models), repl_network=req.repl_network)
+    log_path = None if req.no_log else (req.log or default_log_path(cfg.run_id))
+    recorder = TrajectoryRecorder(log_path)
+    bus = EventBus([recorder])
+    view = attach_view(bus)
+    cfg.stream_root = view.stream_root
+    lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=req.request_timeout,
+                  options=settings.options, prices=settings.prices, backend=run.backend)
+    if lm_semaphore is not None:
+        lm._sem = lm_semaphore
+    lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))
+
+    def outcome(result: engine.RunResult) -> RunOutcome:
         return RunOutcome(result=result, run_id=cfg.run_id, models={"root": model, "sub": sub_model},
                           log_path=log_path, usage=recorder.doc.get("usage"),
-                          duration_s=recorder.doc.get("duration_s"), signals=signals,
-                          write_errors=list(recorder.write_errors))
-    finally:
-        from rlm_cli.repl.sandbox import remove_tree
+                          duration_s=recorder.doc.get("duration_s"), write_errors=list(recorder.write_errors))
 
-        remove_tree(workdir)
+    provisional = outcome(engine.RunResult("interrupted", None, {"type": "interrupted",
+                                                                 "message": "interrupted by the user"}))
+    if started is not None:
+        started(provisional)
+    try:
+        async with lm:
+            return outcome(await engine.run(cfg, run.loaded, lm, bus, run.workdir / "repl"))
+    except BaseException:  # cancelled: the engine's RunFinished wrote the trajectory; refresh the numbers
+        provisional.usage = recorder.doc.get("usage")
+        provisional.duration_s = recorder.doc.get("duration_s")
+        provisional.write_errors = list(recorder.write_errors)
+        raise
