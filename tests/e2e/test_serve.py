@@ -1,0 +1,239 @@
+"""End-to-end: ``rlm serve`` (the installed command, on a free loopback port, its own LM calls going to
+the scripted server) driven by the official ``openai`` client: plain and streamed answers over a long
+document, concurrent requests, a disconnect that cancels its run, the body bound, the bind and key
+rules, unknown models, per-request budgets and a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+from helpers import repl_pids, trajectories, wait_until
+
+NEEDLE = "NEEDLE-4711"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def root_reply(body: dict) -> str:
+    """Root script: the question's ``QID-<n>`` decides; ``slow`` sleeps in the REPL, else the answer
+    counts the needles in ``context`` (the server's sources plus the other messages)."""
+    text = "\n".join(str(m.get("content") or "") for m in body["messages"])
+    qid = re.search(r"QID-(\w+)", text)
+    qid = qid.group(1) if qid else "none"
+    if "slow" in qid:
+        return "```repl\nimport time\ntime.sleep(120)\n```"
+    return f'```repl\nFINAL("answer-{qid}: " + str(context.count("{NEEDLE}")))\n```'
+
+
+class Server:
+    """A running ``rlm serve``: ``url`` (…/v1), ``proc``, ``tmp`` (its TMPDIR), ``client(key)``."""
+
+    def __init__(self, cli, tmp_path: Path, *args: str, **env: str) -> None:
+        self.port = free_port()
+        self.tmp = tmp_path / "tmp"
+        self.tmp.mkdir(exist_ok=True)
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc = cli.popen("serve", "--port", str(self.port), *args, TMPDIR=str(self.tmp), **env)
+        self.stderr_lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert wait_until(lambda: self._up() or self.proc.poll() is not None, 60), "server did not start"
+        assert self.proc.poll() is None, "".join(self.stderr_lines)
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+
+    def _up(self) -> bool:
+        try:
+            urllib.request.urlopen(self.url + "/models", timeout=2)
+            return True
+        except urllib.error.HTTPError:
+            return True  # answered (401 with a key)
+        except OSError:
+            return False
+
+    def client(self, key: str = "unused", **kw) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, **kw)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self._reader.join(timeout=5)
+        return code
+
+
+@pytest.fixture
+def serve(cli, scripted_server, tmp_path):
+    scripted_server.default("root", root_reply)
+    servers: list[Server] = []
+
+    def start(*args: str, **env: str) -> Server:
+        servers.append(Server(cli, tmp_path, *args, **env))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def document(tmp_path) -> Path:
+    """A 2 MB document holding three needles."""
+    path = tmp_path / "doc.log"
+    line = "2026-11-21 12:00:00 INFO worker heartbeat ok; nothing to report\n"
+    n = 2_000_000 // len(line)
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(line)
+            if i in (n // 4, n // 2, 3 * n // 4):
+                fh.write(f"{NEEDLE} found here\n")
+    return path
+
+
+def test_plain_answer_over_long_document(serve, document, cli):
+    server = serve(str(document))
+    client = server.client()
+    models = [m.id for m in client.models.list().data]
+    assert models == ["rlm"]
+    raw = client.chat.completions.with_raw_response.create(
+        model="rlm", messages=[{"role": "system", "content": f"Also count this one: {NEEDLE}"},
+                               {"role": "user", "content": "How many needles? QID-1"}])
+    resp = raw.parse()
+    assert resp.choices[0].message.content == "answer-1: 4"  # three in the file, one in the system message
+    assert resp.choices[0].finish_reason == "stop"
+    run_id = raw.headers["x-rlm-run-id"]
+    assert resp.id == f"chatcmpl-{run_id}"
+    assert resp.usage.prompt_tokens > 0 and resp.usage.total_tokens >= resp.usage.prompt_tokens
+    doc = json.loads(trajectories(cli.home)[-1].read_text())
+    assert doc["id"] == run_id and doc["status"] == "answered" and doc["question"] == "How many needles? QID-1"
+    assert doc["context"]["total_chars"] > 2_000_000
+    assert server.stop() == 0
+    log = [line for line in server.stderr_lines if "POST /v1/chat/completions" in line]
+    assert len(log) == 1 and " 200 " in log[0] and f"run={run_id}" in log[0]
+
+
+def test_streamed_answer(serve, document):
+    server = serve(str(document))
+    stream = server.client().chat.completions.create(
+        model="rlm", messages=[{"role": "user", "content": "How many needles? QID-2"}], stream=True,
+        stream_options={"include_usage": True})
+    chunks = list(stream)
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert content == "answer-2: 3"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+    assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
+
+
+def test_three_concurrent_requests(serve, document, cli):
+    server = serve(str(document))
+    client = server.client()
+    results: dict[int, str] = {}
+
+    def ask(i: int) -> None:
+        r = client.chat.completions.create(model="rlm", messages=[{"role": "user", "content": f"Count QID-c{i}"}])
+        results[i] = r.choices[0].message.content
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert results == {i: f"answer-c{i}: 3" for i in range(3)}
+    assert len(trajectories(cli.home)) == 3
+
+
+def test_disconnect_cancels_the_run(serve, cli):
+    server = serve()
+    client = server.client(timeout=openai.Timeout(4.0, connect=2.0))
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-slow1"}])
+    assert wait_until(lambda: any("run=" in line and " 499 " in line for line in server.stderr_lines), 30)
+    assert wait_until(lambda: not repl_pids(server.tmp), 30), "the run's REPL outlived the disconnect"
+    doc = json.loads(trajectories(cli.home)[-1].read_text())
+    assert doc["status"] == "interrupted"
+    assert server.proc.poll() is None  # the server keeps serving
+
+
+def test_sigterm_cancels_running_requests(serve, cli):
+    server = serve()
+    errors: list[Exception] = []
+
+    def ask() -> None:
+        try:
+            server.client().chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-slow2"}])
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=ask)
+    t.start()
+    assert wait_until(lambda: bool(repl_pids(server.tmp)), 60)
+    assert server.stop() == 0
+    t.join(timeout=30)
+    assert errors  # the request did not answer
+    assert not repl_pids(server.tmp)
+    assert json.loads(trajectories(cli.home)[-1].read_text())["status"] == "interrupted"
+
+
+def test_oversized_body_is_413(serve):
+    server = serve("--max-body", "64KiB")
+    with pytest.raises(openai.APIStatusError) as err:
+        server.client().chat.completions.create(model="rlm", messages=[{"role": "user", "content": "x" * 100_000}])
+    assert err.value.status_code == 413
+    assert err.value.body["type"] == "invalid_request_error"
+
+
+def test_non_loopback_bind_without_key_is_refused(cli):
+    p = cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), RLM_SERVE_API_KEY=None)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "API key" in lines[0], p.stderr
+
+
+def test_wrong_key_is_401(serve):
+    server = serve("--api-key", "correct-horse-battery")
+    with pytest.raises(openai.AuthenticationError):
+        server.client("wrong-key-value").models.list()
+    with pytest.raises(openai.AuthenticationError):
+        server.client("wrong-key-value").chat.completions.create(model="rlm", messages=[{"role": "user",
+                                                                                         "content": "QID-k"}])
+    assert [m.id for m in server.client("correct-horse-battery").models.list().data] == ["rlm"]
+
+
+def test_unknown_model_is_404_and_bad_budgets_400(serve):
+    server = serve()
+    client = server.client()
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "QID-m"}])
+    assert err.value.body["code"] == "model_not_found"
+    for bad in ({"max_cost": "cheap"}, {"max_iterations": 0}, {"max_depth": True}, {"nope": 1}, [1]):
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-b"}],
+                                           extra_body={"rlm": bad})
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="rlm", messages=[{"role": "assistant", "content": "no question"}])
+
+
+def test_request_budget_lowers_never_raises(serve, cli):
+    server = serve("--max-iterations", "5")
+    client = server.client()
+    r = client.chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-l"}],
+                                       extra_body={"rlm": {"max_iterations": 50, "max_sub_calls": 3}})
+    assert r.choices[0].message.content == "answer-l: 0"
+    doc = json.loads(trajectories(cli.home)[-1].read_text())
+    assert doc["limits"]["max_iterations"] == 5 and doc["limits"]["max_sub_calls"] == 3
