@@ -1,0 +1,131 @@
+"""Benchmark: what ``rlm serve`` adds per request, and its throughput at a fixed scripted LM latency.
+
+Starts the scripted OpenAI-compatible server (tests/scripted_server.py; every root reply takes
+``--lm-latency`` seconds, default 0.2, and is one ```repl``` block calling FINAL, so a request is one
+root LM call plus one REPL step) and one ``rlm serve`` on a free loopback port pointed at it, then:
+  - latency: ``--requests`` sequential requests (after one warm-up), each timed at the client (the
+    official ``openai`` client); "added" is that time minus the scripted LM latency: the server, the
+    run's set-up (REPL start, load of the conversation file), the engine and the trajectory write;
+  - for comparison, the same question through ``rlm ask`` (a fresh process per run: interpreter,
+    imports and the same run), minus the LM latency;
+  - throughput: ``--clients`` concurrent clients sending ``--requests`` requests each, the server at
+    ``--max-running`` running RLMs: requests per minute.
+Run: ``.venv/bin/python bench/bench_serve.py [--lm-latency 0.2] [--requests 10] [--clients 4]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "tests"))
+
+ROOT_REPLY = '```repl\nFINAL("answer: " + str(len(context)))\n```'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"rlm serve exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url + "/models", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("rlm serve did not start")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lm-latency", type=float, default=0.2, help="seconds per scripted LM reply")
+    ap.add_argument("--requests", type=int, default=10, help="sequential requests; also per client")
+    ap.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput run")
+    args = ap.parse_args()
+
+    import benchenv
+    import openai
+    from scripted_server import Reply, ScriptedServer
+
+    print(benchenv.as_installed())
+    rlm = str(Path(sys.executable).parent / "rlm")
+    with tempfile.TemporaryDirectory() as tmp, ScriptedServer() as server:
+        server.default("root", Reply(ROOT_REPLY, delay_s=args.lm_latency))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
+        env.update({"RLM_HOME": str(Path(tmp) / "home"), "RLM_MODEL": "openai/root", "RLM_SUB_MODEL": "openai/sub",
+                    "RLM_API_BASE": server.base_url, "OPENAI_API_KEY": "sk-bench", "NO_COLOR": "1",
+                    "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+        doc = Path(tmp) / "doc.txt"
+        doc.write_text("some text to count\n" * 1000)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/v1"
+        proc = subprocess.Popen([rlm, "serve", str(doc), "--port", str(port), "--max-running", str(args.clients),
+                                 "--max-queue", str(args.clients * args.requests)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_up(url, proc)
+            client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+            messages = [{"role": "user", "content": "how long is the context?"}]
+            client.chat.completions.create(model="rlm", messages=messages)  # warm-up
+            times = []
+            for _ in range(args.requests):
+                t = time.monotonic()
+                client.chat.completions.create(model="rlm", messages=messages)
+                times.append(time.monotonic() - t)
+            ask = []
+            for _ in range(min(3, args.requests)):
+                t = time.monotonic()
+                subprocess.run([rlm, "ask", str(doc), "how long is the context?", "-q"], env=env, check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                ask.append(time.monotonic() - t)
+            done = []
+
+            def worker() -> None:
+                c = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+                for _ in range(args.requests):
+                    c.chat.completions.create(model="rlm", messages=messages)
+                    done.append(1)
+
+            t = time.monotonic()
+            threads = [threading.Thread(target=worker) for _ in range(args.clients)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            wall = time.monotonic() - t
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    lat = args.lm_latency
+    med = statistics.median(times)
+    print(f"scripted LM latency: {lat:.3f} s per call; one root call per request")
+    print(f"serve, sequential ({len(times)} requests): median {med:.3f} s, min {min(times):.3f} s, "
+          f"max {max(times):.3f} s; added over the LM: median {med - lat:.3f} s")
+    print(f"rlm ask, fresh process ({len(ask)} runs): median {statistics.median(ask):.3f} s; "
+          f"added over the LM: {statistics.median(ask) - lat:.3f} s")
+    print(f"serve, {args.clients} concurrent clients x {args.requests} requests: {len(done)} in {wall:.2f} s = "
+          f"{60 * len(done) / wall:.0f} requests/minute (ideal at this LM latency with {args.clients} running: "
+          f"{60 * args.clients / lat:.0f})")
+
+
+if __name__ == "__main__":
+    main()
