@@ -164,9 +164,22 @@ async def run_question(req: RunRequest, attach_view: Callable[[EventBus], Any], 
                        lm_semaphore: Any = None, started: Callable[[RunOutcome], Any] | None = None,
                        ) -> RunOutcome:
     """:func:`load_request` then :func:`run_loaded`, with no signal handling (the caller owns the event
-    loop, e.g. ``rlm serve`` per request); the run directory is always removed. Arguments, result and
-    errors as for :func:`run_loaded`."""
-    run = load_request(req)
+    loop, e.g. ``rlm serve`` per request); the run directory is always removed. The load runs in a
+    worker thread, so other tasks of the loop go on meanwhile (a threaded process loads in one
+    process: :func:`rlm_cli.loader.parallel.available`); cancelled during the load, the run directory
+    is removed once the thread is done. Arguments, result and errors as for :func:`run_loaded`."""
+    import asyncio
+
+    loading = asyncio.ensure_future(asyncio.to_thread(load_request, req))
+    try:
+        run = await asyncio.shield(loading)
+    except asyncio.CancelledError:
+        def discard(fut: asyncio.Future) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                fut.result().close()
+
+        loading.add_done_callback(discard)
+        raise
     try:
         return await run_loaded(req, run, attach_view, lm_semaphore=lm_semaphore, started=started)
     finally:

@@ -5,6 +5,7 @@ rules, unknown models, per-request budgets and a graceful SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 import openai
 import pytest
 from helpers import repl_pids, trajectories, wait_until
+from scripted_server import Reply
 
 NEEDLE = "NEEDLE-4711"
 
@@ -237,3 +239,42 @@ def test_request_budget_lowers_never_raises(serve, cli):
     assert r.choices[0].message.content == "answer-l: 0"
     doc = json.loads(trajectories(cli.home)[-1].read_text())
     assert doc["limits"]["max_iterations"] == 5 and doc["limits"]["max_sub_calls"] == 3
+
+
+def test_full_queue_is_429(serve):
+    server = serve("--max-running", "1", "--max-queue", "0")
+    t = threading.Thread(target=lambda: _swallow(lambda: server.client().chat.completions.create(
+        model="rlm", messages=[{"role": "user", "content": "QID-slow3"}])), daemon=True)
+    t.start()
+    assert wait_until(lambda: bool(repl_pids(server.tmp)), 60)
+    with pytest.raises(openai.RateLimitError) as err:
+        server.client().chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-q"}])
+    assert err.value.body["type"] == "rate_limit_error"
+
+
+def _swallow(fn) -> None:
+    with contextlib.suppress(Exception):  # the request is cancelled when the server stops
+        fn()
+
+
+def test_alias_models_unknown_path_and_run_errors(serve, cli, scripted_server):
+    assert cli("config", "set", "aliases.fast", "openai/fastroot").returncode == 0
+    scripted_server.default("fastroot", root_reply)
+    server = serve()
+    client = server.client()
+    assert [m.id for m in client.models.list().data] == ["rlm", "rlm/fast"]
+    r = client.chat.completions.create(model="rlm/fast", messages=[{"role": "user", "content": "QID-a"}])
+    assert r.choices[0].message.content == "answer-a: 0"
+    assert scripted_server.requests_for("fastroot")
+    try:
+        urllib.request.urlopen(server.url + "/nowhere", timeout=10)
+        raise AssertionError("no 404")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404 and json.loads(exc.read())["error"]["type"] == "not_found_error"
+    scripted_server.default("root", Reply("provider says no", status=401))
+    with pytest.raises(openai.InternalServerError) as err:
+        client.chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-e"}])
+    assert err.value.body["code"] == "run_error"
+    with pytest.raises(openai.APIError):
+        list(client.chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-e2"}],
+                                            stream=True))
