@@ -186,19 +186,41 @@ async def run_question(req: RunRequest, attach_view: Callable[[EventBus], Any], 
         run.close()
 
 
+class NestedSlots:
+    """An async context manager holding a slot of ``own`` (one run's LM calls), then one of ``shared``
+    (a bound over several runs), for as long as an LM request is in flight."""
+
+    def __init__(self, own: Any, shared: Any) -> None:
+        self.own, self.shared = own, shared
+
+    async def __aenter__(self) -> None:
+        await self.own.acquire()
+        try:
+            await self.shared.acquire()
+        except BaseException:
+            self.own.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.shared.release()
+        self.own.release()
+
+
 async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[EventBus], Any], *,
                      lm_semaphore: Any = None, started: Callable[[RunOutcome], Any] | None = None,
                      ) -> RunOutcome:
     """The async core shared by ``rlm ask`` and ``rlm serve``: LM client + engine + trajectory over
     an input :func:`load_request` loaded.
 
-    ``lm_semaphore`` (an :class:`asyncio.Semaphore`): when given, the run's LM calls take their slots
-    from it instead of a semaphore of their own (a bound shared by several runs). ``started(outcome)``
+    ``lm_semaphore`` (an :class:`asyncio.Semaphore`): when given, each LM call of the run holds one of
+    its own ``limits.concurrency`` slots and one of this shared bound (several runs together). ``started(outcome)``
     is called once, just before the engine starts, with a provisional outcome (status
     ``interrupted``) that stands if the run is cancelled (its usage is refreshed then). Cancelling the
     task cancels the run: its REPLs are killed and its trajectory written (status ``interrupted``)
     before :class:`asyncio.CancelledError` propagates.
     """
+    import asyncio
+
     from rlm_cli.lm.client import LMClient
     from rlm_cli.run import engine
     from rlm_cli.run.events import EventBus, Notice
@@ -217,7 +239,7 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=req.request_timeout,
                   options=settings.options, prices=settings.prices, backend=run.backend)
     if lm_semaphore is not None:
-        lm._sem = lm_semaphore
+        lm._sem = NestedSlots(asyncio.Semaphore(max(1, req.limits.concurrency)), lm_semaphore)
     lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))
 
     def outcome(result: engine.RunResult) -> RunOutcome:

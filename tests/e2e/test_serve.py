@@ -40,6 +40,12 @@ def root_reply(body: dict) -> str:
     return f'```repl\nFINAL("answer-{qid}: " + str(context.count("{NEEDLE}")))\n```'
 
 
+def last_status(home: Path) -> str | None:
+    """The newest trajectory's status under ``home`` (None when there is none yet)."""
+    files = trajectories(home)
+    return json.loads(files[-1].read_text())["status"] if files else None
+
+
 class Server:
     """A running ``rlm serve``: ``url`` (…/v1), ``proc``, ``tmp`` (its TMPDIR), ``client(key)``."""
 
@@ -167,8 +173,7 @@ def test_disconnect_cancels_the_run(serve, cli):
         client.chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-slow1"}])
     assert wait_until(lambda: any("run=" in line and " 499 " in line for line in server.stderr_lines), 30)
     assert wait_until(lambda: not repl_pids(server.tmp), 30), "the run's REPL outlived the disconnect"
-    doc = json.loads(trajectories(cli.home)[-1].read_text())
-    assert doc["status"] == "interrupted"
+    assert wait_until(lambda: last_status(cli.home) == "interrupted", 30)
     assert server.proc.poll() is None  # the server keeps serving
 
 
@@ -278,3 +283,15 @@ def test_alias_models_unknown_path_and_run_errors(serve, cli, scripted_server):
     with pytest.raises(openai.APIError):
         list(client.chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-e2"}],
                                             stream=True))
+
+
+def test_streamed_disconnect_cancels_the_run(serve, cli):
+    server = serve()
+    stream = server.client().chat.completions.create(
+        model="rlm", messages=[{"role": "user", "content": "QID-slow4"}], stream=True)
+    first = next(iter(stream))
+    assert first.choices[0].delta.role == "assistant"
+    assert wait_until(lambda: bool(repl_pids(server.tmp)), 60)
+    stream.close()
+    assert wait_until(lambda: not repl_pids(server.tmp), 30), "the run's REPL outlived the disconnect"
+    assert wait_until(lambda: last_status(cli.home) == "interrupted", 30)

@@ -68,3 +68,27 @@ def test_usage_totals_root_and_sub():
                   "total_cost_usd": 0.01})
     assert u == {"prompt_tokens": 15, "completion_tokens": 3, "total_tokens": 18, "cost_usd": 0.01}
     assert model_names("openai/root", {"fast": "openai/mini"}) == {"rlm": "openai/root", "rlm/fast": "openai/mini"}
+
+
+def test_nested_slots_hold_both_bounds():
+    import asyncio
+
+    from rlm_cli.run.service import NestedSlots
+
+    async def main() -> tuple[int, int]:
+        shared = asyncio.Semaphore(2)
+        runs = [NestedSlots(asyncio.Semaphore(3), shared) for _ in range(2)]
+        live = peak = 0
+
+        async def call(slots) -> None:
+            nonlocal live, peak
+            async with slots:
+                live += 1
+                peak = max(peak, live)
+                await asyncio.sleep(0.01)
+                live -= 1
+
+        await asyncio.gather(*(call(r) for r in runs for _ in range(5)))
+        return peak, shared._value
+
+    assert asyncio.run(main()) == (2, 2)
