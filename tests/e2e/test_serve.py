@@ -276,6 +276,10 @@ def test_alias_models_unknown_path_and_run_errors(serve, cli, scripted_server):
         raise AssertionError("no 404")
     except urllib.error.HTTPError as exc:
         assert exc.code == 404 and json.loads(exc.read())["error"]["type"] == "not_found_error"
+    with contextlib.suppress(urllib.error.HTTPError):
+        urllib.request.urlopen(server.url + "/%1b%5d52%3bc%3bZm9v%07", timeout=10)
+    assert wait_until(lambda: any("GET /v1/%1b%5d52" in line and " 404 " in line for line in server.stderr_lines), 10)
+    assert not any("\x1b" in line or "\x07" in line for line in server.stderr_lines)
     scripted_server.default("root", Reply("provider says no", status=401))
     with pytest.raises(openai.InternalServerError) as err:
         client.chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-e"}])
