@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,20 +45,30 @@ def _bad(message: str, code: str = "invalid_request") -> ApiError:
     return ApiError(400, message, code)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8(text: str) -> str:
+    """``text`` with lone surrogates (valid in JSON's ``\\uD800`` escapes, not in UTF-8) replaced by
+    U+FFFD, so it can be written, sent and logged."""
+    return _SURROGATE.sub("\ufffd", text)  # json.loads already joined the valid pairs
+
+
 def message_text(content: Any, where: str) -> str:
     """The text of a message's ``content``: a string, None, or a list of ``{"type": "text", "text"}``
-    parts (other part types are refused: this server reads text only). Raises ApiError 400."""
+    parts (other part types are refused: this server reads text only), lone surrogates replaced by
+    U+FFFD. Raises ApiError 400."""
     if content is None:
         return ""
     if isinstance(content, str):
-        return content
+        return _utf8(content)
     if isinstance(content, list):
         texts = []
         for i, part in enumerate(content):
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
                 raise _bad(f"{where}.content[{i}] must be a text part {{\"type\": \"text\", \"text\": str}}")
             texts.append(part["text"])
-        return "\n".join(texts)
+        return _utf8("\n".join(texts))
     raise _bad(f"{where}.content must be a string or a list of text parts")
 
 

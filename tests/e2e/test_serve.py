@@ -299,3 +299,17 @@ def test_streamed_disconnect_cancels_the_run(serve, cli):
     stream.close()
     assert wait_until(lambda: not repl_pids(server.tmp), 30), "the run's REPL outlived the disconnect"
     assert wait_until(lambda: last_status(cli.home) == "interrupted", 30)
+
+
+def test_lone_surrogates_in_messages_are_answered_not_a_crash(serve):
+    """JSON may carry lone surrogates ("\\ud800"), which UTF-8 cannot encode: the conversation text
+    is still loaded (the character replaced), never a 500."""
+    server = serve()
+    body = json.dumps({"model": "rlm", "messages": [
+        {"role": "system", "content": "broken \ud800 text " + NEEDLE},
+        {"role": "user", "content": "How many needles? QID-sur\udfff"}]}, ensure_ascii=True).encode()
+    req = urllib.request.Request(server.url + "/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        doc = json.loads(resp.read())
+    assert doc["choices"][0]["message"]["content"].startswith("answer-sur")
