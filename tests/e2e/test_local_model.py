@@ -52,3 +52,23 @@ def _cmdline(proc_dir: Path) -> str:
         return (proc_dir / "cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_real_model_tiny_bench(tmp_path: Path):
+    """`rlm bench niah` with both systems on the real model: the bench runs to the end (exit 0), every
+    run has its trajectory, the JSON carries per-system accuracy. Scores are not asserted."""
+    import json
+
+    home = tmp_path / "home"
+    out = tmp_path / "runs"
+    env = rlm_env(None, home, RLM_API_BASE=BASE, RLM_MODEL="openai/local", RLM_SUB_MODEL="openai/local",
+                  TMPDIR=str(tmp_path))
+    p = run_rlm(["bench", "niah", "--n", "1", "--lengths", "8000", "--context-window", "8192", "--max-iterations",
+                 "3", "--step-timeout", "30", "--timeout", "600", "--request-timeout", "600", "--out", str(out),
+                 "--json"], env, timeout=1500)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert set(doc["systems"]) == {"rlm", "base"}
+    assert all(0 <= s["accuracy"] <= 1 for s in doc["systems"].values())
+    for row in doc["tasks"]:
+        assert_trajectory_shape(json.loads(Path(row["trajectory"]).read_text()))

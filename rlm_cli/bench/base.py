@@ -1,0 +1,132 @@
+"""The ``base`` system: the root model called once with the input in its prompt.
+
+The input is the same concatenation the ``rlm`` system's REPL gets as ``context`` (the loader's,
+file headers included), cut to what fits the model's context window: the window (tokens, from the
+model catalogue or ``--context-window``) minus room for the instructions, the question and the reply,
+at :data:`rlm_cli.context.CHARS_PER_TOKEN` characters per token. A cut input keeps its start, and the
+prompt says it was cut and where. The call is recorded as a trajectory (one iteration, no code) that
+``rlm show`` opens like any run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlm_cli.context import CHARS_PER_TOKEN
+
+REPLY_TOKENS = 1_024
+"""Tokens kept free in the window for the reply."""
+PROMPT_TOKENS = 256
+"""Tokens kept free for the instructions and the question (beyond their measured size)."""
+TRUNCATION_NOTE = "Note: the input was truncated to fit your context window"
+
+
+@dataclass
+class BasePrompt:
+    """The one message of a base call: ``text``; ``input_chars`` (characters of the whole input),
+    ``kept_chars`` (characters of it in the prompt) and ``truncated`` (kept < input)."""
+
+    text: str
+    input_chars: int
+    kept_chars: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.kept_chars < self.input_chars
+
+
+def input_budget_chars(window_tokens: int, question: str) -> int:
+    """Characters of input that fit a ``window_tokens`` window next to ``question``, the
+    instructions and a reply of :data:`REPLY_TOKENS` (0 when nothing fits)."""
+    reserve = REPLY_TOKENS + PROMPT_TOKENS + len(question) // CHARS_PER_TOKEN + 1
+    return max(0, (window_tokens - reserve) * CHARS_PER_TOKEN)
+
+
+def build_prompt(context: str, question: str, window_tokens: int) -> BasePrompt:
+    """The base prompt for ``context`` (the loaded input) and ``question``, the input cut to
+    :func:`input_budget_chars` (its start kept) with a note saying so when it is cut."""
+    keep = min(len(context), input_budget_chars(window_tokens, question))
+    note = ""
+    if keep < len(context):
+        note = (f"{TRUNCATION_NOTE}: you see only its first {keep:,} of {len(context):,} characters; "
+                "the rest is missing.\n\n")
+    text = (f"Answer the question about the input below.\n\n{note}<input>\n{context[:keep]}\n</input>\n\n"
+            f"{note}Question: {question}\nAnswer concisely.")
+    return BasePrompt(text=text, input_chars=len(context), kept_chars=keep)
+
+
+def resolve_window(model: str, given: int | None) -> int | None:
+    """The context window in tokens: ``given`` (``--context-window``), else the model catalogue's
+    (:func:`rlm_cli.lm.pricing.context_window`), else None."""
+    if given:
+        return given
+    from rlm_cli.lm.pricing import context_window
+
+    return context_window(model)
+
+
+async def run_base(task: Any, sources: list[str], *, settings: Any, limits: Any, window_tokens: int,
+                   log_path: Path | None, request_timeout: float, backend: str = "auto",
+                   run_id: str | None = None) -> dict:
+    """Answer ``task`` with one root-model call over ``sources`` (loaded as ``rlm`` loads them) and
+    write its trajectory to ``log_path`` (None: none) under ``run_id`` (None: a new one). ``limits.timeout`` (seconds, None: none)
+    bounds the call. Returns ``{"status", "answer", "error", "usage", "duration_s", "run_id",
+    "truncated", "kept_chars", "input_chars"}`` (``usage`` the trajectory's). Provider failures
+    end in ``status`` ``error``; cancellation writes the trajectory (``interrupted``) and propagates."""
+    from rlm_cli.lm.client import LMClient
+    from rlm_cli.loader import LoadOptions, load_sources
+    from rlm_cli.repl.sandbox import remove_tree
+    from rlm_cli.run.budget import Budget
+    from rlm_cli.run.engine import now_iso
+    from rlm_cli.run.events import IterationStarted, RlmStarted, RootReply, RunFinished, RunStarted
+    from rlm_cli.trajectory.recorder import TrajectoryRecorder
+
+    model = settings.model
+    run_id = run_id or uuid.uuid4().hex[:12]
+    tmp = Path(tempfile.mkdtemp(prefix="rlm-bench-base-"))
+    try:
+        loaded = await asyncio.to_thread(load_sources, sources, LoadOptions(), tmp / "context.txt")
+        context = await asyncio.to_thread(loaded.read)
+        log_context = loaded.log_dict()
+    finally:
+        remove_tree(tmp)
+    prompt = build_prompt(context, task.question, window_tokens)
+    del context
+    recorder = TrajectoryRecorder(log_path)
+    budget = Budget(limits)
+    t0 = time.monotonic()
+    recorder(RunStarted(run_id, task.question, model, model, log_context, limits.as_dict(), now_iso()))
+    recorder.doc["bench"] = {"system": "base", "task": task.id, "window_tokens": window_tokens,
+                             "input_chars": prompt.input_chars, "kept_chars": prompt.kept_chars,
+                             "truncated": prompt.truncated}
+    recorder(RlmStarted("r0", 0, None, task.question))
+    recorder(IterationStarted("r0", 0, 0))
+    status, answer, error = "error", None, None
+    try:
+        async with LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=request_timeout,
+                            options=settings.options, prices=settings.prices, backend=backend) as lm:
+            async with asyncio.timeout(limits.timeout):
+                result = await lm.complete(model, [{"role": "user", "content": prompt.text}], role="root")
+        budget.record(model, result.usage, "root")
+        recorder(RootReply("r0", 0, result.text, result.usage, result.duration_s, model))
+        status, answer = "answered", result.text
+    except asyncio.CancelledError:
+        status, error = "interrupted", {"type": "interrupted", "message": "interrupted by the user"}
+        raise
+    except TimeoutError:
+        status, error = "budget_exhausted", {"type": "budget", "message": "budget exhausted: timeout"}
+    except Exception as exc:  # a provider failure ends this task, not the bench
+        error = {"type": type(exc).__name__, "message": str(exc) or repr(exc)}
+    finally:
+        duration = time.monotonic() - t0
+        recorder(RunFinished(status, answer, error, budget.usage_dict(), now_iso(), duration,
+                             {"exhausted": "timeout" if status == "budget_exhausted" else None}))
+    return {"status": status, "answer": answer, "error": error, "usage": recorder.doc.get("usage"),
+            "duration_s": duration, "run_id": run_id, "truncated": prompt.truncated,
+            "kept_chars": prompt.kept_chars, "input_chars": prompt.input_chars}

@@ -1,0 +1,66 @@
+"""Bench task generation: deterministic from the seed, the asked length, lengths parsing
+(rlm_cli/bench/tasks.py and the suite generators)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rlm_cli.bench.runner import TaskSpec, plan
+from rlm_cli.bench.tasks import SUITES, format_length, generators, parse_lengths, parse_suites
+from rlm_cli.errors import UsageError
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_same_seed_same_task_different_seed_differs(suite):
+    gen = generators()[suite]
+    random.seed(1)
+    state = random.getstate()
+    a = gen(20_000, 1, 7)
+    assert random.getstate() == state  # the global generator is neither used nor moved
+    random.seed(12345)
+    b = gen(20_000, 1, 7)
+    assert a == b
+    assert gen(20_000, 1, 8).files != a.files
+    assert gen(20_000, 2, 7).files != a.files
+
+
+@pytest.mark.parametrize("suite", SUITES)
+@pytest.mark.parametrize("length", [2_000, 20_000, 300_000])
+def test_length_is_close_to_asked(suite, length):
+    task = generators()[suite](length, 0, 1)
+    assert length * 0.9 <= task.chars <= length
+    assert task.question and task.expected not in (None, "", [])
+
+
+def test_niah_haystack_has_needle_once_and_varied_lines():
+    task = generators()["niah"](50_000, 0, 3, depth=0.5)
+    text = task.files["haystack.txt"]
+    assert text.count(task.expected) == 1
+    lines = text.splitlines()
+    assert len(set(lines)) > 0.9 * len(lines)  # real-looking text, not one repeated line
+    assert 0.4 < task.meta["needle_line"] / len(lines) < 0.6
+    assert task.decoys and all(d in text and d != task.expected for d in task.decoys)
+
+
+def test_parse_lengths():
+    assert parse_lengths("8000,64k,1m") == [8000, 64_000, 1_000_000]
+    assert parse_lengths("8k, 8000") == [8000]
+    assert format_length(64_000) == "64k" and format_length(1_000_000) == "1m"
+    for bad in ("", "5q", "1k", "-3", "1g", "200m"):
+        with pytest.raises(UsageError):
+            parse_lengths(bad)
+
+
+def test_parse_suites():
+    assert parse_suites(["niah", "NIAH"]) == ["niah"]
+    with pytest.raises(UsageError):
+        parse_suites(["nope"])
+
+
+def test_plan_order_and_depths():
+    specs = plan(["niah"], [8000, 16000], 2, 5, depths=[0.1, 0.9])
+    assert [(s.length, s.index, s.depth) for s in specs] == [(8000, 0, 0.1), (8000, 1, 0.9), (16000, 0, 0.1),
+                                                             (16000, 1, 0.9)]
+    assert TaskSpec("niah", 8000, 0, 5, 0.1).generate().meta["depth"] == 0.1
