@@ -162,13 +162,30 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
         doc = {"schema": JSON_SCHEMA, "status": result.status, "exit_code": code, "answer": result.answer,
                "error": result.error, "exhausted": result.exhausted, "run_id": out.run_id,
                "trajectory": str(out.log_path) if out.log_path else None, "models": out.models,
-               "usage": out.usage, "duration_s": out.duration_s}
+               "usage": out.usage, "duration_s": out.duration_s, "citations": out.citations}
         sys.stdout.write(json_text(doc) + "\n")  # the same JSON; DEL, C1, bidi as \\u escapes
     elif result.answer is not None:
         views[0].print_answer(result.answer)
     sys.stdout.flush()
+    if not quiet:
+        warn_citations(out.citations)
     if out.log_path and not quiet:
         print(f"rlm: trajectory: {inline(out.log_path)}", file=sys.stderr)
     for err in out.write_errors[-1:]:
         print(f"rlm: warning: could not write the trajectory: {inline(err)}", file=sys.stderr)
     return code
+
+
+MAX_CITATION_WARNINGS = 10
+
+
+def warn_citations(report: dict | None) -> None:
+    """One ``rlm: warning:`` line on stderr per invalid reference in the answer (at most
+    :data:`MAX_CITATION_WARNINGS`, then a count), made safe for a terminal; nothing when all are valid."""
+    from rlm_cli.run.citations import summary
+    from rlm_cli.view.safe import inline
+
+    _, problems = summary(report, MAX_CITATION_WARNINGS)
+    for problem in problems:
+        what = problem if problem.startswith("... and ") else f"the answer cites {problem}"
+        print(f"rlm: warning: {inline(what, 400)}", file=sys.stderr)

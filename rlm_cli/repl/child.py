@@ -18,14 +18,14 @@ child -> parent: ``{"type": "ready", "pid", "load_s", "load", "notes"}`` (``load
 
 The namespace holds ``context`` (str), ``files`` (read-only mapping path -> text, slicing ``context``
 on access so the text is held once), the sub-call functions, ``FINAL``, ``FINAL_VAR`` and
-``SHOW_VARS``. It persists across steps.
+``SHOW_VARS`` and ``grep`` (a line-aware search over ``files``). It persists across steps.
 
 This file only starts things, with as few imports as it can: under ``-I`` the script's directory is
 not on ``sys.path``, so its siblings are loaded by file path, all of them read before the lockdown:
 ``child_sandbox.py`` (the lockdown, applied before any model code; as PID 1 of a fresh PID namespace
 the child forks there and the parent side stays a small init, which is why the rest is only executed
 after it), ``child_context.py`` (building ``context`` without holding the file twice) and
-``child_repl.py`` (the protocol, the namespace, the step loop).
+``child_grep.py`` (``grep``) and ``child_repl.py`` (the protocol, the namespace, the step loop).
 """
 
 from __future__ import annotations
@@ -81,10 +81,11 @@ def _execute(spec, code) -> types.ModuleType:
 
 def main() -> None:
     args = parse_args(sys.argv[1:])
-    siblings = {name: _read(name) for name in ("child_sandbox", "child_context", "child_repl")}
+    siblings = {name: _read(name) for name in ("child_sandbox", "child_context", "child_grep", "child_repl")}
     notes = _execute(*siblings["child_sandbox"]).lock_down(args)  # PID 1: the init stays in there
     load_context = _execute(*siblings["child_context"]).load_context
-    _execute(*siblings["child_repl"]).serve(args, notes, load_context)
+    make_grep = _execute(*siblings["child_grep"]).make_grep
+    _execute(*siblings["child_repl"]).serve(args, notes, load_context, make_grep)
 
 
 if __name__ == "__main__":

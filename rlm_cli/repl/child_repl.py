@@ -29,7 +29,7 @@ class MessageTooLarge(ValueError):
 
 
 PROTECTED = ("context", "files", "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched",
-             "FINAL", "FINAL_VAR", "SHOW_VARS")
+             "FINAL", "FINAL_VAR", "SHOW_VARS", "grep")
 
 class FileMap(Mapping):
     """Read-only mapping ``path -> text`` over ``context``; each lookup slices ``context``."""
@@ -122,14 +122,15 @@ def _listed(value) -> list:
 class Repl:
     """The namespace and the step executor."""
 
-    def __init__(self, channel: Channel, context: str, index: list) -> None:
+    def __init__(self, channel: Channel, context: str, index: list, make_grep: Callable | None = None) -> None:
         self.channel = channel
         self.final: str | None = None
         self.notes: list[str] = []
         self.ns: dict = {"__name__": "__main__", "__builtins__": builtins}
+        files = FileMap(context, index)
         self.protected = {
             "context": context,
-            "files": FileMap(context, index),
+            "files": files,
             "llm_query": self.llm_query,
             "llm_query_batched": self.llm_query_batched,
             "rlm_query": self.rlm_query,
@@ -138,6 +139,8 @@ class Repl:
             "FINAL_VAR": self.FINAL_VAR,
             "SHOW_VARS": self.SHOW_VARS,
         }
+        if make_grep is not None:  # child_grep.make_grep: grep(pattern, ...) over the files' spans
+            self.protected["grep"] = make_grep(context, files._spans)
         self.ns.update(self.protected)
 
     # --- functions the root LM calls -------------------------------------------------------
@@ -248,12 +251,14 @@ def _restore_streams(saved: tuple[int, int], streams: tuple) -> None:
     sys.stdout, sys.stderr = streams
 
 
-def serve(args, notes: list, load_context: Callable[[str | int], tuple[str, str]]) -> None:
+def serve(args, notes: list, load_context: Callable[[str | int], tuple[str, str]],
+          make_grep: Callable | None = None) -> None:
     """Load ``context`` (``load_context(fd) -> (text, method)``) and the index, say ready, then run
     the parent's commands until it goes away. ``args``: the parsed command line (``sock``, and
     ``context`` and ``index`` as inherited descriptors, closed once read); ``notes``: the lockdown's
-    notes, sent with ``ready``. Raises OSError or UnicodeDecodeError when the context or index cannot
-    be read (the child then exits before ready).
+    notes, sent with ``ready``; ``make_grep``: ``child_grep.make_grep`` (None: no ``grep``). Raises
+    OSError or UnicodeDecodeError when the context or index cannot be read (the child then exits
+    before ready).
     """
     # Python-level output goes straight to fd 1/2 (unbuffered) so it interleaves with fd writes and
     # survives a crash (segfault, os._exit) of the step that printed it. Private copies of fd 1/2
@@ -270,7 +275,7 @@ def serve(args, notes: list, load_context: Callable[[str | int], tuple[str, str]
         index = json.load(fh)
     os.close(args.context)
     channel = Channel(args.sock)
-    repl = Repl(channel, context, index)
+    repl = Repl(channel, context, index, make_grep)
     del context
     channel.send({"type": "ready", "pid": os.getpid(), "load_s": time.perf_counter() - t0, "load": method,
                   "notes": notes})

@@ -200,6 +200,15 @@ class RunFinished:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CitationsChecked:
+    """The answer's ``path:line`` references were checked against the loaded files (after RunFinished).
+    ``report``: ``{"checked", "valid", "invalid": [{"ref", "reason"}], "truncated"}``
+    (:func:`rlm_cli.run.citations.check_answer`)."""
+
+    report: dict
+
+
 Event = Any
 Sink = Callable[[Event], None]
 

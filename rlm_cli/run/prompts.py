@@ -60,6 +60,17 @@ complete and self-contained: it is shown to the user as is.
 """
 
 
+CITATIONS_SECTION = """
+## Searching and citing files
+`grep(pattern, paths=None, flags=0, max_hits=200)` searches `files` line by line and returns \
+`[(path, line_number, line_text), ...]` (a regex; `paths` a glob such as "*.py"; line numbers start at 1). \
+Back each claim in your answer with the references it rests on, written as `path:line` or \
+`path:first-last` (e.g. `{example_path}:12`), taken from what your code printed. After the run, rlm \
+checks every reference against the loaded files and flags any that names no loaded file or a line \
+past a file's end.
+"""
+
+
 def system_prompt(loaded: LoadedContext, sub_model: str, max_output_chars: int, sub_chars: int,
                   depth: int, max_depth: int, extra: str | None = None) -> str:
     """The root LM's system prompt for an RLM at ``depth`` (``max_depth``: the recursion limit)."""
@@ -72,6 +83,7 @@ def system_prompt(loaded: LoadedContext, sub_model: str, max_output_chars: int, 
         n_files=len(loaded.files), total_chars=loaded.total_chars, est_tokens=loaded.est_tokens,
         header=HEADER_TEMPLATE.format(path="PATH").strip(), example_path=example, sub_model=sub_model,
         sub_chars=sub_chars, depth_note=depth_note, max_output_chars=max_output_chars)
+    text += CITATIONS_SECTION.format(example_path=example)
     if extra:
         text += "\n## Additional instructions from the user\n" + extra.strip() + "\n"
     return text

@@ -51,7 +51,8 @@ class RunOutcome:
     """How the run ended: the engine's ``result`` (status, answer, error, exhausted), the ``run_id``,
     ``models`` (``{"root", "sub"}``), where the trajectory went (``log_path``, None with --no-log),
     the trajectory's ``usage`` and ``duration_s`` (seconds), the ``signals`` that interrupted it
-    (numbers; empty when none) and the trajectory ``write_errors`` (messages)."""
+    (numbers; empty when none), the trajectory ``write_errors`` (messages) and the answer's
+    ``citations`` check (:func:`rlm_cli.run.citations.check_answer`; None when there is no answer)."""
 
     result: RunResult
     run_id: str
@@ -61,6 +62,7 @@ class RunOutcome:
     duration_s: float | None
     signals: list[int] = field(default_factory=list)
     write_errors: list[str] = field(default_factory=list)
+    citations: dict | None = None
 
 
 def default_log_path(run_id: str) -> Path:
@@ -223,7 +225,8 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
 
     from rlm_cli.lm.client import LMClient
     from rlm_cli.run import engine
-    from rlm_cli.run.events import EventBus, Notice
+    from rlm_cli.run.citations import check_answer as check_citations
+    from rlm_cli.run.events import CitationsChecked, EventBus, Notice
     from rlm_cli.trajectory.recorder import TrajectoryRecorder
 
     settings = req.settings
@@ -253,7 +256,13 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
         started(provisional)
     try:
         async with lm:
-            return outcome(await engine.run(cfg, run.loaded, lm, bus, run.workdir / "repl"))
+            result = await engine.run(cfg, run.loaded, lm, bus, run.workdir / "repl")
+        citations = check_citations(result.answer, run.loaded.files)
+        if citations is not None:
+            bus.emit(CitationsChecked(citations))
+        done = outcome(result)
+        done.citations = citations
+        return done
     except BaseException:  # cancelled: the engine's RunFinished wrote the trajectory; refresh the numbers
         provisional.usage = recorder.doc.get("usage")
         provisional.duration_s = recorder.doc.get("duration_s")

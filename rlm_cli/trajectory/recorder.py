@@ -23,6 +23,7 @@ from pathlib import Path
 from rlm_cli import __version__
 from rlm_cli.atomic import atomic_write_text
 from rlm_cli.run.events import (
+    CitationsChecked,
     IterationStarted,
     Notice,
     RlmStarted,
@@ -148,6 +149,9 @@ class TrajectoryRecorder:
             self.doc.update({"status": ev.status, "answer": ev.answer, "error": ev.error, "usage": ev.usage,
                              "ended_at": ev.ended_at, "duration_s": round(ev.duration_s, 3)})
             self.doc["exhausted"] = ev.extra.get("exhausted")
+            self.write(force=True)
+        elif isinstance(ev, CitationsChecked):
+            self.doc["citations"] = ev.report
             self.write(force=True)
 
     # --- writing -----------------------------------------------------------------------------

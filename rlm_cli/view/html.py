@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 
+from rlm_cli.run.citations import summary as citation_summary
 from rlm_cli.view import fmt
 from rlm_cli.view.render import Renderer, RenderOptions
 from rlm_cli.view.tree import CallNode, IterNode, RlmNode, RunModel, StepNode
@@ -88,6 +89,11 @@ class HtmlExport:
             w(f"<details><summary>the whole question</summary>{_pre(m.question, self.full)}</details>")
         if m.answer is not None:
             w(f'<div class="box"><div class="label ok">answer</div>{_pre(m.answer, True)}</div>')
+            headline, problems = citation_summary(m.citations, 0)
+            if headline:
+                items = "".join(f"<li>{_e(p)}</li>" for p in problems)
+                w(f'<p class="{"warn" if problems else "dim"}">citations: {_e(headline)}</p>'
+                  + (f"<ul>{items}</ul>" if items else ""))
         if m.error and m.status != "answered":
             w(f'<div class="box fail">{_e(m.error.get("type"))}: {_e(m.error.get("message"))}</div>')
         for level, message in m.notices:

@@ -16,6 +16,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from rich.tree import Tree
 
+from rlm_cli.run.citations import summary as citation_summary
 from rlm_cli.view import fmt
 from rlm_cli.view.safe import inline
 from rlm_cli.view.tree import CallNode, IterNode, RlmNode, RunModel, StepNode
@@ -116,6 +117,11 @@ class Renderer:
         if o.mode == "show" and m.answer is not None:
             node = tree.add(_line(("answer", "bold green")))
             node.add(_block(m.answer, max_lines=0 if o.full else 30))
+            headline, problems = citation_summary(m.citations, 0 if o.full else 10)
+            if headline:
+                cites = tree.add(_line(("citations ", "bold"), (headline, WARN if problems else "dim")))
+                for problem in problems:
+                    cites.add(_line(("✗ ", FAIL), fmt.one_line(problem, 0 if o.full else 300)))
         if m.error and m.status != "answered":
             err = m.error if isinstance(m.error, dict) else {"message": m.error}
             tree.add(Text(f"✗ {inline(err.get('type', 'error'), 200)}: {fmt.clean(err.get('message'))}",

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from rlm_cli.run.events import (
     BatchDone,
     BatchQueued,
+    CitationsChecked,
     IterationStarted,
     Notice,
     RlmStarted,
@@ -172,6 +173,7 @@ class RunModel:
         self.usage: dict | None = None
         self.duration_s: float | None = None
         self.ended_at: str | None = None
+        self.citations: dict | None = None  # the answer's reference check, once done
         self.events = 0
 
     # --- queries -------------------------------------------------------------------------------
@@ -334,6 +336,8 @@ class RunModel:
             self.ended_at, self.duration_s = ev.ended_at, ev.duration_s
             if isinstance(ev.usage, dict) and ev.usage.get("total_cost_usd") is not None:
                 self.cost = ev.usage["total_cost_usd"]
+        elif isinstance(ev, CitationsChecked):
+            self.citations = ev.report
 
     # --- from a saved trajectory ---------------------------------------------------------------
     @classmethod
@@ -366,6 +370,8 @@ def trajectory_events(doc: dict) -> Iterator:
     if doc.get("status") not in (None, "running"):
         yield RunFinished(doc["status"], doc.get("answer"), doc.get("error"), doc.get("usage") or {},
                           str(doc.get("ended_at") or ""), float(doc.get("duration_s") or 0.0))
+    if isinstance(doc.get("citations"), dict):
+        yield CitationsChecked(doc["citations"])
 
 
 def _rlm_events(rlm_id: str, depth: int, iterations: list, ids: Iterator[int]) -> Iterator:

@@ -161,7 +161,7 @@ def test_invalid_utf8_raises_as_the_plain_read_does(tmp_path, data):
 
 
 def test_child_modules_are_standard_library_only():
-    names = ["child", "child_sandbox", "child_context", "child_repl"]
+    names = ["child", "child_sandbox", "child_context", "child_grep", "child_repl"]
     for name in names:
         tree = ast.parse((Path(child.__file__).with_name(f"{name}.py")).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
