@@ -73,6 +73,8 @@ def grep(context: str, spans: dict, pattern, paths=None, flags: int = 0,
                       "for more]", file=sys.stderr)
                 return hits
             hit = m.start()
+            if hit == end and context[end - 1] == "\n":  # past the last line's newline: no line there
+                break
             line_start = context.rfind("\n", start, hit) + 1 or start
             line_no += context.count("\n", counted, line_start)
             counted = line_start

@@ -1,0 +1,87 @@
+"""``grep`` in the REPL: the search itself (rlm_cli/repl/child_grep.py, over a context and file spans
+as the child holds them), and in the real REPL through the engine against the FakeLM: root code calls
+grep, prints, and the feedback carries the hits."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from engine_runner import run_engine
+
+from rlm_cli.context import ContextWriter
+from rlm_cli.repl.child_grep import MAX_LINE_CHARS, make_grep
+
+
+def grep_over(tmp_path, files: dict[str, str]):
+    """``grep`` over ``files`` laid out exactly as the REPL child gets them (context + index)."""
+    writer = ContextWriter(tmp_path / "ctx.txt")
+    for path, text in files.items():
+        writer.add(path, text)
+    loaded = writer.finish()
+    context = loaded.read()
+    spans = {path: (offset, offset + chars) for path, offset, chars in loaded.index()}
+    return make_grep(context, spans), loaded
+
+
+def test_hits_carry_path_line_number_and_line(tmp_path):
+    grep, loaded = grep_over(tmp_path, {
+        "src/app.py": "import os\n\ndef login(user):\n    return check(user)  # login\n",
+        "notes.txt": "no match here\nLOGIN is case-insensitive here\r\nlast line without newline: login",
+    })
+    assert grep("login") == [("src/app.py", 3, "def login(user):"), ("src/app.py", 4, "    return check(user)  # login"),
+                             ("notes.txt", 3, "last line without newline: login")]
+    assert grep("login", flags=re.IGNORECASE)[2] == ("notes.txt", 2, "LOGIN is case-insensitive here")
+    assert grep(re.compile(r"^def \w+"), paths="*.py") == [("src/app.py", 3, "def login(user):")]
+    assert grep("^$") == [("src/app.py", 2, "")]  # ^ and $ anchor at lines, within each file only
+    assert grep("login", paths=["notes.txt"]) == [("notes.txt", 3, "last line without newline: login")]
+    # every reported line number is within the file's line count, which the citation check uses
+    lines = {f.path: f.lines for f in loaded.files}
+    assert all(1 <= n <= lines[p] for p, n, _ in grep(""))
+    assert [n for p, n, _ in grep("") if p == "notes.txt"] == [1, 2, 3]
+
+
+def test_a_line_is_reported_once_and_a_long_line_is_cut_around_the_hit(tmp_path):
+    long_line = "x" * 50_000 + "NEEDLE" + "y" * 50_000
+    grep, _ = grep_over(tmp_path, {"min.js": long_line + "\nNEEDLE NEEDLE NEEDLE\n"})
+    hits = grep("NEEDLE")
+    assert [(p, n) for p, n, _ in hits] == [("min.js", 1), ("min.js", 2)]
+    assert "NEEDLE" in hits[0][2] and len(hits[0][2]) <= MAX_LINE_CHARS + 6
+    assert hits[0][2].startswith("...") and hits[0][2].endswith("...")
+
+
+def test_max_hits_and_bad_arguments(tmp_path, capsys):
+    grep, _ = grep_over(tmp_path, {"a.txt": "hit\n" * 10, "b.txt": "hit\n"})
+    assert len(grep("hit", max_hits=3)) == 3
+    assert "stopped at max_hits=3" in capsys.readouterr().err
+    assert len(grep("hit", paths="a.txt", max_hits=10)) == 10
+    assert "max_hits" not in capsys.readouterr().err  # exactly all of them: nothing was left out
+    assert grep("hit", max_hits=0) == []
+    with pytest.raises(TypeError):
+        grep(b"hit")
+    with pytest.raises(TypeError):
+        grep("hit", paths=[1])
+    with pytest.raises(ValueError):
+        grep("hit", max_hits=-1)
+    with pytest.raises(re.error):
+        grep("(unclosed")
+
+
+def test_root_code_calls_grep_and_the_feedback_carries_the_hits(fake_lm):
+    """The function is in the real REPL's namespace (the sandboxed child), survives reassignment,
+    and its hits reach the root LM in the next message."""
+    fake_lm.script("root",
+                   "```repl\nhits = grep(r'def \\w+', paths='*.py')\nfor h in hits:\n    print(h)\n"
+                   "grep = None\n```",
+                   "```repl\nprint(grep('TODO'))\nFINAL('login is defined at src/auth.py:2')\n```")
+    run = run_engine(fake_lm, files={"src/auth.py": "import hmac\ndef login(u):\n    pass\n",
+                                     "src/views.py": "# TODO: views\ndef index():\n    pass\n",
+                                     "README.md": "def not_code\n"})
+    assert run.status == "answered"
+    told = fake_lm.requests_for("root")[1].body["messages"][-1]["content"]
+    assert "('src/auth.py', 2, 'def login(u):')" in told and "('src/views.py', 2, 'def index():')" in told
+    assert "README.md" not in told
+    assert "`grep` was reassigned" in told
+    assert "[('src/views.py', 1, '# TODO: views')]" in run.doc["iterations"][1]["steps"][0]["stdout"]
+    system = fake_lm.requests_for("root")[0].body["messages"][0]["content"]
+    assert "grep(pattern, paths=None, flags=0, max_hits=200)" in system and "`path:line`" in system
