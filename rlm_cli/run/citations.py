@@ -12,7 +12,8 @@ not glued to a preceding path character, ``:`` or ``\\`` (so ``http://host:8080`
 ``C:\\dir\\f.py:3`` are not references), followed by ``:LINE``, optionally ``-END`` (or an en dash)
 and ``:COL``; or the same inside backticks, where the path may hold spaces. ``<stdin>:12`` names
 standard input. A path that is no loaded file counts as a (bad) reference only if it looks like a
-file: no spaces, and a ``/`` or an extension with a letter in it, and not a host name (``a.com:443``)
+file: no spaces (unless in backticks), and a ``/`` or an extension with a letter in it, and not a
+host name (``a.com:443``)
 — so times (``12:30``), ratios, versions (``v1.2:3``) and addresses (``127.0.0.1:8080``) are never
 flagged. A path that is no loaded file but names exactly one by a ``/``-suffix (``app.py`` for
 ``src/app.py``, or ``/home/me/proj/src/app.py`` for ``src/app.py``) is checked against that file.
@@ -61,6 +62,7 @@ class Ref:
     path: str
     line: int
     end: int
+    quoted: bool = False  # written inside backticks
 
     @property
     def text(self) -> str:
@@ -68,12 +70,13 @@ class Ref:
         return f"{self.path}:{self.line}" if self.end == self.line else f"{self.path}:{self.line}-{self.end}"
 
 
-def looks_like_file(path: str) -> bool:
-    """Whether ``path`` (no loaded file) is plausibly meant as a file: only path characters, and a
-    ``/`` or a final extension holding a letter, and no host-name suffix (``.com``...) when it has no ``/``."""
+def looks_like_file(path: str, quoted: bool = False) -> bool:
+    """Whether ``path`` (no loaded file) is plausibly meant as a file: only path characters (any but a
+    backtick when ``quoted``), and a ``/`` or a final extension holding a letter, and no host-name
+    suffix (``.com``...) when it has no ``/``."""
     if path == "<stdin>":
         return True
-    if not _PLAIN_PATH_RE.fullmatch(path):
+    if not quoted and not _PLAIN_PATH_RE.fullmatch(path):
         return False
     if "/" in path:
         return not path.startswith("//")
@@ -86,7 +89,7 @@ def find_refs(answer: str, limit: int = MAX_REFS) -> tuple[list[Ref], bool]:
     a bound (:data:`MAX_SCAN_CHARS`, :data:`MAX_CANDIDATES`, ``limit``) cut the scan short. Candidates
     are not yet filtered by :func:`looks_like_file`: :func:`check_answer` does that, knowing the files."""
     truncated = len(answer) > MAX_SCAN_CHARS
-    seen: dict[Ref, None] = {}
+    seen: dict[tuple[str, int, int], Ref] = {}
     for n, m in enumerate(_REF_RE.finditer(answer, 0, MAX_SCAN_CHARS)):
         if n >= MAX_CANDIDATES or len(seen) >= limit:
             truncated = True
@@ -96,8 +99,9 @@ def find_refs(answer: str, limit: int = MAX_REFS) -> tuple[list[Ref], bool]:
         line = int(m.group("qline") if quoted else m.group("line"))
         end = m.group("qend") if quoted else m.group("end")
         if path:
-            seen.setdefault(Ref(path, line, line if end is None else int(end)), None)
-    return list(seen), truncated
+            last = line if end is None else int(end)
+            seen.setdefault((path, line, last), Ref(path, line, last, quoted))
+    return list(seen.values()), truncated
 
 
 class FileIndex:
@@ -163,7 +167,7 @@ def check_answer(answer: str | None, files: Iterable | FileIndex,
     invalid: list[dict] = []
     for ref in refs:
         target, reason = index.resolve(ref.path)
-        if target is None and not looks_like_file(ref.path):
+        if target is None and not looks_like_file(ref.path, ref.quoted):
             continue  # a time, a version, a host: not a reference
         if target is not None:
             reason = _line_problem(ref, index.lines[target], target)

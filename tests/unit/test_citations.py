@@ -29,7 +29,7 @@ def check(answer: str) -> dict:
     ("[README.md:3](README.md) and **Makefile:2**", ["README.md:3", "Makefile:2"]),
     ("`docs/my notes.txt:2`", ["docs/my notes.txt:2"]),  # spaces only inside backticks
     ("node-v2.1/x_y.z.js:8;<stdin>:5", ["node-v2.1/x_y.z.js:8", "<stdin>:5"]),
-    ("a.py:1,b.py:2 a.py:1", ["a.py:1", "b.py:2"]),  # in order, once each
+    ("a.py:1,b.py:2 a.py:1 `a.py:1`", ["a.py:1", "b.py:2"]),  # in order, once each
 ])
 def test_references_are_found_in_markdown_and_punctuation(answer, expected):
     assert refs(answer) == expected
@@ -64,6 +64,12 @@ def test_valid_and_invalid_references_with_reasons():
         "src/gone/:4": "no such file was loaded",
     }
     assert report["checked"] == 14 and report["truncated"] is False
+
+
+def test_a_path_in_backticks_may_hold_spaces_and_is_flagged_when_missing():
+    report = check("`docs/my notes.txt:4` and `docs/old notes.txt:1` and `a b:3` and `x.com:443`")
+    assert report["valid"] == ["docs/my notes.txt:4"]
+    assert report["invalid"] == [{"ref": "docs/old notes.txt:1", "reason": "no such file was loaded"}]
 
 
 def test_a_suffix_match_names_the_file_it_was_checked_against():
