@@ -132,3 +132,36 @@ def test_summary_for_people_and_for_edited_trajectories():
     assert len(lines) == 11
     for junk in (None, "x", [], {"valid": "x", "invalid": [1, "y", None]}, {"invalid": {"a": 1}}):
         summary(junk)  # never raises
+
+
+def test_a_saved_check_is_replayed_by_rlm_show_and_junk_in_an_edited_file_is_shown_safely():
+    import io
+    import json
+
+    from rich.console import Console
+
+    from rlm_cli.run.events import CitationsChecked
+    from rlm_cli.trajectory.recorder import TrajectoryRecorder
+    from rlm_cli.view.demo import EventScript
+    from rlm_cli.view.render import RenderOptions, render
+    from rlm_cli.view.tree import RunModel
+
+    def shown(doc: dict) -> str:
+        console = Console(record=True, width=200, file=io.StringIO())
+        console.print(render(RunModel.from_trajectory(doc), RenderOptions.show()))
+        return console.export_text()
+
+    s = EventScript()
+    s.finish()
+    recorder = TrajectoryRecorder(None)
+    for ev in [*s.events, CitationsChecked(check("see src/app.py:1 and src/app.py:999"))]:
+        recorder(ev)
+    doc = json.loads(recorder.render())
+    assert doc["citations"]["invalid"][0]["ref"] == "src/app.py:999"
+    out = shown(doc)
+    assert "citations 2 reference(s) checked: 1 valid, 1 invalid" in out
+    assert "src/app.py:999: line 999 is past the end of the file, which has 120 line(s)" in out
+    for junk in ({"valid": 3, "invalid": [{"ref": "\x1b]52;c;QQ==\x07x.py:1", "reason": ["\x1b[2J"]}, 7]},
+                 "a string", [1, 2]):
+        out = shown({**doc, "citations": junk})
+        assert "\x1b" not in out and "\x07" not in out
