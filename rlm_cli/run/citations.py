@@ -10,7 +10,7 @@ reported: a reference is *valid* when its path is a loaded file and its lines li
 What counts as a reference: a bare token of path characters (letters, digits, ``. - / + @ ~ _``)
 not glued to a preceding path character, ``:`` or ``\\`` (so ``http://host:8080`` and
 ``C:\\dir\\f.py:3`` are not references), followed by ``:LINE``, optionally ``-END`` (or an en dash)
-and ``:COL``; or the same inside backticks, where the path may hold spaces. ``<stdin>:12`` names
+and ``:COL``, or by GitHub's ``#LLINE`` or ``#LLINE-LEND``; or the same inside backticks, where the path may hold spaces. ``<stdin>:12`` names
 standard input. A path that is no loaded file counts as a (bad) reference only if it looks like a
 file: no spaces (unless in backticks), and a ``/`` or an extension with a letter in it, and not a
 host name (``a.com:443``)
@@ -39,7 +39,8 @@ MAX_REFS = 500  # distinct references checked
 MAX_PATH_CHARS = 512
 
 _PATH_CHARS = r"\w.\-/+@~"
-_LOC = r":(?P<{p}line>\d{{1,9}})(?:[-\u2013](?P<{p}end>\d{{1,9}}))?(?::\d{{1,9}})?"
+_LOC = (r"(?::(?P<{p}line>\d{{1,9}})(?:[-\u2013](?P<{p}end>\d{{1,9}}))?(?::\d{{1,9}})?"
+        r"|#L(?P<{p}hline>\d{{1,9}})(?:-L?(?P<{p}hend>\d{{1,9}}))?)")
 _REF_RE = re.compile(
     # inside backticks: the path may hold spaces; the closing backtick must follow the location
     rf"`(?P<qpath>[^`\n:]{{1,{MAX_PATH_CHARS}}}){_LOC.format(p='q')}`"
@@ -96,8 +97,9 @@ def find_refs(answer: str, limit: int = MAX_REFS) -> tuple[list[Ref], bool]:
             break
         quoted = m.group("qpath") is not None
         path = (m.group("qpath") if quoted else m.group("path")).strip()
-        line = int(m.group("qline") if quoted else m.group("line"))
-        end = m.group("qend") if quoted else m.group("end")
+        q = "q" if quoted else ""
+        line = int(m.group(f"{q}line") or m.group(f"{q}hline"))
+        end = m.group(f"{q}end") or m.group(f"{q}hend")
         if path:
             last = line if end is None else int(end)
             seen.setdefault((path, line, last), Ref(path, line, last, quoted))

@@ -30,6 +30,7 @@ def check(answer: str) -> dict:
     ("`docs/my notes.txt:2`", ["docs/my notes.txt:2"]),  # spaces only inside backticks
     ("node-v2.1/x_y.z.js:8;<stdin>:5", ["node-v2.1/x_y.z.js:8", "<stdin>:5"]),
     ("a.py:1,b.py:2 a.py:1 `a.py:1`", ["a.py:1", "b.py:2"]),  # in order, once each
+    ("[the check](src/app.py#L12-L20), `README.md#L3`", ["src/app.py:12-20", "README.md:3"]),
 ])
 def test_references_are_found_in_markdown_and_punctuation(answer, expected):
     assert refs(answer) == expected
@@ -37,11 +38,12 @@ def test_references_are_found_in_markdown_and_punctuation(answer, expected):
 
 @pytest.mark.parametrize("answer", [
     "http://host:8080/x and https://example.com:443/a.py:12 and file:///tmp/a.py:3",
-    "C:\\src\\app.py:12 and D:\\x.py:1",  # Windows-looking
+    "C:\\src\\app.py:12 and D:\\x.py:1 and `C:\\src\\app.py:12`",  # Windows-looking
     "at 12:30, a ratio of 3:1, version v1.2:3, python3.11:4",
     "127.0.0.1:8080 api.example.com:443 localhost:5432 user@db.internal:22",
     "src/app.py:12abc src/app.py:12-x src/app.py:1234567890",
     "git@github.com:org/repo.git",
+    "https://github.com/org/repo/blob/main/src/app.py#L12-L20",
 ])
 def test_urls_windows_paths_times_versions_and_hosts_are_not_references(answer):
     assert check(answer)["checked"] == 0, check(answer)
