@@ -21,7 +21,10 @@ th:nth-child(-n+3),td:nth-child(-n+3){text-align:left}th{background:#f6f8fa}
 
 
 def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+    """``value`` as HTML text: control characters shown as escapes (``\\x1b``), then HTML-escaped."""
+    from rlm_cli.view.safe import inline
+
+    return escape(inline(value), quote=True)
 
 
 def chart_svg(suite: str, groups: list[dict], systems: list[str]) -> str:

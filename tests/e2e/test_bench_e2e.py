@@ -118,3 +118,31 @@ def test_bench_ctrl_c_prints_partial_table_and_keeps_trajectories(cli, scripted_
     statuses = {f.name: json.loads(f.read_text())["status"] for f in out.glob("*.json")}
     assert statuses == {"niah-8000-0-rlm.json": "answered", "niah-8000-1-rlm.json": "interrupted"}
     assert not repl_pids(tmp_path)
+
+
+HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)"> \x1b]52;c;aGk=\x07'
+
+
+def test_bench_all_suites_html_report_escapes_answers(cli, scripted_server, tmp_path):
+    def reply(body: dict) -> str:
+        if "<input>" in all_text(body):
+            return HOSTILE
+        return "```repl\nFINAL(' '.join(sorted(files)))\n```"  # the loaded paths, as the REPL sees them
+
+    scripted_server.default("root", reply)
+    report = tmp_path / "report.html"
+    p = cli("bench", "niah", "oolong", "pairs", "codeqa", "--n", "1", "--lengths", "4000", "--context-window", "2000",
+            "--html", report, "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert [g["suite"] for g in doc["groups"]] == ["niah", "niah", "oolong", "oolong", "pairs", "pairs", "codeqa",
+                                                   "codeqa"]
+    rlm = {r["suite"]: r["answer"].split() for r in doc["tasks"] if r["system"] == "rlm"}
+    assert rlm["niah"] == ["niah-4000-0/haystack.txt"] and rlm["pairs"] == ["pairs-4000-0/records.txt"]
+    assert "codeqa-4000-0/README.md" in rlm["codeqa"] and len(rlm["codeqa"]) >= 3  # a directory: `files` holds each
+    assert all(r["answer"] == HOSTILE for r in doc["tasks"] if r["system"] == "base")  # JSON: exact strings
+    page = report.read_text()
+    assert "<script" not in page and "<img" not in page and "\x1b" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.count("<svg") == 4  # one accuracy-versus-length chart per suite
+    assert not re.search(r"<[^>]*\b(src|href)\s*=", page)  # no tag fetches anything: no external resources

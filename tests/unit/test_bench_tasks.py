@@ -64,3 +64,54 @@ def test_plan_order_and_depths():
     assert [(s.length, s.index, s.depth) for s in specs] == [(8000, 0, 0.1), (8000, 1, 0.9), (16000, 0, 0.1),
                                                              (16000, 1, 0.9)]
     assert TaskSpec("niah", 8000, 0, 5, 0.1).generate().meta["depth"] == 0.1
+
+
+def _records(task):
+    return [line.split(" | ") for line in task.files["records.txt"].splitlines()]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_oolong_answer_matches_the_records(index):
+    task = generators()["oolong"](30_000, index, 2)
+    labels = [r[2].removeprefix("label: ") for r in _records(task)]
+    kind = task.meta["question_kind"]
+    counts = {c: labels.count(c) for c in set(labels)}
+    if kind == "count":
+        label = task.question.split("'")[1]
+        assert task.expected == str(labels.count(label)) and task.kind == "numeric"
+    elif kind == "most":
+        assert counts[task.expected] > max(v for k, v in counts.items() if k != task.expected)
+    elif kind == "least":
+        assert counts[task.expected] < min(v for k, v in counts.items() if k != task.expected)
+    else:
+        a, b = task.question.split("'")[1], task.question.split("'")[3]
+        want = "more" if labels.count(a) > labels.count(b) else "fewer" if labels.count(a) < labels.count(b) else "same"
+        assert task.expected == want
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_pairs_answer_matches_the_records(index):
+    task = generators()["pairs"](30_000, index, 2)
+    label = task.question.split("'")[1]
+    users = sorted({r[1].removeprefix("user ") for r in _records(task) if r[2] == f"label: {label}"})
+    assert 3 <= len(users) <= 6
+    assert task.expected == [[a, b] for i, a in enumerate(users) for b in users[i + 1:]]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_codeqa_answer_matches_the_repository(index):
+    task = generators()["codeqa"](30_000, index, 2)
+    names = task.question.split("`")[1::2]  # where/caller: [fn]; default: [param, fn]
+    fn = names[-1]
+    defining = [p for p, text in task.files.items() if f"\ndef {fn}(" in text]
+    assert len(defining) == 1
+    kind = task.meta["question_kind"]
+    if kind == "where":
+        assert task.expected == defining[0]
+    elif kind == "caller":
+        callers = [line for text in task.files.values() for line in text.splitlines() if f"= {fn}(result)" in line]
+        assert len(callers) == 1
+        assert f"\ndef {task.expected}(" in "".join(task.files.values())
+    else:
+        sig = next(line for line in task.files[defining[0]].splitlines() if line.startswith(f"def {fn}("))
+        assert f"{names[0]}={task.expected}," in sig.replace("'", "").replace("):", ",")
