@@ -82,7 +82,8 @@ class LoadedContext:
     """The loaded input: the context file on disk and its metadata.
 
     ``path`` is a UTF-8 file holding exactly ``total_chars`` characters (the whole ``context``
-    string); ``files`` index it. ``skipped`` lists what was not loaded and why.
+    string); ``files`` index it. ``skipped`` lists what was not loaded and why; ``origins`` what each
+    URL or git remote became (fetched, cloned).
     """
 
     path: Path
@@ -90,6 +91,7 @@ class LoadedContext:
     skipped: list[SkippedFile] = field(default_factory=list)
     total_chars: int = 0
     total_bytes: int = 0
+    origins: list = field(default_factory=list)  # remote sources: loader.remote.SourceOrigin
 
     @property
     def est_tokens(self) -> int:
@@ -115,6 +117,7 @@ class LoadedContext:
                 for f in self.files
             ],
             "skipped": [s._asdict() for s in self.skipped],
+            **({"sources": [o._asdict() for o in self.origins]} if self.origins else {}),
         }
 
 

@@ -51,7 +51,8 @@ if TYPE_CHECKING:  # imported lazily at run time: `rlm --help` and Tab completio
 
 DEFAULT_MAX_OUTPUT_CHARS = 20_000  # same as rlm_cli.run.budget.Limits.max_output_chars
 
-HELP = ("Answer QUESTION about SOURCE... (files, directories, or - for standard input) with a Recursive "
+HELP = ("Answer QUESTION about SOURCE... (files, directories, URLs, git remotes such as gh:ORG/REPO#REF, "
+        "or - for standard input) with a Recursive "
         "Language Model: the root LM explores the input in a Python REPL and delegates to sub-LMs.")
 
 STATUS_EXIT = {"answered": EXIT_OK, "budget_exhausted": EXIT_BUDGET, "max_iterations": EXIT_BUDGET,
@@ -61,7 +62,7 @@ JSON_SCHEMA = "rlm-answer/1"
 
 def ask_command(
     args: list[str] = typer.Argument(..., metavar="SOURCE... QUESTION",
-                                     help="Files, directories or - (stdin), then the question."),
+                                     help="Files, directories, URLs, git remotes or - (stdin), then the question."),
     model: ModelOpt = None,
     sub_model: SubModelOpt = None,
     api_base: ApiBaseOpt = None,

@@ -31,14 +31,14 @@ from rlm_cli.loader.options import format_size
 if TYPE_CHECKING:
     from rlm_cli.context import LoadedContext
 
-HELP = ("List what `rlm ask` would load from SOURCE... (files, directories, - for stdin): each file with "
+HELP = ("List what `rlm ask` would load from SOURCE... (files, directories, - for stdin, URLs, git remotes): each file with "
         "its size in characters and lines, the skipped ones with the reason, and totals. Needs no model. "
         + LOADING_RULES_HELP)
 
 
 def ls_command(
     sources: Annotated[list[str], typer.Argument(metavar="SOURCE...",
-                                                 help="Files, directories, or - for standard input.")],
+                                                 help="Files, directories, - for standard input, URLs or git remotes (gh:ORG/REPO#REF).")],
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     no_default_excludes: NoDefaultExcludesOpt = False,
@@ -63,8 +63,10 @@ def ls_command(
 
 
 def listing_dict(loaded: LoadedContext) -> dict:
-    """The ``--json`` document: ``files``, ``skipped`` and ``totals`` (sizes: chars and bytes)."""
+    """The ``--json`` document: ``files``, ``skipped`` and ``totals`` (sizes: chars and bytes), and
+    ``sources`` (what each URL or git remote became) when there were any."""
     return {
+        **({"sources": [o._asdict() for o in loaded.origins]} if loaded.origins else {}),
         "files": [{"path": f.path, "chars": f.chars, "lines": f.lines, "bytes": f.size_bytes,
                    "encoding": f.encoding, "language": f.language, "offset": f.offset} for f in loaded.files],
         "skipped": [{"path": s.path, "reason": s.reason, "bytes": s.size_bytes} for s in loaded.skipped],
@@ -75,7 +77,8 @@ def listing_dict(loaded: LoadedContext) -> dict:
 
 
 def listing_text(loaded: LoadedContext) -> str:
-    """The table: one line per file (chars, lines, path, encoding when not UTF-8), then skips, totals.
+    """The table: what each remote source became, one line per file (chars, lines, path, encoding when
+    not UTF-8), then skips, totals.
 
     A file name can hold anything (escape sequences, newlines): names and reasons are shown on one
     line with their control characters made visible (:func:`rlm_cli.view.safe.inline`), on a
@@ -84,6 +87,10 @@ def listing_text(loaded: LoadedContext) -> str:
     from rlm_cli.view.safe import inline
 
     lines = []
+    for o in loaded.origins:
+        lines.append(f"{inline(o.source)}: {inline(o.detail)}")
+    if loaded.origins:
+        lines.append("")
     if loaded.files:
         lines.append(f"{'CHARS':>12}  {'LINES':>9}  PATH")
     for f in loaded.files:

@@ -105,6 +105,13 @@ def serve_command(
         os.environ[API_KEY_ENV] = api_key  # so redaction knows it (never logged)
     if "-" in (sources or []):
         raise UsageError("rlm serve cannot read standard input as a SOURCE: give files or directories")
+    from rlm_cli.loader.remote import classify
+
+    for source in sources or []:
+        spec = classify(source)
+        if spec is not None:  # fetched again on every request otherwise; a local copy is loaded as it is
+            raise UsageError(f"rlm serve takes local files and directories only, not {spec.display}: "
+                             "download or clone it first and serve the local copy")
     if not math.isfinite(request_timeout):
         raise UsageError(f"--request-timeout must be a finite number of seconds (>= 1), got {request_timeout!r}")
     from rlm_cli.loader.options import parse_size
@@ -115,6 +122,7 @@ def serve_command(
         raise UsageError(f"--max-body: {exc}") from None
     load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
                                      follow_symlinks)
+    load_options.allow_remote = False  # requests never make the server fetch or clone anything
     from rlm_cli.settings.resolve import check_prices, resolve
 
     settings = resolve(flags_from(locals(), option, sub_option, price, allow_model))

@@ -22,6 +22,8 @@ Rules (``rlm ls`` shows their outcome):
   :class:`InputError` (exit 2).
 * Displayed paths: under a directory, the directory as typed (normalised, no ``./``) joined with the
   path inside it; a file as typed; ``<stdin>``. The same file reached twice is loaded once.
+* URLs and git remotes (``remote.py``) are fetched or cloned first, then loaded as a named file (shown
+  as its URL) or a walked directory (shown under the remote's name); ``--max-input-size`` counts them.
 """
 
 from __future__ import annotations
@@ -106,8 +108,7 @@ def _unique(items: list[_Item]) -> list[_Item]:
     return out
 
 
-def _plan_directory(src: str, index: int, options: LoadOptions, plan: _Plan) -> None:
-    prefix = display_prefix(src)
+def _plan_directory(src: str, index: int, options: LoadOptions, plan: _Plan, prefix: str) -> None:
     pf = PathFilter(options)
     state = WalkState(follow_symlinks=options.follow_symlinks, prune=pf.dir_excluded)
     excluded_dirs: dict[str, list] = {}
@@ -157,7 +158,7 @@ def _plan_directory(src: str, index: int, options: LoadOptions, plan: _Plan) -> 
         plan.skipped.append((prefix or "./", f"{not_included} files not matched by --include", None))
 
 
-def _plan_file(src: str, index: int, plan: _Plan) -> None:
+def _plan_file(src: str, index: int, plan: _Plan, shown: str) -> None:
     try:
         st = os.stat(src)
     except OSError as exc:
@@ -168,16 +169,16 @@ def _plan_file(src: str, index: int, plan: _Plan) -> None:
     plan.seen[key] = index
     mode = st.st_mode
     if stat.S_ISREG(mode):
-        plan.items.append(_Item(_safe(src), src, st.st_size))
+        plan.items.append(_Item(_safe(shown), src, st.st_size))
         plan.named_bytes += st.st_size
     elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):  # <(cmd), /dev/stdin, a device: read as a stream
-        plan.items.append(_Item(_safe(src), src, 0, stream=True))
+        plan.items.append(_Item(_safe(shown), src, 0, stream=True))
     else:
         what = "socket" if stat.S_ISSOCK(mode) else "block device" if stat.S_ISBLK(mode) else "special file"
-        plan.skipped.append((_safe(src), f"not a regular file ({what})", None))
+        plan.skipped.append((_safe(shown), f"not a regular file ({what})", None))
 
 
-def _plan(sources: list[str], options: LoadOptions) -> _Plan:
+def _plan(sources: list[str], options: LoadOptions, names: dict[str, str]) -> _Plan:
     plan = _Plan()
     stdin_seen = False
     for index, src in enumerate(sources):
@@ -189,13 +190,13 @@ def _plan(sources: list[str], options: LoadOptions) -> _Plan:
             broken = " (a broken symbolic link)" if os.path.islink(src) else ""
             raise InputError(f"no such file or directory: {src}{broken}")
         elif os.path.isdir(src):
-            _plan_directory(src, index, options, plan)
+            _plan_directory(src, index, options, plan, names.get(src) or display_prefix(src))
         else:
-            _plan_file(src, index, plan)
+            _plan_file(src, index, plan, names.get(src, src))
     return plan
 
 
-def _check_input_size(plan: _Plan, sources: list[str], options: LoadOptions) -> int:
+def _check_input_size(plan: _Plan, sources: list[str], options: LoadOptions, names: dict[str, str]) -> int:
     """Stop before reading anything when the files exceed ``--max-input-size``; returns the bytes counted.
 
     Walked and named files count with their ``stat`` size (bytes); binary files do not: when over
@@ -221,7 +222,7 @@ def _check_input_size(plan: _Plan, sources: list[str], options: LoadOptions) -> 
     if total <= options.max_input_size:
         return total
     limit = format_size(options.max_input_size)
-    dirs = [s for s in sources if s != "-" and os.path.isdir(s)]
+    dirs = [names.get(s, s) for s in sources if s != "-" and os.path.isdir(s)]
     what = dirs + named[:3] + ([f"{len(named) - 3} more files"] if len(named) > 3 else [])
     if not dirs:
         raise InputError(f"{', '.join(what)} would load {format_size(total)}, over --max-input-size "
@@ -307,11 +308,15 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
     """
     if not sources:
         raise InputError("no source given: name files, directories, or - for standard input")
-    plan = _plan(sources, options)
-    counted = _check_input_size(plan, sources, options)
+    from rlm_cli.loader.remote import resolve_remote
+
     dest = Path(dest)
-    spooled: list[str] = []
+    remote = resolve_remote(sources, options.max_input_size, str(dest.parent), allow_remote=options.allow_remote)
+    spooled: list[str] = remote.temp_files
     try:
+        sources = remote.sources
+        plan = _plan(sources, options, remote.names)
+        counted = _check_input_size(plan, sources, options, remote.names)
         items = _unique(_spool_streams(plan, options.max_input_size - counted, options, str(dest.parent),
                                        stdin, spooled))
         writer = ContextWriter(dest)
@@ -323,7 +328,9 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
             else:
                 for item in items:
                     _load_item(writer, item)
-            return writer.finish()
+            loaded = writer.finish()
+            loaded.origins = remote.origins
+            return loaded
         except BaseException:
             writer.abort()
             raise

@@ -78,8 +78,10 @@ def _load_cannot_fork(sources: list[str]) -> bool:
     walk yields enough files for the two-process load, :func:`rlm_cli.loader.parallel.available`) and
     fewer sources than that load's minimum."""
     from rlm_cli.loader.parallel import MIN_ITEMS
+    from rlm_cli.loader.remote import looks_remote
 
-    return len(sources) < MIN_ITEMS and not any(s != "-" and os.path.isdir(s) for s in sources)
+    return len(sources) < MIN_ITEMS and not any(s != "-" and (os.path.isdir(s) or looks_remote(s))
+                                                for s in sources)
 
 
 @dataclass
@@ -127,7 +129,10 @@ def load_request(req: RunRequest) -> LoadedRun:
             prewarm(models, backend)
         run.loaded = load_sources(req.sources, req.load_options, workdir / "context.txt")
         if not run.loaded.files:
-            raise UsageError("nothing to load: every file was skipped (see `rlm ls " + " ".join(req.sources) + "`)")
+            from rlm_cli.loader.remote import redact
+
+            shown = " ".join(redact(s) for s in req.sources)
+            raise UsageError("nothing to load: every file was skipped (see `rlm ls " + shown + "`)")
         if not early:
             prewarm(models, backend)
     except BaseException:

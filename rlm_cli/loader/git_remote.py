@@ -1,0 +1,243 @@
+"""Git remotes for the loader: a shallow clone in the user cache, reused while the ref is unchanged.
+
+Layout: ``<cache>/git/<key>/`` per remote and ref, ``key`` a hash of the normalised URL and the ref;
+inside it one checkout per commit (``<commit>/``), made in a temporary directory beside it and
+renamed into place (a rename is atomic, so concurrent runs cloning the same remote never see half a
+checkout: the loser of the race uses the winner's), and ``state.json`` (written atomically) naming
+the current commit and what ``git ls-remote`` said when it was made. A later run asks
+``git ls-remote`` again: the same answer reuses the checkout without cloning; a different one clones
+the new commit; no answer (offline) falls back to the cached checkout with a notice on stderr. A
+commit id as the ref is never asked for again (it cannot change). Checkouts of other commits are
+removed once they are an hour old.
+
+Git runs as the user's own ``git`` (credentials are git's: helpers, ssh keys), never through a shell:
+argument lists with ``--`` before the URL, ``GIT_TERMINAL_PROMPT=0``, in a new session without a
+terminal and with stdin closed (no password or host-key prompt can block), under a time limit
+(``RLM_GIT_TIMEOUT``, default 300 s per git command). Only the source's own transport is allowed
+(``protocol.allow=never`` and ``protocol.<scheme>.allow=always``: ``file`` only for ``file://``
+sources, never ``ext``), symlinks are checked out as plain files holding the link's target
+(``core.symlinks=false``: a hostile repository cannot make the loader read outside the checkout, even
+with ``--follow-symlinks``), and Git LFS smudging is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlm_cli.errors import InputError
+from rlm_cli.loader.remote import LazyProgress, RemoteSpec, env_number, redact
+
+DEFAULT_TIMEOUT = 300.0  # seconds per git command
+STALE_SECONDS = 3600.0  # a checkout of another commit is removed once this old
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+def cache_root() -> Path:
+    """``<user cache dir>/git`` (``$RLM_HOME/cache/git`` when ``RLM_HOME`` is set)."""
+    from rlm_cli.settings.paths import cache_dir
+
+    return cache_dir() / "git"
+
+
+def normalize(url: str) -> str:
+    """The URL a cache entry is keyed by: scheme and host lower-cased, no trailing ``/`` or ``.git``."""
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)(.*)$", url)
+    if m:
+        url = f"{m.group(1).lower()}://{m.group(2).lower()}{m.group(3)}"
+    return url.rstrip("/").removesuffix(".git")
+
+
+def cache_key(spec: RemoteSpec) -> str:
+    """The directory name of ``spec``'s cache entry: 24 hex digits of SHA-256 of URL and ref."""
+    return hashlib.sha256(f"{normalize(spec.url)}\0{spec.ref or ''}".encode()).hexdigest()[:24]
+
+
+@dataclass
+class Checkout:
+    """A checkout ready to load: ``path`` (its directory), ``commit`` (full id), ``how``
+    (``"cloned"``, ``"cached"`` or ``"cached (offline)"``), ``ref`` and ``display`` of the source."""
+
+    path: str
+    commit: str
+    how: str
+    ref: str | None
+    display: str
+
+    def describe(self) -> str:
+        """One line for ``rlm ls``: ``cloned commit abc1234 at ref main``."""
+        at = f" at {self.ref}" if self.ref else " (default branch)"
+        return f"{self.how} commit {self.commit[:12]}{at}"
+
+
+def _git_args(spec: RemoteSpec) -> list[str]:
+    scheme = "ssh" if spec.scheme == "ssh" else spec.scheme
+    return ["git", "-c", "protocol.allow=never", "-c", f"protocol.{scheme}.allow=always",
+            "-c", "core.symlinks=false", "-c", "core.hooksPath=/dev/null", "-c", "advice.detachedHead=false",
+            "-c", "filter.lfs.smudge=", "-c", "filter.lfs.process=", "-c", "filter.lfs.required=false"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never", "GIT_LFS_SKIP_SMUDGE": "1",
+                "GIT_PROTOCOL_FROM_USER": "0", "LC_ALL": "C"})
+    return env
+
+
+def _run(args: list[str], spec: RemoteSpec, timeout: float, what: str, cwd: str | None = None,
+         label: str | None = None) -> subprocess.CompletedProcess:
+    """Run git; raises :class:`InputError` on a time-out or a missing git (not on a non-zero exit)."""
+    try:
+        proc = subprocess.Popen(args, cwd=cwd, env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        raise InputError(f"cannot {what} {spec.display}: git is not available ({exc.strerror})") from None
+    deadline = time.monotonic() + timeout
+    with LazyProgress(label or f"{what} {spec.display}") as bar:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                bar.update()
+                if time.monotonic() > deadline:
+                    with contextlib.suppress(OSError):
+                        os.killpg(proc.pid, 9)
+                    proc.communicate()
+                    raise InputError(f"cannot {what} {spec.display}: git took longer than {timeout:g} s "
+                                     "(RLM_GIT_TIMEOUT)") from None
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def _reason(proc: subprocess.CompletedProcess, spec: RemoteSpec) -> str:
+    """git's last meaningful stderr line, without credentials or control characters."""
+    from rlm_cli.view.safe import inline
+
+    lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    fatal = [ln for ln in lines if ln.lower().startswith(("fatal:", "error:"))]
+    line = (fatal or lines or [f"git exited with status {proc.returncode}"])[-1]
+    if spec.url in line:
+        line = line.replace(spec.url, spec.display)
+    userinfo = re.match(r"^[a-z+]+://([^/@]*)@", spec.url)
+    if userinfo:
+        line = line.replace(userinfo.group(1), "***")
+    return inline(redact(line))[:300]
+
+
+def _ls_remote(spec: RemoteSpec, timeout: float) -> tuple[str | None, str]:
+    """``(fingerprint, error)``: git ls-remote's lines for the ref (None when it could not answer)."""
+    pattern = spec.ref or "HEAD"
+    proc = _run([*_git_args(spec), "ls-remote", "--", spec.url, pattern], spec, timeout, "check",
+                label=f"checking {spec.display}")
+    if proc.returncode != 0:
+        return None, _reason(proc, spec)
+    lines = sorted(ln for ln in proc.stdout.decode("utf-8", "replace").splitlines() if ln.strip())
+    if spec.ref and not spec.ref.startswith("refs/"):
+        # git ls-remote matches the pattern as a tail: keep refs/heads/REF, refs/tags/REF (and ^{})
+        wanted = {f"refs/heads/{spec.ref}", f"refs/tags/{spec.ref}", f"refs/tags/{spec.ref}^{{}}"}
+        lines = [ln for ln in lines if ln.partition("\t")[2] in wanted] or lines
+    return "\n".join(lines), ""
+
+
+def _read_state(entry: Path) -> dict | None:
+    try:
+        state = json.loads((entry / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    commit = state.get("commit") if isinstance(state, dict) else None
+    if not isinstance(commit, str) or not _SHA.match(commit) or not (entry / commit / ".git").is_dir():
+        return None
+    return state
+
+
+def _write_state(entry: Path, commit: str, fingerprint: str | None) -> None:
+    from rlm_cli.atomic import atomic_write_text
+
+    atomic_write_text(entry / "state.json", json.dumps({"commit": commit, "fingerprint": fingerprint,
+                                                   "checked_at": time.time()}))
+
+
+def _clone(spec: RemoteSpec, entry: Path, timeout: float) -> str:
+    """Shallow-fetch ``spec`` into a temporary directory and rename it to ``entry/<commit>``."""
+    tmp = tempfile.mkdtemp(prefix="tmp-", dir=entry)
+    try:
+        git = _git_args(spec)
+        proc = _run([*git, "init", "-q", tmp], spec, timeout, "clone")
+        if proc.returncode != 0:
+            raise InputError(f"cannot clone {spec.display}: {_reason(proc, spec)}")
+        proc = _run([*git, "-C", tmp, "fetch", "-q", "--depth", "1", "--no-tags", "--", spec.url,
+                     spec.ref or "HEAD"], spec, timeout, "clone", label=f"cloning {spec.display}")
+        if proc.returncode != 0:
+            raise InputError(f"cannot clone {spec.display}"
+                             + (f" at {spec.ref}" if spec.ref else "") + f": {_reason(proc, spec)}")
+        proc = _run([*git, "-C", tmp, "checkout", "-q", "--detach", "FETCH_HEAD"], spec, timeout, "check out")
+        if proc.returncode != 0:
+            raise InputError(f"cannot check out {spec.display}: {_reason(proc, spec)}")
+        proc = _run([*git, "-C", tmp, "rev-parse", "HEAD"], spec, timeout, "check out")
+        commit = proc.stdout.decode("ascii", "replace").strip()
+        if proc.returncode != 0 or not _SHA.match(commit):
+            raise InputError(f"cannot check out {spec.display}: no commit")
+        final = entry / commit
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / ".git").is_dir():  # not a concurrent run's finished checkout: a real error
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another run got there first: use theirs
+        return commit
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _prune(entry: Path, keep: str) -> None:
+    now = time.time()
+    for child in entry.iterdir():
+        if child.name in (keep, "state.json") or not child.is_dir():
+            continue
+        with contextlib.suppress(OSError):
+            if now - child.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def checkout(spec: RemoteSpec) -> Checkout:
+    """A checkout of ``spec`` (a git :class:`RemoteSpec`) in the cache; see the module doc.
+
+    Raises :class:`InputError` (exit 2) when the remote or the ref does not exist or cannot be
+    reached and nothing is cached, when git is missing, or when git outlives ``RLM_GIT_TIMEOUT``.
+    """
+    timeout = env_number("RLM_GIT_TIMEOUT", DEFAULT_TIMEOUT)
+    entry = cache_root() / cache_key(spec)
+    entry.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state = _read_state(entry)
+    pinned = spec.ref is not None and _SHA.match(spec.ref) is not None
+    if pinned and state is not None and state["commit"] == spec.ref:
+        return Checkout(str(entry / spec.ref), spec.ref, "cached", spec.ref, spec.display)
+    fingerprint: str | None = None
+    if not pinned:
+        fingerprint, error = _ls_remote(spec, timeout)
+        if fingerprint is None:
+            if state is not None:
+                print(f"rlm: cannot reach {spec.display} ({error}); using the cached commit "
+                      f"{state['commit'][:12]}", file=sys.stderr)
+                return Checkout(str(entry / state["commit"]), state["commit"], "cached (offline)", spec.ref,
+                                spec.display)
+            raise InputError(f"cannot clone {spec.display}: {error}")
+        if not fingerprint:
+            raise InputError(f"no ref {spec.ref or 'HEAD'!r} in {spec.display}")
+        if state is not None and state.get("fingerprint") == fingerprint:
+            return Checkout(str(entry / state["commit"]), state["commit"], "cached", spec.ref, spec.display)
+    commit = _clone(spec, entry, timeout)
+    _write_state(entry, commit, fingerprint)
+    _prune(entry, commit)
+    return Checkout(str(entry / commit), commit, "cloned", spec.ref, spec.display)
