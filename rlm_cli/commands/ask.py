@@ -111,6 +111,7 @@ def ask_command(
         raise UsageError(f"--request-timeout must be a finite number of seconds (>= 1), got {request_timeout!r}")
     load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
                                      follow_symlinks)
+    load_options.progress = not quiet
     from rlm_cli.settings.resolve import check_prices, resolve
 
     settings = resolve(flags_from(locals(), option, sub_option, price, allow_model))

@@ -142,10 +142,11 @@ def _connect_error(exc: Exception, shown: str, timeout: float) -> InputError:
     return InputError(f"{shown}: could not fetch ({redact(reason)})")
 
 
-def download(url: str, workdir: str, budget: int) -> Download:
+def download(url: str, workdir: str, budget: int, *, progress: bool = True) -> Download:
     """Fetch ``url`` (``http``/``https``) into a new file in ``workdir``; see the module doc.
 
-    ``budget``: bytes left of ``--max-input-size``. Raises :class:`InputError` (exit 2) on an HTTP
+    ``budget``: bytes left of ``--max-input-size``; ``progress``: a bar on a terminal after half a
+    second. Raises :class:`InputError` (exit 2) on an HTTP
     error status, a DNS or connection failure, a refused or looping redirect, a body over the cap,
     the time limit, or an unsupported encoding. ``OSError`` from writing ``workdir`` propagates.
     """
@@ -179,7 +180,7 @@ def download(url: str, workdir: str, budget: int) -> Download:
                     if not 200 <= resp.status_code < 300:
                         raise InputError(f"{shown}: unexpected HTTP status {resp.status_code}")
                     return _save(resp, current, shown, workdir, cap, max_bytes, budget, deadline,
-                                 timeout, redirects)
+                                 timeout, redirects, progress)
             except httpx.TransportError as exc:
                 raise _connect_error(exc, shown, timeout) from None
             except httpx.InvalidURL as exc:
@@ -196,7 +197,7 @@ def _too_big(shown: str, size_text: str, cap: int, max_bytes: int, budget: int) 
 
 
 def _save(resp, current: str, shown: str, workdir: str, cap: int, max_bytes: int, budget: int,
-          deadline: float, timeout: float, redirects: int) -> Download:
+          deadline: float, timeout: float, redirects: int, progress: bool) -> Download:
     ctype = resp.headers.get("content-type", "").partition(";")[0].strip().lower()
     length = resp.headers.get("content-length", "")
     total = int(length) if length.isdigit() else None
@@ -207,7 +208,7 @@ def _save(resp, current: str, shown: str, workdir: str, cap: int, max_bytes: int
     fd, path = tempfile.mkstemp(prefix="rlm-url-", suffix=extension_for(ctype, current), dir=workdir)
     size = 0
     try:
-        with os.fdopen(fd, "wb") as fh, LazyProgress(f"fetching {shown}") as bar:
+        with os.fdopen(fd, "wb") as fh, LazyProgress(f"fetching {shown}", enabled=progress) as bar:
             for raw in resp.iter_raw(CHUNK):
                 data = decoder.feed(raw, cap - size)
                 size += len(data)

@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlm_cli.errors import InputError
-from rlm_cli.loader.remote import LazyProgress, RemoteSpec, env_number, redact
+from rlm_cli.loader.remote import LazyProgress, RemoteSpec, env_number
 
 DEFAULT_TIMEOUT = 300.0  # seconds per git command
 STALE_SECONDS = 3600.0  # a checkout of another commit is removed once this old
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@']*@")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
@@ -95,7 +96,7 @@ def _env() -> dict[str, str]:
 
 
 def _run(args: list[str], spec: RemoteSpec, timeout: float, what: str, cwd: str | None = None,
-         label: str | None = None) -> subprocess.CompletedProcess:
+         label: str | None = None, progress: bool = False) -> subprocess.CompletedProcess:
     """Run git; raises :class:`InputError` on a time-out or a missing git (not on a non-zero exit)."""
     try:
         proc = subprocess.Popen(args, cwd=cwd, env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -103,7 +104,7 @@ def _run(args: list[str], spec: RemoteSpec, timeout: float, what: str, cwd: str 
     except OSError as exc:
         raise InputError(f"cannot {what} {spec.display}: git is not available ({exc.strerror})") from None
     deadline = time.monotonic() + timeout
-    with LazyProgress(label or f"{what} {spec.display}") as bar:
+    with LazyProgress(label or f"{what} {spec.display}", enabled=progress) as bar:
         while True:
             try:
                 out, err = proc.communicate(timeout=0.2)
@@ -120,25 +121,25 @@ def _run(args: list[str], spec: RemoteSpec, timeout: float, what: str, cwd: str 
 
 
 def _reason(proc: subprocess.CompletedProcess, spec: RemoteSpec) -> str:
-    """git's last meaningful stderr line, without credentials or control characters."""
+    """git's first error line (else its last line), without credentials or control characters."""
     from rlm_cli.view.safe import inline
 
     lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     fatal = [ln for ln in lines if ln.lower().startswith(("fatal:", "error:"))]
-    line = (fatal or lines or [f"git exited with status {proc.returncode}"])[-1]
-    if spec.url in line:
-        line = line.replace(spec.url, spec.display)
-    userinfo = re.match(r"^[a-z+]+://([^/@]*)@", spec.url)
+    line = fatal[0] if fatal else (lines or [f"git exited with status {proc.returncode}"])[-1]
+    line = line.replace(spec.url, spec.display)
+    userinfo = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/]*)@", spec.url)
     if userinfo:
         line = line.replace(userinfo.group(1), "***")
-    return inline(redact(line))[:300]
+    line = _USERINFO.sub(r"\1", line)  # any other scheme://user:pass@ git quoted
+    return inline(line)[:300]
 
 
-def _ls_remote(spec: RemoteSpec, timeout: float) -> tuple[str | None, str]:
+def _ls_remote(spec: RemoteSpec, timeout: float, progress: bool) -> tuple[str | None, str]:
     """``(fingerprint, error)``: git ls-remote's lines for the ref (None when it could not answer)."""
     pattern = spec.ref or "HEAD"
     proc = _run([*_git_args(spec), "ls-remote", "--", spec.url, pattern], spec, timeout, "check",
-                label=f"checking {spec.display}")
+                label=f"checking {spec.display}", progress=progress)
     if proc.returncode != 0:
         return None, _reason(proc, spec)
     lines = sorted(ln for ln in proc.stdout.decode("utf-8", "replace").splitlines() if ln.strip())
@@ -167,7 +168,7 @@ def _write_state(entry: Path, commit: str, fingerprint: str | None) -> None:
                                                    "checked_at": time.time()}))
 
 
-def _clone(spec: RemoteSpec, entry: Path, timeout: float) -> str:
+def _clone(spec: RemoteSpec, entry: Path, timeout: float, progress: bool) -> str:
     """Shallow-fetch ``spec`` into a temporary directory and rename it to ``entry/<commit>``."""
     tmp = tempfile.mkdtemp(prefix="tmp-", dir=entry)
     try:
@@ -176,7 +177,8 @@ def _clone(spec: RemoteSpec, entry: Path, timeout: float) -> str:
         if proc.returncode != 0:
             raise InputError(f"cannot clone {spec.display}: {_reason(proc, spec)}")
         proc = _run([*git, "-C", tmp, "fetch", "-q", "--depth", "1", "--no-tags", "--", spec.url,
-                     spec.ref or "HEAD"], spec, timeout, "clone", label=f"cloning {spec.display}")
+                     spec.ref or "HEAD"], spec, timeout, "clone", label=f"cloning {spec.display}",
+                    progress=progress)
         if proc.returncode != 0:
             raise InputError(f"cannot clone {spec.display}"
                              + (f" at {spec.ref}" if spec.ref else "") + f": {_reason(proc, spec)}")
@@ -210,8 +212,9 @@ def _prune(entry: Path, keep: str) -> None:
                 shutil.rmtree(child, ignore_errors=True)
 
 
-def checkout(spec: RemoteSpec) -> Checkout:
-    """A checkout of ``spec`` (a git :class:`RemoteSpec`) in the cache; see the module doc.
+def checkout(spec: RemoteSpec, *, progress: bool = True) -> Checkout:
+    """A checkout of ``spec`` (a git :class:`RemoteSpec`) in the cache; see the module doc. ``progress``:
+    a spinner on a terminal while git runs longer than half a second.
 
     Raises :class:`InputError` (exit 2) when the remote or the ref does not exist or cannot be
     reached and nothing is cached, when git is missing, or when git outlives ``RLM_GIT_TIMEOUT``.
@@ -225,7 +228,7 @@ def checkout(spec: RemoteSpec) -> Checkout:
         return Checkout(str(entry / spec.ref), spec.ref, "cached", spec.ref, spec.display)
     fingerprint: str | None = None
     if not pinned:
-        fingerprint, error = _ls_remote(spec, timeout)
+        fingerprint, error = _ls_remote(spec, timeout, progress)
         if fingerprint is None:
             if state is not None:
                 print(f"rlm: cannot reach {spec.display} ({error}); using the cached commit "
@@ -237,7 +240,7 @@ def checkout(spec: RemoteSpec) -> Checkout:
             raise InputError(f"no ref {spec.ref or 'HEAD'!r} in {spec.display}")
         if state is not None and state.get("fingerprint") == fingerprint:
             return Checkout(str(entry / state["commit"]), state["commit"], "cached", spec.ref, spec.display)
-    commit = _clone(spec, entry, timeout)
+    commit = _clone(spec, entry, timeout, progress)
     _write_state(entry, commit, fingerprint)
     _prune(entry, commit)
     return Checkout(str(entry / commit), commit, "cloned", spec.ref, spec.display)

@@ -44,7 +44,8 @@ class LoadOptions:
     against paths relative to each directory given (files named explicitly are always loaded);
     ``default_excludes`` adds :data:`DEFAULT_EXCLUDES` before ``exclude``. ``max_file_size`` (bytes)
     skips larger files found by walking; ``max_input_size`` (bytes) stops a load whose walked files
-    add up to more. ``allow_remote``: URLs and git remotes may be fetched (``rlm serve`` says no).
+    add up to more. ``allow_remote``: URLs and git remotes may be fetched (``rlm serve`` says no);
+    ``progress``: downloads and clones may show a progress bar on a terminal (``-q`` says no).
     """
 
     include: list[str] = field(default_factory=list)
@@ -54,6 +55,7 @@ class LoadOptions:
     max_input_size: int = DEFAULT_MAX_INPUT_SIZE
     follow_symlinks: bool = False
     allow_remote: bool = True
+    progress: bool = True
 
 
 # What wastes tokens without telling a model anything: applied to files found by walking a directory,

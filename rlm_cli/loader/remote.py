@@ -201,11 +201,11 @@ class LazyProgress:
     not with ``NO_COLOR`` (the contract: no live redraw then). Use as a context manager; call
     :meth:`update` with bytes done (and the total when known, else a spinner)."""
 
-    def __init__(self, label: str, delay: float = 0.5) -> None:
+    def __init__(self, label: str, delay: float = 0.5, enabled: bool = True) -> None:
         self._label, self._delay, self._start = label, delay, time.monotonic()
         self._progress = None
         self._task = None
-        self._enabled = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+        self._enabled = enabled and sys.stderr.isatty() and not os.environ.get("NO_COLOR")
 
     def update(self, done: int = 0, total: int | None = None) -> None:
         """Show ``done`` (bytes) of ``total`` (bytes, None when unknown)."""
@@ -215,8 +215,14 @@ class LazyProgress:
             if time.monotonic() - self._start < self._delay:
                 return
             from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn,
-                                       TimeElapsedColumn)
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                       DownloadColumn(), TimeElapsedColumn(),
@@ -256,10 +262,11 @@ class Resolved:
 
 
 def resolve_remote(sources: list[str], max_input_size: int, workdir: str, *,
-                   allow_remote: bool = True) -> Resolved:
+                   allow_remote: bool = True, progress: bool = True) -> Resolved:
     """Fetch every URL of ``sources`` into ``workdir`` and clone every git remote into the cache.
 
-    ``max_input_size`` (bytes) bounds the downloads together. Returns a :class:`Resolved` (the
+    ``max_input_size`` (bytes) bounds the downloads together; ``progress`` allows a progress bar on
+    a terminal. Returns a :class:`Resolved` (the
     caller must ``cleanup()`` it). Raises :class:`InputError` (exit 2) for a remote that cannot be
     fetched or cloned (HTTP error, DNS failure, refused connection, redirect loop, oversized
     download, time limit, unknown remote or ref), and for any remote when ``allow_remote`` is False.
@@ -279,7 +286,7 @@ def resolve_remote(sources: list[str], max_input_size: int, workdir: str, *,
             if spec.kind == "url":
                 from rlm_cli.loader.fetch import download
 
-                got = download(spec.url, workdir, budget)
+                got = download(spec.url, workdir, budget, progress=progress)
                 budget -= got.size
                 out.temp_files.append(got.path)
                 out.sources[i] = got.path
@@ -288,7 +295,7 @@ def resolve_remote(sources: list[str], max_input_size: int, workdir: str, *,
             else:
                 from rlm_cli.loader.git_remote import checkout
 
-                got = checkout(spec)
+                got = checkout(spec, progress=progress)
                 out.sources[i] = got.path
                 out.names[got.path] = spec.display + "/"
                 out.origins.append(SourceOrigin(spec.display, "git", got.describe()))

@@ -311,7 +311,8 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
     from rlm_cli.loader.remote import resolve_remote
 
     dest = Path(dest)
-    remote = resolve_remote(sources, options.max_input_size, str(dest.parent), allow_remote=options.allow_remote)
+    remote = resolve_remote(sources, options.max_input_size, str(dest.parent), allow_remote=options.allow_remote,
+                            progress=options.progress)
     spooled: list[str] = remote.temp_files
     try:
         sources = remote.sources

@@ -267,7 +267,7 @@ def test_option_injection_through_url_or_ref_is_refused(cli, tmp_path):
     ]
     for attack in attacks:
         proc = cli("ls", "--", attack, cwd=tmp_path)
-        one_line_error(proc)
+        one_line_error(proc, "beginning with '-'")
         assert not pwned.exists(), attack
 
 
