@@ -162,7 +162,7 @@ def classify(source: str) -> RemoteSpec | None:
     if scheme != "file" and not host:
         raise InputError(f"no host in URL: {redact(typed)}")
     if host.startswith("-") or parts.netloc.startswith("-") or parts.path.startswith("-"):
-        raise InputError(f"refused a URL whose host or path begins with '-': {redact(typed)}")
+        raise InputError(f"refused a URL with a host or path beginning with '-': {redact(typed)}")
     path = parts.path.rstrip("/")
     is_git = forced or scheme in ("ssh", "git", "file") or path.endswith(".git") or (
         host.lower() in FORGE_HOSTS and len([p for p in path.split("/") if p]) == 2)

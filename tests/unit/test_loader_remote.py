@@ -46,8 +46,8 @@ def test_local_paths_are_not_remote(source):
 @pytest.mark.parametrize(("source", "message"), [
     ("gh:org/repo#--upload-pack=x", "beginning with '-'"),
     ("gh:org/repo#-b", "beginning with '-'"),
-    ("git+ssh://-oProxyCommand=x/y", "begins with '-'"),
-    ("ssh://-oProxyCommand=x/repo.git", "begins with '-'"),
+    ("git+ssh://-oProxyCommand=x/y", "beginning with '-'"),
+    ("ssh://-oProxyCommand=x/repo.git", "beginning with '-'"),
     ("gh:org/repo#a b", "spaces or control"),
     ("gh:org/repo#a..b", "not a valid git ref"),
     ("gh:org/repo#main:refs/heads/x", "not a valid git ref"),
