@@ -122,6 +122,8 @@ def _split_ref(typed: str, body: str) -> tuple[str, str | None]:
 def _display_root(text: str, ref: str | None) -> str:
     shown = redact(text).rstrip("/")
     shown = shown.removesuffix(".git").rstrip("/") or shown
+    if ref and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", ref):
+        ref = ref[:12]  # a commit id: shown as git shows it abbreviated
     return f"{shown}@{ref}" if ref else shown
 
 

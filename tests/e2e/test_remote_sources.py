@@ -159,9 +159,14 @@ def test_url_credentials_are_never_shown(cli, web, tmp_path):
 def test_url_in_context_of_ask(cli, scripted_server, web, tmp_path):
     scripted_server.script("root", f"```repl\nFINAL('found' if '{NEEDLE}' in context and "
                                    f"'{web}/notes' in files else 'missing')\n```")
-    proc = cli("ask", f"{web}/notes", "where is the needle?", "-q", "--no-log", cwd=tmp_path)
+    host = web.removeprefix("http://")
+    proc = cli("ask", f"http://alice:hunter2-pass@{host}/notes", "where is the needle?", "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "found"
+    trajectory = cli.trajectory()
+    assert trajectory["context"]["sources"] == [
+        {"source": f"{web}/notes", "kind": "url", "detail": f"fetched {len(NEEDLE) + 14} B as text/plain"}]
+    assert "hunter2-pass" not in json.dumps(trajectory)
 
 
 @pytest.mark.parametrize(("path", "fragments"), [
@@ -288,3 +293,28 @@ def test_symlink_in_remote_never_reads_outside_the_checkout(cli, scripted_server
 def test_serve_refuses_remote_sources(cli, tmp_path):
     proc = cli("serve", "gh:org/repo", "--port", "0", cwd=tmp_path)
     one_line_error(proc, "rlm serve takes local files and directories only")
+
+
+def test_concurrent_clones_of_one_remote_leave_one_sound_checkout(cli, tmp_path):
+    bare, _ = make_remote(tmp_path)
+    url = f"file://{bare}"
+    procs = [cli.popen("ls", url, "--json") for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    docs = [json.loads(o[0]) for o in outs]
+    assert len({json.dumps(d["files"]) for d in docs}) == 1 and len(docs[0]["files"]) == 3
+    [entry] = list((tmp_path / "home" / "cache" / "git").iterdir())
+    commit = json.loads((entry / "state.json").read_text())["commit"]
+    assert [p.name for p in entry.iterdir() if p.is_dir()] == [commit]  # no temporary clone left behind
+    assert git(entry / commit, "status", "--porcelain") == ""
+
+
+def test_remote_pinned_to_a_commit(cli, tmp_path):
+    bare, work = make_remote(tmp_path)
+    first = git(work, "rev-parse", "HEAD").strip()
+    doc = ls_json(cli, f"file://{bare}#{first}", cwd=tmp_path)
+    root = f"file://{bare}".removesuffix(".git") + f"@{first[:12]}"
+    assert f"{root}/README.md" in [f["path"] for f in doc["files"]]
+    bare.rename(tmp_path / "gone.git")  # a commit never moves: the cache answers without asking
+    again = ls_json(cli, f"file://{bare}#{first}", cwd=tmp_path)
+    assert again["files"] == doc["files"] and again["sources"][0]["detail"].startswith("cached commit")
