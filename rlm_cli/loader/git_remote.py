@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -104,19 +105,22 @@ def _run(args: list[str], spec: RemoteSpec, timeout: float, what: str, cwd: str 
     except OSError as exc:
         raise InputError(f"cannot {what} {spec.display}: git is not available ({exc.strerror})") from None
     deadline = time.monotonic() + timeout
-    with LazyProgress(label or f"{what} {spec.display}", enabled=progress) as bar:
-        while True:
-            try:
-                out, err = proc.communicate(timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                bar.update()
-                if time.monotonic() > deadline:
-                    with contextlib.suppress(OSError):
-                        os.killpg(proc.pid, 9)
-                    proc.communicate()
-                    raise InputError(f"cannot {what} {spec.display}: git took longer than {timeout:g} s "
-                                     "(RLM_GIT_TIMEOUT)") from None
+    try:
+        with LazyProgress(label or f"{what} {spec.display}", enabled=progress) as bar:
+            while True:
+                try:
+                    out, err = proc.communicate(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    bar.update()
+                    if time.monotonic() > deadline:
+                        raise InputError(f"cannot {what} {spec.display}: git took longer than {timeout:g} s "
+                                         "(RLM_GIT_TIMEOUT)") from None
+    except BaseException:  # the time limit, or Ctrl-C: git has its own session, so end its group here
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 

@@ -318,3 +318,16 @@ def test_remote_pinned_to_a_commit(cli, tmp_path):
     bare.rename(tmp_path / "gone.git")  # a commit never moves: the cache answers without asking
     again = ls_json(cli, f"file://{bare}#{first}", cwd=tmp_path)
     assert again["files"] == doc["files"] and again["sources"][0]["detail"].startswith("cached commit")
+
+
+def test_git_time_limit_ends_git_and_its_children(cli, tmp_path):
+    pidfile = tmp_path / "ssh.pid"
+    proc = cli("ls", "ssh://example.invalid/org/repo.git", cwd=tmp_path, RLM_GIT_TIMEOUT="1",
+               GIT_SSH_COMMAND=f"sh -c 'echo $$ > {pidfile}; exec sleep 120'")
+    one_line_error(proc, "git took longer than 1 s (RLM_GIT_TIMEOUT)")
+    pid = int(pidfile.read_text())
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z"), state  # killed with git's process group (at most not yet reaped)
