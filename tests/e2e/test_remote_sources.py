@@ -18,6 +18,7 @@ pytestmark = pytest.mark.usefixtures("git_env")
 
 NEEDLE = "NEEDLE-7391-in-the-page"
 BIG = 200_000  # bytes, over the 100kB cap the tests set
+BOMB = gzip.compress(b"\0" * 50_000_000, compresslevel=9)  # ~50 kB (under the cap) that inflate to 50 MB
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -65,7 +66,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             for _ in range(BIG // 10_000):
                 self.wfile.write(b"y" * 10_000)
         elif path == "/bomb":
-            self._send(200, gzip.compress(b"\0" * 50_000_000), Content_Encoding="gzip")
+            self._send(200, BOMB, Content_Encoding="gzip")
         elif path == "/slow":
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
@@ -180,7 +181,8 @@ def test_url_in_context_of_ask(cli, scripted_server, web, tmp_path):
     ("/slow", ("timed out", "RLM_FETCH_TIMEOUT")),
 ])
 def test_url_errors_are_one_line_exit_2(cli, web, tmp_path, path, fragments):
-    proc = cli("ls", f"{web}{path}", cwd=tmp_path, RLM_FETCH_MAX_BYTES="100kB", RLM_FETCH_TIMEOUT="1")
+    limit = "1" if path == "/slow" else "60"
+    proc = cli("ls", f"{web}{path}", cwd=tmp_path, RLM_FETCH_MAX_BYTES="100kB", RLM_FETCH_TIMEOUT=limit)
     one_line_error(proc, *fragments)
 
 

@@ -89,3 +89,18 @@ def test_env_number(monkeypatch):
         monkeypatch.setenv("RLM_FETCH_TIMEOUT", bad)
         with pytest.raises(UsageError, match="RLM_FETCH_TIMEOUT"):
             env_number("RLM_FETCH_TIMEOUT", 9)
+
+
+def test_gzip_is_inflated_no_further_than_the_cap():
+    import gzip
+
+    from rlm_cli.loader.fetch import _Decoder
+
+    bomb = gzip.compress(b"\0" * 20_000_000, compresslevel=9)
+    out = _Decoder("gzip", "u").feed(bomb, 1000)
+    assert len(out) == 1001  # one byte past the cap tells the caller to stop; no 20 MB in memory
+    assert _Decoder("", "u").feed(b"abc", 1) == b"abc"
+    with pytest.raises(InputError, match="unsupported Content-Encoding 'br'"):
+        _Decoder("br", "u")
+    with pytest.raises(InputError, match="corrupt compressed body"):
+        _Decoder("gzip", "u").feed(b"not gzip at all", 100)
