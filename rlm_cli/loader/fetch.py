@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 from rlm_cli.errors import InputError
 from rlm_cli.loader.options import format_size
-from rlm_cli.loader.remote import LazyProgress, env_number, redact
+from rlm_cli.loader.lazy_progress import LazyProgress
+from rlm_cli.loader.remote import env_number, redact
 
 MAX_REDIRECTS = 5
 DEFAULT_MAX_BYTES = 100_000_000  # bytes per download

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlm_cli.errors import InputError
-from rlm_cli.loader.remote import LazyProgress, RemoteSpec, env_number
+from rlm_cli.loader.lazy_progress import LazyProgress
+from rlm_cli.loader.remote import RemoteSpec, env_number
 
 DEFAULT_TIMEOUT = 300.0  # seconds per git command
 STALE_SECONDS = 3600.0  # a checkout of another commit is removed once this old
