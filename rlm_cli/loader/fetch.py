@@ -26,8 +26,8 @@ import zlib
 from dataclasses import dataclass
 
 from rlm_cli.errors import InputError
-from rlm_cli.loader.options import format_size
 from rlm_cli.loader.lazy_progress import LazyProgress
+from rlm_cli.loader.options import format_size
 from rlm_cli.loader.remote import env_number, redact
 
 MAX_REDIRECTS = 5
