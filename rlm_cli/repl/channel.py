@@ -98,6 +98,20 @@ def parse_message(line: bytes) -> dict:
     elif kind == "var":
         if not isinstance(msg.get("value"), str | None):
             raise ProtocolError("a malformed variable value")
+    elif kind == "state_saved":
+        if not (_str_list(msg.get("saved")) and isinstance(msg.get("bytes"), int)
+                and isinstance(msg.get("error"), str | None) and _pairs(msg.get("skipped"))):
+            raise ProtocolError("a malformed state report")
     elif kind != "ready":
         raise ProtocolError(f"a message of unknown type {str(kind)[:40]!r}")
     return msg
+
+
+def _str_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _pairs(value: object) -> bool:
+    """A list of ``[str, str]`` pairs (a name and why)."""
+    return isinstance(value, list) and all(
+        isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v) for v in value)

@@ -36,7 +36,8 @@ import sys
 import types
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_FLAGS = ("--sock", "--context", "--index", "--limits", "--lockdown", "--host-mntns", "--hide", "--run-as")
+_FLAGS = ("--sock", "--context", "--index", "--limits", "--lockdown", "--host-mntns", "--hide", "--run-as",
+          "--state-in", "--state-out")
 
 
 def parse_args(argv: list[str]) -> types.SimpleNamespace:
@@ -44,7 +45,8 @@ def parse_args(argv: list[str]) -> types.SimpleNamespace:
     context file and the JSON file index, read from their start), ``--limits JSON``,
     ``--lockdown WORKDIR``, ``--host-mntns ID``, ``--hide PATH`` (repeatable), ``--run-as UID``.
     Raises ``SystemExit`` (status 2) on an unknown flag, a flag without a value or a missing one."""
-    args = types.SimpleNamespace(limits="", lockdown="", host_mntns="", hide=[], run_as="")
+    args = types.SimpleNamespace(limits="", lockdown="", host_mntns="", hide=[], run_as="", state_in="",
+                                 state_out="")
     words = iter(argv)
     for flag in words:
         value = next(words, None)
@@ -59,6 +61,11 @@ def parse_args(argv: list[str]) -> types.SimpleNamespace:
     if missing or not all(getattr(args, name).isdigit() for name in ("sock", "context", "index")):
         _usage(f"missing or bad {', '.join(missing) or '--sock, --context or --index'}")
     args.sock, args.context, args.index = int(args.sock), int(args.context), int(args.index)
+    for name in ("state_in", "state_out"):  # inherited descriptors: saved state to restore, and to save into
+        value = getattr(args, name)
+        if value and not value.isdigit():
+            _usage(f"bad --{name.replace('_', '-')}")
+        setattr(args, name, int(value) if value else None)
     return args
 
 
@@ -81,11 +88,12 @@ def _execute(spec, code) -> types.ModuleType:
 
 def main() -> None:
     args = parse_args(sys.argv[1:])
-    siblings = {name: _read(name) for name in ("child_sandbox", "child_context", "child_grep", "child_repl")}
+    siblings = {name: _read(name) for name in ("child_sandbox", "child_context", "child_grep", "child_repl",
+                                               "child_state")}
     notes = _execute(*siblings["child_sandbox"]).lock_down(args)  # PID 1: the init stays in there
     load_context = _execute(*siblings["child_context"]).load_context
     make_grep = _execute(*siblings["child_grep"]).make_grep
-    _execute(*siblings["child_repl"]).serve(args, notes, load_context, make_grep)
+    _execute(*siblings["child_repl"]).serve(args, notes, load_context, make_grep, _execute(*siblings["child_state"]))
 
 
 if __name__ == "__main__":

@@ -252,13 +252,14 @@ def _restore_streams(saved: tuple[int, int], streams: tuple) -> None:
 
 
 def serve(args, notes: list, load_context: Callable[[str | int], tuple[str, str]],
-          make_grep: Callable | None = None) -> None:
+          make_grep: Callable | None = None, state=None) -> None:
     """Load ``context`` (``load_context(fd) -> (text, method)``) and the index, say ready, then run
     the parent's commands until it goes away. ``args``: the parsed command line (``sock``, and
-    ``context`` and ``index`` as inherited descriptors, closed once read); ``notes``: the lockdown's
-    notes, sent with ``ready``; ``make_grep``: ``child_grep.make_grep`` (None: no ``grep``). Raises
-    OSError or UnicodeDecodeError when the context or index cannot be read (the child then exits
-    before ready).
+    ``context`` and ``index`` as inherited descriptors, closed once read; ``state_in``/``state_out``:
+    descriptors of saved state to restore before ready, and of the file ``save_state`` writes);
+    ``notes``: the lockdown's notes, sent with ``ready``; ``make_grep``: ``child_grep.make_grep``
+    (None: no ``grep``); ``state``: the ``child_state`` module. Raises OSError or UnicodeDecodeError
+    when the context or index cannot be read (the child then exits before ready).
     """
     # Python-level output goes straight to fd 1/2 (unbuffered) so it interleaves with fd writes and
     # survives a crash (segfault, os._exit) of the step that printed it. Private copies of fd 1/2
@@ -277,8 +278,11 @@ def serve(args, notes: list, load_context: Callable[[str | int], tuple[str, str]
     channel = Channel(args.sock)
     repl = Repl(channel, context, index, make_grep)
     del context
-    channel.send({"type": "ready", "pid": os.getpid(), "load_s": time.perf_counter() - t0, "load": method,
-                  "notes": notes})
+    ready = {"type": "ready", "pid": os.getpid(), "load_s": time.perf_counter() - t0, "load": method,
+             "notes": notes}
+    if state is not None and getattr(args, "state_in", None) is not None:
+        ready.update(state.restore(repl.ns, repl.protected, args.state_in))
+    channel.send(ready)
     while True:
         msg = channel.commands.get()
         if msg is None:
@@ -297,6 +301,13 @@ def serve(args, notes: list, load_context: Callable[[str | int], tuple[str, str]
                 channel.send(done)
             except MessageTooLarge as exc:
                 channel.send({**done, "final": None, "notes": [], "error": f"FINAL: {exc}"})
+        elif msg["type"] == "save_state":
+            if state is None or getattr(args, "state_out", None) is None:
+                report = {"saved": [], "skipped": [], "bytes": 0, "error": "no state file"}
+            else:
+                limit = msg.get("limit") if isinstance(msg.get("limit"), int) else 0
+                report = state.save(repl.ns, repl.protected, args.state_out, limit)
+            channel.send({"type": "state_saved", "id": msg["id"], **report})
         elif msg["type"] == "get_var":
             name = msg.get("name", "")
             if name in repl.ns:

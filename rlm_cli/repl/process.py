@@ -129,7 +129,8 @@ class ReplProcess:
     """
 
     def __init__(self, context_path: Path, index: list, workdir: Path,
-                 capture_bytes: int = DEFAULT_CAPTURE_BYTES, sandbox: SandboxPlan | None = None) -> None:
+                 capture_bytes: int = DEFAULT_CAPTURE_BYTES, sandbox: SandboxPlan | None = None,
+                 state_in: bytes | None = None, keep_state: bool = False) -> None:
         self.context_path = Path(context_path)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -146,6 +147,10 @@ class ReplProcess:
         self._fatal: BaseException | None = None
         self._cgroup: str | None = None
         self._fds: dict[str, int] = {}  # context, index, stdout, stderr: the parent's own descriptors
+        # Saved REPL state (rlm_cli.repl.state): restored by the first child only; ``keep_state`` gives
+        # each child a file to save into. ``restore_report``: {"restored": [...], "unrestored": [[n, why]]}.
+        self._state_in, self.keep_state = state_in, keep_state
+        self.restore_report: dict | None = None
 
     def _open_files(self) -> None:
         """Open, once, the files every child inherits: context, index and the two captures."""
@@ -157,6 +162,11 @@ class ReplProcess:
                                                 append=False)
             self._fds["stdout"] = anonymous_file()
             self._fds["stderr"] = anonymous_file()
+            if self._state_in is not None:
+                self._fds["state_in"] = anonymous_file(self._state_in, append=False)
+                self._state_in = None
+            if self.keep_state:
+                self._fds["state_out"] = anonymous_file(append=False)
         except OSError as exc:
             self._close_files()
             raise ReplError(f"cannot prepare the REPL's files: {exc}") from exc
@@ -180,14 +190,17 @@ class ReplProcess:
         try:
             size = os.fstat(self._fds["context"]).st_size
             workdir = str(self.workdir.resolve())
+            state_fds = {name: self._fds[name] for name in ("state_in", "state_out") if name in self._fds}
             argv = [sys.executable, "-I", CHILD_SCRIPT, "--sock", str(child_sock.fileno()),
                     "--context", str(self._fds["context"]), "--index", str(self._fds["index"]),
+                    *[arg for name, fd in state_fds.items() for arg in ("--" + name.replace("_", "-"), str(fd))],
                     *self.sandbox.child_args(workdir, str(self.context_path.resolve()), size)]
             self._cgroup = self.sandbox.new_cgroup(None, size)
             cmd = self.sandbox.command(argv, self._cgroup)
             self.proc = await asyncio.create_subprocess_exec(
                 *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=self._fds["stdout"], stderr=self._fds["stderr"],
-                pass_fds=(child_sock.fileno(), self._fds["context"], self._fds["index"]), cwd=str(self.workdir),
+                pass_fds=(child_sock.fileno(), self._fds["context"], self._fds["index"], *state_fds.values()),
+                cwd=str(self.workdir),
                 env=self.sandbox.env, start_new_session=True)
         except OSError as exc:
             remove_cgroup(self._cgroup)
@@ -195,6 +208,8 @@ class ReplProcess:
             raise ReplError(f"cannot start the REPL process: {exc}") from exc
         finally:
             child_sock.close()
+            with contextlib.suppress(KeyError, OSError):  # restored once: a restarted child starts empty
+                os.close(self._fds.pop("state_in"))
         _LIVE_GROUPS.add(self.proc.pid)
         self._reader, self._writer = await asyncio.open_unix_connection(sock=parent_sock,
                                                                         limit=MAX_MESSAGE_BYTES + 1)
@@ -211,6 +226,10 @@ class ReplProcess:
         load_s = ready.get("load_s")
         self.load_s = float(load_s) if isinstance(load_s, int | float) else None
         self.load_method = ready.get("load") if isinstance(ready.get("load"), str) else None
+        if "restored" in ready:
+            from rlm_cli.repl.state import restore_report
+
+            self.restore_report = restore_report(ready)
         notes = ready.get("notes")
         for note in notes if isinstance(notes, list) else []:
             announce(f"REPL sandbox: {str(note)[:500]}", self.sandbox)
