@@ -97,8 +97,16 @@ def ask_command(
     max_file_size: MaxFileSizeOpt = DEFAULT_MAX_FILE_SIZE_TEXT,
     max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE_TEXT,
     follow_symlinks: FollowSymlinksOpt = False,
+    continue_: bool = typer.Option(False, "--continue", "-c",
+                                   help="Continue the latest run: its history, REPL variables and sources "
+                                   "(SOURCE... may be omitted; given, they are added)."),
+    resume: str = typer.Option(None, "--resume", metavar="RUN_ID",
+                               help="Continue the run RUN_ID (as `rlm logs` shows it), like --continue."),
 ) -> None:
-    if len(args) < 2:
+    if continue_ and resume is not None:
+        raise UsageError("--continue and --resume contradict each other; give one of them")
+    following = continue_ or resume is not None
+    if len(args) < (1 if following else 2):
         raise UsageError("give at least one SOURCE and a QUESTION, e.g. rlm ask src/ \"where is auth handled?\"")
     sources, question = args[:-1], args[-1]
     if not question.strip():
@@ -117,18 +125,26 @@ def ask_command(
     settings = resolve(flags_from(locals(), option, sub_option, price, allow_model))
     check_prices(settings)
     limits = settings.limits(max_output_chars=max_output_chars)
+    from rlm_cli.run.session import continue_session, new_session
+
+    if following:
+        session = continue_session(resume, sources, persist=not no_log)
+        sources = session.sources
+    else:
+        session = None if no_log else new_session(sources)
     code = run_ask(sources, question, load_options, settings=settings, limits=limits, system=system,
-                   repl_network=repl_network,
+                   repl_network=repl_network, session=session,
                    as_json=as_json, quiet=quiet, log=log, no_log=no_log, request_timeout=request_timeout)
     raise typer.Exit(code)
 
 
 def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, settings: Settings,
             limits: Limits, system: str | None, as_json: bool, quiet: bool, log: Path | None, no_log: bool,
-            request_timeout: float, repl_network: bool = False) -> int:
+            request_timeout: float, repl_network: bool = False, session=None) -> int:
     """Run the question through :func:`rlm_cli.run.service.answer_question` and print the ending:
-    the answer (or one JSON object) on stdout, the rest on stderr. Returns the exit code. Raises
-    RlmError subclasses for unusable input."""
+    the answer (or one JSON object) on stdout, the rest on stderr. ``session``: a
+    :class:`~rlm_cli.run.session.SessionLink` (this run as a turn of a conversation; stored after
+    the run). Returns the exit code. Raises RlmError subclasses for unusable input."""
     from rlm_cli.run.service import RunRequest, answer_question
     from rlm_cli.view.safe import inline, json_text
     from rlm_cli.view.select import attach_view
@@ -141,7 +157,7 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
 
     req = RunRequest(sources=sources, question=question, load_options=load_options, settings=settings,
                      limits=limits, system=system, log=log, no_log=no_log, request_timeout=request_timeout,
-                     repl_network=repl_network)
+                     repl_network=repl_network, session=session)
     try:
         out = answer_question(req, attach)
     finally:
@@ -171,6 +187,8 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
     sys.stdout.flush()
     if not quiet:
         warn_citations(out.citations)
+    for warning in session.finish(result.answer, result.status, out.log_path) if session is not None else []:
+        print(f"rlm: warning: {inline(warning)}", file=sys.stderr)
     if out.log_path and not quiet:
         print(f"rlm: trajectory: {inline(out.log_path)}", file=sys.stderr)
     for err in out.write_errors[-1:]:

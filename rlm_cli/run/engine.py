@@ -25,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rlm_cli.context import ContextWriter, LoadedContext
 from rlm_cli.errors import BudgetExceeded, RlmError
@@ -50,6 +51,9 @@ from rlm_cli.run.events import (
 from rlm_cli.run.parsing import find_final, parse_reply
 from rlm_cli.run.subcalls import StepRef, SubCallRouter
 from rlm_cli.secrets import Redactor
+
+if TYPE_CHECKING:
+    from rlm_cli.run.session import SessionLink
 
 DEFAULT_SUB_CHARS = 32_000  # prompt size suggested to the root LM when the sub-LM's window is unknown
 
@@ -81,6 +85,7 @@ class RunConfig:
     allowed_models: tuple[str, ...] = ()  # --allow-model: more models llm_query(model=...) may call
     repl_network: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    session: SessionLink | None = None  # this run as a turn of a conversation (rlm_cli.run.session)
 
 
 @dataclass
@@ -147,9 +152,11 @@ class RlmInstance:
         state = self.state
         state.bus.emit(RlmStarted(self.rlm_id, self.depth, self.parent_call_id, self.question))
         repl_dir = state.workdir / self.rlm_id
+        link = state.cfg.session if self.depth == 0 else None  # the root of a session: its REPL is kept
         self.repl = ReplProcess(self.loaded.path, self.loaded.index(),
                                 repl_dir, sandbox=plan_sandbox(str(repl_dir.resolve()),
-                                                               network=state.cfg.repl_network))
+                                                               network=state.cfg.repl_network),
+                                state_in=link.repl_state if link else None, keep_state=link is not None)
         state.repls.add(self.repl)
         try:
             await self.repl.start()
@@ -157,18 +164,23 @@ class RlmInstance:
                 state.bus.emit(Notice(note))
             return await self._loop()
         finally:
-            await self.repl.close()
-            state.repls.discard(self.repl)
+            if link is None:  # a session's root REPL saves its variables first (run() closes it)
+                await self.repl.close()
+                state.repls.discard(self.repl)
 
     async def _loop(self) -> Outcome:
         state, lim = self.state, self.state.limits
-        self.messages = [
+        link = state.cfg.session if self.depth == 0 else None
+        opening = await link.opening(self.question, self.loaded, self.repl and self.repl.restore_report) if link else None
+        self.messages = opening or [
             {"role": "system", "content": prompts.system_prompt(
                 self.loaded, state.sub_model, lim.max_output_chars, state.cfg.sub_chars or DEFAULT_SUB_CHARS,
                 self.depth, lim.max_depth, state.cfg.system_extra)},
             {"role": "user", "content": prompts.first_message(self.question, self.loaded,
                                                                render_tree(self.loaded.files, 4000))},
         ]
+        if link is not None:
+            link.transcript = self.messages  # appended to in place from here on
         for index in range(lim.max_iterations):
             try:
                 reply = await self._ask(index)
@@ -362,6 +374,10 @@ async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus
             result = RunResult("budget_exhausted", None, exhausted="timeout")
         if result.status == "budget_exhausted":
             result.error = {"type": "budget", "message": f"budget exhausted: {result.exhausted}"}
+        if cfg.session is not None and root.repl is not None:  # outside --timeout: its own bound
+            from rlm_cli.repl.state import save_state
+
+            cfg.session.saved = await save_state(root.repl)
     except asyncio.CancelledError:
         result = RunResult("interrupted", None, {"type": "interrupted", "message": "interrupted by the user"})
         raise

@@ -44,6 +44,7 @@ class RunRequest:
     no_log: bool = False
     request_timeout: float = 300.0
     repl_network: bool = False
+    session: Any = None  # a rlm_cli.run.session.SessionLink: this run as a turn of a conversation
 
 
 @dataclass
@@ -239,8 +240,11 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     cfg = engine.RunConfig(question=req.question, root_model=model, sub_model=sub_model, limits=req.limits,
                            system_extra=req.system, model_aliases=dict(settings.aliases),
                            allowed_models=tuple(settings.allow_models), repl_network=req.repl_network)
+    if req.session is not None:
+        cfg.run_id, cfg.session = req.session.id, req.session
     log_path = None if req.no_log else (req.log or default_log_path(cfg.run_id))
-    recorder = TrajectoryRecorder(log_path)
+    recorder = (TrajectoryRecorder(log_path, prior=req.session.prior_doc, turn_extra=req.session.turn_extra)
+                if req.session is not None else TrajectoryRecorder(log_path))
     bus = EventBus([recorder])
     view = attach_view(bus)
     cfg.stream_root = view.stream_root

@@ -42,3 +42,14 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def data_dir() -> Path:
+    """Directory of saved state (conversations, chat history): ``$RLM_HOME/data`` or platformdirs'
+    user data dir."""
+    home = home_override()
+    if home is not None:
+        return home / "data"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))

@@ -69,8 +69,13 @@ def check_log_path(path: Path) -> None:
 class TrajectoryRecorder:
     """Builds and writes the trajectory of one run. ``path`` None: build only (``--no-log``)."""
 
-    def __init__(self, path: Path | None, interval_s: float = 1.0, secrets: list[str] | None = None) -> None:
+    def __init__(self, path: Path | None, interval_s: float = 1.0, secrets: list[str] | None = None,
+                 prior: dict | None = None, turn_extra: dict | None = None) -> None:
+        """``prior``: the session's trajectory so far (its root iterations and turns come first, see
+        docs/sessions.md); ``turn_extra``: fields merged into this run's turn when it ends."""
         self.path = path
+        self._prior = prior or {}
+        self._turn_extra = turn_extra if turn_extra is not None else {}
         self.interval_s = interval_s
         self._redactor = Redactor(secrets)  # also the keys remembered after it was made
         self.doc: dict = {"schema": SCHEMA, "rlm_version": __version__, "status": "running"}
@@ -78,10 +83,13 @@ class TrajectoryRecorder:
         self._calls: dict[str, dict] = {}
         self._last_write = 0.0
         self.write_errors: list[str] = []
+        self._base = 0  # root iterations of earlier turns
+        self._turn: dict = {}
 
     # --- building ----------------------------------------------------------------------------
     def _iteration(self, rlm_id: str, index: int) -> dict:
         its = self._rlms[rlm_id]["iterations"]
+        index += self._rlms[rlm_id].get("base", 0)
         while len(its) <= index:
             its.append({"index": len(its), "depth": self._rlms[rlm_id]["depth"], "response": None,
                         "duration_s": None, "steps": []})
@@ -114,10 +122,12 @@ class TrajectoryRecorder:
                 "usage": {"root": None, "sub": None, "total_cost_usd": None},
                 "iterations": [], "notices": [], "error": None,
             })
+            self._start_turn(ev)
             self.write(force=True)
         elif isinstance(ev, RlmStarted):
             if ev.parent_call_id is None:
-                self._rlms[ev.rlm_id] = {"depth": ev.depth, "iterations": self.doc["iterations"]}
+                self._rlms[ev.rlm_id] = {"depth": ev.depth, "iterations": self.doc["iterations"],
+                                         "base": self._base}
             else:
                 call = self._calls.get(ev.parent_call_id)
                 iterations: list = []
@@ -149,10 +159,32 @@ class TrajectoryRecorder:
             self.doc.update({"status": ev.status, "answer": ev.answer, "error": ev.error, "usage": ev.usage,
                              "ended_at": ev.ended_at, "duration_s": round(ev.duration_s, 3)})
             self.doc["exhausted"] = ev.extra.get("exhausted")
+            self._end_turn(ev)
             self.write(force=True)
         elif isinstance(ev, CitationsChecked):
             self.doc["citations"] = ev.report
             self.write(force=True)
+
+    # --- the session's turns (docs/sessions.md) --------------------------------------------------
+    def _start_turn(self, ev: RunStarted) -> None:
+        """Seed the session: the earlier turns and root iterations, then this run's turn."""
+        prior = self._prior
+        iterations = prior.get("iterations") if isinstance(prior.get("iterations"), list) else []
+        session = prior.get("session") if isinstance(prior.get("session"), dict) else {}
+        turns = [t for t in session.get("turns") or [] if isinstance(t, dict)]
+        self.doc["iterations"].extend(iterations)
+        self._base = len(iterations)
+        self.doc["session"] = {"id": ev.run_id, "started_at": session.get("started_at") or ev.started_at,
+                               "turns": turns, "compactions": list(session.get("compactions") or [])}
+        self._turn = {"index": len(turns), "question": ev.question, "answer": None, "status": "running",
+                      "started_at": ev.started_at, "ended_at": None, "duration_s": None, "usage": None,
+                      "error": None, "iterations": [self._base, None]}
+        turns.append(self._turn)
+
+    def _end_turn(self, ev: RunFinished) -> None:
+        self._turn.update({"answer": ev.answer, "status": ev.status, "ended_at": ev.ended_at,
+                           "duration_s": round(ev.duration_s, 3), "usage": ev.usage, "error": ev.error,
+                           "iterations": [self._base, len(self.doc["iterations"])], **self._turn_extra})
 
     # --- writing -----------------------------------------------------------------------------
     def render(self) -> str:

@@ -57,7 +57,7 @@ def resolve(arg: str | None, directory: Path) -> Path:
     if "/" not in arg and "\\" not in arg and not arg.endswith(".json"):
         matches = [p for p in list_runs(directory)
                    if (m := _STAMPED.match(p.name)) and m.group(2).startswith(arg)]
-        if len(matches) == 1:
+        if len({_STAMPED.match(p.name).group(2) for p in matches}) == 1:  # one run (a session: its newest file)
             return matches[0]
         if len(matches) > 1:
             raise UsageError(f"run id {arg!r} is ambiguous: {len(matches)} runs match in {directory}")

@@ -1,0 +1,213 @@
+"""Conversations: one run as a turn of a session (``rlm ask -c``, ``--resume``, ``rlm chat``).
+
+A :class:`SessionLink` joins one run to its session. Before the run it says what to load (the
+session's sources plus any new ones) and carries the root LM's earlier history and the REPL's saved
+variables (opaque bytes); the engine asks it for the root's opening messages
+(:meth:`SessionLink.opening`: the earlier history, unchanged, so provider prefix caches still apply,
+plus one new user message naming the question, what changed in the files and which variables came
+back) and leaves it the root's history and the REPL's newly saved state. After the run,
+:meth:`SessionLink.finish` stores them (:mod:`rlm_cli.run.session_store`) and moves the session's
+trajectory to its new name. Every run of ``rlm ask`` starts a session (unless ``--no-log``), so any
+run can be continued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlm_cli.errors import UsageError
+from rlm_cli.run import session_store
+
+MAX_LISTED = 40  # file and variable names listed to the root LM per kind
+ANSWER_CHARS = 4000  # of the previous answer repeated in the follow-up message
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def fingerprints(loaded: Any) -> dict[str, str]:
+    """``{path: hex digest}`` of each loaded file's text (BLAKE2b, 16 bytes), read back from the
+    context file one file at a time (memory: the largest file)."""
+    out: dict[str, str] = {}
+    pos = 0
+    with open(loaded.path, encoding="utf-8", newline="") as fh:
+        for entry in sorted(loaded.files, key=lambda f: f.offset):
+            if entry.offset > pos:
+                fh.read(entry.offset - pos)
+            text = fh.read(entry.chars)
+            pos = entry.offset + len(text)
+            out[entry.path] = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return out
+
+
+def _names(items: list[str], more_word: str = "more") -> str:
+    shown = ", ".join(items[:MAX_LISTED])
+    return shown + (f" and {len(items) - MAX_LISTED} {more_word}" if len(items) > MAX_LISTED else "")
+
+
+@dataclass
+class SessionLink:
+    """One run's place in a session. ``id``: the session id (the run id ``rlm logs`` shows);
+    ``sources``: what to load; ``source_records``: ``[{"arg", "abs"}]`` as stored; ``messages``: the
+    root LM's earlier history (empty for a new session); ``repl_state``: saved variables (opaque
+    bytes, or None); ``prior_doc``/``prior_path``: the session's trajectory so far and its file;
+    ``record``: the stored session record. Filled during the run: ``transcript`` (the root's live
+    history), ``saved`` (a :class:`~rlm_cli.repl.state.SavedState`, a reason string, or None when
+    not saved), ``fingerprints`` and ``turn_extra`` (merged into the trajectory's turn)."""
+
+    id: str
+    sources: list[str]
+    source_records: list[dict]
+    cwd: str
+    messages: list[dict] = field(default_factory=list)
+    repl_state: bytes | None = None
+    prior_doc: dict | None = None
+    prior_path: Path | None = None
+    record: dict | None = None
+    persist: bool = True
+    transcript: list[dict] | None = None
+    saved: Any = None
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    turn_extra: dict = field(default_factory=dict)
+
+    @property
+    def continued(self) -> bool:
+        """Whether this run continues an earlier one."""
+        return bool(self.messages)
+
+    async def opening(self, question: str, loaded: Any, restore: dict | None) -> list[dict] | None:
+        """The root LM's opening messages for a continued session (the earlier history plus one new
+        user message), or None for a new session (the engine's usual opening). ``restore``: the REPL's
+        restore report (``{"restored", "unrestored"}``) or None."""
+        self.fingerprints = await asyncio.to_thread(fingerprints, loaded)
+        if not self.continued:
+            return None
+        old = (self.record or {}).get("fingerprints") or {}
+        old = old if isinstance(old, dict) else {}
+        changed = sorted(p for p, h in self.fingerprints.items() if p in old and old[p] != h)
+        added = sorted(p for p in self.fingerprints if p not in old)
+        removed = sorted(p for p in old if p not in self.fingerprints)
+        restored = (restore or {}).get("restored") or []
+        unrestored = [f"{n} ({why})" for n, why in (restore or {}).get("unrestored") or []]
+        repl_info = (self.record or {}).get("repl") or {}
+        unsaved = [f"{n} ({why})" for n, why in (repl_info.get("skipped") or []) if isinstance(n, str)]
+        self.turn_extra.update({"files_changed": changed, "files_added": added, "files_removed": removed,
+                                "variables_restored": restored, "variables_unrestored": unrestored})
+        last = (self.record or {}).get("last") or {}
+        parts = [f"Follow-up question {int((self.record or {}).get('turns') or 1) + 1} of this conversation."]
+        answer = last.get("answer")
+        parts.append(f"Your previous question ended with status {last.get('status', 'unknown')}"
+                     + (f"; your answer was:\n<previous_answer>\n{str(answer)[:ANSWER_CHARS]}\n</previous_answer>"
+                        if answer else " and no answer."))
+        parts.append(f"The REPL was started again with `context` and `files` loaded afresh: {len(loaded.files)} "
+                     f"file(s), {loaded.total_chars:,} characters (about {loaded.est_tokens:,} tokens).")
+        if changed or added or removed:
+            for label, items in (("Changed since your last question", changed), ("Added", added),
+                                 ("No longer loaded", removed)):
+                if items:
+                    parts.append(f"{label}: {_names(items)}.")
+            parts.append("Earlier findings about these files may be out of date; check them again.")
+        else:
+            parts.append("No file changed since your last question.")
+        if restored:
+            parts.append(f"Variables restored from before: {_names(restored)}.")
+        if unrestored or unsaved:
+            parts.append(f"Variables that could not be restored: {_names(unsaved + unrestored)}.")
+        if not restored and not unrestored and not unsaved:
+            parts.append("No variables were kept from before.")
+        parts.append(f"Question: {question}\n\nExplore with ```repl blocks as before (the context is still only in "
+                     "the REPL), then answer with FINAL(...).")
+        return [*self.messages, {"role": "user", "content": "\n".join(parts)}]
+
+    def finish(self, answer: str | None, status: str, log_path: Path | None) -> list[str]:
+        """Store the session after a run that ended with ``status`` and ``answer`` and wrote its
+        trajectory to ``log_path``: the root history, the fingerprints, the REPL state (the new one;
+        the previous one stays when this run saved none). Returns warnings (one line each)."""
+        from rlm_cli.repl.state import SavedState
+
+        if not self.persist:
+            return []
+        warnings: list[str] = []
+        repl_info = dict((self.record or {}).get("repl") or {})
+        blob = None
+        if isinstance(self.saved, SavedState):
+            blob, repl_info = self.saved.blob, {"saved": self.saved.saved, "skipped": self.saved.skipped}
+        elif isinstance(self.saved, str):
+            warnings.append(f"the REPL's variables were not saved: {self.saved}")
+        messages = self.transcript if self.transcript is not None else self.messages
+        record = {"cwd": self.cwd, "sources": self.source_records, "fingerprints": self.fingerprints or
+                  (self.record or {}).get("fingerprints") or {}, "messages": messages, "repl": repl_info,
+                  "turns": int((self.record or {}).get("turns") or 0) + 1, "updated_at": _now(),
+                  "last": {"answer": answer, "status": status},
+                  "trajectory": str(log_path) if log_path else (self.record or {}).get("trajectory")}
+        try:
+            session_store.save(self.id, record, blob)
+        except (OSError, ValueError) as exc:
+            warnings.append(f"could not save the session: {exc}")
+        self._retire_old_trajectory(log_path)
+        return warnings
+
+    def _retire_old_trajectory(self, log_path: Path | None) -> None:
+        """Remove the session's previous trajectory file once the new one (holding all its turns) is
+        written under another name in the same log directory."""
+        old = self.prior_path
+        if old is None or log_path is None or not log_path.is_file():
+            return
+        try:
+            if old.resolve() != log_path.resolve() and old.parent.resolve() == log_path.parent.resolve():
+                old.unlink()
+        except OSError:
+            pass
+
+
+def _source_records(sources: list[str]) -> list[dict]:
+    return [{"arg": s, "abs": s if s == "-" else os.path.abspath(s)} for s in sources]
+
+
+def new_session(sources: list[str], persist: bool = True) -> SessionLink:
+    """A link for a fresh run over ``sources`` (a new session id)."""
+    return SessionLink(id=uuid.uuid4().hex[:12], sources=list(sources), source_records=_source_records(sources),
+                       cwd=os.getcwd(), persist=persist)
+
+
+def continue_session(run: str | None, sources: list[str], persist: bool = True) -> SessionLink:
+    """A link continuing the run ``run`` names (an id or id prefix as ``rlm logs`` shows it, or a
+    trajectory file; None: the latest run), loading its sources plus ``sources``. Raises
+    :class:`~rlm_cli.errors.UsageError` (exit 2) when there is no such run, it cannot be continued, or
+    nothing would be loaded."""
+    from rlm_cli.settings.paths import log_dir
+    from rlm_cli.trajectory.store import load, resolve
+
+    path = resolve(run, log_dir())
+    doc = load(path)
+    sid = doc.get("id")
+    record = session_store.load_record(sid) if isinstance(sid, str) else None
+    if record is None:
+        raise UsageError(f"run {sid or path} cannot be continued: no saved conversation state for it "
+                         "(runs from before rlm kept them, --no-log runs and pruned ones cannot)")
+    same_dir = record.get("cwd") == os.getcwd()
+    old = [r for r in record.get("sources") or [] if isinstance(r, dict) and isinstance(r.get("abs"), str)]
+    kept = [r if same_dir and isinstance(r.get("arg"), str) else {"arg": r["abs"], "abs": r["abs"]}
+            for r in old if r["abs"] != "-"]  # another directory: the paths as absolute
+    loads = [r["arg"] for r in kept]
+    new = [s for s in sources if s == "-" or os.path.abspath(s) not in {r["abs"] for r in kept}]
+    if not loads and not new:
+        raise UsageError(f"run {sid} read only standard input, which is not kept; give the input again "
+                         "(e.g. `... | rlm ask -c - QUESTION`)")
+    return SessionLink(id=sid, sources=loads + new, source_records=kept + _source_records(new), cwd=os.getcwd(),
+                       messages=[m for m in record["messages"] if _message(m)],
+                       repl_state=session_store.load_state(sid), prior_doc=doc, prior_path=path, record=record,
+                       persist=persist)
+
+
+def _message(m: object) -> bool:
+    return (isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")
+            and isinstance(m.get("content"), str))
