@@ -38,6 +38,8 @@ def logs_command(
         # Every field comes from a file in the log directory: hostile text, made visible.
         status = inline(row["status"] or "?", 20)
         text = row["error"] if status == "unreadable" else row["question"]
+        if status != "unreadable" and isinstance(row.get("turns"), int) and row["turns"] > 1:
+            text = f"(question {row['turns']}) {text}"  # a conversation: its latest question
         started = inline(store.local_time(str(row["started_at"])), 25) if row["started_at"] else "?"
         table.append([started, status, one_line(text, 50),
                       "" if row["iterations"] is None else str(row["iterations"]),

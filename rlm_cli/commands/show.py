@@ -57,6 +57,11 @@ def show_command(
     tty = sys.stdout.isatty()
     width = None if tty or os.environ.get("COLUMNS") else 120
     console = Console(highlight=False, width=width, soft_wrap=False)
+    from rlm_cli.view.turns import turns_text
+
+    turns = turns_text(doc, full)
+    if turns is not None:  # a conversation: its questions first, then every iteration of all of them
+        console.print(turns)
     console.print(render(model, RenderOptions.show(full)))
     console.print(f"trajectory: {inline(path)}", style="dim", markup=False, soft_wrap=True)
 

@@ -119,4 +119,11 @@ def summarize(path: Path) -> dict:
             "ended_at": doc.get("ended_at"), "status": doc.get("status"), "question": doc.get("question"),
             "models": doc.get("models"), "iterations": len(iterations), "iterations_all_depths": total_its,
             "sub_calls": counted_calls, "cost_usd": usage.get("total_cost_usd"), "duration_s": doc.get("duration_s"),
-            "answered": doc.get("answer") is not None}
+            "answered": doc.get("answer") is not None, "turns": _turns(doc)}
+
+
+def _turns(doc: dict) -> int:
+    """Questions asked in the run's conversation (1 for a single question)."""
+    session = doc.get("session")
+    turns = session.get("turns") if isinstance(session, dict) else None
+    return len(turns) if isinstance(turns, list) and turns else 1
