@@ -1,0 +1,215 @@
+"""``rlm chat SOURCE...``: follow-up questions at a prompt, each one a turn of the same conversation.
+
+Each question runs like ``rlm ask`` (the first one over SOURCE..., the next ones like ``rlm ask
+--resume``: the root LM's history and the REPL's variables carry over, changed files are reloaded),
+with the live view in between. Line editing and history come from the standard library's
+``readline`` (history file ``<data dir>/chat_history``, mode 0600). ``/exit`` or Ctrl-D leaves;
+Ctrl-C during a question stops that question (its trajectory is written) and returns to the prompt;
+Ctrl-C at the prompt clears the line. SIGTERM or SIGHUP end the chat (143, 129).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from rlm_cli.commands.loader_options import (
+    DEFAULT_MAX_FILE_SIZE_TEXT,
+    DEFAULT_MAX_INPUT_SIZE_TEXT,
+    ExcludeOpt,
+    FollowSymlinksOpt,
+    IncludeOpt,
+    MaxFileSizeOpt,
+    MaxInputSizeOpt,
+    NoDefaultExcludesOpt,
+    load_options_from,
+)
+from rlm_cli.commands.options import (
+    AllowModelOpt,
+    ApiBaseOpt,
+    ConcurrencyOpt,
+    MaxCostOpt,
+    MaxDepthOpt,
+    MaxIterationsOpt,
+    MaxSubCallsOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    OptionOpt,
+    PriceOpt,
+    StepTimeoutOpt,
+    SubModelOpt,
+    SubOptionOpt,
+    TimeoutOpt,
+    flags_from,
+)
+from rlm_cli.errors import EXIT_OK, RlmError, UsageError
+
+HELP = ("Ask follow-up questions about SOURCE... at a prompt: each question is a turn of one conversation "
+        "(the root LM's history and the REPL's variables carry over). /exit or Ctrl-D leaves; Ctrl-C stops "
+        "the current question. Budgets apply to each question.")
+PROMPT = "rlm> "
+EXIT_WORDS = ("/exit", "/quit")
+HISTORY_LINES = 1000
+
+
+def chat_command(
+    sources: list[str] = typer.Argument(None, metavar="SOURCE...", help="Files or directories to ask about."),
+    model: ModelOpt = None,
+    sub_model: SubModelOpt = None,
+    api_base: ApiBaseOpt = None,
+    max_iterations: MaxIterationsOpt = None,
+    max_depth: MaxDepthOpt = None,
+    max_sub_calls: MaxSubCallsOpt = None,
+    max_cost: MaxCostOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    timeout: TimeoutOpt = None,
+    step_timeout: StepTimeoutOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    option: OptionOpt = None,
+    sub_option: SubOptionOpt = None,
+    price: PriceOpt = None,
+    allow_model: AllowModelOpt = None,
+    max_output_chars: int = typer.Option(20_000, "--max-output-chars", min=100,
+                                         help="Characters of a step's output shown to the root LM."),
+    request_timeout: float = typer.Option(300.0, "--request-timeout", min=1,
+                                          help="Seconds one LM request may take."),
+    system: str = typer.Option(None, "--system", "-s", help="Extra instructions for the root LM."),
+    repl_network: bool = typer.Option(False, "--repl-network", help="Let REPL code use the network."),
+    continue_: bool = typer.Option(False, "--continue", "-c", help="Continue the latest run (SOURCE... optional)."),
+    resume: str = typer.Option(None, "--resume", metavar="RUN_ID", help="Continue the run RUN_ID."),
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    no_default_excludes: NoDefaultExcludesOpt = False,
+    max_file_size: MaxFileSizeOpt = DEFAULT_MAX_FILE_SIZE_TEXT,
+    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE_TEXT,
+    follow_symlinks: FollowSymlinksOpt = False,
+) -> None:
+    sources = list(sources or [])
+    if continue_ and resume is not None:
+        raise UsageError("--continue and --resume contradict each other; give one of them")
+    following = continue_ or resume is not None
+    if not sources and not following:
+        raise UsageError("give at least one SOURCE, e.g. rlm chat src/")
+    if "-" in sources:
+        raise UsageError("rlm chat reads its questions from the terminal: standard input (-) cannot be a source")
+    for src in sources:
+        if not os.path.lexists(src):
+            raise UsageError(f"no such file or directory: {src}")
+    import math
+
+    if not math.isfinite(request_timeout):
+        raise UsageError(f"--request-timeout must be a finite number of seconds (>= 1), got {request_timeout!r}")
+    load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
+                                     follow_symlinks)
+    from rlm_cli.settings.resolve import check_prices, resolve
+
+    settings = resolve(flags_from(locals(), option, sub_option, price, allow_model))
+    check_prices(settings)
+    limits = settings.limits(max_output_chars=max_output_chars)
+    from rlm_cli.run.session import continue_session
+
+    first = continue_session(resume, sources) if following else None  # checked before the first prompt
+    code = chat_loop(sources, first, lambda src, question, link: _ask(src, question, link, load_options, settings,
+                                                                      limits, system, request_timeout, repl_network))
+    raise typer.Exit(code)
+
+
+def _ask(sources, question, link, load_options, settings, limits, system, request_timeout, repl_network) -> int:
+    from rlm_cli.commands.ask import run_ask
+
+    return run_ask(link.sources, question, load_options, settings=settings,
+                   limits=limits, system=system, as_json=False, quiet=False, log=None, no_log=False,
+                   request_timeout=request_timeout, repl_network=repl_network, session=link)
+
+
+def chat_loop(sources: list[str], first, ask) -> int:
+    """Read questions until ``/exit``, end of input or a terminating signal; run each with
+    ``ask(sources, question, link) -> exit code``, ``link`` the turn's
+    :class:`~rlm_cli.run.session.SessionLink` (``first``: the one to continue, or None for a new
+    conversation). Returns the chat's exit code: 0, or 128 + a SIGTERM/SIGHUP's number."""
+    from rlm_cli.run.session import continue_session, new_session
+
+    history = _History()
+    session_id = first.id if first is not None else None
+    link = first
+    try:
+        while True:
+            question = _read(PROMPT)
+            if question is None:
+                return EXIT_OK
+            question = question.strip()
+            if not question:
+                continue
+            if question in EXIT_WORDS:
+                return EXIT_OK
+            try:
+                if link is None:
+                    link = continue_session(session_id, []) if session_id else new_session(sources)
+                session_id = link.id
+                code = ask(sources, question, link)
+            except RlmError as exc:
+                from rlm_cli.view.safe import inline
+
+                print(f"rlm: error: {inline(exc)}", file=sys.stderr)
+                code = exc.exit_code
+            link = None
+            if code in (128 + signal.SIGTERM, 128 + signal.SIGHUP):
+                return code
+    finally:
+        history.save()
+
+
+def _read(prompt: str) -> str | None:
+    """One line from the user (None at end of input); Ctrl-C at the prompt gives an empty line."""
+    try:
+        return input(prompt)
+    except EOFError:
+        with contextlib.suppress(OSError):
+            print(file=sys.stderr)
+        return None
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            print("^C", file=sys.stderr)
+        return ""
+
+
+class _History:
+    """Line editing and a history of questions kept across chats, through ``readline`` when the
+    platform has it (a private file, mode 0600, at most :data:`HISTORY_LINES` lines)."""
+
+    def __init__(self) -> None:
+        from rlm_cli.settings.paths import data_dir
+
+        self.path: Path = data_dir() / "chat_history"
+        try:
+            import readline
+        except ImportError:  # no line editing here (Windows without pyreadline): plain input()
+            self.readline = None
+            return
+        self.readline = readline
+        readline.set_history_length(HISTORY_LINES)
+        with contextlib.suppress(OSError):
+            readline.read_history_file(str(self.path))
+
+    def save(self) -> None:
+        """Write the history file, readable only by the user."""
+        if self.readline is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+            os.chmod(self.path, 0o600)
+            self.readline.write_history_file(str(self.path))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``chat`` to the app."""
+    from rlm_cli.commands.app import EXIT_CODES_HELP
+    from rlm_cli.commands.options import AskCommand
+
+    app.command("chat", help=HELP, epilog=EXIT_CODES_HELP, cls=AskCommand)(chat_command)
