@@ -171,7 +171,10 @@ class RlmInstance:
     async def _loop(self) -> Outcome:
         state, lim = self.state, self.state.limits
         link = state.cfg.session if self.depth == 0 else None
-        opening = await link.opening(self.question, self.loaded, self.repl and self.repl.restore_report) if link else None
+        opening = None
+        if link is not None:
+            opening = await link.opening(self.question, self.loaded, self.repl and self.repl.restore_report,
+                                         state.root_model)
         self.messages = opening or [
             {"role": "system", "content": prompts.system_prompt(
                 self.loaded, state.sub_model, lim.max_output_chars, state.cfg.sub_chars or DEFAULT_SUB_CHARS,

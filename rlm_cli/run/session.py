@@ -22,11 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlm_cli.context import CHARS_PER_TOKEN
 from rlm_cli.errors import UsageError
 from rlm_cli.run import session_store
 
 MAX_LISTED = 40  # file and variable names listed to the root LM per kind
 ANSWER_CHARS = 4000  # of the previous answer repeated in the follow-up message
+DEFAULT_WINDOW_TOKENS = 128_000  # the root model's context window when litellm's map does not know it
+COMPACT_AT = 0.5  # compact earlier questions once the history would fill this share of the window
+SUMMARY_ANSWER_CHARS = 1500  # of each earlier answer kept in a compaction summary
 
 
 def _now() -> str:
@@ -83,10 +87,13 @@ class SessionLink:
         """Whether this run continues an earlier one."""
         return bool(self.messages)
 
-    async def opening(self, question: str, loaded: Any, restore: dict | None) -> list[dict] | None:
+    async def opening(self, question: str, loaded: Any, restore: dict | None,
+                      root_model: str = "") -> list[dict] | None:
         """The root LM's opening messages for a continued session (the earlier history plus one new
         user message), or None for a new session (the engine's usual opening). ``restore``: the REPL's
-        restore report (``{"restored", "unrestored"}``) or None."""
+        restore report (``{"restored", "unrestored"}``) or None. When the history would fill over
+        :data:`COMPACT_AT` of ``root_model``'s context window, the earlier questions' messages are
+        replaced by a summary (:meth:`compact`)."""
         self.fingerprints = await asyncio.to_thread(fingerprints, loaded)
         if not self.continued:
             return None
@@ -125,7 +132,36 @@ class SessionLink:
             parts.append("No variables were kept from before.")
         parts.append(f"Question: {question}\n\nExplore with ```repl blocks as before (the context is still only in "
                      "the REPL), then answer with FINAL(...).")
-        return [*self.messages, {"role": "user", "content": "\n".join(parts)}]
+        follow_up = {"role": "user", "content": "\n".join(parts)}
+        window = window_tokens(root_model)
+        chars = sum(len(m["content"]) for m in self.messages) + len(follow_up["content"])
+        if chars / CHARS_PER_TOKEN > COMPACT_AT * window:
+            return self.compact(follow_up, window)
+        return [*self.messages, follow_up]
+
+    def compact(self, follow_up: dict, window: int) -> list[dict]:
+        """The system prompt, then one user message: a summary of the earlier questions (each one's
+        question, status and answer, from the session's trajectory) followed by ``follow_up``. The
+        compaction is recorded in this turn (``compaction``) and in the session's ``compactions``."""
+        turns = []
+        session = (self.prior_doc or {}).get("session")
+        if isinstance(session, dict) and isinstance(session.get("turns"), list):
+            turns = [t for t in session["turns"] if isinstance(t, dict)]
+        lines = ["[Summary of the earlier questions of this conversation. Their step-by-step history was "
+                 "removed to fit your context window; the REPL's variables are not affected.]"]
+        for n, turn in enumerate(turns, 1):
+            answer = turn.get("answer")
+            lines.append(f"Question {n}: {str(turn.get('question'))[:SUMMARY_ANSWER_CHARS]}\n"
+                         f"Status: {turn.get('status')}\nAnswer: "
+                         + (str(answer)[:SUMMARY_ANSWER_CHARS] if answer is not None else "(none)"))
+        system = [m for m in self.messages[:1] if m["role"] == "system"]
+        summary = "\n\n".join(lines)
+        out = [*system, {"role": "user", "content": summary + "\n\n" + follow_up["content"]}]
+        self.turn_extra["compaction"] = {
+            "at_turn": len(turns), "questions_summarized": len(turns), "messages_before": len(self.messages) + 1,
+            "messages_after": len(out), "chars_before": sum(len(m["content"]) for m in [*self.messages, follow_up]),
+            "chars_after": sum(len(m["content"]) for m in out), "window_tokens": window, "summary": summary}
+        return out
 
     def finish(self, answer: str | None, status: str, log_path: Path | None) -> list[str]:
         """Store the session after a run that ended with ``status`` and ``answer`` and wrote its
@@ -166,6 +202,17 @@ class SessionLink:
                 old.unlink()
         except OSError:
             pass
+
+
+def window_tokens(model: str) -> int:
+    """The root model's context window in tokens (litellm's map; :data:`DEFAULT_WINDOW_TOKENS` when
+    unknown). Never imports litellm."""
+    from rlm_cli.lm.pricing import context_window
+
+    try:
+        return context_window(model) or DEFAULT_WINDOW_TOKENS
+    except Exception:
+        return DEFAULT_WINDOW_TOKENS
 
 
 def _source_records(sources: list[str]) -> list[dict]:

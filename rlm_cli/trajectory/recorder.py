@@ -185,6 +185,8 @@ class TrajectoryRecorder:
         self._turn.update({"answer": ev.answer, "status": ev.status, "ended_at": ev.ended_at,
                            "duration_s": round(ev.duration_s, 3), "usage": ev.usage, "error": ev.error,
                            "iterations": [self._base, len(self.doc["iterations"])], **self._turn_extra})
+        if isinstance(self._turn_extra.get("compaction"), dict) and "session" in self.doc:
+            self.doc["session"]["compactions"].append(self._turn_extra["compaction"])
 
     # --- writing -----------------------------------------------------------------------------
     def render(self) -> str:

@@ -95,3 +95,43 @@ def test_only_standard_input_cannot_be_continued_without_input(home, monkeypatch
     with pytest.raises(UsageError, match="standard input"):
         continue_session(None, [])
     assert continue_session(link.id[:5], ["-"]).sources == ["-"]
+
+
+def _loaded(tmp_path):
+    from rlm_cli.context import ContextWriter
+
+    writer = ContextWriter(tmp_path / "ctx.txt")
+    writer.add("a.txt", "alpha\n")
+    return writer.finish()
+
+
+def _continued_link(history_chars: int) -> object:
+    link = new_session(["a.txt"])
+    link.messages = [{"role": "system", "content": "SYSTEM"}, {"role": "user", "content": "Question: q1"},
+                     {"role": "assistant", "content": "x" * history_chars}]
+    link.record = {"turns": 1, "last": {"answer": "A1", "status": "answered"}, "fingerprints": {}}
+    link.prior_doc = {"session": {"turns": [{"question": "q1", "answer": "A1", "status": "answered"}]}}
+    return link
+
+
+def test_history_near_the_root_window_is_compacted_and_recorded(tmp_path, monkeypatch):
+    import asyncio
+
+    from rlm_cli.run import events, session
+    from rlm_cli.trajectory.recorder import TrajectoryRecorder
+
+    monkeypatch.setattr(session, "window_tokens", lambda model: 1000)
+    small = asyncio.run(_continued_link(100).opening("q2", _loaded(tmp_path), None, "openai/x"))
+    assert [m["content"] for m in small[:3]] == ["SYSTEM", "Question: q1", "x" * 100]  # append-only
+    link = _continued_link(5000)
+    big = asyncio.run(link.opening("q2", _loaded(tmp_path), None, "openai/x"))
+    assert [m["role"] for m in big] == ["system", "user"] and big[0]["content"] == "SYSTEM"
+    assert "Question 1: q1" in big[1]["content"] and "Answer: A1" in big[1]["content"]
+    assert "q2" in big[1]["content"] and "x" * 100 not in big[1]["content"]
+    rec = TrajectoryRecorder(None, prior=link.prior_doc, turn_extra=link.turn_extra)
+    rec(events.RunStarted(link.id, "q2", "openai/x", "openai/x", {}, {}, "2026-01-01T00:00:00Z"))
+    rec(events.RunFinished("answered", "A2", None, {}, "2026-01-01T00:00:01Z", 1.0, {}))
+    compactions = rec.doc["session"]["compactions"]
+    assert len(compactions) == 1 and compactions[0]["questions_summarized"] == 1
+    assert compactions[0]["chars_before"] > 5000 > compactions[0]["chars_after"]
+    assert rec.doc["session"]["turns"][1]["compaction"] == compactions[0]
