@@ -378,9 +378,7 @@ async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus
         if result.status == "budget_exhausted":
             result.error = {"type": "budget", "message": f"budget exhausted: {result.exhausted}"}
         if cfg.session is not None and root.repl is not None:  # outside --timeout: its own bound
-            from rlm_cli.repl.state import save_state
-
-            cfg.session.saved = await save_state(root.repl)
+            await cfg.session.keep(root.repl)
     except asyncio.CancelledError:
         result = RunResult("interrupted", None, {"type": "interrupted", "message": "interrupted by the user"})
         raise

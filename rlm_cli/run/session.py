@@ -81,6 +81,7 @@ class SessionLink:
     saved: Any = None
     fingerprints: dict[str, str] = field(default_factory=dict)
     turn_extra: dict = field(default_factory=dict)
+    _hashing: Any = field(default=None, repr=False)  # the fingerprints being computed (a new session)
 
     @property
     def continued(self) -> bool:
@@ -94,9 +95,10 @@ class SessionLink:
         restore report (``{"restored", "unrestored"}``) or None. When the history would fill over
         :data:`COMPACT_AT` of ``root_model``'s context window, the earlier questions' messages are
         replaced by a summary (:meth:`compact`)."""
-        self.fingerprints = await asyncio.to_thread(fingerprints, loaded)
-        if not self.continued:
+        if not self.continued:  # nothing to compare with: hash while the run goes on (see keep())
+            self._hashing = asyncio.ensure_future(asyncio.to_thread(fingerprints, loaded))
             return None
+        self.fingerprints = await asyncio.to_thread(fingerprints, loaded)
         old = (self.record or {}).get("fingerprints") or {}
         old = old if isinstance(old, dict) else {}
         changed = sorted(p for p, h in self.fingerprints.items() if p in old and old[p] != h)
@@ -163,6 +165,15 @@ class SessionLink:
             "chars_after": sum(len(m["content"]) for m in out), "window_tokens": window, "summary": summary}
         return out
 
+    async def keep(self, repl: Any) -> None:
+        """At the end of a run that was not interrupted: save the root REPL's variables
+        (:func:`rlm_cli.repl.state.save_state`) and wait for the files' fingerprints."""
+        from rlm_cli.repl.state import save_state
+
+        self.saved = await save_state(repl)
+        if self._hashing is not None:
+            self.fingerprints = await self._hashing
+
     def finish(self, answer: str | None, status: str, log_path: Path | None) -> list[str]:
         """Store the session after a run that ended with ``status`` and ``answer`` and wrote its
         trajectory to ``log_path``: the root history, the fingerprints, the REPL state (the new one;
@@ -171,6 +182,10 @@ class SessionLink:
 
         if not self.persist:
             return []
+        hashing = self._hashing
+        if not self.fingerprints and hashing is not None and hashing.done() and not hashing.cancelled() \
+                and hashing.exception() is None:
+            self.fingerprints = hashing.result()
         warnings: list[str] = []
         repl_info = dict((self.record or {}).get("repl") or {})
         blob = None

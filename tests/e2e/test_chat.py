@@ -4,6 +4,7 @@ without leaving, ``/exit`` and Ctrl-D leave with 0, the history file is private.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import select
@@ -56,10 +57,8 @@ class Pty:
             assert time.monotonic() < deadline, "rlm chat did not exit"
             ready, _, _ = select.select([self.master], [], [], 0.2)
             if ready:
-                try:
+                with contextlib.suppress(OSError):
                     self.out += os.read(self.master, 65536)
-                except OSError:
-                    pass
         os.close(self.master)
         return self.proc.returncode
 
