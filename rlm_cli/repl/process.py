@@ -221,6 +221,11 @@ class ReplProcess:
             ready = None
         if ready is None or ready.get("type") != "ready":
             await self.kill()
+            if "--state-in" in argv:  # the saved variables broke the start (hostile bytes): start without them
+                await self.start()
+                self.restore_report = {"restored": [], "unrestored": [
+                    ["*", "the REPL did not start with the saved variables, so it started without them"]]}
+                return
             detail = read_bounded(self._fds["stderr"], 2000).strip().splitlines()
             raise ReplError("the REPL process failed to start" + (f": {detail[-1]}" if detail else ""))
         load_s = ready.get("load_s")

@@ -101,3 +101,19 @@ def test_forged_state_reports_are_refused_or_bounded():
     assert len(report["restored"]) == 10_000
     assert all(len(n) <= 200 and "\x1b" not in n for n in report["restored"])
     assert report["unrestored"] == [["a", "r" * 200]]
+
+
+class _Exit:
+    """Unpickling this ends the process that unpickles it (as hostile saved state may)."""
+
+    def __reduce__(self):
+        import os
+
+        return (os._exit, (3,))
+
+
+def test_state_that_kills_the_repl_on_restore_costs_the_variables_not_the_run(tmp_path):
+    blob = pickle.dumps({"schema": "rlm-repl-state/1", "vars": {}, "boom": _Exit()})
+    report, out = asyncio.run(_restore(tmp_path, blob, "print(len(context))"))
+    assert out.error is None and out.stdout.strip() == "20"
+    assert report["restored"] == [] and report["unrestored"][0][0] == "*"
