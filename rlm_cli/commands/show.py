@@ -41,11 +41,15 @@ def show_command(
         model = RunModel.from_trajectory(doc)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
         raise UsageError(f"{path} is not a valid rlm trajectory ({type(exc).__name__}: {exc})") from exc
+    from rlm_cli.view.turns import turns_text
+
+    turns = turns_text(doc, full)
     if html is not None:
         from rlm_cli.view.html import to_html
 
         try:
-            html.write_text(to_html(model, full=full), encoding="utf-8")
+            html.write_text(to_html(model, full=full, conversation=turns.plain if turns else None),
+                            encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write {html}: {exc}") from exc
         print(f"rlm: wrote {inline(html)}", file=sys.stderr)
@@ -57,9 +61,6 @@ def show_command(
     tty = sys.stdout.isatty()
     width = None if tty or os.environ.get("COLUMNS") else 120
     console = Console(highlight=False, width=width, soft_wrap=False)
-    from rlm_cli.view.turns import turns_text
-
-    turns = turns_text(doc, full)
     if turns is not None:  # a conversation: its questions first, then every iteration of all of them
         console.print(turns)
     console.print(render(model, RenderOptions.show(full)))

@@ -66,8 +66,8 @@ def highlight(code: str) -> str:
 class HtmlExport:
     """Builds the page for ``model``; ``full``: nothing cut."""
 
-    def __init__(self, model: RunModel, full: bool = False) -> None:
-        self.m, self.full = model, full
+    def __init__(self, model: RunModel, full: bool = False, conversation: str | None = None) -> None:
+        self.m, self.full, self.conversation = model, full, conversation
         self.r = Renderer(model, RenderOptions.show(full))
         self.out: list[str] = []
 
@@ -87,6 +87,8 @@ class HtmlExport:
         w(f'<p class="meta"><b class="{status_cls}">{_e(head)}</b> · {_e(rest)}</p>')
         if len(m.question) > 300:
             w(f"<details><summary>the whole question</summary>{_pre(m.question, self.full)}</details>")
+        if self.conversation:
+            w(f'<div class="box"><div class="label">conversation</div>{_pre(self.conversation, True)}</div>')
         if m.answer is not None:
             w(f'<div class="box"><div class="label ok">answer</div>{_pre(m.answer, True)}</div>')
             headline, problems = citation_summary(m.citations, 0)
@@ -172,6 +174,7 @@ class HtmlExport:
         w("</details>")
 
 
-def to_html(model: RunModel, full: bool = False) -> str:
-    """The self-contained HTML page of a run."""
-    return HtmlExport(model, full).page()
+def to_html(model: RunModel, full: bool = False, conversation: str | None = None) -> str:
+    """The self-contained HTML page of a run; ``conversation``: the questions of a conversation
+    (plain text, :func:`rlm_cli.view.turns.turns_text`), shown above the answer."""
+    return HtmlExport(model, full, conversation).page()

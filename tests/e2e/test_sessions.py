@@ -58,6 +58,10 @@ def test_continue_carries_the_history_and_the_variables(cli, scripted_server, tm
     show = cli("show")
     assert show.returncode == 0
     assert "where is auth handled?" in show.stdout and "and where do sessions expire?" in show.stdout
+    assert "conversation" in show.stdout and "iterations 3-4" in show.stdout
+    page = tmp_path / "run.html"
+    assert cli("show", "--html", page).returncode == 0
+    assert "where is auth handled?" in page.read_text() and "iterations 1-2" in page.read_text()
 
 
 def test_resume_by_id_and_unknown_ids(cli, scripted_server, tmp_path):
