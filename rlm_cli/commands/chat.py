@@ -97,8 +97,10 @@ def chat_command(
         raise UsageError("give at least one SOURCE, e.g. rlm chat src/")
     if "-" in sources:
         raise UsageError("rlm chat reads its questions from the terminal: standard input (-) cannot be a source")
+    from rlm_cli.loader.remote import looks_remote
+
     for src in sources:
-        if not os.path.lexists(src):
+        if not looks_remote(src) and not os.path.lexists(src):
             raise UsageError(f"no such file or directory: {src}")
     import math
 

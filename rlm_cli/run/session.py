@@ -230,8 +230,16 @@ def window_tokens(model: str) -> int:
         return DEFAULT_WINDOW_TOKENS
 
 
+def _absolute(source: str) -> str:
+    """A source as it can be found again from any directory: a path made absolute; standard input
+    (``-``), a URL or a git remote as given."""
+    from rlm_cli.loader.remote import looks_remote
+
+    return source if source == "-" or looks_remote(source) else os.path.abspath(source)
+
+
 def _source_records(sources: list[str]) -> list[dict]:
-    return [{"arg": s, "abs": s if s == "-" else os.path.abspath(s)} for s in sources]
+    return [{"arg": s, "abs": _absolute(s)} for s in sources]
 
 
 def new_session(sources: list[str], persist: bool = True) -> SessionLink:
@@ -260,7 +268,7 @@ def continue_session(run: str | None, sources: list[str], persist: bool = True) 
     kept = [r if same_dir and isinstance(r.get("arg"), str) else {"arg": r["abs"], "abs": r["abs"]}
             for r in old if r["abs"] != "-"]  # another directory: the paths as absolute
     loads = [r["arg"] for r in kept]
-    new = [s for s in sources if s == "-" or os.path.abspath(s) not in {r["abs"] for r in kept}]
+    new = [s for s in sources if s == "-" or _absolute(s) not in {r["abs"] for r in kept}]
     if not loads and not new:
         raise UsageError(f"run {sid} read only standard input, which is not kept; give the input again "
                          "(e.g. `... | rlm ask -c - QUESTION`)")

@@ -135,3 +135,17 @@ def test_history_near_the_root_window_is_compacted_and_recorded(tmp_path, monkey
     assert len(compactions) == 1 and compactions[0]["questions_summarized"] == 1
     assert compactions[0]["chars_before"] > 5000 > compactions[0]["chars_after"]
     assert rec.doc["session"]["turns"][1]["compaction"] == compactions[0]
+
+
+def test_urls_and_remotes_are_kept_as_given_paths_made_absolute(home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    link = new_session(["gh:org/repo", "https://example.com/a.html", "rel.txt"])
+    assert [r["abs"] for r in link.source_records] == ["gh:org/repo", "https://example.com/a.html",
+                                                       str(tmp_path / "rel.txt")]
+    link.finish("x", "answered", None)
+    _trajectory(home, link.id)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    assert continue_session(None, ["gh:org/repo"]).sources == ["gh:org/repo", "https://example.com/a.html",
+                                                                str(tmp_path / "rel.txt")]
