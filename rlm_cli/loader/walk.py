@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import NamedTuple
 
-from rlm_cli.loader.ignore import RuleSet, read_ignore_file
+from rlm_cli.loader.ignore import RuleSet, fs_bytes, read_ignore_file
 
 MAX_LINK_DEPTH = 40  # nested directory symlinks followed, at most
 S_ISREG = stat.S_ISREG
@@ -255,8 +255,9 @@ def walk_rules(path: str, prune=None, rel_prefix: str = "", as_root: bool = Fals
             except OSError:
                 is_dir = False
             tpath, rel = trel + name, drel + name
+            raw = fs_bytes(tpath)  # git compares bytes; encoded once for every ruleset
             for match in matchers:
-                pat = match(tpath, is_dir)
+                pat = match(raw, is_dir)
                 if pat is not None:
                     break
             else:
