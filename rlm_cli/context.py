@@ -57,7 +57,10 @@ class FileEntry(NamedTuple):
 
     ``offset`` is the character offset of the file's text inside ``context`` (just after its header
     line); ``chars`` and ``lines`` measure that text; ``size_bytes`` is the size on disk (or read
-    from stdin) before decoding; ``encoding`` is the codec it was decoded with.
+    from stdin) before decoding; ``encoding`` is the codec it was decoded with. A converted document
+    (PDF, HTML, DOCX...) has ``converted``, what it became (``"converted from PDF, 31 pages"``), and
+    a PDF ``pages``: the character offset, relative to ``offset``, of each page's marker line
+    ``--- page N ---`` (page 1 first).
     """
 
     path: str
@@ -67,6 +70,8 @@ class FileEntry(NamedTuple):
     size_bytes: int = 0
     encoding: str = "utf-8"
     language: str | None = None
+    converted: str | None = None
+    pages: tuple[int, ...] | None = None
 
 
 class SkippedFile(NamedTuple):
@@ -113,7 +118,9 @@ class LoadedContext:
             "est_tokens": self.est_tokens,
             "files": [
                 {"path": f.path, "chars": f.chars, "lines": f.lines, "offset": f.offset,
-                 "language": f.language, "encoding": f.encoding}
+                 "language": f.language, "encoding": f.encoding,
+                 **({"converted": f.converted} if f.converted else {}),
+                 **({"pages": list(f.pages)} if f.pages else {})}
                 for f in self.files
             ],
             "skipped": [s._asdict() for s in self.skipped],
@@ -156,13 +163,15 @@ class ContextWriter:
         self._pos += len(header)
         self._bytes += len(raw)
 
-    def begin(self, path: str, size_bytes: int = 0, encoding: str = "utf-8") -> None:
-        """Start a file: writes its header line."""
+    def begin(self, path: str, size_bytes: int = 0, encoding: str = "utf-8", converted: str | None = None,
+              pages: tuple[int, ...] | None = None) -> None:
+        """Start a file: writes its header line. ``converted`` and ``pages``: see :class:`FileEntry`."""
         if self._current is not None:
             raise RuntimeError("begin() called while a file is open")
         self._header(path)
         self._current = {"path": path, "offset": self._pos, "chars": 0, "lines": 0,
-                         "size_bytes": size_bytes, "encoding": encoding, "last": ""}
+                         "size_bytes": size_bytes, "encoding": encoding, "last": "",
+                         "converted": converted, "pages": pages}
 
     def write(self, chunk: str) -> None:
         """Append a chunk of the current file's text (characters; written as UTF-8).
@@ -189,13 +198,15 @@ class ContextWriter:
             raise RuntimeError("end() called with no file open")
         self._current = None
         return self._close(cur["path"], cur["offset"], cur["chars"], cur["lines"], cur["last"] == "\n",
-                           cur["size_bytes"], encoding or cur["encoding"])
+                           cur["size_bytes"], encoding or cur["encoding"], cur["converted"], cur["pages"])
 
     def _close(self, path: str, offset: int, chars: int, newlines: int, ends_with_newline: bool,
-               size_bytes: int, encoding: str) -> FileEntry:
+               size_bytes: int, encoding: str, converted: str | None = None,
+               pages: tuple[int, ...] | None = None) -> FileEntry:
         missing = bool(chars) and not ends_with_newline
         entry = FileEntry(path=path, offset=offset, chars=chars, lines=newlines + missing,
-                          size_bytes=size_bytes, encoding=encoding, language=language_for(path))
+                          size_bytes=size_bytes, encoding=encoding, language=language_for(path),
+                          converted=converted, pages=pages)
         if missing:
             self._fh.write(b"\n")
             self._pos += 1
@@ -203,9 +214,12 @@ class ContextWriter:
         self._files.append(entry)
         return entry
 
-    def add(self, path: str, text: str, size_bytes: int | None = None, encoding: str = "utf-8") -> FileEntry:
-        """Add one whole file (``size_bytes`` defaults to its length in characters)."""
-        self.begin(path, size_bytes=len(text) if size_bytes is None else size_bytes, encoding=encoding)
+    def add(self, path: str, text: str, size_bytes: int | None = None, encoding: str = "utf-8",
+            converted: str | None = None, pages: tuple[int, ...] | None = None) -> FileEntry:
+        """Add one whole file (``size_bytes`` defaults to its length in characters); ``converted`` and
+        ``pages`` for a converted document (see :class:`FileEntry`)."""
+        self.begin(path, size_bytes=len(text) if size_bytes is None else size_bytes, encoding=encoding,
+                   converted=converted, pages=pages)
         self.write(text)
         return self.end()
 
@@ -265,8 +279,8 @@ class ContextWriter:
         ``chars`` at the mark, and each skip as ``(path, reason, size_bytes)``.
         """
         byte_start, char_start, n_files, n_skipped = mark
-        files = [(f.path, f.offset - char_start, f.chars, f.lines, f.size_bytes, f.encoding, f.language)
-                 for f in self._files[n_files:]]
+        files = [(f.path, f.offset - char_start, f.chars, f.lines, f.size_bytes, f.encoding, f.language,
+                  f.converted, f.pages) for f in self._files[n_files:]]
         skipped = [(s.path, s.reason, s.size_bytes) for s in self._skipped[n_skipped:]]
         return (byte_start, self._bytes, self._pos - char_start, files, skipped)
 
@@ -285,8 +299,10 @@ class ContextWriter:
         self._bytes += byte_end - byte_start
         self._fh.seek(self._bytes)  # the buffered writer's position follows the copy
         base = self._pos
-        self._files.extend(FileEntry(path, base + offset, n_chars, lines, size_bytes, encoding, language)
-                           for path, offset, n_chars, lines, size_bytes, encoding, language in files)
+        self._files.extend(FileEntry(path, base + offset, n_chars, lines, size_bytes, encoding, language,
+                                     converted, pages)
+                           for path, offset, n_chars, lines, size_bytes, encoding, language, converted, pages
+                           in files)
         self._skipped.extend(SkippedFile(path, reason, size_bytes) for path, reason, size_bytes in skipped)
         self._pos += chars
 

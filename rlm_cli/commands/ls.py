@@ -68,7 +68,9 @@ def listing_dict(loaded: LoadedContext) -> dict:
     return {
         **({"sources": [o._asdict() for o in loaded.origins]} if loaded.origins else {}),
         "files": [{"path": f.path, "chars": f.chars, "lines": f.lines, "bytes": f.size_bytes,
-                   "encoding": f.encoding, "language": f.language, "offset": f.offset} for f in loaded.files],
+                   "encoding": f.encoding, "language": f.language, "offset": f.offset,
+                   **({"converted": f.converted} if f.converted else {}),
+                   **({"pages": list(f.pages)} if f.pages else {})} for f in loaded.files],
         "skipped": [{"path": s.path, "reason": s.reason, "bytes": s.size_bytes} for s in loaded.skipped],
         "totals": {"files": len(loaded.files), "chars": sum(f.chars for f in loaded.files),
                    "context_chars": loaded.total_chars, "est_tokens": loaded.est_tokens,
@@ -78,7 +80,7 @@ def listing_dict(loaded: LoadedContext) -> dict:
 
 def listing_text(loaded: LoadedContext) -> str:
     """The table: what each remote source became, one line per file (chars, lines, path, encoding when
-    not UTF-8), then skips, totals.
+    not UTF-8, what a converted document was: ``converted from PDF, 31 pages``), then skips, totals.
 
     A file name can hold anything (escape sequences, newlines): names and reasons are shown on one
     line with their control characters made visible (:func:`rlm_cli.view.safe.inline`), on a
@@ -95,6 +97,8 @@ def listing_text(loaded: LoadedContext) -> str:
         lines.append(f"{'CHARS':>12}  {'LINES':>9}  PATH")
     for f in loaded.files:
         note = f"  ({inline(f.encoding)})" if f.encoding not in ("utf-8", "ascii") else ""
+        if f.converted:
+            note += f"  {inline(f.converted)}"
         lines.append(f"{f.chars:>12,}  {f.lines:>9,}  {inline(f.path)}{note}")
     if loaded.skipped:
         lines.append("")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from rlm_cli.context import ContextWriter
 from rlm_cli.errors import InputError
 from rlm_cli.loader.binary import PREFIX_BYTES, binary_reason
+from rlm_cli.loader.convert import detect
 from rlm_cli.loader.decode import CHUNK_BYTES, add_decoded, stream_into
+
+if TYPE_CHECKING:
+    from rlm_cli.loader.convert.load import Conversions
 
 WHOLE_READ_BYTES = 16 * 1024 * 1024  # files up to this size are read and decoded in one piece
 SMALL_FILE_BYTES = 64 * 1024  # files up to this size are read in one call, before sniffing
@@ -50,7 +54,8 @@ def _read_prefix(fd: int) -> bytes:
 
 
 def load_file(writer: ContextWriter, path: str, fs_path: str, size_hint: int = 0,
-              whole_read_bytes: int | None = None) -> bool:
+              whole_read_bytes: int | None = None, conversions: Conversions | None = None,
+              strict: bool = False) -> bool:
     """Add the file at ``fs_path`` to ``writer`` as ``path``; returns whether it was loaded.
 
     Binary files (judged from the first :data:`PREFIX_BYTES` bytes) and unreadable ones are recorded
@@ -60,6 +65,10 @@ def load_file(writer: ContextWriter, path: str, fs_path: str, size_hint: int = 0
     :data:`WHOLE_READ_BYTES`) are streamed in chunks; smaller ones are read whole (a file whose stat
     size is wrong, like those of /proc, is simply read whole). ``OSError`` from writing the context
     file propagates.
+
+    With ``conversions``, a document (PDF, HTML, DOCX, notebook, EPUB: judged from the prefix and the
+    names, :func:`~rlm_cli.loader.convert.detect`) is converted instead; a failed conversion is a
+    skip, or with ``strict`` (a file named explicitly) an :class:`InputError`.
     """
     if whole_read_bytes is None:
         whole_read_bytes = WHOLE_READ_BYTES
@@ -72,7 +81,14 @@ def load_file(writer: ContextWriter, path: str, fs_path: str, size_hint: int = 0
         # small files (most source files) in one read; larger ones are sniffed from a prefix first
         small = size_hint <= SMALL_FILE_BYTES
         prefix = read_to_end(fd, size_hint) if small else _read_prefix(fd)
-        reason = binary_reason(prefix[:PREFIX_BYTES] if len(prefix) > PREFIX_BYTES else prefix)
+        head = prefix[:PREFIX_BYTES] if len(prefix) > PREFIX_BYTES else prefix
+        kind = detect(head, path, fs_path) if conversions is not None else None
+        if kind is not None:
+            del prefix, head
+            os.close(fd)
+            fd = -1
+            return conversions.add(writer, path, fs_path, size_hint, kind, strict)
+        reason = binary_reason(head)
         if reason:
             writer.skip(path, reason, size_hint or None)
             return False
@@ -86,7 +102,8 @@ def load_file(writer: ContextWriter, path: str, fs_path: str, size_hint: int = 0
         writer.skip(path, unreadable(exc), size_hint or None)
         return False
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
     add_decoded(writer, path, data)
     return True
 

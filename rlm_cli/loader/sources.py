@@ -17,7 +17,11 @@ Rules (``rlm ls`` shows their outcome):
   from ``stat`` before anything is read (binary files do not count), and streams are counted while
   they are spooled, which stops as soon as the total passes the limit. Either way the load stops
   with a one-line :class:`InputError` (exit 2) instead of filling the disk.
-* Binary files are judged from their first 8 KiB and skipped; text is decoded by ``decode.py``.
+* Documents (PDF, HTML, DOCX, notebooks, EPUB; ``convert/``) are converted to text in a worker
+  process with memory and time limits; a document that cannot be converted (encrypted, corrupt, no
+  text layer, a missing extra) is skipped with the reason when found by walking, and stops the load
+  with :class:`InputError` when named explicitly. Its text is bounded by ``--max-input-size``.
+* Other binary files are judged from their first 8 KiB and skipped; text is decoded by ``decode.py``.
   Unreadable files are skipped and reported; a missing source and an empty stdin stop the load with
   :class:`InputError` (exit 2).
 * Displayed paths: under a directory, the directory as typed (normalised, no ``./``) joined with the
@@ -41,6 +45,8 @@ from rlm_cli.context import STDIN_PATH, ContextWriter, LoadedContext
 from rlm_cli.errors import InputError
 from rlm_cli.loader import parallel
 from rlm_cli.loader.binary import PREFIX_BYTES, binary_reason
+from rlm_cli.loader.convert import detect
+from rlm_cli.loader.convert.load import Conversions
 from rlm_cli.loader.filters import NOT_INCLUDED, PathFilter
 from rlm_cli.loader.options import LoadOptions, format_size
 from rlm_cli.loader.read import OverBudget, load_file, spool, unreadable
@@ -211,7 +217,8 @@ def _check_input_size(plan: _Plan, sources: list[str], options: LoadOptions, nam
             continue
         try:
             with open(item.fs_path, "rb") as fh:
-                if binary_reason(fh.read(PREFIX_BYTES)):
+                prefix = fh.read(PREFIX_BYTES)
+                if binary_reason(prefix) and detect(prefix, item.path, item.fs_path) is None:
                     continue
         except OSError:
             continue
@@ -289,11 +296,12 @@ def _spool_streams(plan: _Plan, budget: int, options: LoadOptions, directory: st
     return items
 
 
-def _load_item(writer: ContextWriter, item: _Item) -> None:
+def _load_item(writer: ContextWriter, item: _Item, conversions: Conversions | None = None) -> None:
+    """Load one planned item; a file named explicitly converts strictly (an error, not a skip)."""
     if item.skip is not None:
         writer.skip(item.path, item.skip, None)
     else:
-        load_file(writer, item.path, item.fs_path, item.size)
+        load_file(writer, item.path, item.fs_path, item.size, conversions=conversions, strict=not item.walked)
 
 
 def load_sources(sources: list[str], options: LoadOptions, dest: Path,
@@ -321,20 +329,26 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
         items = _unique(_spool_streams(plan, options.max_input_size - counted, options, str(dest.parent),
                                        stdin, spooled))
         writer = ContextWriter(dest)
+        conversions = Conversions(options.max_input_size)
+
+        def load_item(writer: ContextWriter, item: _Item) -> None:
+            _load_item(writer, item, conversions)  # looked up at each call (tests wrap it)
         try:
             for path, reason, size in plan.skipped:
                 writer.skip(path, reason, size)
             if parallel.available(len(items), sum(item.size for item in items)):
-                parallel.load_in_two(writer, items, _load_item, dest.with_name(dest.name + ".part"))
+                parallel.load_in_two(writer, items, load_item, dest.with_name(dest.name + ".part"))
             else:
                 for item in items:
-                    _load_item(writer, item)
+                    load_item(writer, item)
             loaded = writer.finish()
             loaded.origins = remote.origins
             return loaded
         except BaseException:
             writer.abort()
             raise
+        finally:
+            conversions.close()
     finally:
         for tmp in spooled:
             with contextlib.suppress(OSError):

@@ -60,14 +60,14 @@ def meet_in_the_middle(monkeypatch, tmp_path):
     parent, marker = os.getpid(), tmp_path / "child-started"
     real = sources._load_item
 
-    def load_item(writer, item):
+    def load_item(writer, item, *rest):
         if os.getpid() != parent:
             marker.touch()
         else:
             deadline = time.monotonic() + 60
             while not marker.exists() and time.monotonic() < deadline:
                 time.sleep(0.005)
-        real(writer, item)
+        real(writer, item, *rest)
 
     monkeypatch.setattr(sources, "_load_item", load_item)
 
@@ -102,10 +102,10 @@ def test_the_parent_sends_its_encoding_samples_to_the_child(tmp_path, monkeypatc
     monkeypatch.setattr(decode, "detect_here", detect_here)
     in_parent, parent, load_item = [], os.getpid(), sources._load_item
 
-    def record(writer, item):
+    def record(writer, item, *rest):
         if os.getpid() == parent:
             in_parent.append(item.path)
-        load_item(writer, item)
+        load_item(writer, item, *rest)
 
     monkeypatch.setattr(sources, "_load_item", record)
     got = snapshot(load_sources([str(root)], LoadOptions(), tmp_path / "par.txt"))
@@ -137,12 +137,12 @@ def test_a_failing_child_changes_nothing(tmp_path, monkeypatch, failure):
     real = sources._load_item
     real_dumps = parallel.marshal.dumps
 
-    def load_item(writer, item):
+    def load_item(writer, item, *rest):
         if os.getpid() != parent and failure != "garbage":
             if failure == "exit":
                 os._exit(3)
             raise RuntimeError("child broke")
-        real(writer, item)
+        real(writer, item, *rest)
 
     monkeypatch.setattr(sources, "_load_item", load_item)
     if failure == "garbage":

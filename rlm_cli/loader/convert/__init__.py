@@ -1,0 +1,132 @@
+"""Document converters: PDF, HTML, DOCX, Jupyter notebooks and EPUB to plain text for ``context``.
+
+:func:`detect` picks a converter from a file's first bytes first (``%PDF-``, a ZIP holding
+``word/`` or an EPUB ``mimetype``, ``<!doctype html``/``<html``), its extension second (``.html``,
+``.htm``, ``.xhtml``, ``.ipynb``, ``.docx``, ``.epub``), so a downloaded ``page`` or a PDF without
+an extension converts too. :func:`convert_file` runs one converter in this process; the loader
+runs it in a separate worker process with memory and time limits (:mod:`.worker`), since a
+hostile document can make any parser spin or balloon.
+
+Each converter returns a :class:`Converted` (the text, a note such as ``"converted from PDF, 31
+pages"``, and for PDFs each page's character offset inside the text) or raises
+:class:`ConversionError` with a one-line reason (``"encrypted PDF: needs a password"``). Output is
+bounded: a converter stops with :class:`ConversionError` once its text would pass ``max_chars``
+characters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LABELS = {"pdf": "PDF", "html": "HTML", "docx": "DOCX", "ipynb": "notebook", "epub": "EPUB"}
+_EXTENSIONS = {".pdf": "pdf", ".html": "html", ".htm": "html", ".xhtml": "html", ".docx": "docx",
+               ".ipynb": "ipynb", ".epub": "epub"}
+_HTML_STARTS = (b"<!doctype html", b"<html")
+DOCS_EXTRA_HINT = "pip install 'rlm-cli[docs]'"
+
+
+class ConversionError(Exception):
+    """A document could not be converted; ``str(exc)`` is a one-line reason for a skip or an error."""
+
+
+@dataclass
+class Converted:
+    """A converted document: ``text`` (characters), ``note`` (what it was, e.g. ``"converted from
+    PDF, 31 pages"``), ``pages`` (for PDFs: the character offset inside ``text`` where each page's
+    marker line starts, page 1 first; ``None`` otherwise)."""
+
+    text: str
+    note: str
+    pages: list[int] | None = None
+
+
+def _extension(name: str) -> str | None:
+    dot = name.rfind(".")
+    return _EXTENSIONS.get(name[dot:].lower()) if dot > name.rfind("/") else None
+
+
+def detect(prefix: bytes, *names: str) -> str | None:
+    """The converter for a file (``"pdf"``, ``"html"``, ``"docx"``, ``"ipynb"``, ``"epub"``) or ``None``.
+
+    ``prefix`` is the file's first bytes (up to 8 KiB); ``names`` are the paths it is known by
+    (displayed and on disk), whose extensions count when the bytes do not decide. Cheap: it runs
+    for every loaded file.
+    """
+    ext = None
+    for name in names:
+        ext = _extension(name)
+        if ext:
+            break
+    if prefix.startswith(b"%PDF-"):
+        return "pdf"
+    # PDF readers accept junk before the header (within 1 KiB); a text file that merely mentions
+    # "%PDF-" must stay text, so junk is allowed only in a file named .pdf
+    if ext == "pdf":
+        return "pdf" if b"%PDF-" in prefix[:1024] else None
+    if prefix.startswith(b"PK\x03\x04"):
+        if prefix[30:58] == b"mimetypeapplication/epub+zip":
+            return "epub"
+        if ext == "docx" or b"word/" in prefix:
+            return "docx"
+        return None
+    start = prefix[:256].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if start[:1] == b"<" and start[:14].lower().startswith(_HTML_STARTS):
+        return "html"
+    if ext in ("html", "ipynb") and b"\0" not in prefix[:1024]:
+        return ext
+    return None
+
+
+def clean(text: str) -> str:
+    """``text`` safe to write as UTF-8: NULs dropped, lone surrogates replaced by U+FFFD."""
+    if "\0" in text:
+        text = text.replace("\0", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def over_budget(max_chars: int) -> ConversionError:
+    """The error for text past ``max_chars`` characters."""
+    return ConversionError(f"converted text over {max_chars:,} characters (--max-input-size): stopped")
+
+
+def convert_file(kind: str, fs_path: str, max_chars: int, progress=None) -> Converted:
+    """Convert the file at ``fs_path`` with the converter ``kind`` (see :func:`detect`), in this process.
+
+    ``max_chars`` bounds the text (characters); ``progress(done, total)`` is called as pages (or
+    other units) are done. Raises :class:`ConversionError`; ``MemoryError`` and ``RecursionError``
+    become one too.
+    """
+    try:
+        if kind == "pdf":
+            from rlm_cli.loader.convert.pdf import convert_pdf
+
+            return convert_pdf(fs_path, max_chars, progress)
+        if kind == "docx":
+            from rlm_cli.loader.convert.docx import convert_docx
+
+            return convert_docx(fs_path, max_chars)
+        if kind == "epub":
+            from rlm_cli.loader.convert.epub import convert_epub
+
+            return convert_epub(fs_path, max_chars, progress)
+        with open(fs_path, "rb") as fh:
+            data = fh.read()
+        if kind == "html":
+            from rlm_cli.loader.convert.html import convert_html_bytes
+
+            return convert_html_bytes(data, max_chars)
+        if kind == "ipynb":
+            from rlm_cli.loader.convert.notebook import convert_notebook
+
+            return convert_notebook(data, max_chars)
+    except RecursionError:
+        raise ConversionError(f"{LABELS[kind]} nested too deeply to convert") from None
+    except MemoryError:
+        raise ConversionError(f"{LABELS[kind]} needs too much memory to convert") from None
+    except OSError as exc:
+        raise ConversionError(f"unreadable: {exc.strerror or exc.__class__.__name__}") from None
+    raise ConversionError(f"no converter for {kind!r}")

@@ -1,0 +1,190 @@
+"""Conversions in a separate worker process, with memory and time limits.
+
+A hostile document (a PDF decompression bomb, a page that makes a parser loop) must not hang or
+exhaust the load. :class:`ConverterProcess` starts one worker (``python -m
+rlm_cli.loader.convert.worker``) on first use and keeps it for the files that follow. The worker
+caps its own address space at :data:`MEMORY_LIMIT_BYTES` (``RLIMIT_AS``; a ``MemoryError`` is
+reported as a reason) and reports progress after each page; the parent kills it when no progress
+arrives for :data:`IDLE_TIMEOUT` seconds or a file takes over :data:`FILE_TIMEOUT` seconds, and
+starts a fresh one for the next file. Frames on the pipes are a 4-byte length and a ``marshal``
+payload; the worker reads the file itself from its path.
+
+Requests: ``(kind, fs_path, max_chars)``. Replies: ``("progress", done, total)`` any number of
+times, then ``("ok", text, note, pages)`` or ``("error", reason)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import select
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from rlm_cli.loader.convert import ConversionError, Converted, convert_file
+
+MEMORY_LIMIT_BYTES = 3 * 1024**3  # the worker's address space (bytes)
+IDLE_TIMEOUT = 60.0  # seconds without progress before a conversion is stopped
+FILE_TIMEOUT = 600.0  # seconds one file may take in all
+_LEN = struct.Struct("=Q")
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        more = os.read(fd, min(n - len(data), 1 << 20))
+        if not more:
+            raise EOFError
+        data += more
+    return bytes(data)
+
+
+def _write_frame(fd: int, obj) -> None:
+    payload = marshal.dumps(obj)
+    view = memoryview(_LEN.pack(len(payload)) + payload)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_frame(fd: int):
+    (size,) = _LEN.unpack(_read_exact(fd, _LEN.size))
+    return marshal.loads(_read_exact(fd, size))
+
+
+class ConverterProcess:
+    """The parent's handle on the worker (one per loading process; see the module doc).
+
+    :meth:`convert` returns a :class:`Converted` or raises :class:`ConversionError`; :meth:`close`
+    ends the worker. After a ``fork`` (the two-process load) the child starts its own worker.
+    """
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._owner = os.getpid()
+
+    def _start(self) -> subprocess.Popen:
+        if self._proc is not None and self._owner == os.getpid() and self._proc.poll() is None:
+            return self._proc
+        if self._owner != os.getpid():  # forked: the inherited worker is the parent's
+            self._proc, self._owner = None, os.getpid()
+        self._kill()
+        self._proc = subprocess.Popen(  # noqa: S603 - our own module, no shell
+            [sys.executable, "-m", "rlm_cli.loader.convert.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+        return self._proc
+
+    def convert(self, kind: str, fs_path: str, max_chars: int,
+                progress: Callable[[int, int], None] | None = None) -> Converted:
+        """Convert one file in the worker; ``progress(done, total)`` as pages are done.
+
+        Raises :class:`ConversionError` (the reason: the converter's, or a timeout, or the worker's
+        death).
+        """
+        proc = self._start()
+        try:
+            _write_frame(proc.stdin.fileno(), (kind, fs_path, max_chars))
+        except OSError:
+            self._kill()
+            raise ConversionError("the converter process could not be started") from None
+        fd = proc.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        started = last = time.monotonic()
+        while True:
+            now = time.monotonic()
+            wait = min(IDLE_TIMEOUT - (now - last), FILE_TIMEOUT - (now - started))
+            if wait <= 0 or not poller.poll(wait * 1000):
+                self._kill()
+                limit = (f"no progress for {IDLE_TIMEOUT:g} s" if now - last >= IDLE_TIMEOUT
+                         else f"over {FILE_TIMEOUT:g} s")
+                raise ConversionError(f"conversion stopped: {limit}")
+            try:
+                frame = _read_frame(fd)
+            except (EOFError, OSError, ValueError):
+                code = self._kill()
+                raise ConversionError(f"the converter process died ({_how(code)})") from None
+            if frame[0] == "progress":
+                last = time.monotonic()
+                if progress is not None:
+                    progress(frame[1], frame[2])
+                continue
+            if frame[0] == "ok":
+                return Converted(frame[1], frame[2], frame[3])
+            raise ConversionError(frame[1])
+
+    def _kill(self) -> int | None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        with contextlib.suppress(OSError):
+            proc.kill()
+        code = proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        return code
+
+    def close(self) -> None:
+        """End the worker (if this process started one)."""
+        if self._proc is not None and self._owner == os.getpid():
+            proc, self._proc = self._proc, None
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            with contextlib.suppress(OSError):
+                proc.stdout.close()
+
+
+def _how(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"signal {-code}; out of memory?" if -code == 9 else f"signal {-code}"
+    return f"exit status {code}"
+
+
+def main() -> None:
+    """The worker's loop: read requests from stdin until it closes, answer on stdout."""
+    try:
+        import resource
+
+        soft = MEMORY_LIMIT_BYTES
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+    import warnings
+
+    warnings.simplefilter("ignore")
+    import logging
+
+    logging.disable(logging.CRITICAL)  # pypdf logs warnings about broken files: the reason says enough
+    rfd, wfd = sys.stdin.fileno(), sys.stdout.fileno()
+    while True:
+        try:
+            kind, fs_path, max_chars = _read_frame(rfd)
+        except (EOFError, OSError, ValueError):
+            return
+        try:
+            result = convert_file(kind, fs_path, max_chars,
+                                  lambda done, total: _write_frame(wfd, ("progress", done, total)))
+            reply = ("ok", result.text, result.note, result.pages)
+        except ConversionError as exc:
+            reply = ("error", str(exc))
+        except MemoryError:
+            reply = ("error", "needs too much memory to convert")
+        except Exception as exc:  # noqa: BLE001 - a converter's bug must not end the load
+            reply = ("error", f"conversion failed ({type(exc).__name__}: {' '.join(str(exc).split())[:100]})")
+        _write_frame(wfd, reply)
+
+
+if __name__ == "__main__":
+    main()
