@@ -3,7 +3,8 @@
 :func:`detect` picks a converter from a file's first bytes first (``%PDF-``, a ZIP holding
 ``word/`` or an EPUB ``mimetype``, ``<!doctype html``/``<html``), its extension second (``.html``,
 ``.htm``, ``.xhtml``, ``.ipynb``, ``.docx``, ``.epub``), so a downloaded ``page`` or a PDF without
-an extension converts too. :func:`convert_file` runs one converter in this process; the loader
+an extension converts too. HTML whose first 8 KiB hold template syntax (``{%``, ``{{``, ``<?php``,
+``<%``) is a template, i.e. source code: it stays text. :func:`convert_file` runs one converter in this process; the loader
 runs it in a separate worker process with memory and time limits (:mod:`.worker`), since a
 hostile document can make any parser spin or balloon.
 
@@ -22,6 +23,8 @@ LABELS = {"pdf": "PDF", "html": "HTML", "docx": "DOCX", "ipynb": "notebook", "ep
 _EXTENSIONS = {".pdf": "pdf", ".html": "html", ".htm": "html", ".xhtml": "html", ".docx": "docx",
                ".ipynb": "ipynb", ".epub": "epub"}
 _HTML_STARTS = (b"<!doctype html", b"<html")
+# A template (Django/Jinja, Handlebars/Vue, PHP, ERB/JSP) is source code, not a page: loaded as text.
+_TEMPLATE_MARKS = (b"{%", b"{{", b"<?php", b"<%")
 DOCS_EXTRA_HINT = "pip install 'rlm-cli[docs]'"
 
 
@@ -69,11 +72,12 @@ def detect(prefix: bytes, *names: str) -> str | None:
         if ext == "docx" or b"word/" in prefix:
             return "docx"
         return None
+    if ext == "ipynb":
+        return ext if b"\0" not in prefix[:1024] else None
     start = prefix[:256].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if start[:1] == b"<" and start[:14].lower().startswith(_HTML_STARTS):
+    if (ext == "html" or start[:1] == b"<" and start[:14].lower().startswith(_HTML_STARTS)) \
+            and b"\0" not in prefix[:1024] and not any(m in prefix for m in _TEMPLATE_MARKS):
         return "html"
-    if ext in ("html", "ipynb") and b"\0" not in prefix[:1024]:
-        return ext
     return None
 
 

@@ -46,6 +46,7 @@ def convert_pdf(fs_path: str, max_chars: int, progress=None) -> Converted:
     pages: list[int] = []
     pos = 0
     with_text = 0
+    failure = ""  # the first page failure, for the reason when no page had text
     for i in range(total):
         marker = PAGE_MARKER.format(n=i + 1)
         try:
@@ -53,6 +54,7 @@ def convert_pdf(fs_path: str, max_chars: int, progress=None) -> Converted:
         except (MemoryError, RecursionError):
             raise
         except Exception as exc:  # noqa: BLE001 - any failure inside one page: keep the others
+            failure = failure or _short(exc)
             text = f"[the text of this page could not be extracted: {_short(exc)}]"
         else:
             text = clean(text).strip("\n")
@@ -66,6 +68,8 @@ def convert_pdf(fs_path: str, max_chars: int, progress=None) -> Converted:
         pos += len(piece)
         if progress is not None:
             progress(i + 1, total)
+    if not with_text and failure:
+        raise ConversionError(f"PDF text could not be extracted ({failure})")
     if not with_text:
         raise ConversionError(f"PDF with no text layer ({total} page{'s' if total != 1 else ''} "
                               f"of images?): run OCR first")
