@@ -10,9 +10,12 @@ from rlm_cli.loader.convert import DOCS_EXTRA_HINT, ConversionError, Converted, 
 MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024  # a DOCX (a ZIP) declaring more than this is refused
 
 
-def check_zip(fs_path: str, what: str, limit: int = MAX_UNCOMPRESSED_BYTES) -> None:
-    """Refuse a ZIP whose members declare more than ``limit`` bytes together (a zip bomb); Python's
-    zipfile never inflates a member past its declared size. Raises :class:`ConversionError`."""
+def check_zip(fs_path: str, what: str, limit: int | None = None) -> None:
+    """Refuse a ZIP whose members declare more than ``limit`` bytes together (default
+    :data:`MAX_UNCOMPRESSED_BYTES`): a zip bomb. Python's zipfile never inflates a member past its
+    declared size. Raises :class:`ConversionError`."""
+    if limit is None:
+        limit = MAX_UNCOMPRESSED_BYTES
     try:
         with zipfile.ZipFile(fs_path) as zf:
             total = sum(info.file_size for info in zf.infolist())

@@ -51,11 +51,11 @@ def convert_epub(fs_path: str, max_chars: int, progress=None) -> Converted:
                     size += len(text) + 1
                     if size > max_chars:
                         raise over_budget(max_chars)
-                    parts.append(text + "\n")
+                    parts.append(text)
                 if progress is not None:
                     progress(n, len(spine))
     except ConversionError:
         raise
     except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, ValueError, EOFError) as exc:
         raise ConversionError(f"corrupt EPUB ({' '.join(str(exc).split())[:100]})") from None
-    return Converted(clean("".join(parts)), f"converted from EPUB, {len(spine)} documents")
+    return Converted(clean("\n".join(parts)), f"converted from EPUB, {len(spine)} documents")

@@ -26,6 +26,7 @@ _BLOCKS = frozenset({"p", "div", "section", "article", "main", "aside", "blockqu
                      "header", "footer", "hr", "form", "fieldset", "details", "summary", "body", "center",
                      "caption"})
 _BLOCK, _LINE = "\x00B", "\x00L"  # break markers (NULs never survive clean() in the text itself)
+_KEEP = "\x00K"  # before a pre block: the spaces after it are the block's own
 _SPACES = re.compile(r"[ \t\r\n\f\v]+")
 _BREAKS = re.compile(r"[ \t]*(?:\x00[BL][ \t]*)+")
 
@@ -80,7 +81,7 @@ def _render(root) -> str:
             out += [_LINE, _cells(node), _LINE]
             continue
         if name == "pre":
-            out += [_BLOCK, node.get_text().strip("\n"), _BLOCK]
+            out += [_BLOCK, _KEEP, node.get_text().strip("\n"), _BLOCK]
             continue
         if name == "br":
             out.append(_LINE)
@@ -104,7 +105,7 @@ def _assemble(pieces: list[str]) -> str:
     text = "".join(pieces)
     # a run of markers: a blank line if any of them is a block break, else one newline
     text = _BREAKS.sub(lambda m: "\n\n" if _BLOCK in m.group(0) else "\n", text)
-    text = re.sub(r"\n{3,}", "\n\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text.replace(_KEEP, ""))
     return text.strip("\n") + "\n" if text.strip() else ""
 
 

@@ -63,6 +63,7 @@ class ConverterProcess:
     """
 
     def __init__(self) -> None:
+        self.command = [sys.executable, "-m", "rlm_cli.loader.convert.worker"]  # the worker's argv
         self._proc: subprocess.Popen | None = None
         self._owner = os.getpid()
 
@@ -73,7 +74,7 @@ class ConverterProcess:
             self._proc, self._owner = None, os.getpid()
         self._kill()
         self._proc = subprocess.Popen(  # noqa: S603 - our own module, no shell
-            [sys.executable, "-m", "rlm_cli.loader.convert.worker"], stdin=subprocess.PIPE,
+            self.command, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
         return self._proc
 
@@ -96,11 +97,11 @@ class ConverterProcess:
         started = last = time.monotonic()
         while True:
             now = time.monotonic()
-            wait = min(IDLE_TIMEOUT - (now - last), FILE_TIMEOUT - (now - started))
-            if wait <= 0 or not poller.poll(wait * 1000):
+            idle_left, file_left = IDLE_TIMEOUT - (now - last), FILE_TIMEOUT - (now - started)
+            wait = min(idle_left, file_left)
+            if wait <= 0 or not poller.poll(max(1, int(wait * 1000) + 1)):
                 self._kill()
-                limit = (f"no progress for {IDLE_TIMEOUT:g} s" if now - last >= IDLE_TIMEOUT
-                         else f"over {FILE_TIMEOUT:g} s")
+                limit = f"no progress for {IDLE_TIMEOUT:g} s" if idle_left <= file_left else f"over {FILE_TIMEOUT:g} s"
                 raise ConversionError(f"conversion stopped: {limit}")
             try:
                 frame = _read_frame(fd)
