@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 PDF_PAGES = 200
 HTML_MB = 4
 ROUNDS = 3
-_WORDS = ("launch orbit payload telemetry booster stage fairing guidance thrust valve pressure "
-          "sequence vehicle range safety recovery engine ignition abort window weather").split()
+_WORDS = ["launch", "orbit", "payload", "telemetry", "booster", "stage", "fairing", "guidance", "thrust", "valve", "pressure", "sequence", "vehicle", "range", "safety", "recovery", "engine", "ignition", "abort", "window", "weather"]
 
 
 def _sentence(i: int) -> str:

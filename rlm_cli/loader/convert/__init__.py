@@ -3,8 +3,10 @@
 :func:`detect` picks a converter from a file's first bytes first (``%PDF-``, a ZIP holding
 ``word/`` or an EPUB ``mimetype``, ``<!doctype html``/``<html``), its extension second (``.html``,
 ``.htm``, ``.xhtml``, ``.ipynb``, ``.docx``, ``.epub``), so a downloaded ``page`` or a PDF without
-an extension converts too. HTML whose first 8 KiB hold template syntax (``{%``, ``{{``, ``<?php``,
-``<%``) is a template, i.e. source code: it stays text. :func:`convert_file` runs one converter in this process; the loader
+an extension converts too. A ``.html`` file converts when it is a page (``<html``, ``<head``,
+``<body`` or a doctype in its first 8 KiB), not a fragment; HTML whose first 8 KiB hold template
+syntax (``{%``, ``{{``, ``<?php``, ``<%``) is a template. Fragments and templates are source code:
+they stay text. :func:`convert_file` runs one converter in this process; the loader
 runs it in a separate worker process with memory and time limits (:mod:`.worker`), since a
 hostile document can make any parser spin or balloon.
 
@@ -25,6 +27,7 @@ _EXTENSIONS = {".pdf": "pdf", ".html": "html", ".htm": "html", ".xhtml": "html",
 _HTML_STARTS = (b"<!doctype html", b"<html")
 # A template (Django/Jinja, Handlebars/Vue, PHP, ERB/JSP) is source code, not a page: loaded as text.
 _TEMPLATE_MARKS = (b"{%", b"{{", b"<?php", b"<%")
+_PAGE_TAGS = (b"<html", b"<!doctype html", b"<body", b"<head")
 DOCS_EXTRA_HINT = "pip install 'rlm-cli[docs]'"
 
 
@@ -75,8 +78,14 @@ def detect(prefix: bytes, *names: str) -> str | None:
     if ext == "ipynb":
         return ext if b"\0" not in prefix[:1024] else None
     start = prefix[:256].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if (ext == "html" or start[:1] == b"<" and start[:14].lower().startswith(_HTML_STARTS)) \
-            and b"\0" not in prefix[:1024] and not any(m in prefix for m in _TEMPLATE_MARKS):
+    if start[:1] == b"<" and start[:14].lower().startswith(_HTML_STARTS):
+        page = True
+    elif ext == "html":  # a whole page, not a fragment (a partial template is source code)
+        lowered = prefix.lower()
+        page = any(tag in lowered for tag in _PAGE_TAGS)
+    else:
+        return None
+    if page and b"\0" not in prefix[:1024] and not any(m in prefix for m in _TEMPLATE_MARKS):
         return "html"
     return None
 
