@@ -330,6 +330,7 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
                                        stdin, spooled))
         writer = ContextWriter(dest)
         conversions = Conversions(options.max_input_size)
+        conversions.prestart([item.path for item in items])
 
         def load_item(writer: ContextWriter, item: _Item) -> None:
             _load_item(writer, item, conversions)  # looked up at each call (tests wrap it)

@@ -46,7 +46,8 @@ class Converted:
     pages: list[int] | None = None
 
 
-def _extension(name: str) -> str | None:
+def extension_kind(name: str) -> str | None:
+    """The converter a path's extension suggests (``"report.PDF"`` -> ``"pdf"``), or ``None``."""
     dot = name.rfind(".")
     return _EXTENSIONS.get(name[dot:].lower()) if dot > name.rfind("/") else None
 
@@ -60,7 +61,7 @@ def detect(prefix: bytes, *names: str) -> str | None:
     """
     ext = None
     for name in names:
-        ext = _extension(name)
+        ext = extension_kind(name)
         if ext:
             break
     if prefix.startswith(b"%PDF-"):

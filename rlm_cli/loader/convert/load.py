@@ -48,6 +48,14 @@ class Conversions:
                    converted=result.note, pages=tuple(result.pages) if result.pages else None)
         return True
 
+    def prestart(self, names: list[str]) -> None:
+        """Start the worker early when any of ``names`` (paths) has a document's extension."""
+        from rlm_cli.loader.convert import extension_kind
+
+        kinds = {kind for kind in map(extension_kind, names) if kind}
+        if kinds:
+            self.process.prestart(sorted(kinds))
+
     def close(self) -> None:
         """End the worker process and remove the bar."""
         self.process.close()

@@ -10,7 +10,9 @@ starts a fresh one for the next file. Frames on the pipes are a 4-byte length an
 payload; the worker reads the file itself from its path.
 
 Requests: ``(kind, fs_path, max_chars)``. Replies: ``("progress", done, total)`` any number of
-times, then ``("ok", text, note, pages)`` or ``("error", reason)``.
+times, then ``("ok", text, note, pages)`` or ``("error", reason)``. ``("warm", kinds, 0)`` asks the
+worker to import those converters' libraries ahead of time (no reply): :meth:`ConverterProcess.prestart`
+starts the worker when the plan holds documents, so its start overlaps the loading of other files.
 """
 
 from __future__ import annotations
@@ -77,6 +79,15 @@ class ConverterProcess:
             self.command, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
         return self._proc
+
+    def prestart(self, kinds: list[str]) -> None:
+        """Start the worker now and have it import the converters for ``kinds`` (``"pdf"``, ``"html"``...)
+        while this process goes on; never raises (a failure shows at the first :meth:`convert`)."""
+        try:
+            proc = self._start()
+            _write_frame(proc.stdin.fileno(), ("warm", sorted(kinds), 0))
+        except OSError:
+            self._kill()
 
     def convert(self, kind: str, fs_path: str, max_chars: int,
                 progress: Callable[[int, int], None] | None = None) -> Converted:
@@ -150,6 +161,22 @@ def _how(code: int | None) -> str:
     return f"exit status {code}"
 
 
+_MODULES = {"pdf": "pypdf", "html": "bs4", "epub": "bs4", "docx": "docx"}
+
+
+def _warm(kinds) -> None:
+    """Import the libraries of the converters for ``kinds`` (errors are left to the conversion)."""
+    import importlib
+
+    for kind in kinds if isinstance(kinds, list) else ():
+        name = _MODULES.get(kind)
+        if name:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001, S112 - reported by the conversion itself
+                continue
+
+
 def main() -> None:
     """The worker's loop: read requests from stdin until it closes, answer on stdout."""
     try:
@@ -174,6 +201,9 @@ def main() -> None:
             kind, fs_path, max_chars = _read_frame(rfd)
         except (EOFError, OSError, ValueError):
             return
+        if kind == "warm":
+            _warm(fs_path)
+            continue
         try:
             result = convert_file(kind, fs_path, max_chars,
                                   lambda done, total: _write_frame(wfd, ("progress", done, total)))
