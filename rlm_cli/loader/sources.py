@@ -47,6 +47,7 @@ from rlm_cli.loader import parallel
 from rlm_cli.loader.binary import PREFIX_BYTES, binary_reason
 from rlm_cli.loader.convert import detect
 from rlm_cli.loader.convert.load import Conversions
+from rlm_cli.loader.convert.progress import ConversionProgress
 from rlm_cli.loader.filters import NOT_INCLUDED, PathFilter
 from rlm_cli.loader.options import LoadOptions, format_size
 from rlm_cli.loader.read import OverBudget, load_file, spool, unreadable
@@ -329,7 +330,8 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
         items = _unique(_spool_streams(plan, options.max_input_size - counted, options, str(dest.parent),
                                        stdin, spooled))
         writer = ContextWriter(dest)
-        conversions = Conversions(options.max_input_size)
+        conversions = Conversions(options.max_input_size,
+                                  ConversionProgress(enabled=getattr(options, "progress", True)))
         conversions.prestart([item.path for item in items])
 
         def load_item(writer: ContextWriter, item: _Item) -> None:

@@ -94,6 +94,9 @@ def first_message(question: str, loaded: LoadedContext, tree: str) -> str:
     skipped = ""
     if loaded.skipped:
         skipped = f"\n{len(loaded.skipped)} file(s) were skipped when loading (binary, ignored or too large)."
+    if any(f.pages for f in loaded.files):  # converted PDFs
+        skipped += ("\nPDF text is split into pages by lines `--- page N ---`; cite a page as "
+                    "`PATH p.N`.")
     return (
         f"Question: {question}\n\n"
         f"The context holds {len(loaded.files)} file(s), {loaded.total_chars:,} characters "

@@ -54,6 +54,7 @@ def test_ask_pdf_pages_are_marked_in_context_and_kept_in_the_trajectory(cli, scr
     p = cli("ask", "report.pdf", "What is the launch code?", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout == "4242, report.pdf p.2\n"
+    assert "cite a page as `PATH p.N`" in s.requests_for("root")[0].body["messages"][-1]["content"]
     seen = _repl_output(s)
     assert "--- page 1 ---\\nIntroduction to the launch." in seen
     assert "--- page 2 ---\\nThe launch code is 4242." in seen and "--- page 3 ---" in seen

@@ -17,10 +17,11 @@ MIN_REFRESH = 0.1  # seconds between two redraws
 class ConversionProgress:
     """The bar: :meth:`start` a file, :meth:`update` with pages done, :meth:`done`, :meth:`close`."""
 
-    def __init__(self, stream=None) -> None:
+    def __init__(self, stream=None, enabled: bool = True) -> None:
+        """``stream`` defaults to standard error; ``enabled=False`` (``-q``) never shows the bar."""
         self.stream = stream if stream is not None else sys.stderr
         try:
-            self.enabled = bool(self.stream.isatty())
+            self.enabled = enabled and bool(self.stream.isatty())
         except (AttributeError, ValueError, OSError):
             self.enabled = False
         self._bar = None
