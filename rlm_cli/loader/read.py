@@ -142,7 +142,8 @@ def spool(stream: BinaryIO, directory: str, name: str, max_bytes: int | None = N
     """Copy a non-seekable stream (stdin, a pipe, a device) to a temporary file in ``directory``.
 
     The first :data:`PREFIX_BYTES` bytes are sniffed first: a binary stream (``/dev/zero``, an
-    image piped in) is not read further (``Spooled.binary``). Otherwise the stream is copied in
+    image piped in) is not read further (``Spooled.binary``), unless it is a document to convert
+    (a PDF, DOCX or EPUB piped in). Otherwise the stream is copied in
     chunks until its end, or until it passes ``max_bytes`` (bytes; at most ``max_bytes + 1`` bytes,
     or the sniffed prefix, are read): then the partial copy is deleted and :class:`OverBudget` is
     raised, so an endless stream never fills the disk. Raises
@@ -158,7 +159,7 @@ def spool(stream: BinaryIO, directory: str, name: str, max_bytes: int | None = N
     if not first:
         raise InputError(f"{name} is empty: {empty_hint}")
     reason = binary_reason(first)
-    if reason:
+    if reason and detect(first, name) is None:  # a document (a PDF piped in) is spooled to be converted
         return Spooled(None, len(first), reason)
     if 0 <= limit < len(first):
         raise OverBudget(len(first))

@@ -13,8 +13,8 @@ from helpers import last_trajectory
 PAGES = ["Introduction to the launch.", "The launch code is 4242.", "Appendix and index."]
 
 
-def _ls_json(cli, *args, cwd):
-    proc = cli("ls", "--json", *args, cwd=cwd)
+def _ls_json(cli, *args, cwd, **kwargs):
+    proc = cli("ls", "--json", *args, cwd=cwd, **kwargs)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -41,6 +41,15 @@ def test_ls_shows_what_each_document_became(cli, tmp_path):
     (entry,) = doc["files"]
     assert entry["converted"] == "converted from PDF, 3 pages"
     assert len(entry["pages"]) == 3 and entry["pages"][0] == 0
+
+
+def test_pdf_on_standard_input_is_converted(cli, tmp_path):
+    data = make_pdf(tmp_path / "r.pdf", PAGES).read_bytes()
+    doc = _ls_json(cli, "-", cwd=tmp_path, input=data)
+    (entry,) = doc["files"]
+    assert entry["path"] == "<stdin>" and entry["converted"] == "converted from PDF, 3 pages"
+    proc = cli("ls", "-", cwd=tmp_path, input=b"%PDF-1.4 broken")
+    assert proc.returncode == 2 and proc.stderr.startswith("rlm: error: cannot convert <stdin>: corrupt PDF")
 
 
 def test_ask_pdf_pages_are_marked_in_context_and_kept_in_the_trajectory(cli, scripted_server, tmp_path):
