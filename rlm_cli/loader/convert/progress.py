@@ -7,6 +7,7 @@ by a thread of its own (the two-process load forks only a single-threaded proces
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -24,6 +25,7 @@ class ConversionProgress:
             self.enabled = enabled and bool(self.stream.isatty())
         except (AttributeError, ValueError, OSError):
             self.enabled = False
+        self._pid = os.getpid()  # the forked child of a two-process load draws nothing
         self._bar = None
         self._task = None
         self._path = ""
@@ -36,7 +38,7 @@ class ConversionProgress:
 
     def update(self, done: int, total: int) -> None:
         """``done`` of ``total`` units (pages) of the current file are converted."""
-        if not self.enabled:
+        if not self.enabled or os.getpid() != self._pid:
             return
         now = time.monotonic()
         if now - self._started < DELAY or now - self._drawn < MIN_REFRESH and done < total:
