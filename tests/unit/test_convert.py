@@ -138,6 +138,54 @@ def test_worker_that_hangs_is_stopped(tmp_path, monkeypatch):
     process.close()
 
 
+def _in_child(fn) -> str:
+    """Run ``fn()`` in a forked child (as the two-process load does); its result as a string."""
+    import os
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            out = str(fn())
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            out = f"{type(exc).__name__}: {exc}"
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return data.decode()
+
+
+def test_forked_child_shares_the_worker(tmp_path):
+    """The two-process load: the child uses the parent's worker under the lock (no second start);
+    when the child's file kills that worker, the parent starts a fresh one for its next file."""
+    import os
+
+    path = make_pdf(tmp_path / "r.pdf", ["alpha", "beta"])
+    process = ConverterProcess()
+    try:
+        process.prestart(["pdf"])
+        worker_pid = process._proc.pid
+
+        def child_converts():
+            note = process.convert("pdf", str(path), 10_000).note
+            return f"{note} via {process._proc.pid} owner-is-parent={process._owner != os.getpid()}"
+
+        assert _in_child(child_converts) == f"converted from PDF, 2 pages via {worker_pid} owner-is-parent=True"
+        assert process.convert("pdf", str(path), 10_000).note == "converted from PDF, 2 pages"
+        assert process._proc.pid == worker_pid
+        assert _in_child(lambda: process._kill()) == "None"  # the child kills it, cannot reap it
+        assert process.convert("pdf", str(path), 10_000).note == "converted from PDF, 2 pages"
+        assert process._proc.pid != worker_pid
+    finally:
+        process.close()
+
+
 def test_strict_conversion_is_an_input_error_else_a_skip(tmp_path):
     (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 nothing")
     writer = ContextWriter(tmp_path / "ctx.txt")

@@ -21,9 +21,11 @@ import contextlib
 import marshal
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -33,6 +35,11 @@ MEMORY_LIMIT_BYTES = 3 * 1024**3  # the worker's address space (bytes)
 IDLE_TIMEOUT = 60.0  # seconds without progress before a conversion is stopped
 FILE_TIMEOUT = 600.0  # seconds one file may take in all
 _LEN = struct.Struct("=Q")
+
+try:
+    import fcntl
+except ImportError:  # Windows: no fork, no sharing, no lock needed
+    fcntl = None
 
 
 def _read_exact(fd: int, n: int) -> bytes:
@@ -58,34 +65,57 @@ def _read_frame(fd: int):
 
 
 class ConverterProcess:
-    """The parent's handle on the worker (one per loading process; see the module doc).
+    """The loading process's handle on the worker (see the module doc).
 
     :meth:`convert` returns a :class:`Converted` or raises :class:`ConversionError`; :meth:`close`
-    ends the worker. After a ``fork`` (the two-process load) the child starts its own worker.
+    ends the worker. After a ``fork`` (the two-process load) the child shares the parent's worker:
+    each request and its reply are made under a ``lockf`` lock on an inherited file, so the two
+    never interleave and the child pays no second start. A child whose shared worker fails kills it
+    (the parent sees it dead and starts another) and goes on with a worker of its own. A worker that
+    dies under a file is replaced and the file tried once more.
     """
 
     def __init__(self) -> None:
         self.command = [sys.executable, "-m", "rlm_cli.loader.convert.worker"]  # the worker's argv
         self._proc: subprocess.Popen | None = None
-        self._owner = os.getpid()
+        self._owner = os.getpid()  # the process that started self._proc
+        self._lock = None  # a temporary file, locked around each request (shared across fork)
 
     def _start(self) -> subprocess.Popen:
-        if self._proc is not None and self._owner == os.getpid() and self._proc.poll() is None:
-            return self._proc
-        if self._owner != os.getpid():  # forked: the inherited worker is the parent's
-            self._proc, self._owner = None, os.getpid()
-        self._kill()
+        pid = os.getpid()
+        if self._proc is not None:
+            if self._owner != pid:  # forked: the parent's worker (the child cannot wait for it)
+                return self._proc
+            if self._proc.poll() is None:
+                return self._proc
+            self._kill()
+        self._owner = pid
+        if self._lock is None and fcntl is not None:
+            self._lock = tempfile.TemporaryFile(prefix="rlm-convert-lock-")  # noqa: SIM115 - closed by close()
         self._proc = subprocess.Popen(  # noqa: S603 - our own module, no shell
             self.command, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
         return self._proc
+
+    @contextlib.contextmanager
+    def _locked(self):
+        lock = self._lock
+        if lock is None or fcntl is None:
+            yield
+            return
+        fcntl.lockf(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(lock.fileno(), fcntl.LOCK_UN)
 
     def prestart(self, kinds: list[str]) -> None:
         """Start the worker now and have it import the converters for ``kinds`` (``"pdf"``, ``"html"``...)
         while this process goes on; never raises (a failure shows at the first :meth:`convert`)."""
         try:
             proc = self._start()
-            _write_frame(proc.stdin.fileno(), ("warm", sorted(kinds), 0))
+            with self._locked():
+                _write_frame(proc.stdin.fileno(), ("warm", sorted(kinds), 0))
         except OSError:
             self._kill()
 
@@ -96,12 +126,27 @@ class ConverterProcess:
         Raises :class:`ConversionError` (the reason: the converter's, or a timeout, or the worker's
         death).
         """
-        proc = self._start()
+        for attempt in (1, 2):
+            try:
+                with self._locked():
+                    proc = self._start()
+                    return self._exchange(proc, kind, fs_path, max_chars, progress)
+            except _WorkerLost as lost:
+                # The worker died under this file, or was already gone (killed by the other process
+                # of a two-process load after a failure of its own): once more with a fresh worker.
+                if attempt == 2:
+                    raise ConversionError(lost.reason) from None
+                if self._owner != os.getpid():  # forked: from now on a worker of our own
+                    self._proc, self._lock = None, None
+        raise AssertionError("unreachable")
+
+    def _exchange(self, proc: subprocess.Popen, kind: str, fs_path: str, max_chars: int,
+                  progress: Callable[[int, int], None] | None) -> Converted:
         try:
             _write_frame(proc.stdin.fileno(), (kind, fs_path, max_chars))
         except OSError:
-            self._kill()
-            raise ConversionError("the converter process could not be started") from None
+            code = self._kill()
+            raise _WorkerLost(f"the converter process died ({_how(code)})", code) from None
         fd = proc.stdout.fileno()
         poller = select.poll()
         poller.register(fd, select.POLLIN)
@@ -118,7 +163,7 @@ class ConverterProcess:
                 frame = _read_frame(fd)
             except (EOFError, OSError, ValueError):
                 code = self._kill()
-                raise ConversionError(f"the converter process died ({_how(code)})") from None
+                raise _WorkerLost(f"the converter process died ({_how(code)})", code) from None
             if frame[0] == "progress":
                 last = time.monotonic()
                 if progress is not None:
@@ -129,8 +174,13 @@ class ConverterProcess:
             raise ConversionError(frame[1])
 
     def _kill(self) -> int | None:
+        """Kill the worker; its exit status when this process started it (else ``None``)."""
         proc, self._proc = self._proc, None
         if proc is None:
+            return None
+        if self._owner != os.getpid():  # the parent's: killed by pid (Popen cannot, here); it reaps it
+            with contextlib.suppress(OSError):
+                os.kill(proc.pid, signal.SIGKILL)
             return None
         with contextlib.suppress(OSError):
             proc.kill()
@@ -141,7 +191,7 @@ class ConverterProcess:
         return code
 
     def close(self) -> None:
-        """End the worker (if this process started one)."""
+        """End the worker (if this process started one) and drop the lock file."""
         if self._proc is not None and self._owner == os.getpid():
             proc, self._proc = self._proc, None
             with contextlib.suppress(OSError):
@@ -153,6 +203,17 @@ class ConverterProcess:
                 proc.wait()
             with contextlib.suppress(OSError):
                 proc.stdout.close()
+        if self._lock is not None and self._owner == os.getpid():
+            self._lock.close()
+            self._lock = None
+
+
+class _WorkerLost(Exception):
+    """The worker died or could not be written to: ``reason``, and its exit status when known."""
+
+    def __init__(self, reason: str, code: int | None) -> None:
+        super().__init__(reason)
+        self.reason, self.code = reason, code
 
 
 def _how(code: int | None) -> str:
