@@ -191,3 +191,23 @@ def test_not_used_with_other_threads_or_small_loads():
     finally:
         stop.set()
         thread.join()
+
+
+def test_documents_convert_alike_in_two_processes(tmp_path, monkeypatch):
+    """PDFs and HTML pages at both ends of the item list: the child converts its share through the
+    parent's worker, and the result is the sequential one."""
+    from convert_support import make_html, make_pdf
+
+    root = tmp_path / "tree"
+    big_tree(root)
+    for name in ("a0", "zz9"):  # sorted first and last: one lands in each process's chunks
+        (root / name).mkdir(parents=True, exist_ok=True)
+        make_pdf(root / name / "report.pdf", [f"{name} page one", f"{name} page two"])
+        make_html(root / name / "page.html")
+    expected = sequential(root, tmp_path / "seq.txt", monkeypatch)
+    assert sum(1 for f in expected[1] if f.converted) == 4
+    used: list = []
+    force_parallel(monkeypatch, used)
+    meet_in_the_middle(monkeypatch, tmp_path)
+    got = snapshot(load_sources([str(root)], LoadOptions(), tmp_path / "par.txt"))
+    assert used and got == expected
