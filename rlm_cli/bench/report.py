@@ -2,7 +2,8 @@
 
 Every figure is a mean over the tasks of its group: ``accuracy`` (mean score, 0-1), ``cost_usd``
 (USD per task; None when any task of the group is unpriced), ``input_tokens`` and ``output_tokens``
-(per task, over all LM calls), ``duration_s`` (wall seconds per task), ``sub_calls`` (per task).
+(per task, over all LM calls), ``duration_s`` (wall seconds per task), ``sub_calls`` (per task);
+and ``failed``: how many runs ended in an error (a provider failure: they score 0).
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ def summarise(rows: Iterable[Any]) -> dict:
     n = len(rows)
     if not n:
         return {"tasks": 0, "accuracy": None, "cost_usd": None, "input_tokens": None, "output_tokens": None,
-                "duration_s": None, "sub_calls": None}
+                "duration_s": None, "sub_calls": None, "failed": 0}
     costs = [r.cost_usd for r in rows]
     return {"tasks": n, "accuracy": round(sum(r.score for r in rows) / n, 4),
             "cost_usd": None if any(c is None for c in costs) else round(sum(costs) / n, 6),
             "input_tokens": round(sum(r.input_tokens for r in rows) / n, 1),
             "output_tokens": round(sum(r.output_tokens for r in rows) / n, 1),
             "duration_s": round(sum(r.duration_s for r in rows) / n, 3),
-            "sub_calls": round(sum(r.sub_calls for r in rows) / n, 2)}
+            "sub_calls": round(sum(r.sub_calls for r in rows) / n, 2),
+            "failed": sum(1 for r in rows if r.status == "error")}
 
 
 def groups(results: list[Any], systems: list[str]) -> list[dict]:
@@ -72,9 +74,9 @@ def _fmt(value: Any, kind: str) -> str:
 
 
 COLUMNS = (("suite", "suite", None), ("length", "length", None), ("system", "system", None),
-           ("n", "tasks", "int"), ("accuracy", "accuracy", "acc"), ("cost/task", "cost_usd", "usd"),
-           ("tokens in", "input_tokens", "int"), ("tokens out", "output_tokens", "int"),
-           ("time/task", "duration_s", "s"), ("sub-calls", "sub_calls", "num"))
+           ("n", "tasks", "int"), ("accuracy", "accuracy", "acc"), ("cost", "cost_usd", "usd"),
+           ("tok in", "input_tokens", "int"), ("tok out", "output_tokens", "int"),
+           ("time", "duration_s", "s"), ("sub-calls", "sub_calls", "num"), ("failed", "failed", "int"))
 
 
 def table_rows(doc: dict) -> list[list[str]]:
@@ -98,12 +100,13 @@ def print_table(doc: dict, stream: TextIO | None = None, rich: bool | None = Non
     if rich is None:
         rich = bool(getattr(stream, "isatty", lambda: False)())
     if rich:
+        from rich import box
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"rlm bench ({doc['status']})", title_justify="left")
+        table = Table(title=f"rlm bench ({doc['status']})", title_justify="left", box=box.SIMPLE_HEAD)
         for i, head in enumerate(heads):
-            table.add_column(head, justify="left" if i < 3 else "right")
+            table.add_column(head, justify="left" if i < 3 else "right", no_wrap=True)
         for row in rows:
             table.add_row(*row)
         Console(file=stream, highlight=False).print(table)

@@ -169,6 +169,10 @@ def run_bench_command(cfg, specs, meta: dict, *, as_json: bool, html: Path | Non
     else:
         print_table(doc)
     sys.stdout.flush()
+    failed = [r for r in results if r.status == "error"]
+    if failed:
+        print(f"rlm: warning: {len(failed)} of {len(results)} runs failed (scored 0); first: "
+              f"{failed[0].task_id} {failed[0].system}: {inline(failed[0].error, 300)}", file=sys.stderr)
     if html is not None:
         from rlm_cli.bench.html import write_report
 

@@ -146,3 +146,15 @@ def test_bench_all_suites_html_report_escapes_answers(cli, scripted_server, tmp_
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert page.count("<svg") == 4  # one accuracy-versus-length chart per suite
     assert not re.search(r"<[^>]*\b(src|href)\s*=", page)  # no tag fetches anything: no external resources
+
+
+def test_bench_failed_runs_score_zero_and_are_reported_safely(cli, scripted_server):
+    from scripted_server import Reply
+
+    scripted_server.default("root", Reply(status=400, text="bad request \x1b]0;pwned\x07 here"))
+    p = cli("bench", "niah", "--n", "1", "--lengths", "4000", "--context-window", "2000")
+    assert p.returncode == 0, p.stderr  # the bench ran; the scores say the rest
+    rows = [line.split() for line in p.stdout.splitlines()[1:]]
+    assert [(r[2], r[4], r[-1]) for r in rows] == [("rlm", "0.0%", "1"), ("base", "0.0%", "1")]
+    assert "2 of 2 runs failed (scored 0)" in p.stderr
+    assert "\x1b" not in p.stderr and "\\x1b]0;pwned" in p.stderr
