@@ -58,7 +58,8 @@ def test_bench_table_trajectories_and_show(cli, scripted_server, tmp_path):
 
 def test_bench_json_and_base_truncation(cli, scripted_server, tmp_path):
     scripted_server.default("root", root_reply)
-    p = cli("bench", "niah", "--n", "1", "--lengths", "8000,40k", "--context-window", "4000", "--json")
+    p = cli("bench", "niah", "--n", "1", "--lengths", "8000,40k", "--context-window", "4000", "--json",
+            "--concurrency", "2")
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert doc["schema"] == "rlm-bench/1" and doc["status"] == "completed"
