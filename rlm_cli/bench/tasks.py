@@ -118,23 +118,3 @@ def parse_suites(names: list[str]) -> list[str]:
         if name not in SUITES:
             raise UsageError(f"unknown suite {name!r}: choose from {', '.join(SUITES)}")
     return list(dict.fromkeys(out))
-
-
-def generate_all(suites: list[str], lengths: list[int], n: int, seed: int,
-                 depths: list[float] | None = None) -> list[Task]:
-    """Every task of a bench: for each suite, each length, ``n`` tasks; ``depths`` (fractions 0-1 of
-    the input) place the niah needles, task ``i`` at ``depths[i % len(depths)]`` (None: drawn from
-    the task's seed). Raises :class:`UsageError` beyond :data:`MAX_TASKS` tasks."""
-    total = len(suites) * len(lengths) * n
-    if total > MAX_TASKS:
-        raise UsageError(f"{total:,} tasks asked for; at most {MAX_TASKS:,} (lower --n or --lengths)")
-    gens = generators()
-    tasks = []
-    for suite in suites:
-        for length in lengths:
-            for index in range(n):
-                if suite == "niah" and depths:
-                    tasks.append(gens[suite](length, index, seed, depth=depths[index % len(depths)]))
-                else:
-                    tasks.append(gens[suite](length, index, seed))
-    return tasks
