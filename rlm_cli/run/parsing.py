@@ -22,9 +22,13 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 
+from rlm_cli.run.prompts import harness_on
+
 CODE_LANGS = {"repl", "python", "py", "python3"}
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[A-Za-z0-9_+.-]*)[ \t]*$")
 _FINAL = re.compile(r"(?<![A-Za-z0-9_])(FINAL_VAR|FINAL)\s*\(")
+_ANY_CASE_FINAL = re.compile(r"(?<![A-Za-z0-9_])(final_var|final)\s*\(", re.IGNORECASE)
+_TAG_LINE = re.compile(r"^[ \t]*[`*]{0,2}(repl|python|py|python3)[`*]{0,2}:?[ \t]*$", re.IGNORECASE)
 
 
 @dataclass
@@ -42,6 +46,7 @@ class ParsedReply:
     untagged_blocks: int = 0
     prose: str = ""
     unclosed_block: bool = False
+    other_case_final: str | None = None
 
 
 def _scan(text: str) -> tuple[list[str], int, str, bool]:
@@ -55,11 +60,19 @@ def _scan(text: str) -> tuple[list[str], int, str, bool]:
     i = 0
     while i < len(lines):
         m = _OPEN.match(lines[i])
+        headless = _headless_block(lines, i) if not m and harness_on("tagline") else None
+        if headless is not None:  # "repl" on its own line, code, then a closing fence: the opening one was lost
+            code, i = headless
+            blocks.append(code)
+            continue
         if not m:
             prose.append(lines[i])
             i += 1
             continue
         fence, lang = m.group("fence"), m.group("lang").lower()
+        if not lang and prose and _TAG_LINE.match(prose[-1]) and harness_on("tagline"):
+            # the tag written on the line before a bare fence ("repl" then "```"): small models do this
+            lang = prose.pop().strip().strip("`*:").lower()
         close = re.compile(r"^[ \t]*" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}[ \t]*$")
         body: list[str] = []
         i += 1
@@ -78,6 +91,26 @@ def _scan(text: str) -> tuple[list[str], int, str, bool]:
             untagged += 1
             prose.extend(body)
     return blocks, untagged, "\n".join(prose), unclosed
+
+
+def _headless_block(lines: list[str], i: int) -> tuple[str, int] | None:
+    """A code block whose opening fence is missing: line ``i`` is a bare language tag (``repl``), the
+    lines after it are Python (they parse), and a bare closing fence ends them. Returns (code, index
+    of the line after the fence) or None. Small models write this (the tag without its backticks)."""
+    if not _TAG_LINE.match(lines[i]) or i + 1 >= len(lines) or _OPEN.match(lines[i + 1]):
+        return None
+    for j in range(i + 1, min(len(lines), i + 400)):
+        fence = _OPEN.match(lines[j])
+        if fence:
+            if fence.group("lang"):
+                return None
+            code = textwrap.dedent("\n".join(lines[i + 1:j])).strip("\n")
+            try:
+                ast.parse(code)
+            except (SyntaxError, ValueError):
+                return None
+            return (code, j + 1) if code.strip() else None
+    return None
 
 
 def _balanced(text: str, start: int) -> tuple[str, bool]:
@@ -140,6 +173,10 @@ def parse_reply(text: str) -> ParsedReply:
     parsed = ParsedReply(blocks=blocks, untagged_blocks=untagged, prose=prose.strip(), unclosed_block=unclosed)
     found = find_final(prose)
     if found is None:
+        other = _ANY_CASE_FINAL.search(prose)
+        if other and not blocks and not unclosed:
+            parsed.other_case_final = other.group(1)
+            _take_other_case(parsed, prose, other)
         return parsed
     if blocks or unclosed:
         parsed.final_beside_code = True
@@ -148,3 +185,23 @@ def parse_reply(text: str) -> ParsedReply:
     else:
         parsed.final_var = found[1]
     return parsed
+
+
+def _take_other_case(parsed: ParsedReply, prose: str, m: re.Match) -> None:
+    """``Final(...)``/``final_var(...)`` in a reply with no code: taken as FINAL/FINAL_VAR when its
+    argument is unambiguous (a quoted literal, or text with a digit or of three words or more);
+    a bare name (``Final(answer)``) is taken as FINAL_VAR, which only answers when the variable
+    exists. Anything else stays unanswered (``other_case_final`` set; the loop says how to answer)."""
+    if not harness_on("final_case"):
+        return
+    inner, _closed = _balanced(prose, m.end())
+    raw = inner.strip().rstrip(")").strip()
+    if not raw:
+        return
+    if m.group(1).lower() == "final_var" or raw.isidentifier():
+        parsed.final_var = raw.strip("\"'`")
+        return
+    value = _unquote(raw).strip().strip("`*").strip()
+    quoted = raw[:1] in "\"'"
+    if value and (quoted or any(c.isdigit() for c in value) or len(value.split()) >= 3):
+        parsed.final_text = value

@@ -8,7 +8,14 @@ summarise, verify). The context itself is never in a prompt: only its metadata.
 
 from __future__ import annotations
 
+import os
+
 from rlm_cli.context import HEADER_TEMPLATE, LoadedContext
+
+
+def harness_on(name: str) -> bool:
+    """EXPERIMENT toggle (removed before landing): False when ``name`` is in RLM_HARNESS_OFF."""
+    return name not in os.environ.get("RLM_HARNESS_OFF", "").split(",")
 
 SYSTEM_PROMPT = """\
 You are the root of a Recursive Language Model. You answer a question about a context that is far \
@@ -89,19 +96,41 @@ def system_prompt(loaded: LoadedContext, sub_model: str, max_output_chars: int, 
     return text
 
 
+PREVIEW_CHARS = 400
+"""How much of the context's start the first message shows (characters)."""
+
+
+def context_preview(loaded: LoadedContext, limit: int = PREVIEW_CHARS) -> str:
+    """The first ``limit`` characters of the context (read from its file: at most 4 bytes a
+    character), "" when it cannot be read."""
+    try:
+        with open(loaded.path, "rb") as fh:
+            head = fh.read(limit * 4)
+    except OSError:
+        return ""
+    return head.decode("utf-8", errors="ignore")[:limit]
+
+
 def first_message(question: str, loaded: LoadedContext, tree: str) -> str:
-    """The first user message: the question and the context's metadata, never the context."""
+    """The first user message: the question, the context's metadata and a short preview of its
+    start (:data:`PREVIEW_CHARS` characters), never the whole context."""
     skipped = ""
     if loaded.skipped:
         skipped = f"\n{len(loaded.skipped)} file(s) were skipped when loading (binary, ignored or too large)."
     if any(f.pages for f in loaded.files):  # converted PDFs
         skipped += ("\nPDF text is split into pages by lines `--- page N ---`; cite a page as "
                     "`PATH p.N`.")
+    preview = context_preview(loaded) if harness_on("preview") else ""
+    shown = ""
+    if preview:
+        more = "" if len(preview) >= loaded.total_chars else f" (the first {len(preview):,} of {loaded.total_chars:,})"
+        shown = (f"The context starts like this{more}:\n~~~\n{preview.rstrip()}\n~~~\n"
+                 "This is only the start of the context.\n\n")
     return (
         f"Question: {question}\n\n"
         f"The context holds {len(loaded.files)} file(s), {loaded.total_chars:,} characters "
         f"(about {loaded.est_tokens:,} tokens).{skipped}\n"
-        f"Files (path and size in characters):\n{tree}\n\n"
+        f"Files (path and size in characters):\n{tree}\n\n{shown}"
         "You have not looked at the context yet. Start by exploring it with a ```repl block; "
         "do not answer before you have seen evidence."
     )
@@ -145,6 +174,17 @@ FINAL_BESIDE_CODE = ("Note: the FINAL(...) you wrote outside a code block was ig
                      "contained code you had not yet seen run. Check the output above, then answer.")
 REPEATED_FAILURE = ("This block is the same code you already ran, and it failed the same way. Do not repeat it: "
                     "print what the data actually looks like near the failure, then try a different approach.")
+REPEATED_OUTPUT = ("This block is the same code you already ran, and it printed the same output again: repeating "
+                   "it tells you nothing new. Use what it printed, or write different code (for example, search "
+                   "`context` with re.finditer for words from the question and print the text around each hit).")
+SHORT_SUB_PROMPT = ("A sub-LM call in this block got a prompt of only {chars} characters. The sub-LM sees ONLY its "
+                    "prompt, never `context`: put the text it must read into the prompt, e.g. "
+                    "llm_query(\"Find X in this text:\\n\" + chunk) for a chunk of `context`.")
+NO_CODE_YET = ("You gave an answer before running any code, so it is a guess: the context has not been examined. "
+               "Write a ```repl block that searches `context` for the evidence, read its real output, then answer "
+               "with FINAL(...).")
+LOWER_FINAL = ("Your reply wrote {word}(...) and no code. Write the answer as FINAL(your actual answer) in upper "
+               "case (or FINAL_VAR(variable_name)), with the real value, not a placeholder.")
 LAST_CALL = ("You have run out of {reason}. Do not write any more code. Reply now with your best answer, "
              "based only on what you found so far, in the form FINAL(your answer). If you could not find "
              "it, say what you found and what is missing.")
