@@ -81,6 +81,8 @@ def _scan(text: str) -> tuple[list[str], int, str, bool]:
             i += 1
         closed = i < len(lines)
         i += 1  # the closing fence (or past the end)
+        if not lang and body and _TAG_LINE.match(body[0]) and harness_on("tagline"):
+            lang = body.pop(0).strip().strip("`*:").lower()  # "```" then "repl" on the next line
         if lang in CODE_LANGS:
             code = textwrap.dedent("\n".join(body)).strip("\n")
             if code.strip() and closed:

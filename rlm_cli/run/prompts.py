@@ -78,6 +78,27 @@ past a file's end.
 """
 
 
+WORKED_EXAMPLE = """
+## A worked example
+Question: "Which port does the billing service listen on?" First reply, search for the question's key \
+words and end the reply:
+```repl
+hits = grep(r"billing")
+print(len(hits), "hits")
+for path, line, text in hits[:30]:
+    print(f"{path}:{line}: {text}")
+```
+The next message shows what that really printed, for example \
+`conf/services.txt:88: the billing service listens on port 8443`. Only then, second reply:
+```repl
+FINAL("8443 (conf/services.txt:88)")
+```
+If the words do not occur, try synonyms or a looser regex (flags=re.IGNORECASE). When the answer needs \
+reading a lot of text, split it into chunks and ask sub-LMs about each chunk, putting the chunk itself \
+in the prompt: `llm_query_batched([f"Question ... Text:\\n{chunk}" for chunk in chunks])`.
+"""
+
+
 def system_prompt(loaded: LoadedContext, sub_model: str, max_output_chars: int, sub_chars: int,
                   depth: int, max_depth: int, extra: str | None = None) -> str:
     """The root LM's system prompt for an RLM at ``depth`` (``max_depth``: the recursion limit)."""
@@ -91,6 +112,8 @@ def system_prompt(loaded: LoadedContext, sub_model: str, max_output_chars: int, 
         header=HEADER_TEMPLATE.format(path="PATH").strip(), example_path=example, sub_model=sub_model,
         sub_chars=sub_chars, depth_note=depth_note, max_output_chars=max_output_chars)
     text += CITATIONS_SECTION.format(example_path=example)
+    if harness_on("examples"):
+        text += WORKED_EXAMPLE
     if extra:
         text += "\n## Additional instructions from the user\n" + extra.strip() + "\n"
     return text

@@ -86,3 +86,9 @@ def test_a_block_whose_opening_fence_is_missing_runs_when_it_is_python():
     parsed = parse_reply(reply)
     assert parsed.blocks == ["print(len(context))\nprint(context[:2000])"] and parsed.untagged_blocks == 1
     assert parse_reply("repl\nthis is not code at all\n```\n").blocks == []
+
+
+def test_a_tag_on_the_first_line_inside_a_bare_fence_opens_a_code_block():
+    # a real reply of the 1.5B model, repeated for eight iterations before this rule
+    parsed = parse_reply("```\nrepl\nprint(len(context))\nprint(context[:2000])\n```")
+    assert parsed.blocks == ["print(len(context))\nprint(context[:2000])"] and parsed.untagged_blocks == 0
