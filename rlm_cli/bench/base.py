@@ -24,6 +24,10 @@ REPLY_TOKENS = 1_024
 """Tokens kept free in the window for the reply."""
 PROMPT_TOKENS = 256
 """Tokens kept free for the instructions and the question (beyond their measured size)."""
+WINDOW_RETRIES = 3
+"""Times a base call refused for its length is retried with the input cut further."""
+WINDOW_SHRINK = 0.75
+"""Each retry assumes a window this fraction of the previous one (the chars/4 estimate fell short)."""
 TRUNCATION_NOTE = "Note: the input was truncated to fit your context window"
 
 
@@ -79,7 +83,7 @@ async def run_base(task: Any, sources: list[str], *, settings: Any, limits: Any,
     bounds the call. Returns ``{"status", "answer", "error", "usage", "duration_s", "run_id",
     "truncated", "kept_chars", "input_chars"}`` (``usage`` the trajectory's). Provider failures
     end in ``status`` ``error``; cancellation writes the trajectory (``interrupted``) and propagates."""
-    from rlm_cli.lm.client import LMClient
+    from rlm_cli.lm.client import FatalLMError, LMClient
     from rlm_cli.loader import LoadOptions, load_sources
     from rlm_cli.repl.sandbox import remove_tree
     from rlm_cli.run.budget import Budget
@@ -97,7 +101,6 @@ async def run_base(task: Any, sources: list[str], *, settings: Any, limits: Any,
     finally:
         remove_tree(tmp)
     prompt = build_prompt(context, task.question, window_tokens)
-    del context
     recorder = TrajectoryRecorder(log_path)
     budget = Budget(limits)
     t0 = time.monotonic()
@@ -112,7 +115,19 @@ async def run_base(task: Any, sources: list[str], *, settings: Any, limits: Any,
         async with LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=request_timeout,
                             options=settings.options, prices=settings.prices, backend=backend) as lm:
             async with asyncio.timeout(limits.timeout):
-                result = await lm.complete(model, [{"role": "user", "content": prompt.text}], role="root")
+                for attempt in range(WINDOW_RETRIES + 1):
+                    try:
+                        result = await lm.complete(model, [{"role": "user", "content": prompt.text}], role="root")
+                        break
+                    except FatalLMError as exc:
+                        # chars/4 is an estimate: a tokenizer that needs more tokens overflows the window;
+                        # cut the input further and say so in the trajectory
+                        if exc.kind != "context_window" or attempt == WINDOW_RETRIES or not prompt.kept_chars:
+                            raise
+                        prompt = build_prompt(context, task.question,
+                                              int(window_tokens * WINDOW_SHRINK ** (attempt + 1)))
+                        recorder.doc["bench"].update(kept_chars=prompt.kept_chars, truncated=prompt.truncated,
+                                                     window_retries=attempt + 1)
         budget.record(model, result.usage, "root")
         recorder(RootReply("r0", 0, result.text, result.usage, result.duration_s, model))
         status, answer = "answered", result.text

@@ -159,3 +159,30 @@ def test_bench_failed_runs_score_zero_and_are_reported_safely(cli, scripted_serv
     assert [(r[2], r[4], r[-1]) for r in rows] == [("rlm", "0.0%", "1"), ("base", "0.0%", "1")]
     assert "2 of 2 runs failed (scored 0)" in p.stderr
     assert "\x1b" not in p.stderr and "\\x1b]0;pwned" in p.stderr
+
+
+def test_base_refused_for_its_length_is_retried_with_a_shorter_input(cli, scripted_server, tmp_path):
+    """chars/4 is only an estimate: a model whose tokenizer needs more tokens refuses the base prompt
+    ("maximum context length"); base cuts the input further and retries instead of scoring an error."""
+    from scripted_replies import Reply
+
+    limit_chars = 2 * 3000  # a tokenizer at 2 characters a token, a 3,000-token window
+
+    def reply(body):
+        text = all_text(body)
+        if "<input>" in text and len(text) > limit_chars:
+            return Reply(status=400, text="This model's maximum context length is 3000 tokens")
+        return root_reply(body)
+
+    scripted_server.default("root", reply)
+    out = tmp_path / "runs"
+    p = cli("bench", "niah", "--n", "1", "--lengths", "40k", "--systems", "base", "--context-window", "3000",
+            "--json", "--out", out)
+    assert p.returncode == 0, p.stderr
+    row = json.loads(p.stdout)["tasks"][0]
+    assert row["status"] == "answered", row
+    doc = json.loads((out / "niah-40000-0-base.json").read_text())
+    assert doc["status"] == "answered" and doc["bench"]["window_retries"] >= 1
+    assert doc["bench"]["kept_chars"] < 3000 * 4 - 1024 * 4
+    sizes = [len(all_text(r.body)) for r in scripted_server.requests_for("root")]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] <= limit_chars
