@@ -145,8 +145,7 @@ class RlmInstance:
         self.role = "root" if depth == 0 else "sub"
         self.messages: list[dict] = []
         self.repl: ReplProcess | None = None
-        self._ran: dict[str, tuple[str | None, int]] = {}  # code already run -> (its error, hash of its output)
-        self._warned_no_code = False
+        self._ran: dict[str, tuple[str | None, int]] = {}  # code run -> (its error, hash of (stdout, stderr))
 
     async def solve(self) -> Outcome:
         """Run the loop until an answer, the iteration limit or a budget. Always closes the REPL."""
@@ -203,13 +202,9 @@ class RlmInstance:
                     return await self._last_call(index + 1, "budget_exhausted")
                 feedback.append(prompts.continue_note(index, lim.max_iterations, state.budget.status_line()))
                 self.messages.append({"role": "user", "content": "\n\n".join(feedback)})
-            elif (parsed.final_text is not None or parsed.final_var is not None) and not self._ran \
-                    and not self._warned_no_code and prompts.harness_on("no_code_yet"):
-                self._warned_no_code = True  # once: a question the metadata answers may still be answered
-                self.messages.append({"role": "user", "content": prompts.NO_CODE_YET})
             elif parsed.final_text is not None:
                 text = parsed.final_text
-                if text.strip().isidentifier() and prompts.harness_on("final_ident"):
+                if text.strip().isidentifier():
                     value, _ = await self._read_var(text.strip())
                     text = value if value is not None else text  # FINAL(name) of a variable: its value
                 return Outcome("answered", text)
@@ -281,17 +276,15 @@ class RlmInstance:
         for step, code in enumerate(blocks):
             state.bus.emit(StepStarted(self.rlm_id, index, step, code))
             router = SubCallRouter(state, StepRef(self.rlm_id, index, step, self.depth), self._run_child)
-            router.context_chars = self.loaded.total_chars
             outcome = await self.repl.execute(code, router, state.limits.step_timeout)
             state.bus.emit(StepFinished(self.rlm_id, index, step, outcome.stdout, outcome.stderr,
                                         outcome.duration_s, outcome.error, outcome.final, outcome.restarted))
-            notes = list(outcome.notes) + router.notes
+            notes = list(outcome.notes)
             key = code.strip()
             seen = hash((outcome.stdout, outcome.stderr))
             if key in self._ran and outcome.error and self._ran[key][0] == outcome.error:
                 notes.append(prompts.REPEATED_FAILURE)
-            elif key in self._ran and self._ran[key] == (None, seen) and not outcome.error \
-                    and prompts.harness_on("repeat"):
+            elif key in self._ran and self._ran[key] == (None, seen) and not outcome.error:
                 notes.append(prompts.REPEATED_OUTPUT)
             self._ran[key] = (outcome.error, seen)
             feedback.append(prompts.step_feedback(step + 1, len(blocks), outcome.stdout, outcome.stderr,

@@ -11,8 +11,16 @@ Rules (contract, "The REPL the root LM programs"):
   beside code they are reported as ignored (the model had not seen its code run). The answer text
   is taken with balanced parentheses and quotes, so ``FINAL(f(x) = (a, b))`` keeps its inner
   parentheses; a Python literal (``FINAL("42")``) is unquoted.
-Only upper-case ``FINAL``/``FINAL_VAR`` count: small models write ``Final(your answer)`` as a
-placeholder.
+- Small models mangle the protocol in ways that are still unambiguous, and these are accepted (each
+  seen in real replies of a 1.5B model; see tests/unit/test_weak_model_harness.py): the tag on the
+  line before a bare fence (``repl`` then ````` ```), the tag as the first line inside a bare fence,
+  and the tag alone with its opening fence lost (``repl``, code that parses as Python, then a closing
+  fence). ``Final(...)``/``final_var(...)`` in another case, in a reply with no code, counts when its
+  argument is unambiguous: a quoted literal, or text with a digit or of three or more words; a bare
+  name is read as ``FINAL_VAR`` (it answers only when the variable exists). ``Final(your answer)``
+  is a placeholder, not an answer: ``other_case_final`` is set and the loop says how to answer.
+- ``FINAL(name)`` as text, where ``name`` is a bare identifier naming a REPL variable, answers with
+  the variable's value (the loop checks; otherwise the text itself is the answer).
 """
 
 from __future__ import annotations
@@ -21,8 +29,6 @@ import ast
 import re
 import textwrap
 from dataclasses import dataclass, field
-
-from rlm_cli.run.prompts import harness_on
 
 CODE_LANGS = {"repl", "python", "py", "python3"}
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[A-Za-z0-9_+.-]*)[ \t]*$")
@@ -60,7 +66,7 @@ def _scan(text: str) -> tuple[list[str], int, str, bool]:
     i = 0
     while i < len(lines):
         m = _OPEN.match(lines[i])
-        headless = _headless_block(lines, i) if not m and harness_on("tagline") else None
+        headless = _headless_block(lines, i) if not m else None
         if headless is not None:  # "repl" on its own line, code, then a closing fence: the opening one was lost
             code, i = headless
             blocks.append(code)
@@ -70,7 +76,7 @@ def _scan(text: str) -> tuple[list[str], int, str, bool]:
             i += 1
             continue
         fence, lang = m.group("fence"), m.group("lang").lower()
-        if not lang and prose and _TAG_LINE.match(prose[-1]) and harness_on("tagline"):
+        if not lang and prose and _TAG_LINE.match(prose[-1]):
             # the tag written on the line before a bare fence ("repl" then "```"): small models do this
             lang = prose.pop().strip().strip("`*:").lower()
         close = re.compile(r"^[ \t]*" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}[ \t]*$")
@@ -81,7 +87,7 @@ def _scan(text: str) -> tuple[list[str], int, str, bool]:
             i += 1
         closed = i < len(lines)
         i += 1  # the closing fence (or past the end)
-        if not lang and body and _TAG_LINE.match(body[0]) and harness_on("tagline"):
+        if not lang and body and _TAG_LINE.match(body[0]):
             lang = body.pop(0).strip().strip("`*:").lower()  # "```" then "repl" on the next line
         if lang in CODE_LANGS:
             code = textwrap.dedent("\n".join(body)).strip("\n")
@@ -194,8 +200,6 @@ def _take_other_case(parsed: ParsedReply, prose: str, m: re.Match) -> None:
     argument is unambiguous (a quoted literal, or text with a digit or of three words or more);
     a bare name (``Final(answer)``) is taken as FINAL_VAR, which only answers when the variable
     exists. Anything else stays unanswered (``other_case_final`` set; the loop says how to answer)."""
-    if not harness_on("final_case"):
-        return
     inner, _closed = _balanced(prose, m.end())
     raw = inner.strip().rstrip(")").strip()
     if not raw:

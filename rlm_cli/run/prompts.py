@@ -8,14 +8,7 @@ summarise, verify). The context itself is never in a prompt: only its metadata.
 
 from __future__ import annotations
 
-import os
-
 from rlm_cli.context import HEADER_TEMPLATE, LoadedContext
-
-
-def harness_on(name: str) -> bool:
-    """EXPERIMENT toggle (removed before landing): False when ``name`` is in RLM_HARNESS_OFF."""
-    return name not in os.environ.get("RLM_HARNESS_OFF", "").split(",")
 
 SYSTEM_PROMPT = """\
 You are the root of a Recursive Language Model. You answer a question about a context that is far \
@@ -112,48 +105,25 @@ def system_prompt(loaded: LoadedContext, sub_model: str, max_output_chars: int, 
         header=HEADER_TEMPLATE.format(path="PATH").strip(), example_path=example, sub_model=sub_model,
         sub_chars=sub_chars, depth_note=depth_note, max_output_chars=max_output_chars)
     text += CITATIONS_SECTION.format(example_path=example)
-    if harness_on("examples"):
-        text += WORKED_EXAMPLE
+    text += WORKED_EXAMPLE
     if extra:
         text += "\n## Additional instructions from the user\n" + extra.strip() + "\n"
     return text
 
 
-PREVIEW_CHARS = 400
-"""How much of the context's start the first message shows (characters)."""
-
-
-def context_preview(loaded: LoadedContext, limit: int = PREVIEW_CHARS) -> str:
-    """The first ``limit`` characters of the context (read from its file: at most 4 bytes a
-    character), "" when it cannot be read."""
-    try:
-        with open(loaded.path, "rb") as fh:
-            head = fh.read(limit * 4)
-    except OSError:
-        return ""
-    return head.decode("utf-8", errors="ignore")[:limit]
-
-
 def first_message(question: str, loaded: LoadedContext, tree: str) -> str:
-    """The first user message: the question, the context's metadata and a short preview of its
-    start (:data:`PREVIEW_CHARS` characters), never the whole context."""
+    """The first user message: the question and the context's metadata, never the context."""
     skipped = ""
     if loaded.skipped:
         skipped = f"\n{len(loaded.skipped)} file(s) were skipped when loading (binary, ignored or too large)."
     if any(f.pages for f in loaded.files):  # converted PDFs
         skipped += ("\nPDF text is split into pages by lines `--- page N ---`; cite a page as "
                     "`PATH p.N`.")
-    preview = context_preview(loaded) if harness_on("preview") else ""
-    shown = ""
-    if preview:
-        more = "" if len(preview) >= loaded.total_chars else f" (the first {len(preview):,} of {loaded.total_chars:,})"
-        shown = (f"The context starts like this{more}:\n~~~\n{preview.rstrip()}\n~~~\n"
-                 "This is only the start of the context.\n\n")
     return (
         f"Question: {question}\n\n"
         f"The context holds {len(loaded.files)} file(s), {loaded.total_chars:,} characters "
         f"(about {loaded.est_tokens:,} tokens).{skipped}\n"
-        f"Files (path and size in characters):\n{tree}\n\n{shown}"
+        f"Files (path and size in characters):\n{tree}\n\n"
         "You have not looked at the context yet. Start by exploring it with a ```repl block; "
         "do not answer before you have seen evidence."
     )
@@ -199,13 +169,7 @@ REPEATED_FAILURE = ("This block is the same code you already ran, and it failed 
                     "print what the data actually looks like near the failure, then try a different approach.")
 REPEATED_OUTPUT = ("This block is the same code you already ran, and it printed the same output again: repeating "
                    "it tells you nothing new. Use what it printed, or write different code (for example, search "
-                   "`context` with re.finditer for words from the question and print the text around each hit).")
-SHORT_SUB_PROMPT = ("A sub-LM call in this block got a prompt of only {chars} characters. The sub-LM sees ONLY its "
-                    "prompt, never `context`: put the text it must read into the prompt, e.g. "
-                    "llm_query(\"Find X in this text:\\n\" + chunk) for a chunk of `context`.")
-NO_CODE_YET = ("You gave an answer before running any code, so it is a guess: the context has not been examined. "
-               "Write a ```repl block that searches `context` for the evidence, read its real output, then answer "
-               "with FINAL(...).")
+                   "with grep(...) for words from the question and print the lines it finds).")
 LOWER_FINAL = ("Your reply wrote {word}(...) and no code. Write the answer as FINAL(your actual answer) in upper "
                "case (or FINAL_VAR(variable_name)), with the real value, not a placeholder.")
 LAST_CALL = ("You have run out of {reason}. Do not write any more code. Reply now with your best answer, "

@@ -40,7 +40,6 @@ from rlm_cli.errors import BudgetExceeded, ProviderError
 from rlm_cli.lm.client import FatalLMError
 from rlm_cli.lm.replies import clip_reply
 from rlm_cli.repl.process import FatalStepError
-from rlm_cli.run import prompts
 from rlm_cli.run.events import (
     BatchDone,
     BatchQueued,
@@ -54,9 +53,6 @@ from rlm_cli.settings.resolve import expand_alias
 
 if TYPE_CHECKING:
     from rlm_cli.run.engine import RunState
-
-SHORT_PROMPT_CHARS = 300
-"""A sub-LM prompt shorter than this (characters), over a larger context, gets the root LM a note."""
 
 MAX_BATCH = 10_000
 """Most items one ``llm_query_batched``/``rlm_query_batched`` call may hold."""
@@ -144,8 +140,6 @@ class SubCallRouter:
         self.ref = ref
         self.run_child = run_child
         self._model_notice = False
-        self.notes: list[str] = []  # told to the root LM with this step's output
-        self.context_chars = 0  # the size of the calling RLM's context (characters)
 
     async def __call__(self, op: Any, args: Any):
         args = args if isinstance(args, dict) else {}
@@ -245,7 +239,6 @@ class SubCallRouter:
             return f"Error: the prompt must be a string, not {type(prompt).__name__}"
         state = self.state
         self._reserve()
-        self._check_prompt(prompt)
         call = self._start(kind, model, prompt, batch)
         try:
             result = await state.lm.complete(model, [{"role": "user", "content": prompt}], role="sub",
@@ -262,16 +255,6 @@ class SubCallRouter:
         text = clip_reply(result.text)  # a provider's reply is hostile input too: bounded before the REPL
         self._finish(call, text, result.usage, None)
         return text
-
-    def _check_prompt(self, prompt: str) -> None:
-        """A sub-LM prompt far shorter than the context probably carries none of it (small models ask
-        ``llm_query("What is X?")`` and expect the sub-LM to see ``context``): the root LM is told, once
-        per step."""
-        if not prompts.harness_on("nocontext"):
-            return
-        total = self.context_chars
-        if len(prompt) < SHORT_PROMPT_CHARS and total > 4 * SHORT_PROMPT_CHARS and not self.notes:
-            self.notes.append(prompts.SHORT_SUB_PROMPT.format(chars=len(prompt)))
 
     async def rlm(self, prompt: str, context: str | None) -> str:
         """A recursive RLM one level deeper, or a sub-LM call at the depth limit; an ``Error: ...``
