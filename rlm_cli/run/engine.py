@@ -48,7 +48,7 @@ from rlm_cli.run.events import (
     StepFinished,
     StepStarted,
 )
-from rlm_cli.run.parsing import find_final, parse_reply
+from rlm_cli.run.parsing import find_final, is_placeholder, parse_reply
 from rlm_cli.run.subcalls import StepRef, SubCallRouter
 from rlm_cli.secrets import Redactor
 
@@ -313,7 +313,7 @@ class RlmInstance:
         whose variable is missing (or cannot be read) gives no answer: its literal text is not one."""
         found = find_final(reply)
         if found is not None and found[0] == "FINAL":
-            return found[1] or None
+            return None if is_placeholder(found[1]) else (found[1] or None)
         if found is not None:
             value, _ = await self._read_var(found[1])
             return value

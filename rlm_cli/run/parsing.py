@@ -18,7 +18,9 @@ Rules (contract, "The REPL the root LM programs"):
   fence). ``Final(...)``/``final_var(...)`` in another case, in a reply with no code, counts when its
   argument is unambiguous: a quoted literal, or text with a digit or of three or more words; a bare
   name is read as ``FINAL_VAR`` (it answers only when the variable exists). ``Final(your answer)``
-  is a placeholder, not an answer: ``other_case_final`` is set and the loop says how to answer.
+  is a placeholder, not an answer: ``other_case_final`` is set and the loop says how to answer. The
+  same holds for ``FINAL(your answer)`` in upper case (:data:`PLACEHOLDERS`: template text of rlm's
+  own prompts, which small models copy).
 - ``FINAL(name)`` as text, where ``name`` is a bare identifier naming a REPL variable, answers with
   the variable's value (the loop checks; otherwise the text itself is the answer).
 """
@@ -35,6 +37,17 @@ _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[A-
 _FINAL = re.compile(r"(?<![A-Za-z0-9_])(FINAL_VAR|FINAL)\s*\(")
 _ANY_CASE_FINAL = re.compile(r"(?<![A-Za-z0-9_])(final_var|final)\s*\(", re.IGNORECASE)
 _TAG_LINE = re.compile(r"^[ \t]*[`*]{0,2}(repl|python|py|python3)[`*]{0,2}:?[ \t]*$", re.IGNORECASE)
+
+
+PLACEHOLDERS = frozenset({"your answer", "your actual answer", "your final answer", "answer", "the answer",
+                          "...", "\u2026"})
+"""Answers that are the template text of rlm's own prompts ("FINAL(your answer)"), not answers."""
+
+
+def is_placeholder(answer: str) -> bool:
+    """Whether ``answer`` is only a template placeholder (:data:`PLACEHOLDERS`, any case, quotes or
+    angle brackets around it ignored)."""
+    return answer.strip().strip("\"'`<>[]*").strip().lower() in PLACEHOLDERS
 
 
 @dataclass
@@ -188,6 +201,8 @@ def parse_reply(text: str) -> ParsedReply:
         return parsed
     if blocks or unclosed:
         parsed.final_beside_code = True
+    elif found[0] == "FINAL" and is_placeholder(found[1]):
+        parsed.other_case_final = "FINAL"  # FINAL(your answer): copied from the prompt, not an answer
     elif found[0] == "FINAL":
         parsed.final_text = found[1]
     else:
@@ -209,5 +224,6 @@ def _take_other_case(parsed: ParsedReply, prose: str, m: re.Match) -> None:
         return
     value = _unquote(raw).strip().strip("`*").strip()
     quoted = raw[:1] in "\"'"
-    if value and (quoted or any(c.isdigit() for c in value) or len(value.split()) >= 3):
+    if value and not is_placeholder(value) and (quoted or any(c.isdigit() for c in value)
+                                                or len(value.split()) >= 3):
         parsed.final_text = value

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from engine_runner import run_engine
 
+from rlm_cli.run.budget import Limits
 from rlm_cli.run.parsing import parse_reply
 
 
@@ -91,3 +92,16 @@ def test_the_real_replies_with_a_mangled_tag_now_run():
     headless, inside = fixture_replies()[-2:]  # recorded from the 1.5B model; before these rules neither ran
     assert parse_reply(headless).blocks == ["print(len(context))\nprint(context[:2000])"]
     assert parse_reply(inside).blocks == ["print(len(context))\nprint(context[:2000])"]
+
+
+def test_the_prompt_template_copied_into_final_is_not_an_answer(fake_lm):
+    # seen on the 1.5B model's last call: "FINAL(your answer)", copied from rlm's own prompt
+    assert parse_reply("FINAL(your answer)").final_text is None
+    assert parse_reply("FINAL(<your answer>)").other_case_final == "FINAL"
+    assert parse_reply("FINAL(your answer is 42)").final_text == "your answer is 42"
+    fake_lm.script("root", "```repl\nx = 1\n```", "FINAL(your answer)", "FINAL(42)")
+    run = run_engine(fake_lm)
+    assert run.answer == "42" and "not a placeholder" in told(fake_lm, 2)
+    fake_lm.script("root", "```repl\nx = 1\n```", "FINAL(Your Answer)")
+    run = run_engine(fake_lm, limits=Limits(max_iterations=1))
+    assert run.status == "max_iterations" and run.answer is None
