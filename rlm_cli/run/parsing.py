@@ -39,7 +39,7 @@ _ANY_CASE_FINAL = re.compile(r"(?<![A-Za-z0-9_])(final_var|final)\s*\(", re.IGNO
 _TAG_LINE = re.compile(r"^[ \t]*[`*]{0,2}(repl|python|py|python3)[`*]{0,2}:?[ \t]*$", re.IGNORECASE)
 
 
-PLACEHOLDERS = frozenset({"your answer", "your actual answer", "your final answer", "answer", "the answer",
+PLACEHOLDERS = frozenset({"your answer", "your actual answer", "your final answer", "answer",
                           "...", "\u2026"})
 """Answers that are the template text of rlm's own prompts ("FINAL(your answer)"), not answers."""
 
