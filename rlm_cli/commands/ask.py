@@ -25,21 +25,26 @@ from rlm_cli.commands.loader_options import (
     load_options_from,
 )
 from rlm_cli.commands.options import (
+    DEFAULT_MAX_OUTPUT_CHARS,
+    DEFAULT_REQUEST_TIMEOUT_S,
     AllowModelOpt,
     ApiBaseOpt,
     ConcurrencyOpt,
     MaxCostOpt,
     MaxDepthOpt,
     MaxIterationsOpt,
+    MaxOutputCharsOpt,
     MaxSubCallsOpt,
     MaxTokensOpt,
     ModelOpt,
     OptionOpt,
     PriceOpt,
+    RequestTimeoutOpt,
     StepTimeoutOpt,
     SubModelOpt,
     SubOptionOpt,
     TimeoutOpt,
+    check_request_timeout,
     flags_from,
 )
 from rlm_cli.errors import EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
@@ -49,7 +54,6 @@ if TYPE_CHECKING:  # imported lazily at run time: `rlm --help` and Tab completio
     from rlm_cli.run.budget import Limits
     from rlm_cli.settings.resolve import Settings
 
-DEFAULT_MAX_OUTPUT_CHARS = 20_000  # same as rlm_cli.run.budget.Limits.max_output_chars
 
 HELP = ("Answer QUESTION about SOURCE... (files, directories, URLs, git remotes such as gh:ORG/REPO#REF, "
         "or - for standard input) with a Recursive "
@@ -78,10 +82,8 @@ def ask_command(
     sub_option: SubOptionOpt = None,
     price: PriceOpt = None,
     allow_model: AllowModelOpt = None,
-    max_output_chars: int = typer.Option(DEFAULT_MAX_OUTPUT_CHARS, "--max-output-chars", min=100,
-                                         help="Characters of a step's output shown to the root LM."),
-    request_timeout: float = typer.Option(300.0, "--request-timeout", min=1,
-                                          help="Seconds one LM request may take."),
+    max_output_chars: MaxOutputCharsOpt = DEFAULT_MAX_OUTPUT_CHARS,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT_S,
     system: str = typer.Option(None, "--system", "-s", help="Extra instructions for the root LM."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout instead of the answer."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; only the answer."),
@@ -113,10 +115,7 @@ def ask_command(
         raise UsageError("the question is empty")
     if log is not None and no_log:
         raise UsageError("--log and --no-log contradict each other; give one of them")
-    import math
-
-    if not math.isfinite(request_timeout):
-        raise UsageError(f"--request-timeout must be a finite number of seconds (>= 1), got {request_timeout!r}")
+    check_request_timeout(request_timeout)
     load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
                                      follow_symlinks)
     load_options.progress = not quiet

@@ -14,22 +14,26 @@ from pathlib import Path
 
 import typer
 
-from rlm_cli.commands.ask import DEFAULT_MAX_OUTPUT_CHARS
 from rlm_cli.commands.options import (
+    DEFAULT_MAX_OUTPUT_CHARS,
+    DEFAULT_REQUEST_TIMEOUT_S,
     AllowModelOpt,
     ApiBaseOpt,
     MaxCostOpt,
     MaxDepthOpt,
     MaxIterationsOpt,
+    MaxOutputCharsOpt,
     MaxSubCallsOpt,
     MaxTokensOpt,
     ModelOpt,
     OptionOpt,
     PriceOpt,
+    RequestTimeoutOpt,
     StepTimeoutOpt,
     SubModelOpt,
     SubOptionOpt,
     TimeoutOpt,
+    check_request_timeout,
     flags_from,
 )
 from rlm_cli.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
@@ -92,9 +96,8 @@ def bench_command(
     sub_option: SubOptionOpt = None,
     price: PriceOpt = None,
     allow_model: AllowModelOpt = None,
-    max_output_chars: int = typer.Option(DEFAULT_MAX_OUTPUT_CHARS, "--max-output-chars", min=100,
-                                         help="Characters of a step's output shown to the root LM."),
-    request_timeout: float = typer.Option(300.0, "--request-timeout", min=1, help="Seconds one LM request may take."),
+    max_output_chars: MaxOutputCharsOpt = DEFAULT_MAX_OUTPUT_CHARS,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT_S,
     system: str = typer.Option(None, "--system", "-s", help="Extra instructions for the root LM (rlm system)."),
     out: Path = typer.Option(None, "--out", help="Directory for the trajectories (<task>-<system>.json; "
                              "default: the log directory)."),
@@ -108,8 +111,7 @@ def bench_command(
     length_list = parse_lengths(lengths)
     system_list = _systems(systems)
     depth_list = _depths(depths)
-    if not math.isfinite(request_timeout):
-        raise UsageError(f"--request-timeout must be a finite number of seconds (>= 1), got {request_timeout!r}")
+    check_request_timeout(request_timeout)
     total = len(suite_names) * len(length_list) * n
     from rlm_cli.bench.tasks import MAX_TASKS
 

@@ -30,21 +30,26 @@ from rlm_cli.commands.loader_options import (
     load_options_from,
 )
 from rlm_cli.commands.options import (
+    DEFAULT_MAX_OUTPUT_CHARS,
+    DEFAULT_REQUEST_TIMEOUT_S,
     AllowModelOpt,
     ApiBaseOpt,
     ConcurrencyOpt,
     MaxCostOpt,
     MaxDepthOpt,
     MaxIterationsOpt,
+    MaxOutputCharsOpt,
     MaxSubCallsOpt,
     MaxTokensOpt,
     ModelOpt,
     OptionOpt,
     PriceOpt,
+    RequestTimeoutOpt,
     StepTimeoutOpt,
     SubModelOpt,
     SubOptionOpt,
     TimeoutOpt,
+    check_request_timeout,
     flags_from,
 )
 from rlm_cli.errors import EXIT_OK, RlmError, UsageError
@@ -74,10 +79,8 @@ def chat_command(
     sub_option: SubOptionOpt = None,
     price: PriceOpt = None,
     allow_model: AllowModelOpt = None,
-    max_output_chars: int = typer.Option(20_000, "--max-output-chars", min=100,
-                                         help="Characters of a step's output shown to the root LM."),
-    request_timeout: float = typer.Option(300.0, "--request-timeout", min=1,
-                                          help="Seconds one LM request may take."),
+    max_output_chars: MaxOutputCharsOpt = DEFAULT_MAX_OUTPUT_CHARS,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT_S,
     system: str = typer.Option(None, "--system", "-s", help="Extra instructions for the root LM."),
     repl_network: bool = typer.Option(False, "--repl-network", help="Let REPL code use the network."),
     continue_: bool = typer.Option(False, "--continue", "-c", help="Continue the latest run (SOURCE... optional)."),
@@ -102,10 +105,7 @@ def chat_command(
     for src in sources:
         if not looks_remote(src) and not os.path.lexists(src):
             raise UsageError(f"no such file or directory: {src}")
-    import math
-
-    if not math.isfinite(request_timeout):
-        raise UsageError(f"--request-timeout must be a finite number of seconds (>= 1), got {request_timeout!r}")
+    check_request_timeout(request_timeout)
     load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
                                      follow_symlinks)
     from rlm_cli.settings.resolve import check_prices, resolve

@@ -22,6 +22,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
+from rlm_cli.errors import UsageError
 from rlm_cli.run.budget import Limits
 
 PAIR_FLAGS = ("-o", "--option", "--sub-option")
@@ -55,6 +56,24 @@ MaxTokensOpt = Annotated[int | None, typer.Option(
     f"(default none; {_src('max_tokens')})")]
 TimeoutOpt = Annotated[float | None, typer.Option(
     "--timeout", min=0.1, help=f"Seconds for the whole run (hard limit). (default none; {_src('timeout')})")]
+DEFAULT_MAX_OUTPUT_CHARS = Limits.max_output_chars
+"""Characters of a step's output shown to the root LM, by default."""
+DEFAULT_REQUEST_TIMEOUT_S = 300.0
+"""Seconds one LM request may take, by default."""
+MaxOutputCharsOpt = Annotated[int, typer.Option(
+    "--max-output-chars", min=100, help="Characters of a step's output shown to the root LM.")]
+RequestTimeoutOpt = Annotated[float, typer.Option(
+    "--request-timeout", min=1, help="Seconds one LM request may take.")]
+
+
+def check_request_timeout(seconds: float) -> None:
+    """Raises :class:`UsageError` (exit 2) for a ``--request-timeout`` that is not finite (nan, inf)."""
+    import math
+
+    if not math.isfinite(seconds):
+        raise UsageError(f"--request-timeout must be a finite number of seconds (>= 1), got {seconds!r}")
+
+
 StepTimeoutOpt = Annotated[float | None, typer.Option(
     "--step-timeout", min=0.1, help="Seconds one REPL step may run before it is killed. "
     f"(default {Limits.step_timeout:g}; {_src('step_timeout')})")]

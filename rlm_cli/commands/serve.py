@@ -11,7 +11,6 @@ import os
 
 import typer
 
-from rlm_cli.commands.ask import DEFAULT_MAX_OUTPUT_CHARS
 from rlm_cli.commands.loader_options import (
     DEFAULT_MAX_FILE_SIZE_TEXT,
     DEFAULT_MAX_INPUT_SIZE_TEXT,
@@ -24,21 +23,26 @@ from rlm_cli.commands.loader_options import (
     load_options_from,
 )
 from rlm_cli.commands.options import (
+    DEFAULT_MAX_OUTPUT_CHARS,
+    DEFAULT_REQUEST_TIMEOUT_S,
     AllowModelOpt,
     ApiBaseOpt,
     ConcurrencyOpt,
     MaxCostOpt,
     MaxDepthOpt,
     MaxIterationsOpt,
+    MaxOutputCharsOpt,
     MaxSubCallsOpt,
     MaxTokensOpt,
     ModelOpt,
     OptionOpt,
     PriceOpt,
+    RequestTimeoutOpt,
     StepTimeoutOpt,
     SubModelOpt,
     SubOptionOpt,
     TimeoutOpt,
+    check_request_timeout,
     flags_from,
 )
 from rlm_cli.errors import EXIT_OK, UsageError
@@ -80,10 +84,8 @@ def serve_command(
     sub_option: SubOptionOpt = None,
     price: PriceOpt = None,
     allow_model: AllowModelOpt = None,
-    max_output_chars: int = typer.Option(DEFAULT_MAX_OUTPUT_CHARS, "--max-output-chars", min=100,
-                                         help="Characters of a step's output shown to the root LM."),
-    request_timeout: float = typer.Option(300.0, "--request-timeout", min=1,
-                                          help="Seconds one LM request may take."),
+    max_output_chars: MaxOutputCharsOpt = DEFAULT_MAX_OUTPUT_CHARS,
+    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT_S,
     system: str = typer.Option(None, "--system", "-s", help="Extra instructions for the root LM."),
     repl_network: bool = typer.Option(False, "--repl-network",
                                       help="Let REPL code use the network (off by default where the platform "
@@ -95,8 +97,6 @@ def serve_command(
     max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE_TEXT,
     follow_symlinks: FollowSymlinksOpt = False,
 ) -> None:
-    import math
-
     api_key = api_key or os.environ.get(API_KEY_ENV) or None
     from rlm_cli.serve.config import ServeConfig, check_bind, model_names
 
@@ -112,8 +112,7 @@ def serve_command(
         if spec is not None:  # fetched again on every request otherwise; a local copy is loaded as it is
             raise UsageError(f"rlm serve takes local files and directories only, not {spec.display}: "
                              "download or clone it first and serve the local copy")
-    if not math.isfinite(request_timeout):
-        raise UsageError(f"--request-timeout must be a finite number of seconds (>= 1), got {request_timeout!r}")
+    check_request_timeout(request_timeout)
     from rlm_cli.loader.options import parse_size
 
     try:
