@@ -14,42 +14,33 @@ def home_override() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def log_dir() -> Path:
-    """Directory of trajectory logs (``$RLM_HOME/logs`` or platformdirs' user log dir)."""
+def _user_dir(sub: str | None, platform_dir: str) -> Path:
+    """``$RLM_HOME/<sub>`` (``$RLM_HOME`` itself for None) when set, else platformdirs' ``platform_dir``
+    (e.g. ``"user_log_dir"``) for ``rlm``."""
     home = home_override()
     if home is not None:
-        return home / "logs"
+        return home / sub if sub else home
     import platformdirs
 
-    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+    return Path(getattr(platformdirs, platform_dir)(APP_NAME, appauthor=False))
+
+
+def log_dir() -> Path:
+    """Directory of trajectory logs (``$RLM_HOME/logs`` or platformdirs' user log dir)."""
+    return _user_dir("logs", "user_log_dir")
 
 
 def config_dir() -> Path:
     """Directory of ``config.toml`` (``$RLM_HOME`` or platformdirs' user config dir)."""
-    home = home_override()
-    if home is not None:
-        return home
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+    return _user_dir(None, "user_config_dir")
 
 
 def cache_dir() -> Path:
     """Directory of caches such as cloned git remotes (``$RLM_HOME/cache`` or platformdirs' user cache dir)."""
-    home = home_override()
-    if home is not None:
-        return home / "cache"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    return _user_dir("cache", "user_cache_dir")
 
 
 def data_dir() -> Path:
     """Directory of saved state (conversations, chat history): ``$RLM_HOME/data`` or platformdirs'
     user data dir."""
-    home = home_override()
-    if home is not None:
-        return home / "data"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return _user_dir("data", "user_data_dir")
