@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fake_lm import FakeLM
+from helpers import FAKE_API_KEY
 
 from rlm_cli.context import ContextWriter
 from rlm_cli.lm.client import LMClient, Price
@@ -106,7 +107,7 @@ def _run(fake, workdir, question, files, limits, root_model, sub_model, prices, 
     recorder = TrajectoryRecorder(None)
     events: list = []
     bus = EventBus([recorder, events.append])
-    lm = LMClient(api_key="sk-test-key-not-real", options=lm_options or {},
+    lm = LMClient(api_key=FAKE_API_KEY, options=lm_options or {},
                   prices={m: Price(*p) for m, p in (prices or {}).items()}, max_retries=max_retries,
                   backoff_base_s=backoff_base_s, backend_override=fake)
     lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))

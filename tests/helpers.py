@@ -22,6 +22,9 @@ ROOT = TESTS.parent
 _NOT_INHERITED = ("NO_COLOR", "FORCE_COLOR", "PY_COLORS", "GITHUB_ACTIONS", "_TYPER_FORCE_DISABLE_TERMINAL")
 
 
+FAKE_API_KEY = "sk-test-key-not-real"
+"""The placeholder API key of the tests (never a real one; the scripted servers accept any key)."""
+
 def rlm_env(server, home: Path, **extra: str | None) -> dict[str, str]:
     """An environment for ``rlm`` with its home (config, logs) at ``home``: the test process's
     environment without ``RLM_*``, colour-forcing and CI variables, plus ``RLM_HOME``, ``NO_COLOR=1``,
@@ -31,7 +34,7 @@ def rlm_env(server, home: Path, **extra: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("RLM_", "_RLM_COMPLETE")) and k not in _NOT_INHERITED}
     env.update({"RLM_HOME": str(home), "RLM_MODEL": "openai/root", "RLM_SUB_MODEL": "openai/sub",
-                "OPENAI_API_KEY": "sk-test-key-not-real", "NO_COLOR": "1",
+                "OPENAI_API_KEY": FAKE_API_KEY, "NO_COLOR": "1",
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
     if server is not None:
         env["RLM_API_BASE"] = server.base_url
