@@ -1,11 +1,13 @@
-"""Answers that cite evidence: the REPL's ``grep`` over a 100 MB ``files``, and the answer's reference
-check on hostile answers. Prints numbers; no target is asserted (the machine is shared).
+"""Answers that cite evidence: the REPL's ``grep`` and ``search`` over a 100 MB ``files``, and the
+answer's reference check on hostile answers. Prints numbers; no target is asserted (the machine is shared).
 
 - ``grep``: 100 MB over 2,000 files of log-like lines, laid out as the REPL child holds them (one
   ``context`` str and file spans, ``rlm_cli/repl/child_grep.py``), for a rare literal, a rare regex,
   a literal on every 1,000th line (capped by ``max_hits``) and a pattern that never matches; next to
   a plain ``re.finditer`` over the whole context (the floor) and the "split every file into lines"
   approach the function avoids.
+- ``search``: the same files, for a query whose words are rare, one with a word on every line (the
+  worst case: every line is scored), and one matching nothing.
 - ``check_answer``: 2 MB answers built to defeat a naive scanner (a run of path characters, colon
   chains, backticks), a 64 MB answer (scanned up to its bound), and 500 distinct valid references
   against 100,000 loaded files.
@@ -19,7 +21,7 @@ import os
 import re
 import time
 
-from rlm_cli.repl.child_grep import make_grep
+from rlm_cli.repl.child_grep import make_grep, make_search
 from rlm_cli.run.citations import check_answer
 
 LINE = "2026-11-21 12:00:00 INFO worker-{n} heartbeat ok; queue depth nominal; nothing to report\n"
@@ -75,6 +77,11 @@ def main() -> None:
     timed("split every file into lines, then search each", lambda: [
         (p, n) for p, (s, e) in spans.items() for n, line in enumerate(context[s:e].splitlines(), 1)
         if rx.search(line)], 1)
+    search = make_search(context, spans)
+    hits = timed("search('What is the launch code?') (rare words)", lambda: search("What is the launch code?"), 1)
+    print(f"    -> first {hits[0]}")
+    timed("search('worker disk full') (a word on every line)", lambda: search("worker disk full"), 1)
+    timed("search('no such words') (no hit)", lambda: search("no such words"), 1)
 
     files = [(f"pkg{i}/mod/file{i}.py", 200) for i in range(100_000)]
     print("check_answer")

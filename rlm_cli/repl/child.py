@@ -25,7 +25,7 @@ not on ``sys.path``, so its siblings are loaded by file path, all of them read b
 ``child_sandbox.py`` (the lockdown, applied before any model code; as PID 1 of a fresh PID namespace
 the child forks there and the parent side stays a small init, which is why the rest is only executed
 after it), ``child_context.py`` (building ``context`` without holding the file twice) and
-``child_grep.py`` (``grep``) and ``child_repl.py`` (the protocol, the namespace, the step loop).
+``child_grep.py`` (``grep``, ``search``) and ``child_repl.py`` (the protocol, the namespace, the step loop).
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ def main() -> None:
                                                "child_state")}
     notes = _execute(*siblings["child_sandbox"]).lock_down(args)  # PID 1: the init stays in there
     load_context = _execute(*siblings["child_context"]).load_context
-    make_grep = _execute(*siblings["child_grep"]).make_grep
-    _execute(*siblings["child_repl"]).serve(args, notes, load_context, make_grep, _execute(*siblings["child_state"]))
+    make_tools = _execute(*siblings["child_grep"]).make_tools
+    _execute(*siblings["child_repl"]).serve(args, notes, load_context, make_tools, _execute(*siblings["child_state"]))
 
 
 if __name__ == "__main__":

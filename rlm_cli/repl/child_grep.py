@@ -1,4 +1,5 @@
-"""``grep`` in the REPL: a line-aware search over ``files``. Standard library only (``child.py``
+"""``grep`` and ``search`` in the REPL: line-aware searches over ``files`` (``search`` is described
+below, at its code). Standard library only (``child.py``
 loads it by file path, like its other siblings).
 
 The search runs over ``context`` itself, one file's span at a time (``pattern.search(context, pos,
@@ -12,6 +13,8 @@ line table to build or keep.
 from __future__ import annotations
 
 import fnmatch
+import heapq
+import math
 import re
 import sys
 
@@ -31,15 +34,34 @@ def _compile(pattern, flags: int) -> re.Pattern:
     return re.compile(pattern, flags | re.MULTILINE)
 
 
-def _selector(paths):
+def _selector(paths, name: str = "grep"):
     """A predicate over file paths: None (every file), a glob or exact path, or a list of them. Globs
     are fnmatch-style (``*`` also matches ``/``: ``"*.py"`` selects ``src/app.py``)."""
     if paths is None:
         return lambda path: True
     globs = [paths] if isinstance(paths, str) else list(paths)
     if not all(isinstance(g, str) for g in globs):
-        raise TypeError("grep: paths must be None, a glob string or a list of glob strings")
+        raise TypeError(f"{name}: paths must be None, a glob string or a list of glob strings")
     return lambda path: any(path == g or fnmatch.fnmatchcase(path, g) for g in globs)
+
+
+MAX_PATH_CHARS = 4096  # a `paths` string longer than this, or holding a newline, is text, not a glob
+
+
+def _text_as_path(context: str, spans: dict, paths, name: str):
+    """``paths`` as given, unless it is a file's text rather than a name (``grep(rx, files[p])``, a
+    call small models write): then the path of the file holding exactly that text (None when it is
+    all of ``context``). Raises ValueError for other text, saying what ``paths`` takes."""
+    if not isinstance(paths, str) or ("\n" not in paths and len(paths) <= MAX_PATH_CHARS):
+        return paths
+    if paths == context:
+        return None
+    for path, (start, end) in spans.items():
+        if end - start == len(paths) and context.startswith(paths, start):
+            return path
+    example = next(iter(spans), "notes.txt")
+    raise ValueError(f"{name}: paths selects files by name (a glob such as '*.txt', or a path of files), "
+                     f"not text; to search one file pass its path: {name}(..., paths={example!r})")
 
 
 def _clip(line: str, col: int, length: int) -> str:
@@ -56,7 +78,7 @@ def grep(context: str, spans: dict, pattern, paths=None, flags: int = 0,
     """Search the files (``spans``: path -> (start, end) character offsets into ``context``) for
     ``pattern``; see :func:`make_grep` for the arguments the model passes and the result."""
     rx = _compile(pattern, flags)
-    wanted = _selector(paths)
+    wanted = _selector(_text_as_path(context, spans, paths, "grep"))
     if isinstance(max_hits, bool) or not isinstance(max_hits, int) or max_hits < 0:
         raise ValueError("grep: max_hits must be an int >= 0")
     hits: list[tuple[str, int, str]] = []
@@ -105,3 +127,138 @@ def make_grep(context: str, spans: dict):
 
     grep_files.__name__ = grep_files.__qualname__ = "grep"
     return grep_files
+
+
+# --- search ----------------------------------------------------------------------------------
+# ``search`` in the REPL: the lines of ``files`` that best match a question's words, best first.
+#
+# ``grep`` needs the model to choose a regex; a weak root LM often chooses badly (one common word, or
+# the whole question as a phrase). ``search(query)`` takes plain words (the question itself will do),
+# drops stop words, and ranks every line that contains at least one of the remaining terms by the sum
+# of the terms' inverse document frequencies over lines (BM25's IDF, without length normalisation:
+# Robertson & Zaragoza, "The Probabilistic Relevance Framework", 2009, section 3.1). A line with all
+# the rare words of the query ranks above one with many common ones. A term matches at the start of a
+# word, case-insensitively (``vault`` matches ``Vaults``; ``auth`` matches ``authenticate``).
+#
+# Two passes over the selected files' spans of ``context`` (one to count each term's lines, one to
+# score them), each one ``finditer`` over the span; memory is one counter per term and a heap of the
+# best ``k`` lines, whatever the size of ``files``.
+
+MAX_TERMS = 32  # distinct query terms used; a longer query is cut
+MAX_K = 1000
+DEFAULT_K = 20
+WORD = re.compile(r"\w+")
+STOP_WORDS = frozenset({
+    "a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at",
+    "be", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do",
+    "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have",
+    "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its",
+    "itself", "just", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once",
+    "only", "or", "other", "our", "out", "over", "own", "please", "same", "she", "should", "so", "some",
+    "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those",
+    "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where",
+    "which", "while", "who", "whom", "whose", "why", "will", "with", "would", "you", "your"
+})
+
+
+def query_terms(query: str) -> list[str]:
+    """The distinct lower-case words of ``query`` in order, stop words and one-character words
+    dropped (all distinct words when that leaves none), at most :data:`MAX_TERMS`."""
+    words = list(dict.fromkeys(w.lower() for w in WORD.findall(query)))
+    kept = [w for w in words if len(w) > 1 and w not in STOP_WORDS] or words
+    return kept[:MAX_TERMS]
+
+
+def _word_char(ch: str) -> bool:
+    """Whether ``ch`` is a word character of ``re``'s ``\\w`` (letters, digits, ``_``)."""
+    return ch.isalnum() or ch == "_"
+
+
+def _lines(context: str, start: int, end: int, rx: re.Pattern):
+    """Per line of ``context[start:end]`` holding a match of ``rx``: (line_start, line_end, set of
+    matched terms (lower case), offset of the first match)."""
+    line_start = line_end = -1
+    terms: set[str] = set()
+    first = 0
+    for m in rx.finditer(context, start, end):
+        hit = m.start()
+        if hit > start and _word_char(context[hit - 1]):
+            continue  # inside a word: terms match at word starts (checked here, not by a slow lookbehind)
+        if hit > line_end:
+            if terms:
+                yield line_start, line_end, terms, first
+            line_start = context.rfind("\n", start, hit) + 1 or start
+            line_end = context.find("\n", hit, end)
+            if line_end < 0:
+                line_end = end
+            terms, first = set(), hit
+        terms.add(m.group(0).lower())
+    if terms:
+        yield line_start, line_end, terms, first
+
+
+def search(context: str, spans: dict, query, paths=None, k: int = DEFAULT_K) -> list[tuple[str, int, str]]:
+    """The ``k`` lines of the files (``spans``: path -> (start, end) character offsets into
+    ``context``) that best match ``query``; see :func:`make_search` for what the model passes.
+    Raises TypeError for a non-str query, ValueError for a bad ``k``."""
+    if not isinstance(query, str):
+        raise TypeError(f"search: the query must be a str of words, not {type(query).__name__}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ValueError(f"search: k must be an int from 1 to {MAX_K}")
+    terms = query_terms(query)
+    if not terms:
+        return []
+    wanted = _selector(_text_as_path(context, spans, paths, "search"), "search")
+    chosen = [(path, start, end) for path, (start, end) in spans.items() if wanted(path)]
+    # the longest alternative first, so "vaults" is matched as the term "vaults" when both are asked for
+    rx = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
+    lines_total = 0
+    df = dict.fromkeys(terms, 0)
+    for _path, start, end in chosen:
+        lines_total += context.count("\n", start, end) + 1
+        for _s, _e, found, _f in _lines(context, start, end, rx):
+            for term in found:
+                df[term] = df.get(term, 0) + 1
+    idf = {t: math.log(1 + (lines_total - n + 0.5) / (n + 0.5)) for t, n in df.items()}
+    best: list[tuple[float, int, str, int, int, int]] = []  # (score, -order, path, start, end, first)
+    order = 0
+    for path, start, end in chosen:
+        for line_start, line_end, found, first in _lines(context, start, end, rx):
+            order += 1
+            item = (sum(idf[t] for t in found), -order, path, line_start, line_end, first)
+            if len(best) < k:
+                heapq.heappush(best, item)
+            elif item > best[0]:
+                heapq.heapreplace(best, item)
+    best.sort(reverse=True)
+    hits = []
+    for _score, _order, path, line_start, line_end, first in best:
+        start = spans[path][0]
+        line_no = context.count("\n", start, line_start) + 1
+        text = context[line_start:line_end]
+        text = text.removesuffix("\r") if len(text) <= MAX_LINE_CHARS else _clip(text, first - line_start, 1)
+        hits.append((path, line_no, text))
+    return hits
+
+
+def make_search(context: str, spans: dict):
+    """The ``search`` function of the REPL namespace, over ``context`` and the file spans."""
+
+    def search_files(query, paths=None, k=DEFAULT_K) -> list:
+        """The lines of ``files`` that best match the words of ``query``, best first:
+        ``search(query, paths=None, k=20)`` -> ``[(path, line_number, line_text), ...]``.
+
+        ``query``: plain words, e.g. the question itself (not a regex); stop words are ignored and a
+        word matches at the start of a word in any case. Lines holding more of the query's rare words
+        rank first. ``paths``: a glob or exact path, or a list of them, None for every file; ``k``: how
+        many lines (1-1000). Line numbers start at 1 (cite them as ``path:line``); the line text is cut
+        to 300 characters."""
+        return search(context, spans, query, paths, k)
+
+    search_files.__name__ = search_files.__qualname__ = "search"
+    return search_files
+
+
+def make_tools(context: str, spans: dict) -> dict:
+    """The REPL's search functions by name (``grep``, ``search``), over ``context`` and the spans."""
+    return {"grep": make_grep(context, spans), "search": make_search(context, spans)}

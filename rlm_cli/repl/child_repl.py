@@ -29,7 +29,7 @@ class MessageTooLarge(ValueError):
 
 
 PROTECTED = ("context", "files", "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched",
-             "FINAL", "FINAL_VAR", "SHOW_VARS", "grep")
+             "FINAL", "Final", "FINAL_VAR", "SHOW_VARS", "grep", "search")
 
 class FileMap(Mapping):
     """Read-only mapping ``path -> text`` over ``context``; each lookup slices ``context``."""
@@ -122,7 +122,7 @@ def _listed(value) -> list:
 class Repl:
     """The namespace and the step executor."""
 
-    def __init__(self, channel: Channel, context: str, index: list, make_grep: Callable | None = None) -> None:
+    def __init__(self, channel: Channel, context: str, index: list, make_tools: Callable | None = None) -> None:
         self.channel = channel
         self.final: str | None = None
         self.notes: list[str] = []
@@ -136,11 +136,12 @@ class Repl:
             "rlm_query": self.rlm_query,
             "rlm_query_batched": self.rlm_query_batched,
             "FINAL": self.FINAL,
+            "Final": self.FINAL,  # small models write Final("...") in code: unambiguous, so it answers
             "FINAL_VAR": self.FINAL_VAR,
             "SHOW_VARS": self.SHOW_VARS,
         }
-        if make_grep is not None:  # child_grep.make_grep: grep(pattern, ...) over the files' spans
-            self.protected["grep"] = make_grep(context, files._spans)
+        if make_tools is not None:  # child_grep.make_tools: grep(pattern, ...), search(query, ...)
+            self.protected.update(make_tools(context, files._spans))
         self.ns.update(self.protected)
 
     # --- functions the root LM calls -------------------------------------------------------
@@ -252,13 +253,13 @@ def _restore_streams(saved: tuple[int, int], streams: tuple) -> None:
 
 
 def serve(args, notes: list, load_context: Callable[[str | int], tuple[str, str]],
-          make_grep: Callable | None = None, state=None) -> None:
+          make_tools: Callable | None = None, state=None) -> None:
     """Load ``context`` (``load_context(fd) -> (text, method)``) and the index, say ready, then run
     the parent's commands until it goes away. ``args``: the parsed command line (``sock``, and
     ``context`` and ``index`` as inherited descriptors, closed once read; ``state_in``/``state_out``:
     descriptors of saved state to restore before ready, and of the file ``save_state`` writes);
-    ``notes``: the lockdown's notes, sent with ``ready``; ``make_grep``: ``child_grep.make_grep``
-    (None: no ``grep``); ``state``: the ``child_state`` module. Raises OSError or UnicodeDecodeError
+    ``notes``: the lockdown's notes, sent with ``ready``; ``make_tools``: ``child_grep.make_tools``
+    (None: no ``grep`` or ``search``); ``state``: the ``child_state`` module. Raises OSError or UnicodeDecodeError
     when the context or index cannot be read (the child then exits before ready).
     """
     # Python-level output goes straight to fd 1/2 (unbuffered) so it interleaves with fd writes and
@@ -276,7 +277,7 @@ def serve(args, notes: list, load_context: Callable[[str | int], tuple[str, str]
         index = json.load(fh)
     os.close(args.context)
     channel = Channel(args.sock)
-    repl = Repl(channel, context, index, make_grep)
+    repl = Repl(channel, context, index, make_tools)
     del context
     ready = {"type": "ready", "pid": os.getpid(), "load_s": time.perf_counter() - t0, "load": method,
              "notes": notes}

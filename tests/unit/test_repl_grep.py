@@ -85,3 +85,13 @@ def test_root_code_calls_grep_and_the_feedback_carries_the_hits(fake_lm):
     assert "[('src/views.py', 1, '# TODO: views')]" in run.doc["iterations"][1]["steps"][0]["stdout"]
     system = fake_lm.requests_for("root")[0].body["messages"][0]["content"]
     assert "grep(pattern, paths=None, flags=0, max_hits=200)" in system and "`path:line`" in system
+
+
+def test_a_files_text_passed_as_paths_searches_that_file(tmp_path):
+    # grep(pattern, files[path]): a call the 1.5B model writes; it found 0 hits for six turns
+    grep, _ = grep_over(tmp_path, {"a.txt": "alpha\nbeta\n", "b.txt": "beta\ngamma\n"})
+    text = "beta\ngamma\n"
+    assert grep("beta", text) == [("b.txt", 1, "beta")]
+    with pytest.raises(ValueError, match="paths selects files by name"):
+        grep("beta", "some other\ntext")
+    assert grep("beta", "*.txt") == [("a.txt", 2, "beta"), ("b.txt", 1, "beta")]  # globs as before
