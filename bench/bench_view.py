@@ -39,7 +39,7 @@ from scripted_server import ScriptedServer  # noqa: E402
 
 from rlm_cli.context import ContextWriter  # noqa: E402
 from rlm_cli.lm.client import LMClient  # noqa: E402
-from rlm_cli.run import engine  # noqa: E402
+from rlm_cli.run import config, engine  # noqa: E402
 from rlm_cli.run.budget import Limits  # noqa: E402
 from rlm_cli.run.events import EventBus  # noqa: E402
 from rlm_cli.trajectory.recorder import TrajectoryRecorder  # noqa: E402
@@ -79,7 +79,7 @@ def one_run(server: ScriptedServer, workdir: Path, calls: int, live: bool) -> tu
     writer.add("doc.txt", "lorem ipsum dolor sit amet\n" * 2000)
     loaded = writer.finish()
     limits = Limits(max_sub_calls=calls + 10, concurrency=16, max_iterations=5)
-    cfg = engine.RunConfig(question="bench", root_model="openai/root", sub_model="openai/sub", limits=limits,
+    cfg = config.RunConfig(question="bench", root_model="openai/root", sub_model="openai/sub", limits=limits,
                            stream_root=live, sub_chars=32_000)
     recorder = TrajectoryRecorder(None)
     bus = EventBus([recorder])

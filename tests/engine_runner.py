@@ -1,7 +1,7 @@
 """Run the engine in this process against a :class:`~fake_lm.FakeLM`: no CLI subprocess, no HTTP.
 
 :func:`run_engine` does what ``rlm ask`` does between loading and printing (a context file, a
-:class:`~rlm_cli.run.engine.RunConfig`, an :class:`~rlm_cli.lm.client.LMClient`, an event bus with a
+:class:`~rlm_cli.run.config.RunConfig`, an :class:`~rlm_cli.lm.client.LMClient`, an event bus with a
 trajectory recorder, :func:`rlm_cli.run.engine.run`), with the fake as the LM client's one request
 path. The REPL is the real one (its own sandboxed subprocess): what the root LM's code does is
 tested for real, only the provider is scripted. Tests of the loop's rules (nudges, FINAL handling,
@@ -22,7 +22,7 @@ from helpers import FAKE_API_KEY
 from rlm_cli.context import ContextWriter
 from rlm_cli.lm.client import LMClient, Price
 from rlm_cli.repl.sandbox import remove_tree
-from rlm_cli.run import engine
+from rlm_cli.run import config, engine
 from rlm_cli.run.budget import Limits
 from rlm_cli.run.events import EventBus, Notice
 from rlm_cli.trajectory.recorder import TrajectoryRecorder
@@ -38,7 +38,7 @@ class EngineRun:
     """One finished in-process run: the engine's ``result``, the trajectory ``doc`` as the recorder
     built it (the same dict ``rlm ask`` writes), and every event emitted, in order."""
 
-    result: engine.RunResult
+    result: config.RunResult
     doc: dict
     events: list = field(default_factory=list)
     workdir: Path | None = None  # the run's (removed) working directory: REPL command lines name it
@@ -77,7 +77,7 @@ def run_engine(fake: FakeLM, question: str = "q?", files: dict[str, str] | None 
     options (``{"root": {...}, "sub": {...}}``); ``max_retries`` and ``backoff_base_s`` (seconds;
     small, so retried faults cost no wall time; a ``Retry-After`` is still honoured) go to the
     :class:`~rlm_cli.lm.client.LMClient`; other keyword arguments go to
-    :class:`~rlm_cli.run.engine.RunConfig` (``model_aliases``, ``allowed_models``, ``system_extra``,
+    :class:`~rlm_cli.run.config.RunConfig` (``model_aliases``, ``allowed_models``, ``system_extra``,
     ``sub_chars``...). Never raises for a failed run (see :func:`rlm_cli.run.engine.run`).
 
     The working directory is made as ``rlm ask`` makes it (a fresh directory named ``workdir_prefix``
@@ -102,7 +102,7 @@ def _run(fake, workdir, question, files, limits, root_model, sub_model, prices, 
     for path, text in (files if files is not None else {"input.txt": "some data\n"}).items():
         writer.add(path, text)
     loaded = writer.finish()
-    cfg = engine.RunConfig(question=question, root_model=root_model, sub_model=sub_model,
+    cfg = config.RunConfig(question=question, root_model=root_model, sub_model=sub_model,
                            limits=limits or Limits(), stream_root=stream_root, **cfg_kw)
     recorder = TrajectoryRecorder(None)
     events: list = []
@@ -112,7 +112,7 @@ def _run(fake, workdir, question, files, limits, root_model, sub_model, prices, 
                   backoff_base_s=backoff_base_s, backend_override=fake)
     lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))
 
-    async def go() -> engine.RunResult:
+    async def go() -> config.RunResult:
         async with lm:
             return await engine.run(cfg, loaded, lm, bus, workdir / "repl")
 

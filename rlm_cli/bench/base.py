@@ -87,7 +87,7 @@ async def run_base(task: Any, sources: list[str], *, settings: Any, limits: Any,
     from rlm_cli.loader import LoadOptions, load_sources
     from rlm_cli.repl.sandbox import remove_tree
     from rlm_cli.run.budget import Budget
-    from rlm_cli.run.engine import now_iso
+    from rlm_cli.run.config import now_iso
     from rlm_cli.run.events import IterationStarted, RlmStarted, RootReply, RunFinished, RunStarted
     from rlm_cli.trajectory.recorder import TrajectoryRecorder
 

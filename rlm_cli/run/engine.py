@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import itertools
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rlm_cli.context import ContextWriter, LoadedContext
 from rlm_cli.errors import BudgetExceeded, RlmError
@@ -35,7 +31,8 @@ from rlm_cli.loader.tree import render_tree
 from rlm_cli.repl.process import FatalStepError, ReplProcess
 from rlm_cli.repl.sandbox import plan_sandbox
 from rlm_cli.run import prompts
-from rlm_cli.run.budget import Budget, Limits
+from rlm_cli.run.budget import Budget
+from rlm_cli.run.config import RunConfig, RunResult, RunState, now_iso
 from rlm_cli.run.events import (
     EventBus,
     IterationStarted,
@@ -48,81 +45,13 @@ from rlm_cli.run.events import (
     StepFinished,
     StepStarted,
 )
+from rlm_cli.run.guesses import FinalCheck, invented
 from rlm_cli.run.parsing import find_final, is_placeholder, parse_reply
 from rlm_cli.run.subcalls import StepRef, SubCallRouter
 from rlm_cli.secrets import Redactor
 
-if TYPE_CHECKING:
-    from rlm_cli.run.session import SessionLink
-
+STALL_REPLIES = 3  # identical root replies in a row that end the loop early with a last call
 DEFAULT_SUB_CHARS = 32_000  # prompt size suggested to the root LM when the sub-LM's window is unknown
-
-
-def now_iso() -> str:
-    """The current UTC time, ISO 8601 with seconds precision."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass
-class RunConfig:
-    """What to run: the question, the root and sub models (litellm strings), the budgets.
-
-    ``stream_root``: stream root replies (for the live view); ``system_extra``: user instructions
-    appended to the system prompt; ``sub_chars``: the prompt size (characters) suggested for sub-calls
-    (None: from litellm's model info, else :data:`DEFAULT_SUB_CHARS`); ``model_aliases``: names the
-    root LM may pass as ``llm_query(prompt, model=NAME)``, mapped to litellm model strings;
-    ``repl_network``: let REPL code reach the network (off by default where the sandbox can).
-    """
-
-    question: str
-    root_model: str
-    sub_model: str
-    limits: Limits = field(default_factory=Limits)
-    stream_root: bool = False
-    system_extra: str | None = None
-    sub_chars: int | None = None
-    model_aliases: dict[str, str] = field(default_factory=dict)
-    allowed_models: tuple[str, ...] = ()  # --allow-model: more models llm_query(model=...) may call
-    repl_network: bool = False
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    session: SessionLink | None = None  # this run as a turn of a conversation (rlm_cli.run.session)
-
-
-@dataclass
-class RunResult:
-    """How a run ended: ``status`` (trajectory status), ``answer`` (None when none), ``error``
-    (``{"type", "message"}`` or None) and ``exhausted`` (the budget that ran out, if any)."""
-
-    status: str
-    answer: str | None
-    error: dict | None = None
-    exhausted: str | None = None
-
-
-@dataclass
-class RunState:
-    """Everything the RLM instances of one run share."""
-
-    cfg: RunConfig
-    lm: LMClient
-    budget: Budget
-    bus: EventBus
-    workdir: Path
-    repls: set[ReplProcess] = field(default_factory=set)
-    child_slots: dict[int, asyncio.Semaphore] = field(default_factory=dict)  # live child REPLs per depth
-    ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-
-    @property
-    def limits(self) -> Limits:
-        return self.cfg.limits
-
-    @property
-    def root_model(self) -> str:
-        return self.cfg.root_model
-
-    @property
-    def sub_model(self) -> str:
-        return self.cfg.sub_model
 
 
 @dataclass
@@ -146,6 +75,7 @@ class RlmInstance:
         self.messages: list[dict] = []
         self.repl: ReplProcess | None = None
         self._ran: dict[str, tuple[str | None, int]] = {}  # code run -> (its error, hash of (stdout, stderr))
+        self._finals = FinalCheck()  # FINALs as the model meant them; guesses refused
 
     async def solve(self) -> Outcome:
         """Run the loop until an answer, the iteration limit or a budget. Always closes the REPL."""
@@ -184,11 +114,18 @@ class RlmInstance:
         ]
         if link is not None:
             link.transcript = self.messages  # appended to in place from here on
+        previous, repeats = None, 0
         for index in range(lim.max_iterations):
             try:
                 reply = await self._ask(index)
             except BudgetExceeded:
                 return await self._last_call(index, "budget_exhausted")
+            repeats = repeats + 1 if reply.strip() == previous else 0
+            previous = reply.strip()
+            if repeats + 1 >= STALL_REPLIES:
+                state.bus.emit(Notice(f"the root LM sent the same reply {repeats + 1} times in a row; "
+                                      "it was asked for its best answer early"))
+                return await self._last_call(index + 1, "max_iterations", stalled=repeats + 1)
             parsed = parse_reply(reply)
             if parsed.blocks:
                 answer, feedback = await self._run_blocks(index, parsed.blocks)
@@ -202,6 +139,8 @@ class RlmInstance:
                     return await self._last_call(index + 1, "budget_exhausted")
                 feedback.append(prompts.continue_note(index, lim.max_iterations, state.budget.status_line()))
                 self.messages.append({"role": "user", "content": "\n\n".join(feedback)})
+            elif parsed.final_text is not None and not self._ran and invented(parsed.final_text, self._read()):
+                await self._run_first_block(index)  # numbers chosen before any code ran: a guess
             elif parsed.final_text is not None:
                 text = parsed.final_text
                 if text.strip().isidentifier():
@@ -220,10 +159,30 @@ class RlmInstance:
                     word=parsed.other_case_final)})
             elif parsed.unclosed_block:
                 self.messages.append({"role": "user", "content": prompts.UNCLOSED})
+            elif not self._ran and not parsed.untagged_blocks:
+                await self._run_first_block(index)
             else:
                 nudge = prompts.NUDGE + (prompts.UNTAGGED if parsed.untagged_blocks else "")
+                nudge += prompts.EMPTY_BLOCK if parsed.empty_blocks else ""
                 self.messages.append({"role": "user", "content": nudge})
         return await self._last_call(lim.max_iterations, "max_iterations")
+
+    async def _run_first_block(self, index: int) -> None:
+        """Before any code has run, a reply with neither code nor an answer (or with invented numbers
+        as its answer) is replaced in the history by the first block the first message offered, and
+        rlm runs that block (a search for the question's words) as this iteration's step. Small models
+        copy their own last reply verbatim from then on (seen: eight identical replies in a row), and
+        often write what the block would print instead of the block: left in the history, such a reply
+        is repeated, not corrected. The real reply stays in the trajectory; a notice says what rlm did."""
+        block = prompts.first_block(self.question)
+        self.messages[-1] = {"role": "assistant", "content": f"```repl\n{block}\n```"}
+        self.state.bus.emit(Notice("the root LM's first reply had no code; rlm ran the search it had offered",
+                                   level="info"))
+        _answer, feedback = await self._run_blocks(index, [block])
+        feedback.append(prompts.RAN_FIRST_BLOCK)
+        feedback.append(prompts.continue_note(index, self.state.limits.max_iterations,
+                                              self.state.budget.status_line()))
+        self.messages.append({"role": "user", "content": "\n\n".join(feedback)})
 
     async def _ask(self, index: int, final_call: bool = False) -> str:
         """One root LM call; appends the reply to the history. Raises BudgetExceeded when refused."""
@@ -273,10 +232,15 @@ class RlmInstance:
         state = self.state
         assert self.repl is not None
         feedback: list[str] = []
+        unread = not self._ran  # the model has read no output yet, or this reply's code printed some
         for step, code in enumerate(blocks):
             state.bus.emit(StepStarted(self.rlm_id, index, step, code))
             router = SubCallRouter(state, StepRef(self.rlm_id, index, step, self.depth), self._run_child)
             outcome = await self.repl.execute(code, router, state.limits.step_timeout)
+            unread = unread or bool(outcome.stdout.strip())
+            outcome.final, guessed = self._finals.settle(code, outcome.final, outcome.error, unread, self._read)
+            if guessed:
+                outcome.notes.append(prompts.GUESSED_FINAL)
             state.bus.emit(StepFinished(self.rlm_id, index, step, outcome.stdout, outcome.stderr,
                                         outcome.duration_s, outcome.error, outcome.final, outcome.restarted))
             notes = list(outcome.notes)
@@ -296,10 +260,20 @@ class RlmInstance:
                 break
         return None, feedback
 
-    async def _last_call(self, index: int, status: str) -> Outcome:
-        """One last call asking for the best answer (when the budgets still allow one)."""
+    def _read(self) -> str:
+        """Everything the root LM has been shown so far: the user messages of its history."""
+        return "\n".join(m["content"] for m in self.messages if m["role"] == "user")
+
+    async def _last_call(self, index: int, status: str, stalled: int = 0) -> Outcome:
+        """One last call asking for the best answer (when the budgets still allow one). ``stalled``:
+        the number of identical replies in a row that ended the loop early (0: none did)."""
         state = self.state
-        reason = {"max_iterations": "iterations"}.get(status, f"budget ({state.budget.exhausted})")
+        if stalled:
+            reason = prompts.STALLED.format(count=stalled)
+        elif status == "max_iterations":
+            reason = "You have run out of iterations"
+        else:
+            reason = f"You have run out of budget ({state.budget.exhausted})"
         self.messages.append({"role": "user", "content": prompts.LAST_CALL.format(reason=reason)})
         try:
             reply = await self._ask(index, final_call=True)
@@ -318,6 +292,8 @@ class RlmInstance:
             value, _ = await self._read_var(found[1])
             return value
         parsed = parse_reply(reply)
+        if not (parsed.prose or parsed.blocks or parsed.unclosed_block):
+            return None  # nothing but empty fences ("```\nrepl\n```"): no answer
         return (parsed.prose or "\n".join(parsed.blocks) or reply).strip() or None
 
     async def _run_child(self, prompt: str, context: str | None, call_id: str, depth: int) -> str:

@@ -15,7 +15,10 @@ Rules (contract, "The REPL the root LM programs"):
   seen in real replies of a 1.5B model; see tests/unit/test_weak_model_harness.py): the tag on the
   line before a bare fence (``repl`` then ````` ```), the tag as the first line inside a bare fence,
   and the tag alone with its opening fence lost (``repl``, code that parses as Python, then a closing
-  fence). ``Final(...)``/``final_var(...)`` in another case, in a reply with no code, counts when its
+  fence), and a bare fence (no language word) whose body parses as Python and uses a name of the REPL
+  (``search(...)``, ``print(context[:100])``), when the reply has no tagged block (a tagged block
+  beside it means the bare one is an illustration), and a whole reply without fences that parses as
+  Python and calls a REPL function other than FINAL (``search('...')``). ``Final(...)``/``final_var(...)`` in another case, in a reply with no code, counts when its
   argument is unambiguous: a quoted literal, or text with a digit or of three or more words; a bare
   name is read as ``FINAL_VAR`` (it answers only when the variable exists). ``Final(your answer)``
   is a placeholder, not an answer: ``other_case_final`` is set and the loop says how to answer. The
@@ -56,7 +59,7 @@ class ParsedReply:
     answer given as text (only when there are no blocks); ``final_beside_code``: a text FINAL that
     was ignored because the reply also had code; ``untagged_blocks``: fenced blocks with no or
     another language tag (not run); ``unclosed_block``: a code block that was never closed (not
-    run)."""
+    run); ``empty_blocks``: code blocks with nothing between their fences."""
 
     blocks: list[str] = field(default_factory=list)
     final_text: str | None = None
@@ -66,13 +69,15 @@ class ParsedReply:
     prose: str = ""
     unclosed_block: bool = False
     other_case_final: str | None = None
+    empty_blocks: int = 0
 
 
-def _scan(text: str) -> tuple[list[str], int, str, bool]:
+def _scan(text: str) -> tuple[list[str], int, str, bool, int]:
     """Returns (code blocks, number of untagged/other blocks, the reply text outside code blocks,
-    whether a code block was left unclosed)."""
+    whether a code block was left unclosed, number of empty code blocks)."""
     blocks: list[str] = []
-    untagged = 0
+    bare: list[tuple[int, int, str]] = []  # bare fences holding REPL code: (prose start, prose end, code)
+    untagged = empty = 0
     unclosed = False
     prose: list[str] = []
     lines = text.split("\n")
@@ -108,10 +113,46 @@ def _scan(text: str) -> tuple[list[str], int, str, bool]:
                 blocks.append(code)
             elif code.strip():
                 unclosed = True
+            elif closed:
+                empty += 1
         else:
+            code = textwrap.dedent("\n".join(body)).strip("\n")
+            if not lang and closed and _repl_python(code):
+                bare.append((len(prose), len(prose) + len(body), code))
             untagged += 1
             prose.extend(body)
-    return blocks, untagged, "\n".join(prose), unclosed
+    if not blocks and not bare and not untagged and not unclosed and _repl_call(text.strip()):
+        return [text.strip()], 0, "", False, empty  # the whole reply is REPL code, with no fence at all
+    if bare and not blocks and not unclosed:  # bare fences of REPL code, and no tagged block: run them
+        cut = {n for start, end, _ in bare for n in range(start, end)}
+        prose = [line for n, line in enumerate(prose) if n not in cut]
+        blocks, untagged = [code for _, _, code in bare], untagged - len(bare)
+    return blocks, untagged, "\n".join(prose), unclosed, empty
+
+
+REPL_NAMES = frozenset({"context", "files", "search", "grep", "llm_query", "llm_query_batched", "rlm_query",
+                        "rlm_query_batched", "FINAL", "FINAL_VAR", "SHOW_VARS", "print"})
+
+
+def _repl_call(code: str) -> bool:
+    """Whether a whole reply without fences is REPL code: it parses as Python and calls a function
+    of the REPL other than FINAL/FINAL_VAR (a bare ``FINAL(...)`` reply stays a text answer)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in REPL_NAMES
+               and node.func.id not in ("FINAL", "FINAL_VAR", "Final") for node in ast.walk(tree))
+
+
+def _repl_python(code: str) -> bool:
+    """Whether a bare fence's ``code`` is REPL code: it parses as Python and uses a name of the REPL
+    (:data:`REPL_NAMES`). Invented output (``60700``, a log line) and prose do not."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return any(isinstance(node, ast.Name) and node.id in REPL_NAMES for node in ast.walk(tree))
 
 
 def _headless_block(lines: list[str], i: int) -> tuple[str, int] | None:
@@ -190,8 +231,9 @@ def find_final(text: str) -> tuple[str, str] | None:
 
 def parse_reply(text: str) -> ParsedReply:
     """Parse one root LM reply (see the module docstring for the rules)."""
-    blocks, untagged, prose, unclosed = _scan(text)
-    parsed = ParsedReply(blocks=blocks, untagged_blocks=untagged, prose=prose.strip(), unclosed_block=unclosed)
+    blocks, untagged, prose, unclosed, empty = _scan(text)
+    parsed = ParsedReply(blocks=blocks, untagged_blocks=untagged, prose=prose.strip(), unclosed_block=unclosed,
+                         empty_blocks=empty)
     found = find_final(prose)
     if found is None:
         other = _ANY_CASE_FINAL.search(prose)
@@ -227,3 +269,4 @@ def _take_other_case(parsed: ParsedReply, prose: str, m: re.Match) -> None:
     if value and not is_placeholder(value) and (quoted or any(c.isdigit() for c in value)
                                                 or len(value.split()) >= 3):
         parsed.final_text = value
+

@@ -62,8 +62,11 @@ complete and self-contained: it is shown to the user as is.
 
 CITATIONS_SECTION = """
 ## Searching and citing files
-`grep(pattern, paths=None, flags=0, max_hits=200)` searches `files` line by line and returns \
-`[(path, line_number, line_text), ...]` (a regex; `paths` a glob such as "*.py"; line numbers start at 1). \
+`search(query, paths=None, k=20)` returns the `k` lines of `files` that best match the words of \
+`query` (plain words, the question itself will do; not a regex), best first, as \
+`[(path, line_number, line_text), ...]`. `grep(pattern, paths=None, flags=0, max_hits=200)` returns every \
+line matching a regex, in file order, in the same shape (`paths` a glob such as "*.py"; line numbers \
+start at 1). \
 Back each claim in your answer with the references it rests on, written as `path:line` or \
 `path:first-last` (e.g. `{example_path}:12`), taken from what your code printed. After the run, rlm \
 checks every reference against the loaded files and flags any that names no loaded file or a line \
@@ -73,20 +76,20 @@ past a file's end.
 
 WORKED_EXAMPLE = """
 ## A worked example
-Question: "Which port does the billing service listen on?" First reply, search for the question's key \
+Question: "Which port does the billing service listen on?" First reply, search for the question's \
 words and end the reply:
 ```repl
-hits = grep(r"billing")
-print(len(hits), "hits")
-for path, line, text in hits[:30]:
+hits = search("Which port does the billing service listen on?")
+for path, line, text in hits:
     print(f"{path}:{line}: {text}")
 ```
-The next message shows what that really printed, for example \
+The next message shows what that really printed, best match first, for example \
 `conf/services.txt:88: the billing service listens on port 8443`. Only then, second reply:
 ```repl
 FINAL("8443 (conf/services.txt:88)")
 ```
-If the words do not occur, try synonyms or a looser regex (flags=re.IGNORECASE). When the answer needs \
+If no line printed answers the question, search with other words or synonyms, or grep a regex. When the \
+answer needs \
 reading a lot of text, split it into chunks and ask sub-LMs about each chunk, putting the chunk itself \
 in the prompt: `llm_query_batched([f"Question ... Text:\\n{chunk}" for chunk in chunks])`.
 """
@@ -124,8 +127,8 @@ def first_message(question: str, loaded: LoadedContext, tree: str) -> str:
         f"The context holds {len(loaded.files)} file(s), {loaded.total_chars:,} characters "
         f"(about {loaded.est_tokens:,} tokens).{skipped}\n"
         f"Files (path and size in characters):\n{tree}\n\n"
-        "You have not looked at the context yet. Start by exploring it with a ```repl block; "
-        "do not answer before you have seen evidence."
+        "You have not looked at the context yet: do not answer before you have seen evidence.\n\n"
+        "To start, search the context for the words of the question:\n```repl\n" + first_block(question) + "\n```"
     )
 
 
@@ -159,6 +162,8 @@ def step_feedback(position: int, total: int, stdout: str, stderr: str, error: st
 
 NUDGE = ("Your reply contained no ```repl code block and no FINAL(...). Write Python in a ```repl block "
          "to examine `context`, or, if you are sure, answer with FINAL(your answer).")
+FIRST_BLOCK = ("hits = search({question})\nfor path, line, text in hits:\n    print(f\"{{path}}:{{line}}: {{text}}\")")
+MAX_NUDGE_QUESTION = 300  # characters of the question quoted in FIRST_BLOCK
 UNTAGGED = (" Fenced blocks without the `repl` tag are not run: open code blocks with ```repl on a line "
             "of its own.")
 UNCLOSED = ("Note: your reply opened a ```repl block that was never closed (the reply may have been cut off), "
@@ -172,9 +177,27 @@ REPEATED_OUTPUT = ("This block is the same code you already ran, and it printed 
                    "with grep(...) for words from the question and print the lines it finds).")
 LOWER_FINAL = ("Your reply wrote {word}(...) and no code. Write the answer as FINAL(your actual answer) in upper "
                "case (or FINAL_VAR(variable_name)), with the real value, not a placeholder.")
-LAST_CALL = ("You have run out of {reason}. Do not write any more code. Reply now with your best answer, "
+STALLED = "You have sent the same reply {count} times in a row, so more turns will not help"
+LAST_CALL = ("{reason}. Do not write any more code. Reply now with your best answer, "
              "based only on what you found so far, in the form FINAL(your answer). If you could not find "
              "it, say what you found and what is missing.")
+
+
+def first_block(question: str) -> str:
+    """The runnable first block offered in the first message (and run by rlm when the root LM's first
+    reply has no code): a search for the question's words, the question quoted as a Python literal
+    (whitespace collapsed, cut to :data:`MAX_NUDGE_QUESTION` characters). Python code, no fences."""
+    return FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_NUDGE_QUESTION]))
+
+
+RAN_FIRST_BLOCK = ("You wrote no code, so rlm ran the first block for you. Read its output and answer from it, "
+                   "or write your own ```repl block.")
+
+
+EMPTY_BLOCK = " Your ```repl block was empty: write the code between the opening and the closing fence."
+GUESSED_FINAL = ("Your FINAL(...) was not accepted: it holds a number that appears nowhere in what you have "
+                 "read, and you wrote it before reading the output of your code, so it is a guess. Read the "
+                 "output above, then answer from it.")
 
 
 def continue_note(iteration: int, max_iterations: int, budget_line: str) -> str:

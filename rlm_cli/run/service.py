@@ -22,7 +22,7 @@ from rlm_cli.errors import UsageError
 if TYPE_CHECKING:  # imported when a run starts: `rlm --help` stays fast
     from rlm_cli.loader.options import LoadOptions
     from rlm_cli.run.budget import Limits
-    from rlm_cli.run.engine import RunResult
+    from rlm_cli.run.config import RunResult
     from rlm_cli.run.events import EventBus
     from rlm_cli.settings.resolve import Settings
 
@@ -230,14 +230,14 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     import asyncio
 
     from rlm_cli.lm.client import LMClient
-    from rlm_cli.run import engine
+    from rlm_cli.run import config, engine
     from rlm_cli.run.citations import check_answer as check_citations
     from rlm_cli.run.events import CitationsChecked, EventBus, Notice
     from rlm_cli.trajectory.recorder import TrajectoryRecorder
 
     settings = req.settings
     model, sub_model = settings.model, settings.sub_model or settings.model
-    cfg = engine.RunConfig(question=req.question, root_model=model, sub_model=sub_model, limits=req.limits,
+    cfg = config.RunConfig(question=req.question, root_model=model, sub_model=sub_model, limits=req.limits,
                            system_extra=req.system, model_aliases=dict(settings.aliases),
                            allowed_models=tuple(settings.allow_models), repl_network=req.repl_network)
     if req.session is not None:
@@ -254,12 +254,12 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
         lm._sem = NestedSlots(asyncio.Semaphore(max(1, req.limits.concurrency)), lm_semaphore)
     lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))
 
-    def outcome(result: engine.RunResult) -> RunOutcome:
+    def outcome(result: config.RunResult) -> RunOutcome:
         return RunOutcome(result=result, run_id=cfg.run_id, models={"root": model, "sub": sub_model},
                           log_path=log_path, usage=recorder.doc.get("usage"),
                           duration_s=recorder.doc.get("duration_s"), write_errors=list(recorder.write_errors))
 
-    provisional = outcome(engine.RunResult("interrupted", None, {"type": "interrupted",
+    provisional = outcome(config.RunResult("interrupted", None, {"type": "interrupted",
                                                                  "message": "interrupted by the user"}))
     if started is not None:
         started(provisional)

@@ -52,7 +52,7 @@ from rlm_cli.run.events import (
 from rlm_cli.settings.resolve import expand_alias
 
 if TYPE_CHECKING:
-    from rlm_cli.run.engine import RunState
+    from rlm_cli.run.config import RunState
 
 MAX_BATCH = 10_000
 """Most items one ``llm_query_batched``/``rlm_query_batched`` call may hold."""
@@ -72,7 +72,7 @@ def shown(value: Any, limit: int = 80) -> str:
 
 def allowed_models(cfg: Any) -> set[str]:
     """The model names ``llm_query(model=...)`` may use for a run configured by ``cfg`` (a
-    :class:`~rlm_cli.run.engine.RunConfig`): root model, sub-model, alias names and targets, and
+    :class:`~rlm_cli.run.config.RunConfig`): root model, sub-model, alias names and targets, and
     ``allowed_models`` (``--allow-model``)."""
     aliases = cfg.model_aliases or {}
     return {cfg.root_model, cfg.sub_model, *aliases, *aliases.values(), *(cfg.allowed_models or ())}

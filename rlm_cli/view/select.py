@@ -45,7 +45,7 @@ def wants_live(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool
 class ViewHandle:
     """The view attached to a run. ``kind`` is ``"quiet"``, ``"plain"`` or ``"live"``; ``sink`` the
     event sink (None when quiet); ``stream_root`` True when the view shows streamed root tokens
-    (set :attr:`rlm_cli.run.engine.RunConfig.stream_root` from it)."""
+    (set :attr:`rlm_cli.run.config.RunConfig.stream_root` from it)."""
 
     def __init__(self, kind: str, sink=None) -> None:
         self.kind = kind

@@ -68,7 +68,7 @@ def test_an_answer_citing_a_missing_path_or_a_line_past_the_end_is_flagged(cli, 
     assert cli("show", "--html", str(page), cwd=tmp_path).returncode == 0
     assert "citations: 3 reference(s) checked: 1 valid, 2 invalid" in page.read_text()
     # -q: no warnings; the trajectory still records them
-    scripted_server.script("root", f"FINAL({answer})")
+    scripted_server.script("root", GREP_STEP, f"FINAL({answer})")
     q = cli("ask", "repo/", "where?", "-q", cwd=tmp_path)
     assert (q.returncode, q.stderr) == (0, "")
     assert len(last_trajectory(tmp_path / "home")["citations"]["invalid"]) == 2

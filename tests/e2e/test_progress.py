@@ -22,7 +22,7 @@ from rich.console import Console
 
 from rlm_cli.context import ContextWriter
 from rlm_cli.lm.client import LMClient
-from rlm_cli.run import engine
+from rlm_cli.run import config, engine
 from rlm_cli.run.budget import Limits
 from rlm_cli.run.events import EventBus
 from rlm_cli.trajectory.recorder import TrajectoryRecorder
@@ -54,7 +54,7 @@ class Run:
         writer.add("doc.txt", "lorem ipsum\n" * 10)
         self.loaded = writer.finish()
         limits = Limits(max_sub_calls=500, concurrency=concurrency, max_iterations=4, max_depth=max_depth)
-        self.cfg = engine.RunConfig(question="progress?", root_model="openai/root", sub_model="openai/sub",
+        self.cfg = config.RunConfig(question="progress?", root_model="openai/root", sub_model="openai/sub",
                                     limits=limits, sub_chars=32_000)
         self.recorder = TrajectoryRecorder(None)
         self.plain = io.StringIO()

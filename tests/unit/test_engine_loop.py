@@ -68,11 +68,12 @@ def test_the_iteration_limit_ends_with_a_last_call_for_the_best_answer(fake_lm):
 
 
 def test_a_reply_without_code_gets_a_nudge_naming_untagged_fences(fake_lm):
-    fake_lm.script("root", "I think I should look at the data.\n```\nprint(context)\n```", "Still thinking.", "FINAL(ok)")
+    fake_lm.script("root", "I think I should look at the data.\n```\nshow(data)\n```", "```repl\nx = 1\n```",
+                   "Still thinking.", "FINAL(ok)")
     run = run_engine(fake_lm)
     assert run.answer == "ok"
     assert "no ```repl code block" in told(fake_lm, 1) and "not run" in told(fake_lm, 1)
-    assert "no ```repl code block" in told(fake_lm, 2) and "not run" not in told(fake_lm, 2)
+    assert "no ```repl code block" in told(fake_lm, 3) and "not run" not in told(fake_lm, 3)
     assert run.doc["iterations"][0]["steps"] == []
 
 

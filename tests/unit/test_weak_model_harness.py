@@ -3,7 +3,8 @@
 The parser rules come from real replies of Qwen2.5-Coder-1.5B (tests/fixtures/real_root_replies.jsonl):
 the ``repl`` tag outside or inside a bare fence, or with its opening fence lost; ``Final(...)`` in
 another case where unambiguous; ``FINAL(name)`` of a variable. The loop points out repeated code with
-repeated output. The worked example in the system prompt is what moved `rlm bench niah` (CHANGELOG;
+repeated output, offers a runnable first ``search`` block to a root that answers before looking, and
+asks for the answer early when the root sends the same reply three times in a row. The worked example in the system prompt is what moved `rlm bench niah` (CHANGELOG;
 the bench numbers are in the closing note of #14).
 """
 
@@ -82,7 +83,8 @@ def test_the_system_prompt_carries_the_worked_example(tmp_path):
     (tmp_path / "a.txt").write_text("x\n")
     loaded = load_sources([str(tmp_path / "a.txt")], LoadOptions(), tmp_path / "context.txt")
     text = prompts.system_prompt(loaded, "openai/sub", 20_000, 50_000, 0, 1)
-    assert "## A worked example" in text and 'hits = grep(r"billing")' in text
+    assert "## A worked example" in text
+    assert 'hits = search("Which port does the billing service listen on?")' in text
     assert "FINAL(" in text.split("## A worked example")[1]
 
 
@@ -105,3 +107,139 @@ def test_the_prompt_template_copied_into_final_is_not_an_answer(fake_lm):
     fake_lm.script("root", "```repl\nx = 1\n```", "FINAL(Your Answer)")
     run = run_engine(fake_lm, limits=Limits(max_iterations=1))
     assert run.status == "max_iterations" and run.answer is None
+
+
+def test_a_first_reply_without_code_is_replaced_by_the_offered_block_which_rlm_runs(fake_lm):
+    # the 1.5B model's commonest failure: an answer, "No hits found." (what it imagines the offered
+    # block prints) or "No context provided." before looking, then the same reply copied every turn
+    question = 'What is the "access" code?\nfor the vault'
+    fake_lm.script("root", "No hits found.", "```repl\nprint(1)\n```", "Still no code.", "FINAL(7)")
+    run = run_engine(fake_lm, question=question, files={"a.txt": "the access code for the vault is 77\n"})
+    assert run.answer == "7"
+    first = fake_lm.requests_for("root")[0].body["messages"][-1]["content"]
+    block = first.split("```repl\n")[-1].split("```")[0]
+    # the question becomes a Python string literal (quotes and newlines escaped): the block runs as written
+    compile(block, "<first block>", "exec")
+    assert "search('What is the \"access\" code? for the vault')" in block
+    history = fake_lm.requests_for("root")[1].body["messages"]
+    assert history[2] == {"role": "assistant", "content": "```repl\n" + block.strip("\n") + "\n```"}
+    assert "a.txt:1: the access code for the vault is 77" in history[3]["content"]
+    assert "rlm ran the first block for you" in history[3]["content"]
+    assert not any("No hits found." in m["content"] for m in history)
+    # the trajectory keeps the real reply, with the step rlm ran, and says so
+    it0 = run.doc["iterations"][0]
+    assert it0["response"] == "No hits found." and it0["steps"][0]["code"] == block.strip("\n")
+    assert any("rlm ran the search" in n for n in run.notices())
+    # once code has run, the plain nudge
+    assert "no ```repl code block" in told(fake_lm, 3) and "rlm ran" not in told(fake_lm, 3)
+
+
+def test_an_empty_block_gets_told_and_is_no_answer(fake_lm):
+    fake_lm.script("root", "```repl\nx = 1\n```", "```\nrepl\n```", "```python\n\n```", "```repl\n```")
+    run = run_engine(fake_lm, limits=Limits(max_iterations=3))
+    assert "block was empty" in told(fake_lm, 2)
+    assert (run.status, run.answer) == ("max_iterations", None)  # not the text "```repl```"
+
+
+def test_a_literal_final_written_before_any_output_was_seen_is_refused(fake_lm):
+    # a real pattern of the 1.5B model: search and answer in one reply, the answer invented
+    fake_lm.script("root", "```repl\nprint(grep('code'))\n```\n```repl\nFINAL('321')\n```",
+                   "```repl\nFINAL('4242')\n```")
+    run = run_engine(fake_lm, files={"a.txt": "the code is 4242\n"})
+    assert (run.status, run.answer) == ("answered", "4242")
+    assert "FINAL(...) was not accepted" in told(fake_lm, 1) and "a.txt', 1, 'the code is 4242'" in told(fake_lm, 1)
+    step = run.doc["iterations"][0]["steps"][1]
+    assert step["final_answer"] is None
+
+
+def test_a_final_of_a_computed_value_or_a_number_already_read_is_taken(fake_lm):
+    fake_lm.script("root", "```repl\nhits = grep('code')\nprint(hits)\nFINAL(hits[0][2])\n```")
+    assert run_engine(fake_lm, files={"a.txt": "the code is 4242\n"}).answer == "the code is 4242"
+    fake_lm.script("root", "```repl\nprint(grep('code'))\n```", "```repl\nprint(2)\nFINAL('4242 (a.txt:1)')\n```")
+    assert run_engine(fake_lm, files={"a.txt": "the code is 4242\n"}).answer == "4242 (a.txt:1)"  # read before
+    fake_lm.script("root", "```repl\nprint(1)\n```", "```repl\nx = 5\nFINAL('5071')\n```")
+    assert run_engine(fake_lm).answer == "5071"  # output read before, nothing printed now: nothing unread
+    fake_lm.script("root", "```repl\nprint(1)\nFINAL('it is in src/auth.py:2')\n```")
+    assert run_engine(fake_lm).answer == "it is in src/auth.py:2"  # no number of 3+ characters to check
+    fake_lm.script("root", "```repl\nprint(1)\nFINAL('8841')\n```", "FINAL(8841)")
+    assert run_engine(fake_lm).answer == "8841"  # refused once; said again after reading, taken
+
+
+def test_invented_numbers():
+    from rlm_cli.run.guesses import invented, literal_final
+
+    seen = "niah/haystack.txt:1878: The access code for the indigo falcon vault is 9429-3981."
+    assert not invented("9429-3981 (niah/haystack.txt:1878)", seen)
+    assert invented("321", seen) and invented("The code is 1234-5678.", seen)
+    assert not invented("Paris", seen) and not invented("a.txt:12", seen)
+    # every number must have been read: a path holding digits does not vouch for an invented code
+    assert invented("72546 (niah/haystack.txt:1878)", seen)
+    assert literal_final("x = 1\nFINAL('42')") == "42" and literal_final("FINAL(42)") == "42"
+    assert literal_final("FINAL(x)") is None and literal_final("FINAL_VAR('x')") is None
+    assert literal_final("FINAL(True)") is None and literal_final("not python (") is None
+
+
+def test_the_same_reply_three_times_in_a_row_ends_the_loop_early_with_a_last_call(fake_lm):
+    same = "```repl\nprint(context[:10])\n```"
+    fake_lm.script("root", same, same, same, "The answer is 42.")
+    run = run_engine(fake_lm, limits=Limits(max_iterations=20))
+    assert (run.status, run.answer) == ("max_iterations", "The answer is 42.")
+    assert len(fake_lm.requests_for("root")) == 4  # not 21
+    assert "same reply 3 times in a row" in told(fake_lm, 3) and "Do not write any more code" in told(fake_lm, 3)
+    assert any("same reply 3 times" in n for n in run.notices())
+    assert len(run.doc["iterations"]) == 4 and run.doc["iterations"][-1]["final_call"] is True
+
+
+def test_two_identical_replies_or_three_different_ones_do_not_stall(fake_lm):
+    fake_lm.script("root", "no code", "no code", "```repl\nx = 1\n```", "no code", "no code", "FINAL(done)")
+    run = run_engine(fake_lm)
+    assert (run.status, run.answer) == ("answered", "done")
+    assert not any("same reply" in n for n in run.notices())
+
+
+def test_numbers_answered_before_any_code_ran_are_a_guess(fake_lm):
+    # seen on the bench: FINAL("123") as the very first reply, copied from the shape of the worked example
+    fake_lm.script("root", "```repl\nx = 5\nFINAL('5071')\n```", "FINAL(5071)")
+    run = run_engine(fake_lm)
+    assert "FINAL(...) was not accepted" in told(fake_lm, 1) and run.answer == "5071"  # said again: taken
+    fake_lm.script("root", "FINAL(8443)", "FINAL(8443)")
+    run = run_engine(fake_lm)
+    assert (run.status, run.answer) == ("answered", "8443")  # said again after reading output: taken
+    assert "rlm ran the first block" in told(fake_lm, -1)  # the first, a guess, was replaced by the search
+    fake_lm.script("root", "FINAL(the sky is blue)")
+    assert run_engine(fake_lm).answer == "the sky is blue"  # no number to check: taken
+
+
+def test_a_refused_literal_stays_refused_while_its_number_was_never_read(fake_lm):
+    # seen on the bench: the worked example's "8443" copied into FINAL after a search, then re-sent
+    guess = "```repl\nFINAL('8443 (conf/services.txt:88)')\n```"
+    fake_lm.script("root", "```repl\nprint(grep('code'))\n" + guess[8:], guess, "```repl\nprint(8443)\n```", guess)
+    run = run_engine(fake_lm, files={"a.txt": "the code is 4242\n"})
+    assert "not accepted" in told(fake_lm, 1) and "not accepted" in told(fake_lm, 2)
+    assert "8443" not in told(fake_lm, 1)  # the refusal does not itself make the number "read"
+    assert run.answer == "8443 (conf/services.txt:88)"  # once printed by code, it was read: taken
+
+
+def test_a_dashed_code_written_without_quotes_is_the_answer_not_a_subtraction(fake_lm):
+    # real replies of the 1.5B model: FINAL(5978-8761) answered -2783, Final(5262-2552) answered 2710
+    fake_lm.script("root", "```repl\nprint(grep('vault'))\n```", "```repl\nFINAL(5978-8761)\n```")
+    run = run_engine(fake_lm, files={"a.txt": "the vault code is 5978-8761\n"})
+    assert run.answer == "5978-8761"
+    fake_lm.script("root", "```repl\nprint(grep('vault'))\n```", "```repl\nFinal(5262-2552)\n```")
+    assert run_engine(fake_lm, files={"a.txt": "the vault code is 5262-2552\n"}).answer == "5262-2552"
+    fake_lm.script("root", "```repl\nprint(1)\n```", "```repl\nFINAL(100 - 58)\n```")
+    assert run_engine(fake_lm).answer == "42"  # spaced arithmetic is arithmetic
+
+
+def test_final_in_lower_case_in_code_answers_with_its_literal(fake_lm):
+    # a real reply of the 1.5B model after reading the right line: final("7251-6161") raised NameError
+    fake_lm.script("root", "```repl\nprint(grep('code'))\n```", "```repl\nfinal('7251-6161')\n```")
+    run = run_engine(fake_lm, files={"a.txt": "the code is 7251-6161\n"})
+    assert (run.status, run.answer) == ("answered", "7251-6161")
+    # still a guess when its number was never read
+    fake_lm.script("root", "```repl\nprint(grep('code'))\nfinal('1111-2222')\n```", "FINAL(none found)")
+    run = run_engine(fake_lm, files={"a.txt": "the code is 7251-6161\n"})
+    assert run.answer == "none found" and "not accepted" in told(fake_lm, -1)
+    # a lower-case final that is a computed value stays an error the model sees
+    fake_lm.script("root", "```repl\nx = 1\nfinal(x)\n```", "FINAL(done)")
+    assert run_engine(fake_lm).answer == "done"

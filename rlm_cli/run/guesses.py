@@ -1,0 +1,83 @@
+"""Telling a guessed answer from one resting on what the root LM was shown.
+
+Weak root LMs write a search and ``FINAL("321")`` in the same reply: the literal was chosen before
+the search's output existed (seen with Qwen2.5-Coder-1.5B on `rlm bench niah`: three hits printed,
+none holding 321), or write ``FINAL("3456")`` after an error, with no 3456 anywhere in what they had
+read. Codes and numbers are what such models invent, and what can be checked. The loop refuses a
+``FINAL`` whose argument is a literal, written before the model had read any output or in a reply
+whose code printed output it has not read, when a number in the literal occurs nowhere in what it had
+been shown (a literal refused once stays refused while that holds). Before any code has run, a
+text ``FINAL`` of such numbers is treated like a reply without code (the engine runs the offered
+first block instead). A ``FINAL`` of a computed value (``FINAL(hits[0][2])``, ``FINAL_VAR(x)``) is never
+refused: the code produced it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+
+_NUMBER = re.compile(r"\d{3,}")
+_DASHED = re.compile(r"\d+(?:-\d+)+")
+LOWER_CASE_FINAL_ERRORS = ("NameError: name 'final' is not defined",)
+
+
+def literal_final(code: str, names: tuple[str, ...] = ("FINAL", "Final", "final")) -> str | None:
+    """The argument of the first ``FINAL(...)`` call in ``code`` as the model meant it, when it is a
+    literal: a str or number literal's value, or the source text of digit groups joined by ``-``
+    (``FINAL(5978-8761)`` writes a code without its quotes; Python would subtract). None when
+    ``code`` has no such call (a computed argument, ``FINAL_VAR``, or code that does not parse).
+    ``names``: the function names that count as FINAL."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in names and len(node.args) == 1 and not node.keywords):
+            continue
+        arg = node.args[0]
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str | int | float) \
+                and not isinstance(arg.value, bool):
+            return str(arg.value)
+        source = ast.get_source_segment(code, arg) or ""
+        return source if isinstance(arg, ast.BinOp) and _DASHED.fullmatch(source) else None
+    return None
+
+
+def invented(answer: str, seen: str) -> bool:
+    """Whether ``answer`` holds numbers that do not all occur in ``seen`` (the messages the model has
+    read). Its numbers are its runs of 3 or more digits (``9429`` and ``3981`` of ``9429-3981``,
+    ``1878`` of ``a.txt:1878``, ``1000000`` of ``niah-1000000-7``); an answer without such a run
+    (``Paris``, ``src/auth.py:2``) is never called invented."""
+    return any(number not in seen for number in _NUMBER.findall(answer))
+
+
+class FinalCheck:
+    """The answer a step's ``FINAL`` recorded, as the model meant it, for one RLM instance.
+
+    ``FINAL(5978-8761)`` (Python subtracted) answers the code as written; ``final("...")`` with a
+    literal (a ``NameError``) answers that literal; a literal holding a number never read, written
+    while output was unread (or refused before), is refused as a guess. ``refused`` remembers the
+    refused literals."""
+
+    def __init__(self) -> None:
+        self.refused: set[str] = set()
+
+    def settle(self, code: str, final: str | None, error: str | None, unread: bool,
+               read: Callable[[], str]) -> tuple[str | None, bool]:
+        """(the answer, or None; whether a guess was refused) for one executed step: ``code``, what
+        its ``FINAL`` recorded (``final``), its ``error`` line, whether the model had output it had
+        not read (``unread``), and ``read()``: everything it had been shown."""
+        if final is None and error in LOWER_CASE_FINAL_ERRORS:
+            final = literal_final(code, ("final",))
+        if final is None:
+            return None, False
+        written = literal_final(code)
+        if written is not None and final != written and "-" in written:
+            final = written  # FINAL(5978-8761): the code as written, not its difference
+        if written == final and (unread or final in self.refused) and invented(final, read()):
+            self.refused.add(final)
+            return None, True
+        return final, False
