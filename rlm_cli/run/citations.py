@@ -23,8 +23,11 @@ look-behind that forbids starting inside a run of path characters, and quantifie
 at most :data:`MAX_SCAN_CHARS` characters, at most :data:`MAX_CANDIDATES` matches looked at and
 :data:`MAX_REFS` distinct references checked; ``truncated`` says when a bound cut the check short.
 
-Page references into PDFs (``report.pdf p.12``) are not checked yet: the loaded context carries no
-page offsets. :func:`check_answer` takes ``pages`` (path -> page count) for when it does.
+Page references into converted PDFs (``report.pdf p.12``, ``report.pdf, p. 3-5``, ``report.pdf page
+7``), the form the first message asks for, are checked when :func:`check_answer` is given ``pages``
+(path -> page count, from :class:`~rlm_cli.context.FileEntry`): valid when the path names a loaded
+file with pages and the pages lie within it. A ``.pdf`` path that names no loaded file is invalid;
+a page reference to a loaded file without pages is not a reference. Same bounds as above.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ _REF_RE = re.compile(
     rf"|(?<![{_PATH_CHARS}:\\])(?P<path><stdin>|[{_PATH_CHARS}]{{1,{MAX_PATH_CHARS}}}){_LOC.format(p='')}"
     rf"(?![\w\-/])"
 )
+_PAGE_RE = re.compile(
+    rf"(?<![{_PATH_CHARS}:\\])(?P<path>[{_PATH_CHARS}]{{1,{MAX_PATH_CHARS}}}),?[ \t]{{0,3}}"
+    r"(?:pp?\.|page)[ \t]{0,2}(?P<page>\d{1,6})(?:[-\u2013](?P<end>\d{1,6}))?(?![\w\-])", re.IGNORECASE)
 _EXTENSION_RE = re.compile(r"\.(?=[0-9]*[A-Za-z])[A-Za-z0-9]{1,10}$")
 _PLAIN_PATH_RE = re.compile(rf"[{_PATH_CHARS}]+")
 _HOST_SUFFIXES = frozenset({"com", "org", "net", "io", "dev", "ai", "app", "edu", "gov", "local", "internal",
@@ -158,8 +164,9 @@ def check_answer(answer: str | None, files: Iterable | FileIndex,
     ``{"checked": int, "valid": [ref, ...], "invalid": [{"ref", "reason"}, ...], "truncated": bool}``
     (refs as written, normalised to ``path:line`` or ``path:line-end``; ``checked`` counts both lists).
 
-    ``pages`` (path -> page count) is the hook for page references into PDFs; nothing passes it yet,
-    and page references are not looked for. Never raises on any answer text.
+    ``pages`` (path -> page count, for converted PDFs): page references (``PATH p.N``, ``PATH
+    p.N-M``) are checked too, normalised to ``PATH p.N`` / ``PATH p.N-M``. Never raises on any
+    answer text.
     """
     if answer is None:
         return None
@@ -177,7 +184,40 @@ def check_answer(answer: str | None, files: Iterable | FileIndex,
             valid.append(ref.text)
         else:
             invalid.append({"ref": ref.text, "reason": reason})
+    if pages:
+        truncated = _check_pages(answer, index, pages, valid, invalid) or truncated
     return {"checked": len(valid) + len(invalid), "valid": valid, "invalid": invalid, "truncated": truncated}
+
+
+def _check_pages(answer: str, index: FileIndex, pages: Mapping[str, int], valid: list[str],
+                 invalid: list[dict]) -> bool:
+    """Check the page references in ``answer`` (appended to ``valid`` / ``invalid``); returns
+    whether a bound cut the scan short."""
+    seen: set[str] = set()
+    for n, m in enumerate(_PAGE_RE.finditer(answer, 0, MAX_SCAN_CHARS)):
+        if n >= MAX_CANDIDATES or len(seen) >= MAX_REFS:
+            return True
+        path, page = m.group("path"), int(m.group("page"))
+        end = int(m.group("end")) if m.group("end") else page
+        text = f"{path} p.{page}" + (f"-{end}" if end != page else "")
+        if text in seen:
+            continue
+        target, reason = index.resolve(path)
+        if target is None and not path.lower().endswith(".pdf"):
+            continue  # "see p.3", or a page of something that is no loaded file: not a reference
+        if target is not None and target not in pages:
+            continue  # a loaded file without pages: nothing to check
+        seen.add(text)
+        if target is not None:
+            count = pages[target]
+            reason = None if 1 <= page <= end <= count else (
+                "page numbers start at 1" if page < 1 else "the range ends before it starts" if end < page
+                else f"page {end} is past the end of the document, which has {count:,} page(s)")
+        if reason is None:
+            valid.append(text)
+        else:
+            invalid.append({"ref": text, "reason": reason})
+    return len(answer) > MAX_SCAN_CHARS
 
 
 def _line_problem(ref: Ref, lines: int, target: str) -> str | None:

@@ -266,7 +266,8 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     try:
         async with lm:
             result = await engine.run(cfg, run.loaded, lm, bus, run.workdir / "repl")
-        citations = check_citations(result.answer, run.loaded.files)
+        citations = check_citations(result.answer, run.loaded.files,
+                                    {f.path: len(f.pages) for f in run.loaded.files if f.pages})
         if citations is not None:
             bus.emit(CitationsChecked(citations))
         done = outcome(result)

@@ -70,6 +70,12 @@ def test_ask_pdf_pages_are_marked_in_context_and_kept_in_the_trajectory(cli, scr
     (entry,) = last_trajectory(home)["context"]["files"]
     assert entry["converted"] == "converted from PDF, 3 pages"
     assert f"PAGE2AT {entry['pages'][1]}" in seen  # the metadata points at the marker in `context`
+    assert last_trajectory(home)["citations"]["valid"] == ["report.pdf p.2"]  # the page is checked
+    s.script("root", "```repl\nprint(1)\n```", "FINAL(4242, report.pdf p.9)")
+    p = cli("ask", "report.pdf", "What is the launch code?", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert ("rlm: warning: the answer cites report.pdf p.9: page 9 is past the end of the document, "
+            "which has 3 page(s)") in p.stderr
 
 
 def test_ask_html_script_never_reaches_context(cli, scripted_server, tmp_path):

@@ -167,3 +167,23 @@ def test_a_saved_check_is_replayed_by_rlm_show_and_junk_in_an_edited_file_is_sho
                  "a string", [1, 2]):
         out = shown({**doc, "citations": junk})
         assert "\x1b" not in out and "\x07" not in out
+
+
+def test_page_references_into_converted_pdfs_are_checked():
+    files = [("docs/report.pdf", 300), ("notes.txt", 10)]
+    answer = ("See docs/report.pdf p.3, report.pdf, p. 2-4 and report.pdf page 40; gone.pdf p.1; report.pdf p.0; "
+              "notes.txt p.2 and see p.3 are no page references; docs/report.pdf p.3 again")
+    report = check_answer(answer, files, {"docs/report.pdf": 31})
+    assert report["valid"] == ["docs/report.pdf p.3", "report.pdf p.2-4"]
+    assert report["invalid"] == [
+        {"ref": "report.pdf p.40", "reason": "page 40 is past the end of the document, which has 31 page(s)"},
+        {"ref": "gone.pdf p.1", "reason": "no such file was loaded"},
+        {"ref": "report.pdf p.0", "reason": "page numbers start at 1"},
+    ]
+    assert check_answer(answer, files)["checked"] == 0  # no page counts given: pages are not looked for
+
+
+@pytest.mark.parametrize("hostile", ["a.pdf p.1 " * 200_000, "p." * 1_000_000, "a" * 2_000_000 + " p.1"])
+def test_hostile_page_references_take_bounded_work(hostile):
+    report = check_answer(hostile, [("a.pdf", 10)], {"a.pdf": 3})
+    assert report["checked"] <= citations.MAX_REFS
