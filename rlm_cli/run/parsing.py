@@ -18,8 +18,8 @@ Rules (contract, "The REPL the root LM programs"):
   fence), and a bare fence (no language word) whose body parses as Python and uses a name of the REPL
   (``search(...)``, ``print(context[:100])``), when the reply has no tagged block (a tagged block
   beside it means the bare one is an illustration), and a whole reply without fences that parses as
-  Python and calls a REPL function other than FINAL (``search('...')``). ``Final(...)``/``final_var(...)`` in another case, in a reply with no code, counts when its
-  argument is unambiguous: a quoted literal, or text with a digit or of three or more words; a bare
+  Python and calls a REPL function other than FINAL (``search('...')``). ``Final(...)`` or
+  ``final_var(...)`` in another case, in a reply with no code, counts when its argument is unambiguous: a quoted literal, or text with a digit or of three or more words; a bare
   name is read as ``FINAL_VAR`` (it answers only when the variable exists). ``Final(your answer)``
   is a placeholder, not an answer: ``other_case_final`` is set and the loop says how to answer. The
   same holds for ``FINAL(your answer)`` in upper case (:data:`PLACEHOLDERS`: template text of rlm's
@@ -269,4 +269,3 @@ def _take_other_case(parsed: ParsedReply, prose: str, m: re.Match) -> None:
     if value and not is_placeholder(value) and (quoted or any(c.isdigit() for c in value)
                                                 or len(value.split()) >= 3):
         parsed.final_text = value
-

@@ -89,9 +89,8 @@ The next message shows what that really printed, best match first, for example \
 FINAL("8443 (conf/services.txt:88)")
 ```
 If no line printed answers the question, search with other words or synonyms, or grep a regex. When the \
-answer needs \
-reading a lot of text, split it into chunks and ask sub-LMs about each chunk, putting the chunk itself \
-in the prompt: `llm_query_batched([f"Question ... Text:\\n{chunk}" for chunk in chunks])`.
+answer needs reading a lot of text, split it into chunks and ask sub-LMs about each chunk, putting the \
+chunk itself in the prompt: `llm_query_batched([f"Question ... Text:\\n{chunk}" for chunk in chunks])`.
 """
 
 
