@@ -46,7 +46,7 @@ from rlm_cli.run.events import (
     StepStarted,
 )
 from rlm_cli.run.guesses import FinalCheck, invented
-from rlm_cli.run.parsing import find_final, is_placeholder, parse_reply
+from rlm_cli.run.parsing import find_final, is_placeholder, is_python, parse_reply
 from rlm_cli.run.subcalls import StepRef, SubCallRouter
 from rlm_cli.secrets import Redactor
 
@@ -127,7 +127,9 @@ class RlmInstance:
                                       "it was asked for its best answer early"))
                 return await self._last_call(index + 1, "max_iterations", stalled=repeats + 1)
             parsed = parse_reply(reply)
-            if parsed.blocks:
+            if parsed.blocks and not self._ran and not any(map(is_python, parsed.blocks)):
+                await self._run_first_block(index)  # fences around prose ("Error: file not found"): no code
+            elif parsed.blocks:
                 answer, feedback = await self._run_blocks(index, parsed.blocks)
                 if answer is not None:
                     return Outcome("answered", answer)
@@ -169,7 +171,7 @@ class RlmInstance:
 
     async def _run_first_block(self, index: int) -> None:
         """Before any code has run, a reply with neither code nor an answer (or with invented numbers
-        as its answer) is replaced in the history by the first block the first message offered, and
+        as its answer, or with only blocks that are not Python) is replaced in the history by the first block the first message offered, and
         rlm runs that block (a search for the question's words) as this iteration's step. Small models
         copy their own last reply verbatim from then on (seen: eight identical replies in a row), and
         often write what the block would print instead of the block: left in the history, such a reply
@@ -279,7 +281,11 @@ class RlmInstance:
             reply = await self._ask(index, final_call=True)
         except BudgetExceeded:
             return Outcome(status, None)
-        return Outcome(status, await self._best_answer(reply))
+        answer = await self._best_answer(reply)
+        if answer is not None and invented(answer, self._read()):
+            state.bus.emit(Notice("the answer holds numbers that appear nowhere in what the root LM read: "
+                                  "it may be a guess"))
+        return Outcome(status, answer)
 
     async def _best_answer(self, reply: str) -> str | None:
         """The answer in a last-call reply: a FINAL/FINAL_VAR anywhere in it (code is not run now),

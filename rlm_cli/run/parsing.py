@@ -269,3 +269,12 @@ def _take_other_case(parsed: ParsedReply, prose: str, m: re.Match) -> None:
     if value and not is_placeholder(value) and (quoted or any(c.isdigit() for c in value)
                                                 or len(value.split()) >= 3):
         parsed.final_text = value
+
+
+def is_python(code: str) -> bool:
+    """Whether ``code`` parses as Python (a block of prose in a ```repl fence does not)."""
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True

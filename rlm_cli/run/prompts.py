@@ -189,8 +189,8 @@ def first_block(question: str) -> str:
     return FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_NUDGE_QUESTION]))
 
 
-RAN_FIRST_BLOCK = ("You wrote no code, so rlm ran the first block for you. Read its output and answer from it, "
-                   "or write your own ```repl block.")
+RAN_FIRST_BLOCK = ("Your reply had no code that runs, so rlm ran the first block for you. Read its output and "
+                   "answer from it, or write your own ```repl block.")
 
 
 EMPTY_BLOCK = " Your ```repl block was empty: write the code between the opening and the closing fence."

@@ -243,3 +243,25 @@ def test_final_in_lower_case_in_code_answers_with_its_literal(fake_lm):
     # a lower-case final that is a computed value stays an error the model sees
     fake_lm.script("root", "```repl\nx = 1\nfinal(x)\n```", "FINAL(done)")
     assert run_engine(fake_lm).answer == "done"
+
+
+def test_a_first_reply_whose_blocks_are_not_python_gets_the_offered_block_run(fake_lm):
+    # real replies of the 1.5B model: an imagined error inside a repl fence, repeated turn after turn
+    fake_lm.script("root", "```repl\nError: No matching file found for 'the vault'\n```", "FINAL(done)")
+    run = run_engine(fake_lm, question="What is the vault code?", files={"a.txt": "the vault code is 77\n"})
+    assert run.answer == "done"
+    assert "a.txt:1: the vault code is 77" in told(fake_lm, 1) and "no code that runs" in told(fake_lm, 1)
+    # once code has run, a syntax error is the model's to see
+    fake_lm.script("root", "```repl\nprint(1)\n```", "```repl\nprint(\n```", "FINAL(done)")
+    run_engine(fake_lm)
+    assert "SyntaxError" in told(fake_lm, -1) and "rlm ran" not in told(fake_lm, -1)
+
+
+def test_a_last_call_answer_with_numbers_never_read_is_flagged(fake_lm):
+    fake_lm.script("root", "```repl\nprint(grep('code'))\n```", "The code is 8443.")
+    run = run_engine(fake_lm, files={"a.txt": "the code is 4242\n"}, limits=Limits(max_iterations=1))
+    assert (run.status, run.answer) == ("max_iterations", "The code is 8443.")
+    assert any("appear nowhere in what the root LM read" in n for n in run.notices())
+    fake_lm.script("root", "```repl\nprint(grep('code'))\n```", "The code is 4242.")
+    run = run_engine(fake_lm, files={"a.txt": "the code is 4242\n"}, limits=Limits(max_iterations=1))
+    assert not any("appear nowhere" in n for n in run.notices())
