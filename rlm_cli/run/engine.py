@@ -13,6 +13,11 @@ naming no variable is never an answer (its literal text is not printed). A final
 that outlives its own timeout is reported as such, never as the ``--timeout`` budget, which only a
 run-wide deadline that really expired can exhaust. The run's answer and error message are redacted
 of known secrets (:mod:`rlm_cli.secrets`) before they are emitted or returned.
+
+For weak root LMs (measured with a 1.5B model, docs/harness.md and docs/bench.md): a first reply
+without runnable code is replaced in the history by the search block the first message offered,
+which rlm runs; three identical replies in a row go straight to the last call; a literal ``FINAL``
+holding a number the model never read is refused as a guess (:mod:`rlm_cli.run.guesses`).
 """
 
 from __future__ import annotations
