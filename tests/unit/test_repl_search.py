@@ -91,3 +91,16 @@ def test_search_in_the_real_repl(fake_lm):
     assert run.answer == "3333"
     feedback = fake_lm.requests_for("root")[1].body["messages"][-1]["content"]
     assert "('b.txt', 6, 'The Access Code for the SCARLET falcon Vaults is 3333.')" in feedback.splitlines()[2]
+
+
+def test_chunked_lower_case_search_finds_what_a_whole_pass_finds(tmp_path, monkeypatch):
+    from rlm_cli.repl import child_grep
+
+    text = ("Alpha CODE beta\n" + "x" * 50 + " code " + "y" * 50 + " VAULT\n"  # a line longer than a chunk
+            + "Ärger mit dem Code\n"  # not ASCII: searched case-insensitively as it is
+            + "barcode vaults Vault\n")
+    whole = tools_over(tmp_path, {"f.txt": text})["search"]("code vault", k=50)
+    monkeypatch.setattr(child_grep, "CHUNK_CHARS", 16)
+    chunked = tools_over(tmp_path, {"f.txt": text})["search"]("code vault", k=50)
+    assert chunked == whole
+    assert sorted(line for _, line, _ in whole) == [1, 2, 3, 4]  # "barcode" is no word start; "vaults" is
