@@ -51,7 +51,7 @@ from rlm_cli.run.events import (
     StepStarted,
 )
 from rlm_cli.run.guesses import FinalCheck, invented
-from rlm_cli.run.parsing import find_final, is_placeholder, is_python, parse_reply
+from rlm_cli.run.parsing import find_final, is_placeholder, parse_python, parse_reply
 from rlm_cli.run.subcalls import StepRef, SubCallRouter
 from rlm_cli.secrets import Redactor
 
@@ -132,7 +132,7 @@ class RlmInstance:
                                       "it was asked for its best answer early"))
                 return await self._last_call(index + 1, "max_iterations", stalled=repeats + 1)
             parsed = parse_reply(reply)
-            if parsed.blocks and not self._ran and not any(map(is_python, parsed.blocks)):
+            if parsed.blocks and not self._ran and all(parse_python(b) is None for b in parsed.blocks):
                 await self._run_first_block(index)  # fences around prose ("Error: file not found"): no code
             elif parsed.blocks:
                 answer, feedback = await self._run_blocks(index, parsed.blocks)
@@ -144,8 +144,7 @@ class RlmInstance:
                     feedback.append(prompts.UNCLOSED)
                 if state.budget.exhausted:
                     return await self._last_call(index + 1, "budget_exhausted")
-                feedback.append(prompts.continue_note(index, lim.max_iterations, state.budget.status_line()))
-                self.messages.append({"role": "user", "content": "\n\n".join(feedback)})
+                self._send(index, feedback)
             elif parsed.final_text is not None and not self._ran and invented(parsed.final_text, self._read()):
                 await self._run_first_block(index)  # numbers chosen before any code ran: a guess
             elif parsed.final_text is not None:
@@ -186,10 +185,12 @@ class RlmInstance:
         self.state.bus.emit(Notice("the root LM's first reply had no code; rlm ran the search it had offered",
                                    level="info"))
         _answer, feedback = await self._run_blocks(index, [block])
-        feedback.append(prompts.RAN_FIRST_BLOCK)
-        feedback.append(prompts.continue_note(index, self.state.limits.max_iterations,
-                                              self.state.budget.status_line()))
-        self.messages.append({"role": "user", "content": "\n\n".join(feedback)})
+        self._send(index, [*feedback, prompts.RAN_FIRST_BLOCK])
+
+    def _send(self, index: int, feedback: list[str]) -> None:
+        """The user message closing iteration ``index``: the feedback parts, then where the run stands."""
+        status = prompts.continue_note(index, self.state.limits.max_iterations, self.state.budget.status_line())
+        self.messages.append({"role": "user", "content": "\n\n".join([*feedback, status])})
 
     async def _ask(self, index: int, final_call: bool = False) -> str:
         """One root LM call; appends the reply to the history. Raises BudgetExceeded when refused."""

@@ -18,6 +18,8 @@ import ast
 import re
 from collections.abc import Callable
 
+from rlm_cli.run.parsing import parse_python
+
 _NUMBER = re.compile(r"\d{3,}")
 _DASHED = re.compile(r"\d+(?:-\d+)+")
 LOWER_CASE_FINAL_ERRORS = ("NameError: name 'final' is not defined",)
@@ -29,11 +31,8 @@ def literal_final(code: str, names: tuple[str, ...] = ("FINAL", "Final", "final"
     (``FINAL(5978-8761)`` writes a code without its quotes; Python would subtract). None when
     ``code`` has no such call (a computed argument, ``FINAL_VAR``, or code that does not parse).
     ``names``: the function names that count as FINAL."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return None
-    for node in ast.walk(tree):
+    tree = parse_python(code)
+    for node in ast.walk(tree) if tree is not None else ():
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                 and node.func.id in names and len(node.args) == 1 and not node.keywords):
             continue

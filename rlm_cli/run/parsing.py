@@ -130,6 +130,14 @@ def _scan(text: str) -> tuple[list[str], int, str, bool, int]:
     return blocks, untagged, "\n".join(prose), unclosed, empty
 
 
+def parse_python(code: str) -> ast.Module | None:
+    """``code`` parsed as Python, or None when it is not Python (a block of prose in a fence)."""
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+
+
 REPL_NAMES = frozenset({"context", "files", "search", "grep", "llm_query", "llm_query_batched", "rlm_query",
                         "rlm_query_batched", "FINAL", "FINAL_VAR", "SHOW_VARS", "print"})
 
@@ -137,22 +145,17 @@ REPL_NAMES = frozenset({"context", "files", "search", "grep", "llm_query", "llm_
 def _repl_call(code: str) -> bool:
     """Whether a whole reply without fences is REPL code: it parses as Python and calls a function
     of the REPL other than FINAL/FINAL_VAR (a bare ``FINAL(...)`` reply stays a text answer)."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return False
-    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in REPL_NAMES
-               and node.func.id not in ("FINAL", "FINAL_VAR", "Final") for node in ast.walk(tree))
+    tree = parse_python(code)
+    return tree is not None and any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in REPL_NAMES
+        and node.func.id not in ("FINAL", "FINAL_VAR") for node in ast.walk(tree))
 
 
 def _repl_python(code: str) -> bool:
     """Whether a bare fence's ``code`` is REPL code: it parses as Python and uses a name of the REPL
     (:data:`REPL_NAMES`). Invented output (``60700``, a log line) and prose do not."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return False
-    return any(isinstance(node, ast.Name) and node.id in REPL_NAMES for node in ast.walk(tree))
+    tree = parse_python(code)
+    return tree is not None and any(isinstance(node, ast.Name) and node.id in REPL_NAMES for node in ast.walk(tree))
 
 
 def _headless_block(lines: list[str], i: int) -> tuple[str, int] | None:
@@ -167,11 +170,7 @@ def _headless_block(lines: list[str], i: int) -> tuple[str, int] | None:
             if fence.group("lang"):
                 return None
             code = textwrap.dedent("\n".join(lines[i + 1:j])).strip("\n")
-            try:
-                ast.parse(code)
-            except (SyntaxError, ValueError):
-                return None
-            return (code, j + 1) if code.strip() else None
+            return (code, j + 1) if code.strip() and parse_python(code) is not None else None
     return None
 
 
@@ -269,12 +268,3 @@ def _take_other_case(parsed: ParsedReply, prose: str, m: re.Match) -> None:
     if value and not is_placeholder(value) and (quoted or any(c.isdigit() for c in value)
                                                 or len(value.split()) >= 3):
         parsed.final_text = value
-
-
-def is_python(code: str) -> bool:
-    """Whether ``code`` parses as Python (a block of prose in a ```repl fence does not)."""
-    try:
-        ast.parse(code)
-    except (SyntaxError, ValueError):
-        return False
-    return True

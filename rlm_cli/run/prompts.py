@@ -162,7 +162,7 @@ def step_feedback(position: int, total: int, stdout: str, stderr: str, error: st
 NUDGE = ("Your reply contained no ```repl code block and no FINAL(...). Write Python in a ```repl block "
          "to examine `context`, or, if you are sure, answer with FINAL(your answer).")
 FIRST_BLOCK = ("hits = search({question})\nfor path, line, text in hits:\n    print(f\"{{path}}:{{line}}: {{text}}\")")
-MAX_NUDGE_QUESTION = 300  # characters of the question quoted in FIRST_BLOCK
+MAX_BLOCK_QUESTION = 300  # characters of the question quoted in FIRST_BLOCK
 UNTAGGED = (" Fenced blocks without the `repl` tag are not run: open code blocks with ```repl on a line "
             "of its own.")
 UNCLOSED = ("Note: your reply opened a ```repl block that was never closed (the reply may have been cut off), "
@@ -185,8 +185,8 @@ LAST_CALL = ("{reason}. Do not write any more code. Reply now with your best ans
 def first_block(question: str) -> str:
     """The runnable first block offered in the first message (and run by rlm when the root LM's first
     reply has no code): a search for the question's words, the question quoted as a Python literal
-    (whitespace collapsed, cut to :data:`MAX_NUDGE_QUESTION` characters). Python code, no fences."""
-    return FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_NUDGE_QUESTION]))
+    (whitespace collapsed, cut to :data:`MAX_BLOCK_QUESTION` characters). Python code, no fences."""
+    return FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_BLOCK_QUESTION]))
 
 
 RAN_FIRST_BLOCK = ("Your reply had no code that runs, so rlm ran the first block for you. Read its output and "
