@@ -133,3 +133,39 @@ def test_every_declared_dependency_is_locked_within_its_specifier(lock_name, gro
 
 def test_dev_dependencies_include_xdist():
     assert any(r.name == "pytest-xdist" for r in _declared("dev")), "pytest-xdist is a dev dependency"
+
+
+def test_installer_lock_pins_a_pip_that_resolves_extras_within_the_lock():
+    """pip < 23.3 (Python 3.11's bundled 23.2.1) resolves a dependency's extra (litellm's
+    ``httpx[http2]``) past the locked pin and refuses the lock: the install upgrades pip first, from
+    a hash-pinned lock of its own."""
+    pins = parse_lock(ROOT / "requirements-pip.lock")
+    assert set(pins) == {"pip"}, pins
+    version, hashes = pins["pip"]
+    assert version and hashes, "pip must be pinned with == and --hash="
+    assert Version(version) >= Version("23.3")
+
+
+def _readme_block_after(heading_fragment: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    after = text.split(heading_fragment, 1)[1]
+    return after.split("```", 2)[1]
+
+
+def test_ci_installs_and_tests_exactly_as_the_readme_says():
+    """CI proves the README: each step of the README's development install, then its test command,
+    appears verbatim in .ci/run, with the pip lock first and no pip cache."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    setup = _readme_block_after("## Development").strip()
+    steps = [s.strip() for s in setup.split("&&")]
+    assert steps[1].startswith(".venv/bin/python -m pip install --require-hashes -r requirements-pip.lock")
+    ci_lines = [line.strip() for line in ci.splitlines() if line.strip().startswith(".venv/bin/")]
+    for step in steps[1:]:
+        flags = step.split()
+        assert any(line.split()[0] == flags[0] and set(flags) <= set(line.split()) for line in ci_lines), \
+            f".ci/run does not run README's step: {step}"
+    test_cmd = ci_lines[-1]
+    assert f"\n{test_cmd}\n" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "PIP_NO_CACHE_DIR=1" in ci
+    user_install = _readme_block_after("## Install").strip()
+    assert "-r requirements-pip.lock" in user_install.split("&&")[1]
