@@ -134,11 +134,17 @@ def make_grep(context: str, spans: dict):
 #
 # ``grep`` needs the model to choose a regex; a weak root LM often chooses badly (one common word, or
 # the whole question as a phrase). ``search(query)`` takes plain words (the question itself will do),
-# drops stop words, and ranks every line that contains at least one of the remaining terms by the sum
-# of the terms' inverse document frequencies over lines (BM25's IDF, without length normalisation:
-# Robertson & Zaragoza, "The Probabilistic Relevance Framework", 2009, section 3.1). A line with all
-# the rare words of the query ranks above one with many common ones. A term matches at the start of a
-# word, case-insensitively (``vault`` matches ``Vaults``; ``auth`` matches ``authenticate``).
+# drops stop words, and ranks every line that contains at least one of the remaining terms.
+#
+# Ranking: first by how many of the query's *key terms* the line holds (identifiers: camelCase,
+# snake_case, dotted names, words mixing letters and digits, anything in backticks or quotes; and
+# quoted phrases), then by the sum of the cubes of its terms' inverse document frequencies over lines
+# (BM25's IDF, without length normalisation: Robertson & Zaragoza, "The Probabilistic Relevance
+# Framework", 2009, section 3.1). Plain summed IDF let many common words outrank one rare word (a
+# docstring holding "file", "function", "defines" above the one line defining ``setMaxConns``); the
+# cube makes rare terms dominate, so a line with every rare word of the query comes first. A term
+# matches at the start of a word, case-insensitively (``vault`` matches ``Vaults``; ``auth`` matches
+# ``authenticate``).
 #
 # Two passes over the selected files' spans of ``context`` (one to count each term's lines, one to
 # score them), over lower-cased ASCII chunks of 4 MB (see ``_hits``); memory is one chunk, one counter
@@ -161,12 +167,33 @@ STOP_WORDS = frozenset({
 })
 
 
+QUOTED = re.compile(r"`([^`\n]{1,100})`|[\"\u201c]([^\"\u201d\n]{1,100})[\"\u201d]|(?<!\w)'([\w.]{2,100})'(?!\w)")
+DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+IDENTIFIER = re.compile(r"[a-z][A-Z]|\w_\w|[A-Za-z]\d|\d[A-Za-z]")  # camelCase, snake_case, letters+digits
+
+
+def parse_query(query: str) -> tuple[list[str], set[str]]:
+    """``(terms, key_terms)`` of ``query``: the distinct lower-case terms in order (key terms first,
+    then words; stop words and one-character words dropped unless that leaves none), at most
+    :data:`MAX_TERMS`; and the subset that are key terms: identifiers (camelCase, snake_case, dotted
+    names, letters mixed with digits), words in backticks or quotes, and quoted phrases (whitespace
+    collapsed to one space)."""
+    keys: list[str] = []
+    for m in QUOTED.finditer(query):
+        keys.append(" ".join((m.group(1) or m.group(2) or m.group(3)).split()))
+    keys += DOTTED.findall(query)
+    words = list(dict.fromkeys(WORD.findall(query)))
+    keys += [w for w in words if IDENTIFIER.search(w)]
+    keys = [k.lower() for k in keys if k.strip() and WORD.search(k)]
+    lowered = list(dict.fromkeys(w.lower() for w in words))
+    kept = [w for w in lowered if len(w) > 1 and w not in STOP_WORDS] or lowered
+    terms = list(dict.fromkeys(keys + kept))[:MAX_TERMS]
+    return terms, set(keys) & set(terms)
+
+
 def query_terms(query: str) -> list[str]:
-    """The distinct lower-case words of ``query`` in order, stop words and one-character words
-    dropped (all distinct words when that leaves none), at most :data:`MAX_TERMS`."""
-    words = list(dict.fromkeys(w.lower() for w in WORD.findall(query)))
-    kept = [w for w in words if len(w) > 1 and w not in STOP_WORDS] or words
-    return kept[:MAX_TERMS]
+    """The terms of ``query`` as :func:`parse_query` gives them (key terms first)."""
+    return parse_query(query)[0]
 
 
 def _word_char(ch: str) -> bool:
@@ -239,7 +266,7 @@ def search(context: str, spans: dict, query, paths=None, k: int = DEFAULT_K) -> 
         raise TypeError(f"search: the query must be a str of words, not {type(query).__name__}")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise ValueError(f"search: k must be an int from 1 to {MAX_K}")
-    terms = query_terms(query)
+    terms, keys = parse_query(query)
     if not terms:
         return []
     wanted = _selector(_text_as_path(context, spans, paths, "search"), "search")
@@ -254,20 +281,20 @@ def search(context: str, spans: dict, query, paths=None, k: int = DEFAULT_K) -> 
         for _s, _e, found, _f in _lines(context, start, end, rx, folded):
             for term in found:
                 df[term] = df.get(term, 0) + 1
-    idf = {t: math.log(1 + (lines_total - n + 0.5) / (n + 0.5)) for t, n in df.items()}
-    best: list[tuple[float, int, str, int, int, int]] = []  # (score, -order, path, start, end, first)
+    weight = {t: math.log(1 + (lines_total - n + 0.5) / (n + 0.5)) ** 3 for t, n in df.items()}
+    best: list[tuple[int, float, int, str, int, int, int]] = []  # (keys, score, -order, path, start, end, first)
     order = 0
     for path, start, end in chosen:
         for line_start, line_end, found, first in _lines(context, start, end, rx, folded):
             order += 1
-            item = (sum(idf[t] for t in found), -order, path, line_start, line_end, first)
+            item = (len(found & keys), sum(weight[t] for t in found), -order, path, line_start, line_end, first)
             if len(best) < k:
                 heapq.heappush(best, item)
             elif item > best[0]:
                 heapq.heapreplace(best, item)
     best.sort(reverse=True)
     hits = []
-    for _score, _order, path, line_start, line_end, first in best:
+    for _keys, _score, _order, path, line_start, line_end, first in best:
         start = spans[path][0]
         line_no = context.count("\n", start, line_start) + 1
         text = context[line_start:line_end]
@@ -284,8 +311,9 @@ def make_search(context: str, spans: dict):
         ``search(query, paths=None, k=20)`` -> ``[(path, line_number, line_text), ...]``.
 
         ``query``: plain words, e.g. the question itself (not a regex); stop words are ignored and a
-        word matches at the start of a word in any case. Lines holding more of the query's rare words
-        rank first. ``paths``: a glob or exact path, or a list of them, None for every file; ``k``: how
+        word matches at the start of a word in any case. Lines holding the query's identifiers
+        (``setMaxConns``, ``max_conns``, ``os.path``, words in backticks or quotes) and quoted phrases
+        rank first, then lines holding more of its rare words. ``paths``: a glob or exact path, or a list of them, None for every file; ``k``: how
         many lines (1-1000). Line numbers start at 1 (cite them as ``path:line``); the line text is cut
         to 300 characters."""
         return search(context, spans, query, paths, k)
