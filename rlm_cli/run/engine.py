@@ -36,6 +36,7 @@ from rlm_cli.loader.tree import render_tree
 from rlm_cli.repl.process import FatalStepError, ReplProcess
 from rlm_cli.repl.sandbox import plan_sandbox
 from rlm_cli.run import prompts
+from rlm_cli.run.answers import NO_ANSWER, prompt_lines, relevant_lines, rescue_messages, why_not_an_answer
 from rlm_cli.run.budget import Budget
 from rlm_cli.run.config import RunConfig, RunResult, RunState, now_iso
 from rlm_cli.run.events import (
@@ -81,6 +82,8 @@ class RlmInstance:
         self.repl: ReplProcess | None = None
         self._ran: dict[str, tuple[str | None, int]] = {}  # code run -> (its error, hash of (stdout, stderr))
         self._finals = FinalCheck()  # FINALs as the model meant them; guesses refused
+        self._outputs: list[str] = []  # each step's stdout, as the root LM was shown it
+        self._prompt_text: list[str] = []  # lines of rlm's own prompts: never an answer
 
     async def solve(self) -> Outcome:
         """Run the loop until an answer, the iteration limit or a budget. Always closes the REPL."""
@@ -119,6 +122,10 @@ class RlmInstance:
         ]
         if link is not None:
             link.transcript = self.messages  # appended to in place from here on
+        self._prompt_text = prompt_lines(
+            *(m["content"] for m in self.messages[:1] if m["role"] == "system"),
+            prompts.first_message(self.question, self.loaded, ""),
+            *(v for v in vars(prompts).values() if isinstance(v, str)), exclude=self.question)
         previous, repeats = None, 0
         for index in range(lim.max_iterations):
             try:
@@ -136,8 +143,10 @@ class RlmInstance:
                 await self._run_first_block(index)  # fences around prose ("Error: file not found"): no code
             elif parsed.blocks:
                 answer, feedback = await self._run_blocks(index, parsed.blocks)
-                if answer is not None:
+                if answer is not None and (why := self._why(answer)) is None:
                     return Outcome("answered", answer)
+                if answer is not None:
+                    feedback.append(prompts.NOT_AN_ANSWER.format(what=why))
                 if parsed.final_beside_code:
                     feedback.append(prompts.FINAL_BESIDE_CODE)
                 if parsed.unclosed_block:
@@ -152,11 +161,15 @@ class RlmInstance:
                 if text.strip().isidentifier():
                     value, _ = await self._read_var(text.strip())
                     text = value if value is not None else text  # FINAL(name) of a variable: its value
-                return Outcome("answered", text)
+                if (why := self._why(text)) is None:
+                    return Outcome("answered", text)
+                self.messages.append({"role": "user", "content": prompts.NOT_AN_ANSWER.format(what=why)})
             elif parsed.final_var is not None:
                 value, problem = await self._read_var(parsed.final_var, restart=True)
-                if value is not None:
+                if value is not None and (why := self._why(value)) is None:
                     return Outcome("answered", value)
+                if value is not None:
+                    problem = prompts.NOT_AN_ANSWER.format(what=why)
                 if parsed.other_case_final:
                     problem = prompts.LOWER_FINAL.format(word=parsed.other_case_final)
                 self.messages.append({"role": "user", "content": problem})
@@ -192,8 +205,9 @@ class RlmInstance:
         status = prompts.continue_note(index, self.state.limits.max_iterations, self.state.budget.status_line())
         self.messages.append({"role": "user", "content": "\n\n".join([*feedback, status])})
 
-    async def _ask(self, index: int, final_call: bool = False) -> str:
-        """One root LM call; appends the reply to the history. Raises BudgetExceeded when refused."""
+    async def _ask(self, index: int, final_call: bool = False, messages: list[dict] | None = None) -> str:
+        """One root LM call over the history (or over ``messages``, which are not kept); appends the
+        reply to the history when it was sent. Raises BudgetExceeded when refused."""
         state = self.state
         state.budget.check_call()
         state.bus.emit(IterationStarted(self.rlm_id, index, self.depth, final_call))
@@ -207,12 +221,14 @@ class RlmInstance:
                     piece = piece[:MAX_REPLY_CHARS - shown]
                     shown += len(piece)
                     state.bus.emit(RootDelta(self.rlm_id, index, piece))
-        result = await state.lm.complete(state.root_model, self.messages, role="root", on_delta=on_delta)
+        sent = self.messages if messages is None else messages
+        result = await state.lm.complete(state.root_model, sent, role="root", on_delta=on_delta)
         state.budget.record(state.root_model, result.usage, self.role)
         text = clip_reply(result.text)
         state.bus.emit(RootReply(self.rlm_id, index, text, result.usage, result.duration_s,
                                  state.root_model))
-        self.messages.append({"role": "assistant", "content": text})
+        if messages is None:
+            self.messages.append({"role": "assistant", "content": text})
         return text
 
     async def _read_var(self, name: str, restart: bool = False) -> tuple[str | None, str]:
@@ -245,6 +261,7 @@ class RlmInstance:
             state.bus.emit(StepStarted(self.rlm_id, index, step, code))
             router = SubCallRouter(state, StepRef(self.rlm_id, index, step, self.depth), self._run_child)
             outcome = await self.repl.execute(code, router, state.limits.step_timeout)
+            self._outputs.append(prompts.truncate_output(outcome.stdout.rstrip("\n"), state.limits.max_output_chars))
             unread = unread or bool(outcome.stdout.strip())
             outcome.final, guessed = self._finals.settle(code, outcome.final, outcome.error, unread, self._read)
             if guessed:
@@ -288,10 +305,34 @@ class RlmInstance:
         except BudgetExceeded:
             return Outcome(status, None)
         answer = await self._best_answer(reply)
+        if (why := self._why(answer)) is not None:
+            answer = await self._rescue(index + 1, why)
         if answer is not None and invented(answer, self._read()):
             state.bus.emit(Notice("the answer holds numbers that appear nowhere in what the root LM read: "
                                   "it may be a guess"))
         return Outcome(status, answer)
+
+    def _why(self, answer: str | None) -> str | None:
+        """What ``answer`` is when it is not one (:func:`~rlm_cli.run.answers.why_not_an_answer`)."""
+        return why_not_an_answer(answer, prompt_text=self._prompt_text, outputs=self._outputs)
+
+    async def _rescue(self, index: int, why: str) -> str | None:
+        """One more root call when the last call's answer is not one (``why``): the question and the
+        printed lines that bear on it, the answer asked for in plain words. None when nothing was
+        printed, the budget refuses, or the reply is no answer either."""
+        lines = relevant_lines(self._outputs, self.question)
+        if not lines:
+            return None
+        self.state.bus.emit(Notice(f"the root LM's last answer was {why}; rlm asked once more, showing the "
+                                   "lines its code printed", level="info"))
+        try:
+            reply = await self._ask(index, final_call=True, messages=rescue_messages(self.question, lines))
+        except BudgetExceeded:
+            return None
+        text = await self._best_answer(reply)
+        if text is None or text.upper().startswith(NO_ANSWER) or self._why(text) is not None:
+            return None
+        return text
 
     async def _best_answer(self, reply: str) -> str | None:
         """The answer in a last-call reply: a FINAL/FINAL_VAR anywhere in it (code is not run now),
@@ -304,6 +345,8 @@ class RlmInstance:
             value, _ = await self._read_var(found[1])
             return value
         parsed = parse_reply(reply)
+        if parsed.final_text is not None and not parsed.blocks:  # Final(0) then a paragraph: the 0
+            return parsed.final_text.strip() or None
         if not (parsed.prose or parsed.blocks or parsed.unclosed_block):
             return None  # nothing but empty fences ("```\nrepl\n```"): no answer
         return (parsed.prose or "\n".join(parsed.blocks) or reply).strip() or None

@@ -176,6 +176,8 @@ REPEATED_OUTPUT = ("This block is the same code you already ran, and it printed 
                    "with grep(...) for words from the question and print the lines it finds).")
 LOWER_FINAL = ("Your reply wrote {word}(...) and no code. Write the answer as FINAL(your actual answer) in upper "
                "case (or FINAL_VAR(variable_name)), with the real value, not a placeholder.")
+NOT_AN_ANSWER = ("Your FINAL(...) was not accepted: it is {what}, not an answer to the question. Read what your "
+                 "code printed and answer in plain words, e.g. FINAL(\"the answer\").")
 STALLED = "You have sent the same reply {count} times in a row, so more turns will not help"
 LAST_CALL = ("{reason}. Do not write any more code. Reply now with your best answer, "
              "based only on what you found so far, in the form FINAL(your answer). If you could not find "

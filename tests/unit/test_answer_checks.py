@@ -1,0 +1,107 @@
+"""Answers that are not answers (issue 22, point 1): code, rlm's own prompt text, a dump of the
+REPL's output, nothing. The loop refuses them while it has iterations; the last call's is replaced by
+one rescue call showing the printed lines; a rescue that fails too gives no answer, never a fake one.
+Every rule is inert on a clean run (same root calls, no notice)."""
+
+from __future__ import annotations
+
+from engine_runner import run_engine
+
+from rlm_cli.run.answers import looks_like_code, prompt_lines, relevant_lines, why_not_an_answer
+from rlm_cli.run.budget import Limits
+
+HAY = {"notes.txt": "filler line\n" * 30 + "The magic number for the falcon vault is 7781.\n" + "more filler\n" * 30}
+SEARCH = "```repl\nhits = search('magic number falcon vault')\nfor p, n, t in hits:\n    print(f'{p}:{n}: {t}')\n```"
+
+
+def told(lm, index: int) -> str:
+    return lm.requests_for("root")[index].body["messages"][-1]["content"]
+
+
+def test_repl_code_is_not_an_answer_but_a_value_or_the_users_code_is():
+    assert looks_like_code("hits = search('What is the magic number?')\nfor path, line, text in hits:\n    print(text)")
+    assert looks_like_code("print(context[:100])") and looks_like_code("FINAL_VAR(result)")
+    for value in ("42", "Paris", "[1, 2, 3]", "context", "def retry(n):\n    return n * 2", "a.b.c",
+                  "The answer is 42 (notes.txt:31).", "import os\nos.getcwd()"):
+        assert not looks_like_code(value), value
+
+
+def test_prompt_text_and_output_dumps_are_named():
+    lines = prompt_lines("Question: where?\n\nThe context holds 49 file(s), 990,463 characters (about 247,616 "
+                         "tokens).\n", "{reason}. Do not write any more code. Reply now with your best answer",
+                         exclude="where?")
+    assert why_not_an_answer("The context holds 49 file(s), 990,463 characters (about 247,616 tokens).",
+                             prompt_text=lines, outputs=[]) == "rlm's own prompt text"
+    hits = "\n".join(f"notes.txt:{i}: filler line" for i in range(1, 13))
+    assert why_not_an_answer(hits, prompt_text=lines, outputs=[hits]) == "a dump of the REPL's output"
+    assert why_not_an_answer("Output of block 1 of 1:\n```\nx\n```", prompt_text=lines, outputs=[]) \
+        == "a dump of the REPL's output"
+    assert why_not_an_answer("  ", prompt_text=lines, outputs=[]) == "empty"
+    # a short list of hits the model chose, or a plain answer: answers
+    assert why_not_an_answer("notes.txt:3: filler line", prompt_text=lines, outputs=[hits]) is None
+    assert why_not_an_answer("7781 (notes.txt:31)", prompt_text=lines, outputs=[hits]) is None
+
+
+def test_relevant_lines_prefer_the_question_words_and_keep_printed_order():
+    outs = ["a.txt:1: nothing here\na.txt:2: the vault code is 1\n", "b.txt:9: vault magic 2\n"]
+    assert relevant_lines(outs, "What is the magic vault code?").splitlines() == [
+        "a.txt:2: the vault code is 1", "b.txt:9: vault magic 2"]
+    assert relevant_lines([], "q") == ""
+
+
+def test_a_final_that_is_the_search_block_is_refused_and_the_loop_goes_on(fake_lm):
+    code_answer = "hits = search('magic number')\nfor path, line, text in hits:\n    print(text)"
+    fake_lm.script("root", SEARCH, f"FINAL({code_answer!r})", 'FINAL("7781")')
+    run = run_engine(fake_lm, question="What is the magic number for the falcon vault?", files=HAY)
+    assert (run.status, run.answer) == ("answered", "7781")
+    assert "it is code, not an answer" in told(fake_lm, 2)
+
+
+def test_a_last_call_answer_that_dumps_the_output_is_rescued_with_the_printed_lines(fake_lm):
+    dump = "Output of block 1 of 1:\nnotes.txt:31: The magic number for the falcon vault is 7781."
+    fake_lm.script("root", SEARCH, dump, "7781")
+    run = run_engine(fake_lm, question="What is the magic number for the falcon vault?", files=HAY,
+                     limits=Limits(max_iterations=1))
+    assert (run.status, run.answer) == ("max_iterations", "7781")
+    rescue = fake_lm.requests_for("root")[2].body["messages"]
+    assert len(rescue) == 2 and "notes.txt:31: The magic number for the falcon vault is 7781." in rescue[1]["content"]
+    assert "```repl" not in rescue[1]["content"]  # rlm's prompts are not sent again
+    assert any("asked once more" in n for n in run.notices())
+    assert run.doc["iterations"][-1]["final_call"] is True
+
+
+def test_a_rescue_that_fails_too_gives_no_answer(fake_lm):
+    fake_lm.script("root", SEARCH, "print(context[:100])", "NO ANSWER")
+    run = run_engine(fake_lm, question="What is the magic number for the falcon vault?", files=HAY,
+                     limits=Limits(max_iterations=1))
+    assert (run.status, run.answer) == ("max_iterations", None)
+    fake_lm.script("root", SEARCH, "", "```repl\nprint(search('x'))\n```")
+    run = run_engine(fake_lm, question="What is the magic number for the falcon vault?", files=HAY,
+                     limits=Limits(max_iterations=1))
+    assert (run.status, run.answer) == ("max_iterations", None)
+
+
+def test_nothing_printed_means_no_rescue_call(fake_lm):
+    fake_lm.script("root", "```repl\nx = 1\n```", "")
+    run = run_engine(fake_lm, limits=Limits(max_iterations=1))
+    assert (run.status, run.answer) == ("max_iterations", None)
+    assert len(fake_lm.requests_for("root")) == 2
+
+
+def test_other_case_final_then_a_paragraph_gives_the_final(fake_lm):
+    fake_lm.script("root", SEARCH, "Final(7781)\n\nI found the number in notes.txt after searching for it.")
+    run = run_engine(fake_lm, question="What is the magic number for the falcon vault?", files=HAY,
+                     limits=Limits(max_iterations=1))
+    assert run.answer == "7781"
+
+
+def test_a_clean_run_makes_no_extra_call_and_no_notice(fake_lm):
+    fake_lm.script("root", SEARCH, 'FINAL("7781 (notes.txt:31)")')
+    run = run_engine(fake_lm, question="What is the magic number for the falcon vault?", files=HAY)
+    assert (run.status, run.answer) == ("answered", "7781 (notes.txt:31)")
+    assert len(fake_lm.requests_for("root")) == 2 and not run.notices()
+    fake_lm.script("root", SEARCH, "The magic number is 7781, at notes.txt:31.")
+    run = run_engine(fake_lm, question="What is the magic number for the falcon vault?", files=HAY,
+                     limits=Limits(max_iterations=1))
+    assert run.answer == "The magic number is 7781, at notes.txt:31."
+    assert len(fake_lm.requests_for("root")) == 4 and not any("asked once more" in n for n in run.notices())
