@@ -14,55 +14,18 @@ import asyncio
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlm_cli.context import CHARS_PER_TOKEN
+from rlm_cli.run.direct import TRUNCATION_NOTE, DirectPrompt, build_prompt, input_budget_chars
 
-REPLY_TOKENS = 1_024
-"""Tokens kept free in the window for the reply."""
-PROMPT_TOKENS = 256
-"""Tokens kept free for the instructions and the question (beyond their measured size)."""
+__all__ = ["TRUNCATION_NOTE", "WINDOW_RETRIES", "WINDOW_SHRINK", "DirectPrompt", "build_prompt",
+           "input_budget_chars", "resolve_window", "run_base"]
+
 WINDOW_RETRIES = 3
 """Times a base call refused for its length is retried with the input cut further."""
 WINDOW_SHRINK = 0.75
 """Each retry assumes a window this fraction of the previous one (the chars/4 estimate fell short)."""
-TRUNCATION_NOTE = "Note: the input was truncated to fit your context window"
-
-
-@dataclass
-class BasePrompt:
-    """The one message of a base call: ``text``; ``input_chars`` (characters of the whole input),
-    ``kept_chars`` (characters of it in the prompt) and ``truncated`` (kept < input)."""
-
-    text: str
-    input_chars: int
-    kept_chars: int
-
-    @property
-    def truncated(self) -> bool:
-        return self.kept_chars < self.input_chars
-
-
-def input_budget_chars(window_tokens: int, question: str) -> int:
-    """Characters of input that fit a ``window_tokens`` window next to ``question``, the
-    instructions and a reply of :data:`REPLY_TOKENS` (0 when nothing fits)."""
-    reserve = REPLY_TOKENS + PROMPT_TOKENS + len(question) // CHARS_PER_TOKEN + 1
-    return max(0, (window_tokens - reserve) * CHARS_PER_TOKEN)
-
-
-def build_prompt(context: str, question: str, window_tokens: int) -> BasePrompt:
-    """The base prompt for ``context`` (the loaded input) and ``question``, the input cut to
-    :func:`input_budget_chars` (its start kept) with a note saying so when it is cut."""
-    keep = min(len(context), input_budget_chars(window_tokens, question))
-    note = ""
-    if keep < len(context):
-        note = (f"{TRUNCATION_NOTE}: you see only its first {keep:,} of {len(context):,} characters; "
-                "the rest is missing.\n\n")
-    text = (f"Answer the question about the input below.\n\n{note}<input>\n{context[:keep]}\n</input>\n\n"
-            f"{note}Question: {question}\nAnswer concisely.")
-    return BasePrompt(text=text, input_chars=len(context), kept_chars=keep)
 
 
 def resolve_window(model: str, given: int | None) -> int | None:

@@ -50,6 +50,8 @@ class RunConfig:
     repl_network: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     session: SessionLink | None = None  # this run as a turn of a conversation (rlm_cli.run.session)
+    mode: str = "rlm"  # --mode: auto | rlm | direct (rlm_cli.run.direct)
+    window_tokens: int | None = None  # the root model's context window (tokens); None: the catalogue's
 
 
 @dataclass

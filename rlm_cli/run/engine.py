@@ -39,6 +39,7 @@ from rlm_cli.run import prompts
 from rlm_cli.run.answers import NO_ANSWER, prompt_lines, relevant_lines, rescue_messages, why_not_an_answer
 from rlm_cli.run.budget import Budget
 from rlm_cli.run.config import RunConfig, RunResult, RunState, now_iso
+from rlm_cli.run.direct import DirectInstance, choose_mode
 from rlm_cli.run.events import (
     EventBus,
     IterationStarted,
@@ -113,13 +114,7 @@ class RlmInstance:
         if link is not None:
             opening = await link.opening(self.question, self.loaded, self.repl and self.repl.restore_report,
                                          state.root_model)
-        self.messages = opening or [
-            {"role": "system", "content": prompts.system_prompt(
-                self.loaded, state.sub_model, lim.max_output_chars, state.cfg.sub_chars or DEFAULT_SUB_CHARS,
-                self.depth, lim.max_depth, state.cfg.system_extra)},
-            {"role": "user", "content": prompts.first_message(self.question, self.loaded,
-                                                               render_tree(self.loaded.files, 4000))},
-        ]
+        self.messages = opening or first_messages(state, self.question, self.loaded, self.depth)
         if link is not None:
             link.transcript = self.messages  # appended to in place from here on
         self._prompt_text = prompt_lines(
@@ -375,6 +370,18 @@ class RlmInstance:
         return outcome.answer
 
 
+def first_messages(state: RunState, question: str, loaded: LoadedContext, depth: int) -> list[dict]:
+    """The loop's opening messages for an RLM at ``depth``: the system prompt and the first user
+    message (the question and the context's metadata, never the context)."""
+    lim = state.limits
+    return [
+        {"role": "system", "content": prompts.system_prompt(
+            loaded, state.sub_model, lim.max_output_chars, state.cfg.sub_chars or DEFAULT_SUB_CHARS,
+            depth, lim.max_depth, state.cfg.system_extra)},
+        {"role": "user", "content": prompts.first_message(question, loaded, render_tree(loaded.files, 4000))},
+    ]
+
+
 def sub_chars_for(model: str) -> int:
     """Characters a sub-LM prompt should stay under: from the context window in litellm's bundled
     model map (3 chars per token, leaving room for the reply), capped at 400,000;
@@ -403,10 +410,21 @@ async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus
         model_info(cfg.sub_model, cfg.root_model)  # one parse of the price map for both models
         cfg.sub_chars = sub_chars_for(cfg.sub_model)
     t0 = time.monotonic()
+    from rlm_cli.lm.pricing import context_window
+
+    window = cfg.window_tokens or context_window(cfg.root_model)
+    mode = choose_mode(cfg.mode, loaded, cfg.question, window,
+                       continued=cfg.session is not None and cfg.session.continued)
     bus.emit(RunStarted(cfg.run_id, cfg.question, cfg.root_model, cfg.sub_model, loaded.log_dict(),
-                        cfg.limits.as_dict(), now_iso()))
+                        cfg.limits.as_dict(), now_iso(), mode))
     result = RunResult("error", None)
-    root = RlmInstance(state, "r0", 0, cfg.question, loaded)
+    if mode == "direct":
+        from rlm_cli.run.session import DEFAULT_WINDOW_TOKENS
+
+        root = DirectInstance(state, cfg.question, loaded, window or DEFAULT_WINDOW_TOKENS,
+                              first_messages(state, cfg.question, loaded, 0))
+    else:
+        root = RlmInstance(state, "r0", 0, cfg.question, loaded)
     deadline = asyncio.timeout(cfg.limits.timeout)
     try:
         try:

@@ -44,6 +44,7 @@ class RunStarted:
     context: dict
     limits: dict
     started_at: str  # ISO 8601, UTC
+    mode: str = "rlm"  # "rlm" (the loop) or "direct" (one call, the input in the prompt): rlm_cli.run.direct
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ class TrajectoryRecorder:
         elif isinstance(ev, RunStarted):
             self.doc.update({
                 "id": ev.run_id, "started_at": ev.started_at, "ended_at": None, "status": "running",
-                "question": ev.question, "answer": None,
+                "question": ev.question, "answer": None, "mode": ev.mode,
                 "models": {"root": ev.root_model, "sub": ev.sub_model},
                 "context": ev.context, "limits": ev.limits,
                 "usage": {"root": None, "sub": None, "total_cost_usd": None},
