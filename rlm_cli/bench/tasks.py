@@ -105,7 +105,7 @@ def generators() -> dict[str, Callable[..., Task]]:
     return {name: importlib.import_module(f"rlm_cli.bench.{name}").generate for name in SUITES}
 
 
-SUITES = ("niah", "oolong", "pairs", "codeqa")
+SUITES = ("niah", "oolong", "pairs", "codeqa", "stdlib")
 
 
 def parse_suites(names: list[str]) -> list[str]:
