@@ -3,7 +3,9 @@
 Every figure is a mean over the tasks of its group: ``accuracy`` (mean score, 0-1), ``cost_usd``
 (USD per task; None when any task of the group is unpriced), ``input_tokens`` and ``output_tokens``
 (per task, over all LM calls), ``duration_s`` (wall seconds per task), ``sub_calls`` (per task);
-and ``failed``: how many runs ended in an error (a provider failure: they score 0).
+``failed``: how many runs ended in an error (a provider failure: they score 0); and ``malformed``: how
+many answers were not answers (code, rlm's prompt text, a dump of REPL output, empty:
+:func:`rlm_cli.run.answers.why_not_an_answer`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def summarise(rows: Iterable[Any]) -> dict:
     n = len(rows)
     if not n:
         return {"tasks": 0, "accuracy": None, "cost_usd": None, "input_tokens": None, "output_tokens": None,
-                "duration_s": None, "sub_calls": None, "failed": 0}
+                "duration_s": None, "sub_calls": None, "failed": 0, "malformed": 0}
     costs = [r.cost_usd for r in rows]
     return {"tasks": n, "accuracy": round(sum(r.score for r in rows) / n, 4),
             "cost_usd": None if any(c is None for c in costs) else round(sum(costs) / n, 6),
@@ -32,7 +34,8 @@ def summarise(rows: Iterable[Any]) -> dict:
             "output_tokens": round(sum(r.output_tokens for r in rows) / n, 1),
             "duration_s": round(sum(r.duration_s for r in rows) / n, 3),
             "sub_calls": round(sum(r.sub_calls for r in rows) / n, 2),
-            "failed": sum(1 for r in rows if r.status == "error")}
+            "failed": sum(1 for r in rows if r.status == "error"),
+            "malformed": sum(1 for r in rows if getattr(r, "malformed", None))}
 
 
 def groups(results: list[Any], systems: list[str]) -> list[dict]:
@@ -76,7 +79,7 @@ def _fmt(value: Any, kind: str) -> str:
 COLUMNS = (("suite", "suite", None), ("length", "length", None), ("system", "system", None),
            ("n", "tasks", "int"), ("accuracy", "accuracy", "acc"), ("cost", "cost_usd", "usd"),
            ("tok in", "input_tokens", "int"), ("tok out", "output_tokens", "int"),
-           ("time", "duration_s", "s"), ("sub-calls", "sub_calls", "num"), ("failed", "failed", "int"))
+           ("time", "duration_s", "s"), ("sub-calls", "sub_calls", "num"), ("failed", "failed", "int"), ("malformed", "malformed", "int"))
 
 
 def table_rows(doc: dict) -> list[list[str]]:

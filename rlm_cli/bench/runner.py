@@ -95,6 +95,7 @@ class TaskResult:
     trajectory: str | None
     error: str | None = None
     extra: dict = field(default_factory=dict)
+    malformed: str | None = None  # what the answer is when it is not one (code, prompt text, a dump, empty)
 
     def as_dict(self) -> dict:
         """The JSON row (see docs/bench.md)."""
@@ -103,7 +104,7 @@ class TaskResult:
                 "answer": self.answer, "expected": self.expected, "cost_usd": self.cost_usd,
                 "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
                 "duration_s": round(self.duration_s, 3), "sub_calls": self.sub_calls,
-                "trajectory": self.trajectory, "error": self.error, **self.extra}
+                "trajectory": self.trajectory, "error": self.error, "malformed": self.malformed, **self.extra}
 
 
 def _usage_numbers(usage: dict | None) -> tuple[float | None, int, int, int]:
@@ -190,7 +191,15 @@ def _result(task: Task, system: str, out: dict, trajectory: str | None) -> TaskR
                       score=score(task, out.get("answer")), status=out["status"], answer=out.get("answer"),
                       expected=task.expected, cost_usd=cost, input_tokens=tin, output_tokens=tout,
                       duration_s=float(out.get("duration_s") or 0.0), sub_calls=subs, trajectory=trajectory,
-                      error=out.get("error"), extra=extra)
+                      error=out.get("error"), extra=extra, malformed=malformed(out.get("answer")))
+
+
+def malformed(answer: str | None) -> str | None:
+    """What ``answer`` is when it is not an answer (:func:`rlm_cli.run.answers.why_not_an_answer`
+    against rlm's prompt templates); None for an answer, and for no answer at all."""
+    from rlm_cli.run.answers import static_prompt_lines, why_not_an_answer
+
+    return None if answer is None else why_not_an_answer(answer, prompt_text=static_prompt_lines(), outputs=[])
 
 
 async def run_bench(cfg: BenchConfig, specs: list[TaskSpec], results: list[TaskResult],

@@ -30,6 +30,7 @@ MIN_DUMP_LINES = 10  # a whole printed output of this many search hits, given as
 HIT_LINE = re.compile(r"^\S+:\d+: ")
 DUMP_SHARE = 0.8
 OUTPUT_HEADER = re.compile(r"^Output of block \d+ of \d+:", re.MULTILINE)
+METADATA = re.compile(r"The context holds [\d,]+ file\(s\), [\d,]+ characters")  # rlm's first message
 NO_ANSWER = "NO ANSWER"
 RESCUE_CHARS = 6000  # characters of printed lines shown to the rescue call
 
@@ -59,6 +60,14 @@ def prompt_lines(*texts: str, exclude: str = "") -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def static_prompt_lines() -> list[str]:
+    """:func:`prompt_lines` of every prompt template of :mod:`rlm_cli.run.prompts` (without a run's
+    own metadata): what ``rlm bench`` checks answers against."""
+    from rlm_cli.run import prompts
+
+    return prompt_lines(*(v for v in vars(prompts).values() if isinstance(v, str)))
+
+
 def why_not_an_answer(answer: str | None, *, prompt_text: list[str], outputs: list[str]) -> str | None:
     """What ``answer`` is when it is not an answer, or None when it is one.
 
@@ -70,7 +79,7 @@ def why_not_an_answer(answer: str | None, *, prompt_text: list[str], outputs: li
     text = answer.strip()
     if looks_like_code(text):
         return "code"
-    if any(line in text for line in prompt_text):
+    if METADATA.search(text) or any(line in text for line in prompt_text):
         return "rlm's own prompt text"
     if OUTPUT_HEADER.search(text):
         return "a dump of the REPL's output"

@@ -105,3 +105,19 @@ def test_a_clean_run_makes_no_extra_call_and_no_notice(fake_lm):
                      limits=Limits(max_iterations=1))
     assert run.answer == "The magic number is 7781, at notes.txt:31."
     assert len(fake_lm.requests_for("root")) == 4 and not any("asked once more" in n for n in run.notices())
+
+
+def test_the_bench_counts_malformed_answers():
+    from types import SimpleNamespace
+
+    from rlm_cli.bench.report import summarise
+    from rlm_cli.bench.runner import malformed
+
+    assert malformed("hits = search('What is the magic number?')\nfor path, line, text in hits:\n    print(text)") == "code"
+    assert malformed("The context holds 49 file(s), 990,463 characters (about 247,616 tokens).") \
+        == "rlm's own prompt text"
+    assert malformed("Output of block 1 of 1:\n/tmp/x/hay1.txt:825: the code") == "a dump of the REPL's output"
+    assert malformed("") == "empty" and malformed(None) is None and malformed("7781") is None
+    rows = [SimpleNamespace(score=0.0, cost_usd=None, input_tokens=0, output_tokens=0, duration_s=0.0,
+                            sub_calls=0, status="answered", malformed=m) for m in ("code", None, None)]
+    assert summarise(rows)["malformed"] == 1
