@@ -82,17 +82,18 @@ def grep(context: str, spans: dict, pattern, paths=None, flags: int = 0,
     if isinstance(max_hits, bool) or not isinstance(max_hits, int) or max_hits < 0:
         raise ValueError("grep: max_hits must be an int >= 0")
     hits: list[tuple[str, int, str]] = []
-    for path, (start, end) in spans.items():
-        if not wanted(path):
-            continue
+    chosen = [(path, start, end) for path, (start, end) in spans.items() if wanted(path)]
+    for n, (path, start, end) in enumerate(chosen):
         pos, line_no, counted = start, 1, start  # newlines counted up to `counted`
         while pos < end:
             m = rx.search(context, pos, end)
             if m is None:
                 break
             if len(hits) >= max_hits:
-                print(f"[grep: stopped at max_hits={max_hits}; pass a larger max_hits= or narrow paths= "
-                      "for more]", file=sys.stderr)
+                more = _count_lines(context, rx, pos, end) + sum(
+                    _count_lines(context, rx, s, e) for _p, s, e in chosen[n + 1:])
+                print(f"[grep: {max_hits + more:,} lines matched in all; stopped at max_hits={max_hits} (to count "
+                      f"them all, pass max_hits={max_hits + more}); narrow paths= to see others]", file=sys.stderr)
                 return hits
             hit = m.start()
             if hit == end and context[end - 1] == "\n":  # past the last line's newline: no line there
@@ -110,6 +111,21 @@ def grep(context: str, spans: dict, pattern, paths=None, flags: int = 0,
     return hits
 
 
+def _count_lines(context: str, rx: re.Pattern, pos: int, end: int) -> int:
+    """How many lines of ``context[pos:end]`` hold a match of ``rx`` (one regex pass, no line text kept)."""
+    count = 0
+    while pos < end:
+        m = rx.search(context, pos, end)
+        if m is None or (m.start() == end and context[end - 1] == "\n"):
+            break
+        count += 1
+        line_end = context.find("\n", m.start(), end)
+        if line_end < 0:
+            break
+        pos = line_end + 1
+    return count
+
+
 def make_grep(context: str, spans: dict):
     """The ``grep`` function of the REPL namespace, over ``context`` and the file spans."""
 
@@ -122,7 +138,7 @@ def make_grep(context: str, spans: dict):
         exact path, or a list of them (``"*.py"``, ``"src/*"``; ``*`` also matches ``/``), None for
         every file. Each matching line is listed once, in file order; line numbers start at 1 (cite
         them as ``path:line``); the line text is cut to 300 characters around the match. Stops after
-        ``max_hits`` hits and says so on stderr."""
+        ``max_hits`` hits and says on stderr how many lines matched in all."""
         return grep(context, spans, pattern, paths, flags, max_hits)
 
     grep_files.__name__ = grep_files.__qualname__ = "grep"

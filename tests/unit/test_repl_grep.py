@@ -53,7 +53,11 @@ def test_a_line_is_reported_once_and_a_long_line_is_cut_around_the_hit(tmp_path)
 def test_max_hits_and_bad_arguments(tmp_path, capsys):
     grep, _ = grep_over(tmp_path, {"a.txt": "hit\n" * 10, "b.txt": "hit\n"})
     assert len(grep("hit", max_hits=3)) == 3
-    assert "stopped at max_hits=3" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "stopped at max_hits=3" in err
+    total = len(grep("hit", max_hits=10_000))
+    capsys.readouterr()
+    assert f"{total:,} lines matched in all" in err and f"pass max_hits={total})" in err
     assert len(grep("hit", paths="a.txt", max_hits=10)) == 10
     assert "max_hits" not in capsys.readouterr().err  # exactly all of them: nothing was left out
     assert grep("hit", max_hits=0) == []
