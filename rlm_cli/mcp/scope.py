@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -88,28 +88,37 @@ class ClientState:
 
     roots: list[Path] | None = None
     last_run: str | None = None
-    session: Any = field(default=None, repr=False)  # keeps id(session) from being reused while we hold it
+
+
+def client_key(headers: Any) -> str | None:
+    """Which client a message comes from: ``"stdio"`` (one client per process: no headers), the
+    ``Mcp-Session-Id`` of an HTTP session, or None (stateless HTTP: no state is kept)."""
+    if headers is None:
+        return "stdio"
+    session_id = headers.get("mcp-session-id")
+    return f"http:{session_id}" if session_id else None
 
 
 class Clients:
-    """Per-client state, keyed by the SDK's connection-scoped session object (one for stdio, one per
-    HTTP session); at most :data:`MAX_CLIENTS`, the oldest forgotten first."""
+    """Per-client state by :func:`client_key`; at most :data:`MAX_CLIENTS`, the least recently used
+    forgotten first. A None key gets a fresh state every time."""
 
     def __init__(self) -> None:
-        self._states: dict[int, ClientState] = {}
+        self._states: dict[str, ClientState] = {}
 
-    def get(self, session: Any) -> ClientState:
-        """The state of the client on ``session`` (created empty on first use)."""
-        key = id(session)
-        state = self._states.pop(key, None) or ClientState(session=session)
+    def get(self, key: str | None) -> ClientState:
+        """The state of the client ``key`` (created empty on first use)."""
+        if key is None:
+            return ClientState()
+        state = self._states.pop(key, None) or ClientState()
         self._states[key] = state
         while len(self._states) > MAX_CLIENTS:
             self._states.pop(next(iter(self._states)))
         return state
 
-    def roots_changed(self, session: Any) -> None:
+    def roots_changed(self, key: str | None) -> None:
         """Forget the client's roots: the next call asks for them again."""
-        state = self._states.get(id(session))
+        state = self._states.get(key) if key is not None else None
         if state is not None:
             state.roots = None
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from rlm_cli.mcp import tools
 from rlm_cli.mcp.config import McpConfig
-from rlm_cli.mcp.scope import Clients, Scope, client_roots, server_sources
+from rlm_cli.mcp.scope import Clients, Scope, client_key, client_roots, server_sources
 
 INSTRUCTIONS = (
     "rlm answers questions about inputs far larger than your context window (whole repositories, huge logs, "
@@ -73,7 +73,7 @@ def build_server(cfg: McpConfig) -> MCPServer:
 
     async def on_message(ctx: Any, call_next: Any) -> Any:
         if ctx.method == "notifications/roots/list_changed":
-            clients.roots_changed(ctx.session)
+            clients.roots_changed(client_key(getattr(ctx.request, "headers", None)))
         return await call_next(ctx)
 
     server = MCPServer("rlm", version=__version__, instructions=INSTRUCTIONS, middleware=[on_message],
@@ -81,7 +81,7 @@ def build_server(cfg: McpConfig) -> MCPServer:
 
     async def call_context(ctx: Context) -> tools.CallContext:
         session = ctx.session
-        state = clients.get(session)
+        state = clients.get(client_key(ctx.headers))
         roots = await client_roots(state, session)
         scope = Scope(roots=roots, sources=own_sources, allow_remote=cfg.load_options.allow_remote)
         return tools.CallContext(state=state, scope=scope, report=ctx.report_progress)
