@@ -58,7 +58,7 @@ def _register() -> None:
 
     app.command("ask", help=ask.HELP, epilog=EXIT_CODES_HELP, cls=AskCommand)(ask.ask_command)
     app.command("ls", help=ls.HELP)(ls.ls_command)
-    for name in ("chat", "show", "logs", "config", "models", "serve", "bench"):
+    for name in ("chat", "show", "logs", "config", "models", "serve", "mcp", "bench"):
         try:
             module = __import__(f"rlm_cli.commands.{name}", fromlist=["register"])
         except ImportError:
