@@ -55,9 +55,8 @@ class ResponseFormat(_Strict):
     json_schema: JsonSchema | None = None
 
     def spec(self) -> dict | None:
-        """What the answer must be: None for text, else ``{"type", "name"?, "schema"?}``.
-        Raises ValueError... never: a json_schema without its ``json_schema`` object is refused by
-        :meth:`model_post_init`."""
+        """What the answer must be: None for text, else ``{"type"}`` (json_object) or ``{"type",
+        "name", "schema"}`` (json_schema; a missing ``json_schema`` object was refused at validation)."""
         if self.type == "text":
             return None
         if self.type == "json_object":
