@@ -69,6 +69,23 @@ def serve_command(
                                   help="Requests waiting for a running slot; beyond, 429."),
     max_lm_calls: int = typer.Option(16, "--max-lm-calls", min=1,
                                      help="LM calls in flight at once, over all requests."),
+    allow_host: list[str] = typer.Option(None, "--allow-host", metavar="NAME",
+                                         help="Also answer requests whose Host is NAME (besides localhost and IP "
+                                         "addresses); repeatable. Guards against DNS rebinding."),
+    cors_origin: list[str] = typer.Option(None, "--cors-origin", metavar="ORIGIN",
+                                          help="Let web pages of ORIGIN (e.g. http://localhost:3000) call the "
+                                          "server (CORS); repeatable. Other origins are refused."),
+    max_connections: int = typer.Option(64, "--max-connections", min=1,
+                                        help="Open connections at once; one more gets 503."),
+    headers_timeout: float = typer.Option(10.0, "--headers-timeout", metavar="SECONDS",
+                                          help="Seconds a new connection has to send its request head."),
+    body_timeout: float = typer.Option(60.0, "--body-timeout", metavar="SECONDS",
+                                       help="Seconds a request body may take to arrive; then 408."),
+    keepalive_timeout: float = typer.Option(15.0, "--keepalive-timeout", metavar="SECONDS",
+                                            help="Seconds an idle kept-alive connection stays open."),
+    max_total_cost: str = typer.Option(None, "--max-total-cost", metavar="USD[/h|/d]",
+                                       help="Server-wide spending limit in USD, for the server's lifetime or per "
+                                       "rolling hour/day (e.g. 5/h); then 429. Needs priced models."),
     model: ModelOpt = None,
     sub_model: SubModelOpt = None,
     api_base: ApiBaseOpt = None,
@@ -98,9 +115,17 @@ def serve_command(
     follow_symlinks: FollowSymlinksOpt = False,
 ) -> None:
     api_key = api_key or os.environ.get(API_KEY_ENV) or None
-    from rlm_cli.serve.config import ServeConfig, check_bind, model_names
+    from rlm_cli.serve.config import (
+        ServeConfig,
+        check_bind,
+        check_total_cost_prices,
+        model_names,
+        network_options,
+    )
 
     check_bind(host, api_key)  # before anything else: a refused bind costs nothing
+    network = network_options(allow_host, cors_origin, max_connections, headers_timeout, body_timeout,
+                              keepalive_timeout, max_total_cost)
     if api_key:
         os.environ[API_KEY_ENV] = api_key  # so redaction knows it (never logged)
     if "-" in (sources or []):
@@ -126,11 +151,13 @@ def serve_command(
 
     settings = resolve(flags_from(locals(), option, sub_option, price, allow_model))
     check_prices(settings)
+    served = model_names(settings.model, dict(settings.aliases))
+    check_total_cost_prices(settings, served, network["max_total_cost"])
     cfg = ServeConfig(sources=[str(s) for s in sources or []], load_options=load_options, settings=settings,
                       limits=settings.limits(max_output_chars=max_output_chars), host=host, port=port,
                       api_key=api_key, max_body=body_limit, max_running=max_running, max_queue=max_queue,
                       max_lm_calls=max_lm_calls, system=system, request_timeout=request_timeout,
-                      repl_network=repl_network, model_names=model_names(settings.model, dict(settings.aliases)))
+                      repl_network=repl_network, model_names=served, **network)
     from rlm_cli.serve.app import serve
 
     try:

@@ -1,10 +1,13 @@
 """The aiohttp application and the server's life.
 
-:func:`build_app` wires the routes behind one middleware that authenticates (``Authorization:
-Bearer <key>``, compared in constant time), turns every failure into OpenAI's error shape and
-writes one access-log line per request on stderr (method, path, status, duration, run id; control
-characters made visible). :func:`serve` runs it until SIGINT or SIGTERM, then cancels the running
-requests (their trajectories are written, their REPLs killed) and returns.
+:func:`build_app` wires the routes behind one middleware that refuses what a web page could forge
+(a foreign ``Host`` or ``Origin``, a non-JSON chat body: :mod:`rlm_cli.serve.guard`), answers CORS
+preflights for allowed origins, authenticates (``Authorization: Bearer <key>``, compared in
+constant time), turns every failure into OpenAI's error shape and writes one access-log line per
+request on stderr (method, path, status, duration, run id; control characters made visible).
+:func:`serve` runs it behind a :class:`~rlm_cli.serve.listener.Listener` (connection cap, head,
+body and keep-alive timeouts) until SIGINT or SIGTERM, then cancels the running requests (their
+trajectories are written, their REPLs killed) and returns.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from rlm_cli.errors import RlmError
 from rlm_cli.serve.admission import Admission
 from rlm_cli.serve.config import ServeConfig
 from rlm_cli.serve.errors import ApiError, error_response
+from rlm_cli.serve.guard import add_cors, check_request, preflight
 from rlm_cli.serve.handlers import STATE, ServerState, chat_completions, list_models
+from rlm_cli.serve.listener import Listener
+from rlm_cli.serve.spending import Spending
 
 SHUTDOWN_GRACE_S = 10.0
 """Seconds the shutdown waits for cancelled runs to write their trajectories."""
@@ -47,11 +53,22 @@ def authorized(header: str | None, key: str) -> bool:
 
 @web.middleware
 async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Authentication, error shape and the access log around every request."""
+    """Browser guard, CORS, authentication, error shape and the access log around every request."""
     start = time.monotonic()
     status = 499  # the client went away (or the server stopped) before an answer
+    state = request.app[STATE]
+    if state.listener is not None:  # a whole request head arrived: its deadline is met
+        conn = state.listener.connection_for(request.transport)
+        if conn is not None:
+            conn.request_started()
+    resp: web.StreamResponse | None = None
     try:
-        key = request.app[STATE].cfg.api_key
+        check_request(request, state.cfg)
+        if request.method == "OPTIONS":
+            resp = preflight(request, state.cfg)
+            status = resp.status
+            return resp
+        key = state.cfg.api_key
         if key and not authorized(request.headers.get("Authorization"), key):
             raise ApiError(401, "missing or wrong API key (Authorization: Bearer <key>)", "invalid_api_key")
         resp = await handler(request)
@@ -59,23 +76,31 @@ async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         return resp
     except ApiError as exc:
         status = exc.status
-        return error_response(exc.status, exc.message, exc.code)
+        resp = error_response(exc.status, exc.message, exc.code, exc.param)
+        return resp
     except web.HTTPException as exc:  # aiohttp's own: unknown path (404), wrong method (405), 413
         status = exc.status
         code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status)
-        return error_response(exc.status, exc.reason or "error", code)
+        resp = error_response(exc.status, exc.reason or "error", code)
+        return resp
     except RlmError as exc:  # unusable input for the run (a source that vanished, nothing to load)
         from rlm_cli.secrets import redact
         from rlm_cli.view.safe import inline
 
-        status = 400
-        return error_response(400, redact(inline(exc)), "unusable_input")
+        status = 400  # the detail names server paths: it goes to the server's log only
+        with contextlib.suppress(OSError, ValueError):
+            print(f"rlm serve: {redact(inline(exc, 400))}", file=sys.stderr, flush=True)
+        resp = error_response(400, "the run could not load its input (see the server's log)", "unusable_input")
+        return resp
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - never a traceback to the client
         status = 500
-        return error_response(500, f"internal error: {type(exc).__name__}", "internal_error")
+        resp = error_response(500, f"internal error: {type(exc).__name__}", "internal_error")
+        return resp
     finally:
+        if resp is not None:
+            add_cors(request, resp, state.cfg)
         log_line(request.method, request.path_qs, status, time.monotonic() - start, request.get("run_id"))
 
 
@@ -84,7 +109,8 @@ def build_app(cfg: ServeConfig) -> web.Application:
     Bodies beyond ``cfg.max_body`` bytes are refused (413)."""
     app = web.Application(middlewares=[middleware], client_max_size=cfg.max_body)
     app[STATE] = ServerState(cfg=cfg, admission=Admission(cfg.max_running, cfg.max_queue),
-                             lm_semaphore=asyncio.Semaphore(max(1, cfg.max_lm_calls)))
+                             lm_semaphore=asyncio.Semaphore(max(1, cfg.max_lm_calls)),
+                             spending=Spending(cfg.max_total_cost, cfg.cost_window))
     app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/chat/completions", chat_completions)
     return app
@@ -96,14 +122,20 @@ async def serve_until_stopped(cfg: ServeConfig, stop: asyncio.Event, ready: Any 
     is called once the socket accepts connections. Raises OSError when the address cannot be bound."""
     app = build_app(cfg)
     state = app[STATE]
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S,
+                           keepalive_timeout=cfg.keepalive_timeout)
     await runner.setup()
+    listener = None
     try:
-        site = web.TCPSite(runner, cfg.host, cfg.port, shutdown_timeout=SHUTDOWN_GRACE_S)
-        await site.start()
+        assert runner.server is not None
+        listener = state.listener = Listener(runner.server, cfg.host, cfg.port, cfg.max_connections,
+                                             cfg.headers_timeout)
+        listener.start()
         if ready is not None:
-            ready(f"http://{cfg.host}:{cfg.port}/v1")
+            host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+            ready(f"http://{host}:{listener.port}/v1")
         await stop.wait()
+        await listener.close()
         state.closing = True
         tasks = list(state.tasks)
         for task in tasks:
@@ -111,6 +143,8 @@ async def serve_until_stopped(cfg: ServeConfig, stop: asyncio.Event, ready: Any 
         if tasks:
             await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
     finally:
+        if listener is not None:
+            await listener.close()
         await runner.cleanup()
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from rlm_cli.errors import RlmError
-from rlm_cli.serve import replies
+from rlm_cli.serve import answer, replies
 from rlm_cli.serve.errors import ApiError, error_body
 from rlm_cli.serve.protocol import ChatRequest, lower_limits, parse_chat
 
@@ -29,21 +29,18 @@ KEEPALIVE_S = 5.0
 """Seconds between SSE comments while a streamed run works (they also reveal a gone client)."""
 
 
-class NullView:
-    """The server's view of a run: none (progress stays in the trajectory, never in the content)."""
-
-    stream_root = False
-
-
 @dataclasses.dataclass
 class ServerState:
     """What the handlers share: the :class:`~rlm_cli.serve.config.ServeConfig` ``cfg``, the
-    ``admission`` bounds, the ``lm_semaphore`` shared by all runs, the run ``tasks`` in flight and
-    ``closing`` (set at shutdown: new requests get 503)."""
+    ``admission`` bounds, the ``lm_semaphore`` shared by all runs, the server-wide ``spending``
+    (:class:`~rlm_cli.serve.spending.Spending`), the ``listener`` (None when the app is served by
+    other means), the run ``tasks`` in flight and ``closing`` (set at shutdown: new requests get 503)."""
 
     cfg: Any
     admission: Any
     lm_semaphore: asyncio.Semaphore
+    spending: Any = None
+    listener: Any = None
     tasks: set = dataclasses.field(default_factory=set)
     closing: bool = False
 
@@ -57,22 +54,30 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request body parsed as JSON. Raises ApiError 413 beyond the body bound (aiohttp's
-    ``client_max_size``), 400 when it is not UTF-8 JSON."""
+    """The request body parsed as JSON, read within the server's body timeout. Raises ApiError 413
+    beyond the body bound (aiohttp's ``client_max_size``), 408 when the body is too slow, 400 when
+    it is not UTF-8 JSON or nests too deep for the parser."""
+    timeout = request.app[STATE].cfg.body_timeout
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise ApiError(413, f"request body too large (limit {exc.max_size} bytes; rlm serve --max-body)",
                        "request_too_large") from None
+    except TimeoutError:
+        request.protocol.force_close()  # whatever is still dripping in is not read
+        raise ApiError(408, f"the request body did not arrive within {timeout:g} s", "request_timeout") from None
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ApiError(400, "the request body is not valid JSON", "invalid_json") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ApiError(400, "the request body is not valid JSON (or nests too deep)", "invalid_json") from None
 
 
-def run_request(state: ServerState, chat: ChatRequest, conversation: Path | None) -> Any:
+def run_request(state: ServerState, chat: ChatRequest, conversation: Path | None, max_cost: float | None,
+                ) -> Any:
     """The :class:`~rlm_cli.run.service.RunRequest` for ``chat``: the server's sources plus the
-    ``conversation`` file, the served model's root model, the server's limits lowered by the request."""
+    ``conversation`` file, the served model's root model, the server's limits lowered by the request
+    and ``max_cost`` (USD, the run's spending reservation), the answer's shape in the instructions."""
     from rlm_cli.run.service import RunRequest
 
     cfg = state.cfg
@@ -80,50 +85,103 @@ def run_request(state: ServerState, chat: ChatRequest, conversation: Path | None
     settings = dataclasses.replace(settings, model=cfg.model_names[chat.model],
                                    sub_model=settings.sub_model or settings.model)
     sources = list(cfg.sources) + ([str(conversation)] if conversation else [])
+    limits = dataclasses.replace(lower_limits(cfg.limits, chat.budgets), max_cost=max_cost)
+    system = "\n\n".join(s for s in (cfg.system, answer.instructions(chat.response_format, chat.max_tokens)) if s)
     return RunRequest(sources=sources, question=chat.question, load_options=cfg.load_options, settings=settings,
-                      limits=lower_limits(cfg.limits, chat.budgets), system=cfg.system,
-                      request_timeout=cfg.request_timeout, repl_network=cfg.repl_network)
+                      limits=limits, system=system or None, request_timeout=cfg.request_timeout,
+                      repl_network=cfg.repl_network)
+
+
+def check_cost_budget(state: ServerState, chat: ChatRequest) -> None:
+    """A request's ``rlm.max_cost`` needs priced models, as ``rlm ask --max-cost`` does (else the
+    budget could not be enforced). Raises ApiError 400 naming ``rlm.max_cost``."""
+    if "max_cost" not in chat.budgets:
+        return
+    from rlm_cli.serve.config import unpriced
+
+    settings = state.cfg.settings
+    for role, model in (("root", state.cfg.model_names[chat.model]), ("sub", settings.sub_model or settings.model)):
+        if unpriced(settings, model):
+            raise ApiError(400, f"rlm.max_cost needs a price for the {role} model, which this server does not "
+                           "have (its owner can add one: rlm serve --price MODEL=IN/OUT)", "unpriced_model",
+                           "rlm.max_cost")
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    """``POST /v1/chat/completions``: validate, wait for a running slot, run, answer."""
+    """``POST /v1/chat/completions``: validate, reserve spending, wait for a running slot, run, answer."""
     state = request.app[STATE]
     if request.content_length is not None and request.content_length > state.cfg.max_body:
         raise ApiError(413, f"request body too large (limit {state.cfg.max_body} bytes; rlm serve --max-body)",
                        "request_too_large")
     chat = parse_chat(await read_json(request), state.cfg.model_names)
+    check_cost_budget(state, chat)
     if state.closing:
         raise ApiError(503, "the server is shutting down", "shutting_down")
+    budget = lower_limits(state.cfg.limits, chat.budgets).max_cost
     async with state.admission.slot():
+        reserved = state.spending.reserve(budget)
+        spent: list[float | None] = [None]
         tmp = Path(tempfile.mkdtemp(prefix="rlm-serve-"))
         try:
             conversation = None
             if chat.context or not state.cfg.sources:
                 conversation = tmp / "conversation.txt"
                 conversation.write_text(chat.context or "\n", encoding="utf-8")
-            return await _run(request, state, chat, run_request(state, chat, conversation))
+            return await _run(request, state, chat, run_request(state, chat, conversation, reserved), spent)
         finally:
+            state.spending.settle(reserved, spent[0])
             from rlm_cli.repl.sandbox import remove_tree
 
             remove_tree(tmp)
 
 
-async def _run(request: web.Request, state: ServerState, chat: ChatRequest, req: Any) -> web.StreamResponse:
+class ProgressView:
+    """The server's view of a run: counts root iterations and sub-calls for the SSE progress comments
+    (the content itself is never streamed before the run ends)."""
+
+    stream_root = False
+
+    def __init__(self) -> None:
+        self.iteration = 0
+        self.sub_calls = 0
+
+    def __call__(self, event: Any) -> None:
+        from rlm_cli.run.events import IterationStarted, SubCallStarted
+
+        if isinstance(event, IterationStarted) and event.depth == 0:
+            self.iteration = event.index + 1
+        elif isinstance(event, SubCallStarted):
+            self.sub_calls += 1
+
+    def comment(self) -> bytes:
+        """``: rlm iteration 2, 3 sub-calls``: an SSE comment (never part of the content)."""
+        return f": rlm iteration {self.iteration}, {self.sub_calls} sub-calls\n\n".encode()
+
+
+async def _run(request: web.Request, state: ServerState, chat: ChatRequest, req: Any, spent: list) -> web.StreamResponse:
     from rlm_cli.run.service import run_question
 
     started = asyncio.Event()
+    progress = ProgressView()
+    outcomes: list[Any] = []
 
     def on_started(outcome: Any) -> None:
         request["run_id"] = outcome.run_id
+        outcomes.append(outcome)
         started.set()
 
-    task = asyncio.create_task(run_question(req, lambda bus: NullView(), lm_semaphore=state.lm_semaphore,
-                                            started=on_started))
+    def attach(bus: Any) -> ProgressView:
+        bus.add(progress)
+        return progress
+
+    task = asyncio.create_task(run_question(req, attach, lm_semaphore=state.lm_semaphore, started=on_started))
     state.tasks.add(task)
     try:
         if chat.stream:
-            return await _stream(request, chat, task, started)
-        return _plain(chat, await asyncio.shield(task))
+            return await _stream(request, state, chat, task, started, progress, spent)
+        outcome = await asyncio.shield(task)
+        spent[0] = _cost(outcome)
+        return await _plain(request, state, chat, outcome, spent)
     except asyncio.CancelledError:  # the client left or the server stops: end the run, wait for its trajectory
         task.cancel()
         with contextlib.suppress(BaseException):
@@ -131,6 +189,13 @@ async def _run(request: web.Request, state: ServerState, chat: ChatRequest, req:
         raise
     finally:
         state.tasks.discard(task)
+        if spent[0] is None and outcomes:  # cancelled or failed: the provisional outcome's usage
+            spent[0] = _cost(task.result() if task.done() and not task.cancelled() and not task.exception()
+                             else outcomes[0])
+
+
+def _cost(outcome: Any) -> float | None:
+    return (outcome.usage or {}).get("total_cost_usd")
 
 
 def _failure(outcome: Any) -> ApiError | None:
@@ -144,19 +209,78 @@ def _failure(outcome: Any) -> ApiError | None:
     return None
 
 
-def _plain(chat: ChatRequest, outcome: Any) -> web.Response:
+async def final_answer(state: ServerState, chat: ChatRequest, outcome: Any) -> tuple[str, str, dict]:
+    """``(content, finish_reason, usage)`` for a run that answered: the answer checked against
+    ``response_format`` (one repair turn by the root LM when it fails, its cost counted), then cut
+    at ``stop`` and ``max_tokens``. Raises ApiError 500 ``response_format_failed`` when the answer
+    is still not the JSON asked for."""
+    text = outcome.result.answer or ""
+    usage = replies.usage_of(outcome.usage)
+    if chat.response_format is not None:
+        text, error = answer.check_json(text, chat.response_format)
+        if error is not None:
+            repaired, cost, tokens = await _repair(state, chat, text, error)
+            usage["prompt_tokens"] += tokens[0]
+            usage["completion_tokens"] += tokens[1]
+            usage["total_tokens"] += sum(tokens)
+            if cost is not None:
+                usage["cost_usd"] = (usage.get("cost_usd") or 0.0) + cost
+            if repaired is not None:
+                text, error = answer.check_json(repaired, chat.response_format)
+            if error is not None:
+                raise ApiError(500, f"run {outcome.run_id}: the answer is not the JSON asked for by response_format "
+                               f"({error}), even after one repair turn", "response_format_failed")
+    text, cut = answer.shape(text, chat.stop, chat.max_tokens)
+    finish = "length" if cut else replies.FINISH.get(outcome.result.status, "stop")
+    return text, finish, usage
+
+
+async def _repair(state: ServerState, chat: ChatRequest, text: str, error: str,
+                  ) -> tuple[str | None, float | None, tuple[int, int]]:
+    """One root-LM call asking to fix ``text`` into the requested JSON: ``(reply or None, USD, (in, out)
+    tokens)``; a failed call gives None (the caller answers the error)."""
+    import os
+
+    from rlm_cli.lm.client import LMClient, check_backend
+
+    settings = state.cfg.settings
+    backend = check_backend(os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
+    lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=state.cfg.request_timeout,
+                  options=settings.options, prices=settings.prices, backend=backend, max_retries=1)
+    try:
+        async with lm, state.lm_semaphore:
+            result = await lm.complete(state.cfg.model_names[chat.model],
+                                       answer.repair_messages(text, chat.response_format, error), role="root")
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - the answer stays unrepaired; the caller says so
+        return None, None, (0, 0)
+    state.spending.record(result.usage.cost_usd)
+    return result.text, result.usage.cost_usd, (result.usage.input_tokens, result.usage.output_tokens)
+
+
+async def _plain(request: web.Request, state: ServerState, chat: ChatRequest, outcome: Any, spent: list,
+                 ) -> web.Response:
     failure = _failure(outcome)
     if failure:
         raise failure
-    return web.json_response(replies.completion(outcome, chat.model), headers={"X-RLM-Run-Id": outcome.run_id})
+    content, finish, usage = await final_answer(state, chat, outcome)
+    return web.json_response(replies.completion(outcome, chat.model, content, finish, usage),
+                             headers={"X-RLM-Run-Id": outcome.run_id})
 
 
 def _sse(doc: Any) -> bytes:
     return b"data: " + json.dumps(doc, ensure_ascii=False).encode("utf-8") + b"\n\n"
 
 
-async def _stream(request: web.Request, chat: ChatRequest, task: asyncio.Task, started: asyncio.Event,
-                  ) -> web.StreamResponse:
+PROGRESS_POLL_S = 0.5
+"""Seconds between looks at a streamed run's progress (a comment is sent when it changed)."""
+
+
+async def _stream(request: web.Request, state: ServerState, chat: ChatRequest, task: asyncio.Task,
+                  started: asyncio.Event, progress: ProgressView, spent: list) -> web.StreamResponse:
+    from rlm_cli.serve.guard import add_cors
+
     waiter = asyncio.ensure_future(started.wait())
     try:
         await asyncio.wait({asyncio.shield(task), waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -168,30 +292,39 @@ async def _stream(request: web.Request, chat: ChatRequest, task: asyncio.Task, s
     created = int(time.time())
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-RLM-Run-Id": run_id})
+    add_cors(request, resp, state.cfg)
     await resp.prepare(request)
     await resp.write(_sse(replies.chunk(run_id, chat.model, created, {"role": "assistant", "content": ""})))
+    shown, quiet_since = b"", time.monotonic()
     while not task.done():
-        await asyncio.wait({asyncio.shield(task)}, timeout=KEEPALIVE_S)
-        if not task.done():
-            await resp.write(b": keep-alive\n\n")  # an SSE comment: never part of the content
+        await asyncio.wait({asyncio.shield(task)}, timeout=PROGRESS_POLL_S)
+        if task.done():
+            break
+        comment = progress.comment()
+        if comment != shown or time.monotonic() - quiet_since >= KEEPALIVE_S:
+            await resp.write(comment)  # an SSE comment: never part of the content; reveals a gone client
+            shown, quiet_since = comment, time.monotonic()
     try:
         outcome = task.result()
+        spent[0] = _cost(outcome)
         failure = _failure(outcome)
-    except RlmError as exc:
-        failure = ApiError(400, str(exc), "unusable_input")
+        if failure is None:
+            content, finish, usage = await final_answer(state, chat, outcome)
+    except ApiError as exc:
+        failure = exc
+    except RlmError:
+        failure = ApiError(400, "the run could not load its input (see the server's log)", "unusable_input")
     except Exception as exc:  # noqa: BLE001 - reported to the client in OpenAI's error shape
         failure = ApiError(500, f"internal error: {type(exc).__name__}", "internal_error")
     if failure:
         request["status"] = failure.status
         await resp.write(_sse(error_body(failure.status, failure.message, failure.code)))
     else:
-        for piece in replies.pieces(outcome.result.answer or ""):
+        for piece in replies.pieces(content):
             await resp.write(_sse(replies.chunk(run_id, chat.model, created, {"content": piece})))
-        finish = replies.FINISH.get(outcome.result.status, "stop")
         await resp.write(_sse(replies.chunk(run_id, chat.model, created, {}, finish)))
         if chat.include_usage:
-            await resp.write(_sse(replies.chunk(run_id, chat.model, created, None,
-                                                usage=replies.usage_of(outcome.usage))))
+            await resp.write(_sse(replies.chunk(run_id, chat.model, created, None, usage=usage)))
     await resp.write(b"data: [DONE]\n\n")
     await resp.write_eof()
     return resp

@@ -21,18 +21,20 @@ def usage_of(usage: dict | None) -> dict:
 
 
 def rlm_info(outcome: Any) -> dict:
-    """The ``rlm`` extension of a response: ``run_id``, ``status``, ``exhausted`` and ``trajectory``."""
-    return {"run_id": outcome.run_id, "status": outcome.result.status, "exhausted": outcome.result.exhausted,
-            "trajectory": str(outcome.log_path) if outcome.log_path else None}
+    """The ``rlm`` extension of a response: ``run_id`` (``rlm show RUN_ID`` on the server finds the
+    trajectory), ``status`` and ``exhausted``. No server path: a caller learns nothing of the
+    server's filesystem."""
+    return {"run_id": outcome.run_id, "status": outcome.result.status, "exhausted": outcome.result.exhausted}
 
 
-def completion(outcome: Any, model: str) -> dict:
-    """A ``chat.completion`` object for a finished run (``id``: ``chatcmpl-<run id>``)."""
+def completion(outcome: Any, model: str, content: str, finish: str, usage: dict) -> dict:
+    """A ``chat.completion`` object for a finished run (``id``: ``chatcmpl-<run id>``) answering
+    ``content`` with ``finish`` (``stop`` or ``length``) and ``usage`` (:func:`usage_of`)."""
     return {"id": f"chatcmpl-{outcome.run_id}", "object": "chat.completion", "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": outcome.result.answer or ""},
-                         "finish_reason": FINISH.get(outcome.result.status, "stop"), "logprobs": None}],
-            "usage": usage_of(outcome.usage), "rlm": rlm_info(outcome)}
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": finish, "logprobs": None}],
+            "usage": usage, "rlm": rlm_info(outcome)}
 
 
 def chunk(run_id: str, model: str, created: int, delta: dict | None, finish: str | None = None,
