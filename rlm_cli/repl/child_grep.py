@@ -12,6 +12,7 @@ line table to build or keep.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import heapq
 import math
@@ -90,10 +91,10 @@ def grep(context: str, spans: dict, pattern, paths=None, flags: int = 0,
             if m is None:
                 break
             if len(hits) >= max_hits:
-                more = _count_lines(context, rx, pos, end) + sum(
-                    _count_lines(context, rx, s, e) for _p, s, e in chosen[n + 1:])
-                print(f"[grep: {max_hits + more:,} lines matched in all; stopped at max_hits={max_hits} (to count "
-                      f"them all, pass max_hits={max_hits + more}); narrow paths= to see others]", file=sys.stderr)
+                more = _count_matches(context, rx, pos, end) + sum(
+                    _count_matches(context, rx, s, e) for _p, s, e in chosen[n + 1:])
+                print(f"[grep: stopped at max_hits={max_hits}; {more:,} more matches follow (to list or count every "
+                      f"matching line, pass max_hits={max_hits + more}); narrow paths= to see others]", file=sys.stderr)
                 return hits
             hit = m.start()
             if hit == end and context[end - 1] == "\n":  # past the last line's newline: no line there
@@ -111,19 +112,9 @@ def grep(context: str, spans: dict, pattern, paths=None, flags: int = 0,
     return hits
 
 
-def _count_lines(context: str, rx: re.Pattern, pos: int, end: int) -> int:
-    """How many lines of ``context[pos:end]`` hold a match of ``rx`` (one regex pass, no line text kept)."""
-    count = 0
-    while pos < end:
-        m = rx.search(context, pos, end)
-        if m is None or (m.start() == end and context[end - 1] == "\n"):
-            break
-        count += 1
-        line_end = context.find("\n", m.start(), end)
-        if line_end < 0:
-            break
-        pos = line_end + 1
-    return count
+def _count_matches(context: str, rx: re.Pattern, pos: int, end: int) -> int:
+    """How many matches of ``rx`` ``context[pos:end]`` holds (no line text built: one regex pass)."""
+    return sum(1 for _ in rx.finditer(context, pos, end))
 
 
 def make_grep(context: str, spans: dict):
@@ -138,7 +129,7 @@ def make_grep(context: str, spans: dict):
         exact path, or a list of them (``"*.py"``, ``"src/*"``; ``*`` also matches ``/``), None for
         every file. Each matching line is listed once, in file order; line numbers start at 1 (cite
         them as ``path:line``); the line text is cut to 300 characters around the match. Stops after
-        ``max_hits`` hits and says on stderr how many lines matched in all."""
+        ``max_hits`` hits and says on stderr how many more matches follow."""
         return grep(context, spans, pattern, paths, flags, max_hits)
 
     grep_files.__name__ = grep_files.__qualname__ = "grep"
@@ -162,9 +153,9 @@ def make_grep(context: str, spans: dict):
 # matches at the start of a word, case-insensitively (``vault`` matches ``Vaults``; ``auth`` matches
 # ``authenticate``).
 #
-# Two passes over the selected files' spans of ``context`` (one to count each term's lines, one to
-# score them), over lower-cased ASCII chunks of 4 MB (see ``_hits``); memory is one chunk, one counter
-# per term and a heap of the best ``k`` lines, whatever the size of ``files``.
+# One C-level counting pass over the selected files' spans of ``context`` (lower-cased ASCII chunks of
+# 4 MB, see ``_hits``), then lines visited term by term with max-score pruning (see ``search``);
+# memory is one chunk, one counter per term, the scored lines' offsets and a heap of the best ``k``.
 
 MAX_TERMS = 32  # distinct query terms used; a longer query is cut
 MAX_K = 1000
@@ -220,6 +211,22 @@ def _word_char(ch: str) -> bool:
 CHUNK_CHARS = 4_000_000  # characters lower-cased at a time by search (cut at a line end)
 
 
+def _chunk_end(context: str, pos: int, end: int) -> int:
+    """Where the chunk of ``context`` starting at ``pos`` ends (at most :data:`CHUNK_CHARS` later,
+    before ``end``): after a line end, else between words of a line longer than a chunk (or
+    anywhere, in a huge word)."""
+    stop = min(end, pos + CHUNK_CHARS)
+    if stop < end:
+        cut = context.rfind("\n", pos, stop)
+        if cut >= pos:
+            return cut + 1
+        back = stop
+        while back > max(pos + 1, stop - 1000) and _word_char(context[back - 1]):
+            back -= 1
+        stop = back if back > pos + 1 and not _word_char(context[back - 1]) else stop
+    return stop
+
+
 def _hits(context: str, start: int, end: int, rx: re.Pattern, folded: re.Pattern):
     """The offsets and lower-case text of ``rx``'s matches in ``context[start:end]`` at word starts.
     ASCII text is searched a chunk at a time in a lower-cased copy with ``folded`` (the terms in lower
@@ -228,16 +235,7 @@ def _hits(context: str, start: int, end: int, rx: re.Pattern, folded: re.Pattern
     a line end, and terms hold no newline, so no match is split."""
     pos = start
     while pos < end:
-        stop = min(end, pos + CHUNK_CHARS)
-        if stop < end:
-            cut = context.rfind("\n", pos, stop)
-            if cut >= pos:
-                stop = cut + 1
-            else:  # a line longer than a chunk: cut it between words (or anywhere, in a huge word)
-                back = stop
-                while back > max(pos + 1, stop - 1000) and _word_char(context[back - 1]):
-                    back -= 1
-                stop = back if back > pos + 1 and not _word_char(context[back - 1]) else stop
+        stop = _chunk_end(context, pos, end)
         chunk = context[pos:stop]
         if chunk.isascii():
             low = chunk.lower()
@@ -254,30 +252,73 @@ def _hits(context: str, start: int, end: int, rx: re.Pattern, folded: re.Pattern
         pos = stop
 
 
-def _lines(context: str, start: int, end: int, rx: re.Pattern, folded: re.Pattern):
-    """Per line of ``context[start:end]`` holding a match of ``rx`` at a word start: (line_start,
-    line_end, set of matched terms (lower case), offset of the first match)."""
-    line_start = line_end = -1
-    terms: set[str] = set()
-    first = 0
-    for hit, term in _hits(context, start, end, rx, folded):
-        if hit > line_end:
-            if terms:
-                yield line_start, line_end, terms, first
-            line_start = context.rfind("\n", start, hit) + 1 or start
-            line_end = context.find("\n", hit, end)
-            if line_end < 0:
-                line_end = end
-            terms, first = set(), hit
-        terms.add(term)
-    if terms:
-        yield line_start, line_end, terms, first
+KEY_TIER = 1e6  # weight of a key term: above any sum of cubed IDFs (32 terms x ln(1e8)^3 < 2e5)
+TRACKED = 20_000  # occurrences of a term recorded by position; a more common term is scanned only if needed
+
+
+def _score_line(context: str, line_start: int, line_end: int, finders: dict, weight: dict) -> tuple[float, int]:
+    """The score of one line (the weights of the terms it holds at a word start) and the offset of
+    its first match (``line_end`` when none)."""
+    line = context[line_start:line_end]
+    score, first = 0.0, line_end
+    for term, finder in finders.items():
+        m = finder.search(line)
+        if m:
+            score += weight[term]
+            first = min(first, line_start + m.start())
+    return score, first
+
+
+def _census(context: str, chosen: list, terms: list[str], finders: dict) -> tuple[int, dict, dict]:
+    """One pass over the chosen spans: ``(lines, counts, positions)``: the number of lines; per term
+    its occurrences (a substring count in lower-cased chunks: an estimate of its document
+    frequency, which only weighs it); and the offsets of its word-start
+    matches in ``context``, or None for a term met more than :data:`TRACKED` times."""
+    lines = 0
+    counts = dict.fromkeys(terms, 0)
+    positions: dict[str, list[int] | None] = {t: [] for t in terms}
+    for _path, start, end in chosen:
+        lines += context.count("\n", start, end) + 1
+        pos = start
+        while pos < end:
+            stop = _chunk_end(context, pos, end)
+            chunk = context[pos:stop]
+            low = chunk.lower()
+            ascii_chunk = chunk.isascii()  # else lower() may change lengths: positions come from the regex
+            for term in terms:
+                n = low.count(term)
+                counts[term] += n
+                found = positions[term]
+                if not n or found is None:
+                    continue
+                if len(found) + n > TRACKED:
+                    positions[term] = None
+                elif not ascii_chunk:
+                    found.extend(pos + m.start() for m in finders[term].finditer(chunk))
+                else:
+                    at = low.find(term)
+                    while at >= 0:
+                        if not (at and _word_char(low[at - 1])) and not (at == 0 and pos > start
+                                                                         and _word_char(context[pos - 1])):
+                            found.append(pos + at)
+                        at = low.find(term, at + 1)
+            pos = stop
+    return lines, counts, positions
 
 
 def search(context: str, spans: dict, query, paths=None, k: int = DEFAULT_K) -> list[tuple[str, int, str]]:
     """The ``k`` lines of the files (``spans``: path -> (start, end) character offsets into
     ``context``) that best match ``query``; see :func:`make_search` for what the model passes.
-    Raises TypeError for a non-str query, ValueError for a bad ``k``."""
+    Raises TypeError for a non-str query, ValueError for a bad ``k``.
+
+    A line's score is ``KEY_TIER`` per key term it holds plus the cubed IDF of each other term it
+    holds (so key terms rank first). One pass counts each term (:func:`_census`, C-level string
+    counts on lower-cased chunks) and records where the rarer ones occur. Lines are then visited
+    term by term, the heaviest first, each line scored in full when first met; a term's remaining
+    occurrences are skipped once no line lacking every heavier term can beat the ``k``-th best
+    (max-score pruning: Turtle & Flood, "Query evaluation: strategies and optimizations", 1995). A
+    word on every line of 100 MB then costs the ``k`` lines it fills, not a Python step per line.
+    Ties go to the line met first."""
     if not isinstance(query, str):
         raise TypeError(f"search: the query must be a str of words, not {type(query).__name__}")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
@@ -287,30 +328,55 @@ def search(context: str, spans: dict, query, paths=None, k: int = DEFAULT_K) -> 
         return []
     wanted = _selector(_text_as_path(context, spans, paths, "search"), "search")
     chosen = [(path, start, end) for path, (start, end) in spans.items() if wanted(path)]
-    # the longest alternative first, so "vaults" is matched as the term "vaults" when both are asked for
-    alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
-    rx, folded = re.compile(alternatives, re.IGNORECASE), re.compile(alternatives)
-    lines_total = 0
-    df = dict.fromkeys(terms, 0)
-    for _path, start, end in chosen:
-        lines_total += context.count("\n", start, end) + 1
-        for _s, _e, found, _f in _lines(context, start, end, rx, folded):
-            for term in found:
-                df[term] = df.get(term, 0) + 1
-    weight = {t: math.log(1 + (lines_total - n + 0.5) / (n + 0.5)) ** 3 for t, n in df.items()}
-    best: list[tuple[int, float, int, str, int, int, int]] = []  # (keys, score, -order, path, start, end, first)
-    order = 0
-    for path, start, end in chosen:
-        for line_start, line_end, found, first in _lines(context, start, end, rx, folded):
-            order += 1
-            item = (len(found & keys), sum(weight[t] for t in found), -order, path, line_start, line_end, first)
+    all_finders = {t: re.compile(rf"(?<!\w){re.escape(t)}", re.IGNORECASE) for t in terms}
+    lines_total, df, positions = _census(context, chosen, terms, all_finders)
+    present = [t for t in terms if df[t]]
+    weight = {t: KEY_TIER if t in keys else math.log(1 + max(0.5, lines_total - df[t] + 0.5) / (df[t] + 0.5)) ** 3
+              for t in present}
+    finders = {t: all_finders[t] for t in present}
+    order = sorted(present, key=lambda t: -weight[t])
+    starts = sorted((start, end, path) for path, start, end in chosen)
+    best: list[tuple[float, int, str, int, int, int]] = []  # (score, -seen, path, start, end, first) min-heap
+    scored: set[int] = set()
+    seen = 0
+
+    def occurrences(term: str):
+        """(offset, span start, span end, path) of ``term``'s word-start matches, in context order."""
+        found = positions[term]
+        if found is not None:
+            for hit in found:
+                span = starts[bisect.bisect_right(starts, (hit, float("inf"))) - 1]
+                yield hit, span[0], span[1], span[2]
+            return
+        single = re.compile(rf"(?<!\w){re.escape(term)}", re.IGNORECASE)
+        single_folded = re.compile(rf"(?<![a-z0-9_]){re.escape(term)}")
+        for start, end, path in starts:
+            for hit, _t in _hits(context, start, end, single, single_folded):
+                yield hit, start, end, path
+
+    for i, term in enumerate(order):
+        bound = sum(weight[t] for t in order[i:])  # the most a line holding none of the heavier terms scores
+        if len(best) >= k and bound <= best[0][0]:
+            break
+        for hit, start, end, path in occurrences(term):
+            line_start = context.rfind("\n", start, hit) + 1 or start
+            if line_start in scored:
+                continue
+            if len(best) >= k and bound <= best[0][0]:
+                break
+            line_end = context.find("\n", hit, end)
+            line_end = end if line_end < 0 else line_end
+            scored.add(line_start)
+            score, first = _score_line(context, line_start, line_end, finders, weight)
+            seen += 1
+            item = (score, -seen, path, line_start, line_end, first)
             if len(best) < k:
                 heapq.heappush(best, item)
             elif item > best[0]:
                 heapq.heapreplace(best, item)
     best.sort(reverse=True)
     hits = []
-    for _keys, _score, _order, path, line_start, line_end, first in best:
+    for _score, _seen, path, line_start, line_end, first in best:
         start = spans[path][0]
         line_no = context.count("\n", start, line_start) + 1
         text = context[line_start:line_end]

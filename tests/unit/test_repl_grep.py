@@ -57,7 +57,7 @@ def test_max_hits_and_bad_arguments(tmp_path, capsys):
     assert "stopped at max_hits=3" in err
     total = len(grep("hit", max_hits=10_000))
     capsys.readouterr()
-    assert f"{total:,} lines matched in all" in err and f"pass max_hits={total})" in err
+    assert f"{total - 3:,} more matches follow" in err and f"pass max_hits={total})" in err
     assert len(grep("hit", paths="a.txt", max_hits=10)) == 10
     assert "max_hits" not in capsys.readouterr().err  # exactly all of them: nothing was left out
     assert grep("hit", max_hits=0) == []
