@@ -8,7 +8,8 @@ Usage: ``python repl_fs_probe.py RUNDIR PATH...``: the REPL's workdir is ``RUNDI
 context file is ``RUNDIR/context.txt``); its code tries to read every PATH and list a few directories.
 Prints one JSON object: ``reads`` (path -> text read, or the exception's type name), ``listings``
 (directory -> sorted names, or the exception's type name), ``works`` (what an honest step prints),
-``final`` (the answer FINAL gave), ``kind`` (the sandbox in use), ``errors`` (step errors).
+``final`` (the answer FINAL gave), ``on_host`` (the file the REPL wrote in its workdir, as the
+host sees it), ``kind`` (the sandbox in use), ``errors`` (step errors).
 """
 
 from __future__ import annotations
@@ -69,11 +70,13 @@ async def probe(rundir: Path, paths: list[str]) -> dict:
     try:
         first = await repl.execute(f"PATHS = {paths!r}\n" + READ, _handler, 30)
         second = await repl.execute(f"import os\nSCRATCH = {scratch!r}\n" + WORKS, _handler, 30)
+        mine = workdir / "mine.txt"
+        on_host = mine.read_text() if mine.exists() else None  # written in the REPL's real workdir
     finally:
         await repl.close()
     seen = json.loads(first.stdout) if first.stdout.strip() else {}
     works = json.loads(second.stdout) if second.stdout.strip() else {}
-    return {**seen, "works": works, "final": second.final, "kind": plan.kind, "run_as": plan.run_as,
+    return {**seen, "works": works, "on_host": on_host, "final": second.final, "kind": plan.kind, "run_as": plan.run_as,
             "host_tmp_scratch": Path(scratch).exists(),
             "errors": [first.error, first.stderr[-2000:], second.error, second.stderr[-2000:]]}
 

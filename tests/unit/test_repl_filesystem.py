@@ -100,7 +100,7 @@ def _check(result: dict, secrets: dict[str, str]) -> None:
     assert result["works"], result["errors"]
     works = result["works"]
     assert works["context"] == "the context\n" and works["files"] == {"a.txt": "the context\n"}
-    assert works["mine"] == "kept" and works["sqlite"] == 42 and works["sh"] == "shell\n"
+    assert works["mine"] == "kept" and result["on_host"] == "kept" and works["sqlite"] == 42 and works["sh"] == "shell\n"
     assert works["tmp"] == "scratch" and not result["host_tmp_scratch"]  # a private /tmp
     assert result["final"] == "answer: the context"
 
