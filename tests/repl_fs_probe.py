@@ -4,7 +4,8 @@ Used by ``tests/unit/test_repl_filesystem.py`` as a separate process, so it can 
 ordinary user (under ``setpriv``). Needs only the standard library and ``rlm_cli`` (put the worktree
 on ``PYTHONPATH`` when the interpreter is not the project's venv).
 
-Usage: ``python repl_fs_probe.py RUNDIR PATH...``: the REPL's workdir is ``RUNDIR/repl/r0`` (the
+Usage: ``python repl_fs_probe.py RUNDIR PATH...`` (``RLM_PROBE_SANDBOX=bwrap``: as if ``unshare``
+were missing, so bubblewrap is used where installed): the REPL's workdir is ``RUNDIR/repl/r0`` (the
 context file is ``RUNDIR/context.txt``); its code tries to read every PATH and list a few directories.
 Prints one JSON object: ``reads`` (path -> text read, or the exception's type name), ``listings``
 (directory -> sorted names, or the exception's type name), ``works`` (what an honest step prints),
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
+from rlm_cli.repl import sandbox
 from rlm_cli.repl.process import ReplProcess
 from rlm_cli.repl.sandbox import plan_sandbox
 
@@ -82,4 +85,7 @@ async def probe(rundir: Path, paths: list[str]) -> dict:
 
 
 if __name__ == "__main__":
+    if os.environ.get("RLM_PROBE_SANDBOX") == "bwrap":  # as where unshare is missing or refused
+        which = sandbox.shutil.which
+        sandbox.shutil.which = lambda name: None if name == "unshare" else which(name)
     print(json.dumps(asyncio.run(probe(Path(sys.argv[1]), sys.argv[2:]))))

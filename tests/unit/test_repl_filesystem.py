@@ -106,7 +106,10 @@ def _check(result: dict, secrets: dict[str, str]) -> None:
 
 
 @pytest.mark.skipif(not _isolated(), reason="no mount namespace on this system: the REPL sees the host's files")
-def test_repl_as_root_reads_nothing_of_homes_tmp_var_or_rlm_data(tmp_path):
+@pytest.mark.parametrize("kind", ["unshare", "bwrap"])
+def test_repl_as_root_reads_nothing_of_homes_tmp_var_or_rlm_data(tmp_path, kind):
+    if kind == "bwrap" and not shutil.which("bwrap"):
+        pytest.skip("bubblewrap is not installed")
     if os.geteuid() != 0:
         pytest.skip("this variant runs as root (as CI does); see the ordinary-user variant")
     home = Path(f"/home/rlmfs-root-{TAG}")  # a HOME of its own: the real /root/.local is not touched
@@ -122,7 +125,7 @@ def test_repl_as_root_reads_nothing_of_homes_tmp_var_or_rlm_data(tmp_path):
         _plant(tmp_path / "run" / "repl" / "r1" / "other.txt", "SIBLING-REPL-SECRET"): "SIBLING-REPL-SECRET",
     }
     (tmp_path / "run").chmod(0o711)
-    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT), "RLM_PROBE_SANDBOX": kind}
     for var in ("XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "RLM_HOME"):
         env.pop(var, None)
     try:
@@ -132,14 +135,19 @@ def test_repl_as_root_reads_nothing_of_homes_tmp_var_or_rlm_data(tmp_path):
             shutil.rmtree(path, ignore_errors=True)
         for path in (f"/root/.rlm-fs-secret-{TAG}", f"/tmp/rlm-fs-secret-{TAG}", f"/var/tmp/rlm-fs-secret-{TAG}"):
             Path(path).unlink(missing_ok=True)
+    if result["kind"] != kind:
+        pytest.skip(f"{kind} cannot create namespaces here (the plan fell back to {result['kind']})")
     _check(result, secrets)
 
 
 @pytest.mark.skipif(not _isolated(), reason="no mount namespace on this system: the REPL sees the host's files")
-def test_repl_as_an_ordinary_user_reads_nothing_of_its_home_tmp_var_or_rlm_data(ordinary_user):
+@pytest.mark.parametrize("kind", ["unshare", "bwrap"])
+def test_repl_as_an_ordinary_user_reads_nothing_of_its_home_tmp_var_or_rlm_data(ordinary_user, kind):
+    if kind == "bwrap" and not shutil.which("bwrap"):
+        pytest.skip("bubblewrap is not installed")
     name, uid, gid, home, python = ordinary_user
     log, data = _user_dirs(home)
-    rundir = Path(f"/tmp/rlm-fs-user-{TAG}")
+    rundir = Path(f"/tmp/rlm-fs-user-{TAG}-{kind}")
     rundir.mkdir(mode=0o711)
     os.chown(rundir, uid, gid)
     secrets = {
@@ -155,7 +163,7 @@ def test_repl_as_an_ordinary_user_reads_nothing_of_its_home_tmp_var_or_rlm_data(
     for path in (rundir / "repl", rundir / "repl" / "r1"):
         os.chown(path, uid, gid)
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8",
-           "TMPDIR": str(rundir)}
+           "TMPDIR": str(rundir), "RLM_PROBE_SANDBOX": kind}
     as_user = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", python]
     try:
         result = _run_probe(as_user, env, rundir, list(secrets))
@@ -165,4 +173,36 @@ def test_repl_as_an_ordinary_user_reads_nothing_of_its_home_tmp_var_or_rlm_data(
         for path in (f"/tmp/rlm-fs-secret-{TAG}", f"/var/tmp/rlm-fs-secret-{TAG}"):
             Path(path).unlink(missing_ok=True)
     assert result["run_as"] is None  # really an ordinary user
+    if result["kind"] != kind:
+        pytest.skip(f"{kind} cannot create namespaces here (the plan fell back to {result['kind']})")
     _check(result, secrets)
+
+
+@pytest.mark.skipif(not _isolated(), reason="no mount namespace on this system")
+def test_a_root_that_cannot_be_built_falls_back_to_the_read_only_host_and_says_so(tmp_path, monkeypatch):
+    import asyncio
+
+    from rlm_cli.repl import sandbox
+    from rlm_cli.repl.process import ReplProcess
+    from rlm_cli.repl.visible import VisibleRoot
+
+    monkeypatch.setattr(sandbox, "_ANNOUNCED", set())
+    workdir = tmp_path / "repl" / "r0"
+    plan = plan_sandbox(str(workdir))
+    if plan.kind != "unshare":
+        pytest.skip("the child's own lockdown runs with unshare only")
+    plan.root = VisibleRoot(read_only=["/nonexistent-rlm-path/x"], links=[])  # its bind mount fails
+    (tmp_path / "c.txt").write_text("ctx\n")
+
+    async def main():
+        repl = ReplProcess(tmp_path / "c.txt", [["a", 0, 4]], workdir, sandbox=plan)
+        await repl.start()
+        try:
+            return await repl.execute("open('ok', 'w').write('1')\nprint(context, end='')\nopen('/usr/x', 'w')",
+                                      lambda op, args: None, 10)
+        finally:
+            await repl.close()
+
+    out = asyncio.run(main())
+    assert out.stdout == "ctx\n" and "Read-only file system" in out.stderr
+    assert any("could not give the REPL a filesystem of its own" in n and "read-only" in n for n in plan.notices)
