@@ -66,6 +66,7 @@ async def probe(rundir: Path, paths: list[str]) -> dict:
     ctx.write_text("the context\n")
     ctx.chmod(0o600)
     workdir = rundir / "repl" / "r0"
+    workdir.parent.mkdir(mode=0o711, exist_ok=True)  # as ``rlm ask`` makes it: searchable, not listable
     plan = plan_sandbox(str(workdir))
     scratch = f"/tmp/rlm-probe-scratch-{rundir.name}"
     repl = ReplProcess(ctx, [["a.txt", 0, 12]], workdir, sandbox=plan)

@@ -225,22 +225,24 @@ def _namespace_prefix(network: bool, root_can_drop: bool) -> tuple[list[str], st
                     return cmd, "unshare", user, net
     bwrap = shutil.which("bwrap")
     if bwrap:
-        for net in nets:
+        # /tmp world-writable (the child may drop to another uid): ``--perms`` needs bwrap >= 0.5.
+        for net, perms in [(net, perms) for net in nets for perms in (True, False)]:
             # As root the child drops to an unprivileged uid itself (which needs CAP_SETUID), then
             # drops every capability; otherwise bwrap drops them.
             cmd = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                   *(["--unshare-net"] if net else []), *_bwrap_root(visible_root()),
+                   *(["--unshare-net"] if net else []), *_bwrap_root(visible_root(), perms),
                    *([] if root_can_drop else ["--cap-drop", "ALL"])]
             if _probe([*cmd, "--"]):
                 return cmd, "bwrap", False, net
     return [], "none", False, False
 
 
-def _bwrap_root(root: VisibleRoot) -> list[str]:
+def _bwrap_root(root: VisibleRoot, perms: bool = True) -> list[str]:
     """bubblewrap arguments for the REPL's filesystem (bwrap's root is an empty tmpfs): the links and
-    read-only paths of ``root``, a fresh ``/tmp``, its own ``/proc`` (``/proc/sys`` read-only) and
-    ``/dev``."""
-    out = ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev", "--tmpfs", "/tmp"]
+    read-only paths of ``root``, a fresh ``/tmp`` (mode 1777 with ``perms``), its own ``/proc``
+    (``/proc/sys`` read-only) and ``/dev``."""
+    out = ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev",
+           *(["--perms", "1777"] if perms else []), "--tmpfs", "/tmp"]
     for path, target in root.links:
         out += ["--symlink", target, path]
     for path in root.read_only:

@@ -107,12 +107,20 @@ def _check(result: dict, secrets: dict[str, str]) -> None:
 
 @pytest.mark.skipif(not _isolated(), reason="no mount namespace on this system: the REPL sees the host's files")
 @pytest.mark.parametrize("kind", ["unshare", "bwrap"])
-def test_repl_as_root_reads_nothing_of_homes_tmp_var_or_rlm_data(tmp_path, kind):
+@pytest.mark.parametrize("python", ["venv", "system"])
+def test_repl_as_root_reads_nothing_of_homes_tmp_var_or_rlm_data(kind, python):
+    """``venv``: this venv (here its base is a pyenv build under /root, so the REPL keeps uid 0 in a
+    user namespace); ``system``: /usr/bin/python3, readable by others, so the REPL runs as uid 65534."""
     if kind == "bwrap" and not shutil.which("bwrap"):
         pytest.skip("bubblewrap is not installed")
+    interpreter = sys.executable if python == "venv" else "/usr/bin/python3"
+    if python == "system" and (not os.path.exists(interpreter) or subprocess.run(
+            [interpreter, "-c", "import sys; raise SystemExit(sys.version_info < (3, 11))"]).returncode):
+        pytest.skip("no system python3 >= 3.11")
     if os.geteuid() != 0:
         pytest.skip("this variant runs as root (as CI does); see the ordinary-user variant")
     home = Path(f"/home/rlmfs-root-{TAG}")  # a HOME of its own: the real /root/.local is not touched
+    rundir = Path(f"/tmp/rlm-fs-root-{TAG}-{kind}-{python}")
     log, data = _user_dirs(home)
     secrets = {
         _plant(home / ".bash_history", "rlm ask --password hunter2"): "hunter2",
@@ -122,22 +130,24 @@ def test_repl_as_root_reads_nothing_of_homes_tmp_var_or_rlm_data(tmp_path, kind)
         _plant(Path(f"/var/tmp/rlm-fs-secret-{TAG}"), "VAR-SECRET-2"): "VAR-SECRET-2",
         _plant(log / "2024-01-01-alice.json", '{"answer": "ALICE-SECRET-42"}'): "ALICE-SECRET-42",
         _plant(data / "conversations" / "bob.json", "BOB-DATA-SECRET"): "BOB-DATA-SECRET",
-        _plant(tmp_path / "run" / "repl" / "r1" / "other.txt", "SIBLING-REPL-SECRET"): "SIBLING-REPL-SECRET",
+        _plant(rundir / "repl" / "r1" / "other.txt", "SIBLING-REPL-SECRET"): "SIBLING-REPL-SECRET",
     }
-    (tmp_path / "run").chmod(0o711)
+    rundir.chmod(0o711)  # as ``rlm ask`` makes its run directory, right under /tmp
     env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT), "RLM_PROBE_SANDBOX": kind}
     for var in ("XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "RLM_HOME"):
         env.pop(var, None)
     try:
-        result = _run_probe([sys.executable], env, tmp_path / "run", list(secrets))
+        result = _run_probe([interpreter], env, rundir, list(secrets))
     finally:
-        for path in (home, Path(f"/home/rlmfs-other-{TAG}")):
+        for path in (home, Path(f"/home/rlmfs-other-{TAG}"), rundir):
             shutil.rmtree(path, ignore_errors=True)
         for path in (f"/root/.rlm-fs-secret-{TAG}", f"/tmp/rlm-fs-secret-{TAG}", f"/var/tmp/rlm-fs-secret-{TAG}"):
             Path(path).unlink(missing_ok=True)
     if result["kind"] != kind:
         pytest.skip(f"{kind} cannot create namespaces here (the plan fell back to {result['kind']})")
     _check(result, secrets)
+    if python == "system" and kind == "unshare":
+        assert result["run_as"] == 65534  # the allowlist does not stop the REPL from dropping root
 
 
 @pytest.mark.skipif(not _isolated(), reason="no mount namespace on this system: the REPL sees the host's files")
