@@ -36,27 +36,24 @@ import sys
 import types
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_FLAGS = ("--sock", "--context", "--index", "--limits", "--lockdown", "--host-mntns", "--hide", "--run-as",
+_FLAGS = ("--sock", "--context", "--index", "--limits", "--lockdown", "--host-mntns", "--root", "--run-as",
           "--state-in", "--state-out")
 
 
 def parse_args(argv: list[str]) -> types.SimpleNamespace:
     """The command line: ``--sock FD --context FD --index FD`` (required: inherited descriptors, the
     context file and the JSON file index, read from their start), ``--limits JSON``,
-    ``--lockdown WORKDIR``, ``--host-mntns ID``, ``--hide PATH`` (repeatable), ``--run-as UID``.
+    ``--lockdown WORKDIR``, ``--host-mntns ID``, ``--root JSON`` (what the REPL sees besides WORKDIR:
+    ``{"read_only": [path, ...], "links": [[path, target], ...]}``), ``--run-as UID``.
     Raises ``SystemExit`` (status 2) on an unknown flag, a flag without a value or a missing one."""
-    args = types.SimpleNamespace(limits="", lockdown="", host_mntns="", hide=[], run_as="", state_in="",
+    args = types.SimpleNamespace(limits="", lockdown="", host_mntns="", root="", run_as="", state_in="",
                                  state_out="")
     words = iter(argv)
     for flag in words:
         value = next(words, None)
         if flag not in _FLAGS or value is None:
             _usage(f"bad argument {flag!r}")
-        name = flag[2:].replace("-", "_")
-        if name == "hide":
-            args.hide.append(value)
-        else:
-            setattr(args, name, value)
+        setattr(args, flag[2:].replace("-", "_"), value)
     missing = [flag for flag in _FLAGS[:3] if not hasattr(args, flag[2:])]
     if missing or not all(getattr(args, name).isdigit() for name in ("sock", "context", "index")):
         _usage(f"missing or bad {', '.join(missing) or '--sock, --context or --index'}")

@@ -34,32 +34,31 @@ def _mount(src, target, fstype, flags, data=None) -> None:
         raise OSError(err, os.strerror(err), target)
 
 
-def _lockdown(workdir: str, host_mntns: str, hide: list) -> list:
-    """Read-only filesystem except ``workdir`` and a private /dev/shm; ``hide`` paths covered."""
+def _lockdown(workdir: str, host_mntns: str, root: str) -> list:
+    """Give the child a filesystem of its own (``root``: JSON from ``visible.py``, see
+    :func:`_new_root`), or, failing that or without ``root``, the host's made read-only except
+    ``workdir``, with a private /dev. Then ``/proc/sys`` read-only and the cwd ``workdir``."""
     if not host_mntns or os.readlink("/proc/self/ns/mnt") == host_mntns:
         return ["not in a private mount namespace: the filesystem stays writable"]
     notes = []
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # never propagate anything to the host
-    _mount(workdir, workdir, None, MS_BIND)
-    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-        mounts = [line.split() for line in fh]
-    for fields in mounts:
-        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-        if point == workdir or point.split("/")[1] in ("proc", "dev"):
-            continue
-        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
-        for opt in fields[5].split(","):
-            flags |= _MOUNT_FLAGS.get(opt, 0)
+    done = False
+    if root:
         try:
-            _mount(None, point, None, flags)
+            notes += _new_root(workdir, json.loads(root))
+            done = True
+        except (OSError, ValueError, TypeError) as exc:
+            notes.append(f"could not give the REPL a filesystem of its own ({getattr(exc, 'strerror', None) or exc}); "
+                         "it sees the host's, read-only")
+    if not done:
+        _mount(workdir, workdir, None, MS_BIND)
+        notes += _read_only("", {workdir})
+        try:
+            _private_dev("")
         except OSError as exc:
-            notes.append(f"could not make {point} read-only: {exc.strerror}")
-    try:
-        _private_dev()
-    except OSError as exc:
-        notes.append(f"could not make a private /dev: {exc.strerror}")
-        with contextlib.suppress(OSError):
-            _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+            notes.append(f"could not make a private /dev: {exc.strerror}")
+            with contextlib.suppress(OSError):
+                _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     for path in ("/proc/sys", "/proc/sysrq-trigger"):  # the host's kernel settings: never writable
         if not os.path.exists(path):
             continue
@@ -68,40 +67,126 @@ def _lockdown(workdir: str, host_mntns: str, hide: list) -> list:
             _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
         except OSError as exc:
             notes.append(f"could not make {path} read-only: {exc.strerror}")
-    for path in hide:
-        try:
-            if os.path.isdir(path):
-                _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0")
-            else:
-                _mount("/dev/null", path, None, MS_BIND)
-        except OSError as exc:
-            notes.append(f"could not hide {path}: {exc.strerror}")
     os.chdir(workdir)  # onto the writable bind mount
     return notes
+
+
+def _read_only(under: str, keep: set) -> list:
+    """Remount read-only every mount at or below ``under`` ("" for all) except the mount points in
+    ``keep`` and those of /proc and /dev (below ``under``), keeping each mount's nosuid/nodev/noexec/
+    atime flags (a user namespace may not change them). Returns notes on mounts that failed."""
+    notes = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        mounts = [line.split() for line in fh]
+    for fields in mounts:
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        rel = point[len(under):] if under else point
+        if point in keep or (under and not (point == under or point.startswith(under + "/"))):
+            continue
+        if rel.split("/")[1:2] in (["proc"], ["dev"]):
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        for opt in fields[5].split(","):
+            flags |= _MOUNT_FLAGS.get(opt, 0)
+        try:
+            _mount(None, point, None, flags)
+        except OSError as exc:
+            notes.append(f"could not make {rel or '/'} read-only: {exc.strerror}")
+    return notes
+
+
+def _new_root(workdir: str, spec: dict) -> list:
+    """Build a new root on a tmpfs (staged over ``workdir``, whose own directory is kept through a
+    descriptor) holding only: ``spec["links"]`` (``[path, target]`` symlinks), ``spec["read_only"]``
+    (paths bound read-only at the same place), ``workdir`` (read-write), a fresh 64 MiB ``/tmp``, a
+    private ``/dev`` and this PID namespace's ``/proc``; the root itself read-only. Then switch to it
+    (``pivot_root``, the host's root detached; ``chroot`` where pivot_root is refused). Raises OSError
+    before the switch with nothing left mounted; returns notes."""
+    new = workdir
+    keep = os.open(workdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    old_umask = os.umask(0o022)
+    staged = False
+    try:
+        _mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+        staged = True
+        os.mkdir(new + "/tmp")
+        _mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+        os.mkdir(new + "/proc")
+        _mount("/proc", new + "/proc", None, MS_BIND | MS_REC)
+        _private_dev(new)
+        for path, target in spec.get("links", []):
+            os.makedirs(new + os.path.dirname(path), exist_ok=True)
+            if not os.path.lexists(new + path):
+                os.symlink(target, new + path)
+        for path in [*spec.get("read_only", []), workdir]:
+            src = f"/proc/self/fd/{keep}" if path == workdir else path
+            if os.path.isdir(src):
+                os.makedirs(new + path, exist_ok=True)
+            else:
+                os.makedirs(new + os.path.dirname(path), exist_ok=True)
+                os.close(os.open(new + path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+            # The workdir alone: recursively it would bring along the staging tmpfs stacked on it.
+            _mount(src, new + path, None, MS_BIND if path == workdir else MS_BIND | MS_REC)
+        notes = _read_only(new, {new + "/tmp", new + workdir})
+        if notes:
+            raise OSError(errno.EPERM, "; ".join(notes))
+    except BaseException:
+        if staged:
+            ctypes.CDLL(None, use_errno=True).umount2(os.fsencode(new), 2)  # MNT_DETACH
+        raise
+    finally:
+        os.umask(old_umask)
+        os.close(keep)
+    return _switch_root(new)
+
+
+_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "loongarch64": 41, "ppc64le": 203, "ppc64": 203,
+               "s390x": 217, "i686": 217, "armv7l": 218}  # syscall numbers; glibc has no wrapper
+
+
+def _switch_root(new: str) -> list:
+    """Make ``new`` the root: ``pivot_root(".", ".")`` then detach the old root stacked on it (as
+    pivot_root(2) describes), so nothing of the host's tree stays reachable; ``chroot`` where
+    pivot_root is refused (the capabilities dropped afterwards keep the code from leaving it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    os.chdir(new)
+    number = _PIVOT_ROOT.get(os.uname().machine)
+    if number is not None and libc.syscall(ctypes.c_long(number), b".", b".") == 0:
+        if libc.umount2(b".", 2) != 0:  # MNT_DETACH
+            err = ctypes.get_errno()
+            raise OSError(err, f"cannot detach the host's root: {os.strerror(err)}")
+        os.chdir("/")
+        return []
+    os.chroot(".")
+    os.chdir("/")
+    return ["pivot_root was refused: the REPL's root is a chroot"]
 
 
 _DEV_NODES = ("null", "zero", "full", "random", "urandom")
 
 
-def _private_dev() -> None:
-    """Cover the host's /dev with a small tmpfs holding only the harmless nodes (:data:`_DEV_NODES`,
+def _private_dev(root: str) -> None:
+    """Cover ``root`` + /dev with a small tmpfs holding only the harmless nodes (:data:`_DEV_NODES`,
     bind-mounted from the host's through descriptors opened beforehand), the usual ``fd``/``std*``
     links and a private 64 MiB ``/dev/shm``: no disk, loop device, console or terminal of the host
     stays reachable. Raises OSError when /dev cannot be covered."""
     keep = {}
+    dev = root + "/dev"
     for name in _DEV_NODES:
         with contextlib.suppress(OSError):
             keep[name] = os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC)
     try:
-        _mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
+        if not os.path.isdir(dev):
+            os.mkdir(dev, 0o755)
+        _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
         for name, fd in keep.items():
-            os.close(os.open(f"/dev/{name}", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
-            _mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
+            os.close(os.open(f"{dev}/{name}", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            _mount(f"/proc/self/fd/{fd}", f"{dev}/{name}", None, MS_BIND)
         for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-            os.symlink(target, f"/dev/{name}")
-        os.mkdir("/dev/shm", 0o1777)
-        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+            os.symlink(target, f"{dev}/{name}")
+        os.mkdir(f"{dev}/shm", 0o1777)
+        _mount("tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     finally:
         for fd in keep.values():
             os.close(fd)
@@ -184,10 +269,10 @@ def _init(main_pid: int, sock_fd: int, watchdog: int | None) -> None:
 def lock_down(args) -> list[str]:
     """Lock the child down before any model code runs; returns notes on what could not be done.
 
-    ``args``: the parsed command line (``lockdown``, ``host_mntns``, ``hide``, ``limits``, ``sock``).
-    Inside a private mount namespace (``--lockdown WORKDIR``) the filesystem becomes read-only except
-    WORKDIR, ``/dev`` becomes a private one and ``/proc/sys`` read-only, and ``--hide`` paths are
-    covered; with ``--run-as UID`` the child becomes that unprivileged uid/gid (exits with status 70 if
+    ``args``: the parsed command line (``lockdown``, ``host_mntns``, ``root``, ``limits``, ``sock``).
+    Inside a private mount namespace (``--lockdown WORKDIR``) the child switches to a root of its own
+    holding only what ``--root`` lists, WORKDIR (writable), a private ``/tmp``, ``/dev`` and
+    ``/proc`` (``/proc/sys`` read-only); with ``--run-as UID`` the child becomes that unprivileged uid/gid (exits with status 70 if
     it cannot); every capability is dropped and no_new_privs set; the child dies with its parent;
     ``--limits`` (JSON; sizes in bytes, CPU in seconds) are applied with setrlimit.
     As PID 1 it forks: the parent stays init and never returns. Failures become notes; raises only
@@ -197,7 +282,7 @@ def lock_down(args) -> list[str]:
     if sys.platform.startswith("linux"):
         try:
             if args.lockdown:
-                notes += _lockdown(os.path.realpath(args.lockdown), args.host_mntns, args.hide)
+                notes += _lockdown(os.path.realpath(args.lockdown), args.host_mntns, args.root)
         except Exception as exc:
             notes.append(f"filesystem lockdown failed: {exc}")
         if args.run_as:

@@ -6,10 +6,11 @@ the machine down. What this module arranges (details and fallbacks: ``docs/sandb
 - an allowlisted environment (never a provider key, token or password);
 - on Linux with ``unshare`` (util-linux): fresh user (where permitted), PID, mount and network
   namespaces with a new ``/proc``, so other processes (and their ``/proc/<pid>/environ``) are
-  invisible and the network is off unless asked for; inside, ``child.py`` makes the filesystem
-  read-only except its working directory, hides well-known credential stores and drops every
-  capability before any model code runs. Where ``unshare`` cannot, bubblewrap (``bwrap``) does the
-  same if installed;
+  invisible and the network is off unless asked for; inside, ``child.py`` switches to a root of its
+  own that holds only what ``visible.py`` allows (the Python it runs, system libraries, its working
+  directory, a private ``/tmp``: no home, no ``/var``, no rlm data) and drops every capability
+  before any model code runs. Where ``unshare`` cannot, bubblewrap (``bwrap``) does the same if
+  installed;
 - resource limits the child applies to itself (:class:`ResourceLimits`), plus a ``pids`` cgroup
   where one is writable (root ignores ``RLIMIT_NPROC``);
 - :func:`remove_tree` for the private working directory, read-only files included.
@@ -31,17 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlm_cli.repl.cgroups import cgroup_parent, make_cgroup
+from rlm_cli.repl.visible import VisibleRoot, visible_root, workdir_links
 from rlm_cli.secrets import is_secret_name
 
 _ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "PYTHONHASHSEED")
 GIB = 1 << 30
 MIB = 1 << 20
-# Well-known credential stores, relative to a home directory; hidden inside a mount namespace.
-_CREDENTIAL_STORES = (".aws", ".azure", ".config/gcloud", ".ssh", ".gnupg", ".netrc", ".docker", ".kube",
-                      ".git-credentials", ".config/gh", ".pypirc", ".npmrc", ".config/rlm", ".huggingface",
-                      ".cache/huggingface/token")
-_CREDENTIAL_VARS = ("GOOGLE_APPLICATION_CREDENTIALS", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
-                    "KUBECONFIG", "DOCKER_CONFIG", "NETRC", "RLM_HOME")
 UNPRIVILEGED_UID = 65534  # "nobody": the REPL's uid when rlm runs as root outside a user namespace
 _ANNOUNCED: set[str] = set()  # notices already given by this process
 _PROBES: dict[tuple[str, ...], bool] = {}
@@ -120,7 +116,8 @@ class SandboxPlan:
     ``limits``: explicit limits, or None to size them from the context at launch; ``pid_namespace``,
     ``mount_namespace``, ``network_off``: what the prefix provides; ``cgroup_parent``: a writable
     ``pids`` cgroup directory under which each launch gets its own cgroup (None: none);
-    ``hide``: credential paths to cover inside the mount namespace; ``run_as``: the unprivileged uid
+    ``root``: what the REPL sees of the filesystem besides its workdir (``visible.py``; used with a
+    mount namespace); ``run_as``: the unprivileged uid
     (and gid) the child switches to after its lockdown (rlm running as root outside a user namespace),
     None to keep the uid (an ordinary user, or root mapped in a user namespace with every capability
     dropped); ``pdeathsig_prefix``: a command that makes the launched process die with rlm (``setpriv
@@ -137,13 +134,13 @@ class SandboxPlan:
     network_off: bool = False
     user_namespace: bool = False
     cgroup_parent: str | None = None
-    hide: list[str] = field(default_factory=list)
+    root: VisibleRoot = field(default_factory=VisibleRoot)
     run_as: int | None = None
     pdeathsig_prefix: list[str] = field(default_factory=list)
 
     def child_args(self, workdir: str, context_path: str, context_bytes: int) -> list[str]:
         """Extra ``child.py`` arguments: the limits (JSON) and, in a mount namespace, the lockdown
-        (``context_path`` is kept visible)."""
+        (``context_path`` is not made visible: the child gets ``context`` as a descriptor)."""
         limits = self.limits or default_limits(context_bytes)
         args = limits.as_args()
         # RLIMIT_NPROC counts per user: only meaningful in a fresh user namespace, and never for root.
@@ -154,11 +151,14 @@ class SandboxPlan:
         if self.run_as is not None:
             out += ["--run-as", str(self.run_as)]
         if self.kind == "unshare":  # bwrap does the same itself
-            out += ["--lockdown", workdir, "--host-mntns", _mnt_ns_id()]
-            for path in self.hide:
-                if not _needed(path, [context_path]):
-                    out += ["--hide", path]
+            out += ["--lockdown", workdir, "--host-mntns", _mnt_ns_id(), "--root", self._root_json(workdir)]
         return out
+
+    def _root_json(self, workdir: str) -> str:
+        """The ``--root`` argument: the read-only paths and the links, those on the way to ``workdir``
+        included."""
+        _real, links = workdir_links(workdir)
+        return json.dumps({"read_only": self.root.read_only, "links": [*self.root.links, *links]})
 
     def new_cgroup(self, limits: ResourceLimits | None, context_bytes: int) -> str | None:
         """Create a fresh ``pids`` cgroup for one launch (None when unavailable)."""
@@ -225,39 +225,40 @@ def _namespace_prefix(network: bool, root_can_drop: bool) -> tuple[list[str], st
                     return cmd, "unshare", user, net
     bwrap = shutil.which("bwrap")
     if bwrap:
-        for net in nets:
+        # /tmp world-writable (the child may drop to another uid): ``--perms`` needs bwrap >= 0.5.
+        for net, perms in [(net, perms) for net in nets for perms in (True, False)]:
             # As root the child drops to an unprivileged uid itself (which needs CAP_SETUID), then
             # drops every capability; otherwise bwrap drops them.
             cmd = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                   *(["--unshare-net"] if net else []), "--ro-bind", "/", "/", "--proc", "/proc",
-                   "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev",
+                   *(["--unshare-net"] if net else []), *_bwrap_root(visible_root(), perms),
                    *([] if root_can_drop else ["--cap-drop", "ALL"])]
             if _probe([*cmd, "--"]):
                 return cmd, "bwrap", False, net
     return [], "none", False, False
 
 
-def _bwrap_prefix(cmd: list[str], workdir: str, hide: list[str]) -> list[str]:
-    """The bwrap command for one working directory: it is the only writable place; ``hide`` covered."""
-    out = [*cmd, "--bind", workdir, workdir]
-    for path in hide:
-        out += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+def _bwrap_root(root: VisibleRoot, perms: bool = True) -> list[str]:
+    """bubblewrap arguments for the REPL's filesystem (bwrap's root is an empty tmpfs): the links and
+    read-only paths of ``root``, a fresh ``/tmp`` (mode 1777 with ``perms``), its own ``/proc``
+    (``/proc/sys`` read-only) and ``/dev``."""
+    out = ["--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev",
+           *(["--perms", "1777"] if perms else []), "--tmpfs", "/tmp"]
+    for path, target in root.links:
+        out += ["--symlink", target, path]
+    for path in root.read_only:
+        out += ["--ro-bind", path, path]
+    return out
+
+
+def _bwrap_prefix(cmd: list[str], workdir: str) -> list[str]:
+    """The bwrap command for one working directory, the only writable place besides ``/tmp``; the
+    root itself read-only."""
+    real, links = workdir_links(workdir)
+    out = list(cmd)
+    for path, target in links:
+        out += ["--symlink", target, path]
+    out += ["--bind", real, real, "--remount-ro", "/"]
     return [*out, "--chdir", workdir, "--"]
-
-
-def credential_paths() -> list[str]:
-    """Existing well-known credential files and directories of this user (absolute paths)."""
-    homes = {str(Path.home())}
-    if os.environ.get("HOME"):
-        homes.add(os.environ["HOME"])
-    found = [os.path.join(h, rel) for h in homes for rel in _CREDENTIAL_STORES]
-    found += [os.environ[v] for v in _CREDENTIAL_VARS if os.environ.get(v)]
-    return sorted({os.path.realpath(os.path.expanduser(p)) for p in found if os.path.exists(p)})
-
-
-def _needed(path: str, keep: list[str]) -> bool:
-    """Whether hiding ``path`` would hide something the child needs (it contains one of ``keep``)."""
-    return any(k == path or k.startswith(path.rstrip("/") + "/") for k in keep)
 
 
 def plan_sandbox(workdir: str, network: bool = False, limits: ResourceLimits | None = None) -> SandboxPlan:
@@ -277,10 +278,9 @@ def plan_sandbox(workdir: str, network: bool = False, limits: ResourceLimits | N
     if root_can_drop and not user_ns:
         plan.run_as = UNPRIVILEGED_UID
     if prefix:
-        keep = [workdir, sys.prefix, sys.base_prefix, sys.executable, str(Path(__file__).parent)]
-        plan.hide = [p for p in credential_paths() if not _needed(p, keep)]
+        plan.root = visible_root()
     if kind == "bwrap":
-        plan.prefix = _bwrap_prefix(prefix, workdir, plan.hide)
+        plan.prefix = _bwrap_prefix(prefix, workdir)
     weaker = []
     if not prefix:
         weaker.append("no PID/mount namespaces (needs Linux, `unshare` or `bwrap`, and namespaces permitted), so "

@@ -178,10 +178,10 @@ def test_child_modules_are_standard_library_only():
 
 
 def test_child_command_line():
-    args = child.parse_args(["--sock", "5", "--context", "6", "--index", "7", "--hide", "/a",
-                             "--hide", "/b", "--host-mntns", "mnt:[1]", "--run-as", "65534"])
-    assert (args.sock, args.context, args.index, args.hide, args.host_mntns, args.limits, args.lockdown,
-            args.run_as) == (5, 6, 7, ["/a", "/b"], "mnt:[1]", "", "", "65534")
+    args = child.parse_args(["--sock", "5", "--context", "6", "--index", "7", "--root", '{"read_only": ["/usr"]}',
+                             "--host-mntns", "mnt:[1]", "--run-as", "65534"])
+    assert (args.sock, args.context, args.index, args.root, args.host_mntns, args.limits, args.lockdown,
+            args.run_as) == (5, 6, 7, '{"read_only": ["/usr"]}', "mnt:[1]", "", "", "65534")
     # context and index are inherited descriptors, never paths the REPL could replace
     for bad in (["--sock", "5", "--context", "6"], ["--sock", "x", "--context", "6", "--index", "7"],
                 ["--sock", "5", "--context", "c.txt", "--index", "7"],

@@ -165,14 +165,18 @@ def test_limits_are_in_force_and_the_filesystem_is_read_only(tmp_path):
     code = ("import resource\nfor n in ('AS', 'CPU', 'FSIZE'):\n"
             "    print(n, resource.getrlimit(getattr(resource, 'RLIMIT_' + n)))\n"
             "open('ok.txt', 'w').write('fine')\n"
-            "for path in ('/tmp/rlm-sandbox-escape', os.path.expanduser('~/../../escape')):\n"
+            "for path in ('/rlm-sandbox-escape', '/usr/rlm-sandbox-escape', '/etc/rlm-sandbox-escape'):\n"
             "    try:\n        open(path, 'w')\n        print('WROTE', path)\n"
-            "    except OSError as exc:\n        print('refused', exc.errno)")
+            "    except OSError as exc:\n        print('refused', exc.errno)\n"
+            "for path in (f'/tmp/rlm-sandbox-escape-{os.getpid()}', os.path.expanduser('~/../../escape')):\n"
+            "    open(path, 'w').write('private')  # a private /tmp: nothing reaches the host's")
     outs = run_steps(tmp_path, ["import os", code, "open('big', 'wb').write(b'x' * (9 << 20))"], plan=plan)
     out = outs[1].stdout
     assert f"AS ({GIB}, {GIB})" in out and "CPU (100, 105)" in out and f"FSIZE ({8 * MIB}, {8 * MIB})" in out
     if plan.mount_namespace:
-        assert "WROTE" not in out and out.count("refused") == 2, out
+        assert "WROTE" not in out and out.count("refused") == 3, out
+        assert outs[1].error is None and not (tmp_path / "escape").exists()
+        assert not [p for p in os.listdir("/tmp") if p.startswith("rlm-sandbox-escape-")]
     assert "File too large" in outs[2].stderr and not outs[2].restarted
 
 
@@ -212,7 +216,7 @@ def test_bubblewrap_is_used_where_unshare_is_missing(monkeypatch, tmp_path):
         pytest.skip("bubblewrap cannot create namespaces here")
     marker = f"rlm-bwrap-{os.getpid()}"
     codes = ["import os\nprint(sorted(os.environ), [p for p in os.listdir('/proc') if p.isdigit()])",
-             "open('/tmp/rlm-bwrap-escape', 'w')",
+             "open('/usr/rlm-bwrap-escape', 'w')",
              "open('mine.txt', 'w').write('ok')",
              f"import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 300; : {marker}'], start_new_session=True)\n"
              "while True:\n    pass",
