@@ -153,11 +153,19 @@ def _connect_error(exc: Exception, shown: str, timeout: float) -> InputError:
     if isinstance(exc, httpx.TimeoutException):
         return InputError(f"{shown}: timed out (time limit {timeout:g} s, RLM_FETCH_TIMEOUT)")
     reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    low = reason.lower()
+    causes, seen = [], set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen and len(causes) < 8:  # the async stack wraps errors
+        seen.add(id(cause))
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        reason = "connection refused"
+    low = " ".join(str(c) for c in causes).lower()
     if "name or service not known" in low or "nodename nor servname" in low or "getaddrinfo" in low \
             or "name resolution" in low or "no address associated" in low:
         reason = "DNS lookup failed"
-    elif "connection refused" in low:
+    elif "connection refused" in low or "connect call failed" in low:
         reason = "connection refused"
     return InputError(f"{shown}: could not fetch ({redact(reason)})")
 
