@@ -7,7 +7,6 @@ server stops by itself."""
 from __future__ import annotations
 
 import gzip
-import os
 import socket
 import subprocess
 import threading
@@ -160,7 +159,7 @@ def test_a_tree_reuse_repository_is_refused_before_checkout(cli, tmp_path):
     bare = reuse_repo(tmp_path)
     assert sum(f.stat().st_size for f in bare.rglob("*") if f.is_file()) < 200_000
     proc = cli("ls", f"file://{bare}", "--max-input-size", "1MB", cwd=tmp_path, timeout=SAFETY_S)
-    one_line_error(proc, "800 files", "--max-input-size")
+    one_line_error(proc, "refused", "before checkout", "--max-input-size")
     assert _cache_checkouts(cli.home) == []  # nothing checked out, nothing kept
     # the caps of the cache hold without --max-input-size too
     proc = cli("ls", f"file://{bare}", cwd=tmp_path, RLM_GIT_MAX_FILES="100", timeout=SAFETY_S)
@@ -174,9 +173,11 @@ def test_a_checkout_that_fails_to_load_is_not_kept(cli, tmp_path):
     bare = reuse_repo(tmp_path, fan=(3,))  # 3 MiB in 3 files: under the tree check of 4 MB ...
     local = tmp_path / "local.txt"
     local.write_text("y\n" * 1_000_000)  # ... but 2 MB more of local input is over it: the load fails
-    proc = cli("ls", local, f"file://{bare}", "--max-input-size", "4MB", cwd=tmp_path, timeout=SAFETY_S)
+    proc = cli("ls", local, f"file://{bare}", "--max-input-size", "4MB", "--max-file-size", "2MB", cwd=tmp_path,
+               timeout=SAFETY_S)
     one_line_error(proc, "--max-input-size")
     assert _cache_checkouts(cli.home) == []
-    proc = cli("ls", f"file://{bare}", "--max-input-size", "4MB", cwd=tmp_path, timeout=SAFETY_S)
+    proc = cli("ls", f"file://{bare}", "--max-input-size", "4MB", "--max-file-size", "2MB", cwd=tmp_path,
+               timeout=SAFETY_S)
     assert proc.returncode == 0, proc.stderr  # loaded: kept for the next run
     assert len(_cache_checkouts(cli.home)) == 1
