@@ -7,7 +7,7 @@ trajectory deleted). A second continuation waits up to ``RLM_SESSION_WAIT`` seco
 :data:`DEFAULT_WAIT_S`) for the first to finish and then goes on from its turn; if the first is
 still running it stops with :class:`SessionBusy` (exit 1: the conversation is fine, try again).
 
-The lock is ``flock`` on ``<data dir>/sessions/.locks/<id>.lock`` (mode 0600, opened without
+The lock is ``flock`` on ``<data dir>/session-locks/<id>.lock`` (mode 0600, opened without
 following links): the kernel drops it when the holder exits, also on SIGKILL, so a crashed run
 never leaves a conversation locked. Within one process the lock is re-entrant (``rlm chat`` takes
 it again each turn). Lock files of sessions that no longer exist are removed by whoever holds them
@@ -34,9 +34,9 @@ class SessionBusy(RlmError):
 
 
 def _locks_dir() -> Path:
-    from rlm_cli.run.session_store import sessions_dir
+    from rlm_cli.settings.paths import data_dir
 
-    return sessions_dir() / ".locks"
+    return data_dir() / "session-locks"
 
 
 def _wait_s() -> float:
