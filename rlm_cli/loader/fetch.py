@@ -4,9 +4,12 @@ Bounds, all hard: at most :data:`MAX_REDIRECTS` redirects, each to ``http``/``ht
 ``file:`` or any other scheme is refused) and none back to a URL already visited (a loop); the body
 is read no further than the per-download cap (``RLM_FETCH_MAX_BYTES``, default 100 MB) or what is
 left of ``--max-input-size``, whichever is smaller, and decompressed no further either; a connect
-timeout (``RLM_FETCH_CONNECT_TIMEOUT``, default 10 s) and a total time limit over all redirects
-(``RLM_FETCH_TIMEOUT``, default 120 s; a server that stalls is cut off by a read timeout of what is
-left of it). Redirects to private or loopback addresses are followed: the user chose the URL, as
+timeout (``RLM_FETCH_CONNECT_TIMEOUT``, default 10 s) and a hard wall-clock limit over the whole
+download (``RLM_FETCH_TIMEOUT``, default 120 s): connecting, every redirect, the headers and the body.
+The request runs on an async client under one :func:`asyncio.timeout` that cancels it wherever it is,
+so a server that drips its headers or body a byte at a time is cut off at the limit like one that
+stalls. A ``gzip`` body of several members (RFC 1952) is read member by member; a truncated one is
+refused. Redirects to private or loopback addresses are followed: the user chose the URL, as
 they could have chosen the address (``rlm serve`` takes no remote sources at all).
 
 The body goes to a file in the run directory whose extension comes from the Content-Type (the
@@ -20,7 +23,6 @@ import mimetypes
 import os
 import posixpath
 import tempfile
-import time
 import urllib.parse
 import zlib
 from dataclasses import dataclass
@@ -88,25 +90,42 @@ class _Decoder:
 
     def __init__(self, encoding: str, shown: str) -> None:
         encoding = encoding.strip().lower()
+        self._gzip = encoding in ("gzip", "x-gzip")
         if encoding in ("", "identity"):
             self._z = None
-        elif encoding in ("gzip", "x-gzip"):
+        elif self._gzip:
             self._z = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
             self._z = zlib.decompressobj()
         else:
             raise InputError(f"{shown}: unsupported Content-Encoding {encoding!r}")
         self._shown = shown
+        self._fed = False
 
     def feed(self, data: bytes, limit: int) -> bytes:
+        """Decoded bytes of ``data``: at most ``limit + 1`` (one more than the cap tells that it is
+        passed). A gzip member that ends starts the next one (RFC 1952: a body may hold several)."""
         if self._z is None:
             return data
+        self._fed = self._fed or bool(data)
+        out = b""
         try:
-            out = self._z.decompress(data, limit + 1)
-            # what did not fit stays in unconsumed_tail; one more byte than the cap is enough to tell
-            return out
+            while True:
+                out += self._z.decompress(data, max(1, limit + 1 - len(out)))
+                # what did not fit stays in unconsumed_tail; one more byte than the cap is enough to tell
+                if len(out) > limit or not self._z.eof or not self._z.unused_data:
+                    return out
+                data = self._z.unused_data
+                if not self._gzip:
+                    raise InputError(f"{self._shown}: data after the end of the compressed body")
+                self._z = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # the next member
         except zlib.error as exc:
             raise InputError(f"{self._shown}: corrupt compressed body ({exc})") from None
+
+    def finish(self) -> None:
+        """Raise :class:`InputError` when the body ended inside a compressed member (truncated)."""
+        if self._z is not None and self._fed and not self._z.eof:
+            raise InputError(f"{self._shown}: truncated compressed body")
 
 
 def _limits() -> tuple[int, float, float]:
@@ -134,40 +153,79 @@ def _connect_error(exc: Exception, shown: str, timeout: float) -> InputError:
     if isinstance(exc, httpx.TimeoutException):
         return InputError(f"{shown}: timed out (time limit {timeout:g} s, RLM_FETCH_TIMEOUT)")
     reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    low = reason.lower()
+    causes, seen = [], set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen and len(causes) < 8:  # the async stack wraps errors
+        seen.add(id(cause))
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        reason = "connection refused"
+    low = " ".join(str(c) for c in causes).lower()
     if "name or service not known" in low or "nodename nor servname" in low or "getaddrinfo" in low \
             or "name resolution" in low or "no address associated" in low:
         reason = "DNS lookup failed"
-    elif "connection refused" in low:
+    elif "connection refused" in low or "connect call failed" in low:
         reason = "connection refused"
     return InputError(f"{shown}: could not fetch ({redact(reason)})")
+
+
+def _timed_out(shown: str, timeout: float) -> InputError:
+    return InputError(f"{shown}: timed out (time limit {timeout:g} s, RLM_FETCH_TIMEOUT)")
 
 
 def download(url: str, workdir: str, budget: int, *, progress: bool = True) -> Download:
     """Fetch ``url`` (``http``/``https``) into a new file in ``workdir``; see the module doc.
 
     ``budget``: bytes left of ``--max-input-size``; ``progress``: a bar on a terminal after half a
-    second. Raises :class:`InputError` (exit 2) on an HTTP
-    error status, a DNS or connection failure, a refused or looping redirect, a body over the cap,
-    the time limit, or an unsupported encoding. ``OSError`` from writing ``workdir`` propagates.
+    second. Blocks (an event loop of its own, in a helper thread when this thread already runs one).
+    Raises :class:`InputError` (exit 2) on an HTTP error status, a DNS or connection failure, a
+    refused or looping redirect, a body over the cap, the time limit (``RLM_FETCH_TIMEOUT`` seconds,
+    wall clock, headers and body included), a corrupt or truncated compressed body, or an
+    unsupported encoding. ``OSError`` from writing ``workdir`` propagates.
     """
-    import httpx
+    import asyncio
 
     max_bytes, timeout, connect_timeout = _limits()
+    args = (url, workdir, budget, progress, max_bytes, timeout, connect_timeout)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_download_within(*args))
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # never nest event loops
+        return pool.submit(asyncio.run, _download_within(*args)).result()
+
+
+async def _download_within(url: str, workdir: str, budget: int, progress: bool, max_bytes: int,
+                           timeout: float, connect_timeout: float) -> Download:
+    """:func:`_download` under one hard deadline of ``timeout`` seconds (cancelled when it passes)."""
+    import asyncio
+
+    shown = redact(url)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _download(url, workdir, budget, progress, max_bytes, timeout, connect_timeout)
+    except TimeoutError:
+        raise _timed_out(shown, timeout) from None
+
+
+async def _download(url: str, workdir: str, budget: int, progress: bool, max_bytes: int, timeout: float,
+                    connect_timeout: float) -> Download:
+    import httpx
+
     cap = min(max_bytes, max(budget, 0))
     shown = redact(url)
-    deadline = time.monotonic() + timeout
     visited = {url}
     current = url
-    with httpx.Client(follow_redirects=False, trust_env=True,
-                      headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate, identity"}) as client:
+    per = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=True, timeout=per,
+                                 headers={"User-Agent": USER_AGENT,
+                                          "Accept-Encoding": "gzip, deflate, identity"}) as client:
         for redirects in range(MAX_REDIRECTS + 1):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise InputError(f"{shown}: timed out (time limit {timeout:g} s, RLM_FETCH_TIMEOUT)")
-            per = httpx.Timeout(left, connect=min(connect_timeout, left))
             try:
-                with client.stream("GET", current, timeout=per) as resp:
+                async with client.stream("GET", current) as resp:
                     if resp.status_code in (301, 302, 303, 307, 308):
                         target = _next_url(current, resp.headers.get("location"), shown)
                         if target in visited:
@@ -180,8 +238,8 @@ def download(url: str, workdir: str, budget: int, *, progress: bool = True) -> D
                         raise InputError(f"{shown}: HTTP {resp.status_code} {phrase}".rstrip())
                     if not 200 <= resp.status_code < 300:
                         raise InputError(f"{shown}: unexpected HTTP status {resp.status_code}")
-                    return _save(resp, current, shown, workdir, cap, max_bytes, budget, deadline,
-                                 timeout, redirects, progress)
+                    return await _save(resp, current, shown, workdir, cap, max_bytes, budget, redirects,
+                                       progress)
             except httpx.TransportError as exc:
                 raise _connect_error(exc, shown, timeout) from None
             except httpx.InvalidURL as exc:
@@ -197,8 +255,8 @@ def _too_big(shown: str, size_text: str, cap: int, max_bytes: int, budget: int) 
     return InputError(f"{shown}: download {size_text} is over {why}")
 
 
-def _save(resp, current: str, shown: str, workdir: str, cap: int, max_bytes: int, budget: int,
-          deadline: float, timeout: float, redirects: int, progress: bool) -> Download:
+async def _save(resp, current: str, shown: str, workdir: str, cap: int, max_bytes: int, budget: int,
+                redirects: int, progress: bool) -> Download:
     ctype = resp.headers.get("content-type", "").partition(";")[0].strip().lower()
     length = resp.headers.get("content-length", "")
     total = int(length) if length.isdigit() else None
@@ -210,15 +268,14 @@ def _save(resp, current: str, shown: str, workdir: str, cap: int, max_bytes: int
     size = 0
     try:
         with os.fdopen(fd, "wb") as fh, LazyProgress(f"fetching {shown}", enabled=progress) as bar:
-            for raw in resp.iter_raw(CHUNK):
+            async for raw in resp.aiter_raw():  # each piece as it arrives (at most one read's worth)
                 data = decoder.feed(raw, cap - size)
                 size += len(data)
                 if size > cap:
                     raise _too_big(shown, f"passed {format_size(cap)}", cap, max_bytes, budget)
                 fh.write(data)
-                if time.monotonic() > deadline:
-                    raise InputError(f"{shown}: timed out (time limit {timeout:g} s, RLM_FETCH_TIMEOUT)")
                 bar.update(size, total)
+            decoder.finish()
     except BaseException:
         os.unlink(path)
         raise

@@ -18,6 +18,13 @@ terminal and with stdin closed (no password or host-key prompt can block), under
 sources, never ``ext``), symlinks are checked out as plain files holding the link's target
 (``core.symlinks=false``: a hostile repository cannot make the loader read outside the checkout, even
 with ``--follow-symlinks``), and Git LFS smudging is skipped.
+
+Size bounds, checked on the fetched commit's tree (``git ls-tree -r -l``) before anything is
+checked out, since a repository of a few kB can re-use one large blob in tree after tree: the files
+together may not pass what is left of ``--max-input-size`` nor ``RLM_GIT_MAX_BYTES`` (default
+2 GB), and there may be no more than ``RLM_GIT_MAX_FILES`` of them (default 200,000). A refused
+or failed clone leaves nothing in the cache, and a checkout cloned for a load that then failed is
+removed (:meth:`Checkout.discard`): the cache keeps only checkouts that were loaded.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from rlm_cli.loader.lazy_progress import LazyProgress
 from rlm_cli.loader.remote import RemoteSpec, env_number
 
 DEFAULT_TIMEOUT = 300.0  # seconds per git command
+DEFAULT_MAX_BYTES = 2_000_000_000  # bytes of files in one checkout (RLM_GIT_MAX_BYTES)
+DEFAULT_MAX_FILES = 200_000  # files in one checkout (RLM_GIT_MAX_FILES)
 STALE_SECONDS = 3600.0  # a checkout of another commit is removed once this old
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@']*@")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -69,13 +78,30 @@ def cache_key(spec: RemoteSpec) -> str:
 @dataclass
 class Checkout:
     """A checkout ready to load: ``path`` (its directory), ``commit`` (full id), ``how``
-    (``"cloned"``, ``"cached"`` or ``"cached (offline)"``), ``ref`` and ``display`` of the source."""
+    (``"cloned"``, ``"cached"`` or ``"cached (offline)"``), ``ref`` and ``display`` of the source;
+    ``fresh``: this call made the checkout (so :meth:`discard` may remove it)."""
 
     path: str
     commit: str
     how: str
     ref: str | None
     display: str
+    fresh: bool = False
+
+    def discard(self) -> None:
+        """Remove the checkout when this call made it (its load failed: never keep what was not
+        loaded), and the cache entry's state when it names it. Idempotent; a reused checkout stays."""
+        if not self.fresh:
+            return
+        self.fresh = False
+        entry = Path(self.path).parent
+        state = _read_state(entry)
+        if state is not None and state.get("commit") == self.commit:
+            with contextlib.suppress(OSError):
+                (entry / "state.json").unlink()
+        from rlm_cli.repl.sandbox import remove_tree
+
+        remove_tree(self.path)
 
     def describe(self) -> str:
         """One line for ``rlm ls``: ``cloned commit abc1234 at ref main``."""
@@ -173,8 +199,10 @@ def _write_state(entry: Path, commit: str, fingerprint: str | None) -> None:
                                                    "checked_at": time.time()}))
 
 
-def _clone(spec: RemoteSpec, entry: Path, timeout: float, progress: bool) -> str:
-    """Shallow-fetch ``spec`` into a temporary directory and rename it to ``entry/<commit>``."""
+def _clone(spec: RemoteSpec, entry: Path, timeout: float, progress: bool, budget: int | None) -> tuple[str, bool]:
+    """Shallow-fetch ``spec`` into a temporary directory, check its tree (:func:`_check_tree`), check
+    it out and rename it to ``entry/<commit>``. Returns ``(commit, fresh)``: ``fresh`` False when a
+    concurrent run's identical checkout won the rename (and is used)."""
     tmp = tempfile.mkdtemp(prefix="tmp-", dir=entry)
     try:
         git = _git_args(spec)
@@ -187,6 +215,7 @@ def _clone(spec: RemoteSpec, entry: Path, timeout: float, progress: bool) -> str
         if proc.returncode != 0:
             raise InputError(f"cannot clone {spec.display}"
                              + (f" at {spec.ref}" if spec.ref else "") + f": {_reason(proc, spec)}")
+        _check_tree(spec, tmp, budget, timeout)
         proc = _run([*git, "-C", tmp, "checkout", "-q", "--detach", "FETCH_HEAD"], spec, timeout, "check out")
         if proc.returncode != 0:
             raise InputError(f"cannot check out {spec.display}: {_reason(proc, spec)}")
@@ -201,10 +230,82 @@ def _clone(spec: RemoteSpec, entry: Path, timeout: float, progress: bool) -> str
             if not (final / ".git").is_dir():  # not a concurrent run's finished checkout: a real error
                 raise
             shutil.rmtree(tmp, ignore_errors=True)  # another run got there first: use theirs
-        return commit
+            return commit, False
+        return commit, True
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _tree_limits(budget: int | None) -> tuple[int, str, int]:
+    """``(max bytes, why, max files)`` for one checkout."""
+    from rlm_cli.loader.options import format_size
+
+    max_bytes = int(env_number("RLM_GIT_MAX_BYTES", DEFAULT_MAX_BYTES, integer=True))
+    max_files = int(env_number("RLM_GIT_MAX_FILES", DEFAULT_MAX_FILES, integer=True))
+    if budget is not None and budget < max_bytes:
+        return max(budget, 0), f"what is left of --max-input-size ({format_size(max(budget, 0))})", max_files
+    return max_bytes, f"the checkout limit ({format_size(max_bytes)}, RLM_GIT_MAX_BYTES)", max_files
+
+
+def _check_tree(spec: RemoteSpec, repo: str, budget: int | None, timeout: float) -> None:
+    """Refuse the fetched commit (``FETCH_HEAD`` in ``repo``) before its checkout when its files
+    pass the byte or file-count limit (:func:`_tree_limits`). ``git ls-tree -r -l -z`` is read as it
+    streams and stopped at the first excess, so a tree of millions of entries costs no memory.
+    Raises :class:`InputError`."""
+    import threading
+
+    from rlm_cli.loader.options import format_size
+
+    max_bytes, why, max_files = _tree_limits(budget)
+    try:
+        proc = subprocess.Popen([*_git_args(spec), "-C", repo, "ls-tree", "-r", "-l", "-z", "FETCH_HEAD"],
+                                env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError as exc:
+        raise InputError(f"cannot check out {spec.display}: git is not available ({exc.strerror})") from None
+
+    def kill() -> None:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, kill)
+    timer.daemon = True
+    timer.start()
+    files = size = 0
+    refusal = None
+    try:
+        rest = b""
+        assert proc.stdout is not None
+        while refusal is None and (chunk := proc.stdout.read1(1 << 16)):
+            *records, rest = (rest + chunk).split(b"\0")
+            for record in records:  # "<mode> <type> <object> <size>\t<path>"
+                meta = record.partition(b"\t")[0].split()
+                if len(meta) != 4 or meta[1] != b"blob":
+                    continue  # a submodule's commit: nothing checked out
+                files += 1
+                size += int(meta[3]) if meta[3].isdigit() else 0
+                if files > max_files:
+                    refusal = f"it holds more than {max_files:,} files (RLM_GIT_MAX_FILES)"
+                elif size > max_bytes:
+                    refusal = f"its files pass {why} ({format_size(size)} in the first {files:,} files)"
+                if refusal:
+                    break
+        if refusal is None:
+            proc.wait()
+    finally:
+        timed_out = not timer.is_alive() and refusal is None and proc.returncode != 0
+        timer.cancel()
+        if proc.returncode is None:
+            kill()
+        proc.stdout.close()
+        proc.wait()
+    if refusal:
+        raise InputError(f"refused {spec.display} before checkout: {refusal}")
+    if timed_out:
+        raise InputError(f"cannot check out {spec.display}: git took longer than {timeout:g} s (RLM_GIT_TIMEOUT)")
+    if proc.returncode != 0:
+        raise InputError(f"cannot check out {spec.display}: git ls-tree failed (status {proc.returncode})")
 
 
 def _prune(entry: Path, keep: str) -> None:
@@ -217,12 +318,14 @@ def _prune(entry: Path, keep: str) -> None:
                 shutil.rmtree(child, ignore_errors=True)
 
 
-def checkout(spec: RemoteSpec, *, progress: bool = True) -> Checkout:
-    """A checkout of ``spec`` (a git :class:`RemoteSpec`) in the cache; see the module doc. ``progress``:
-    a spinner on a terminal while git runs longer than half a second.
+def checkout(spec: RemoteSpec, *, budget: int | None = None, progress: bool = True) -> Checkout:
+    """A checkout of ``spec`` (a git :class:`RemoteSpec`) in the cache; see the module doc. ``budget``:
+    bytes left of ``--max-input-size`` (None: only the cache's caps); ``progress``: a spinner on a
+    terminal while git runs longer than half a second.
 
     Raises :class:`InputError` (exit 2) when the remote or the ref does not exist or cannot be
-    reached and nothing is cached, when git is missing, or when git outlives ``RLM_GIT_TIMEOUT``.
+    reached and nothing is cached, when git is missing, when git outlives ``RLM_GIT_TIMEOUT``, and
+    when the commit's files pass ``budget``, ``RLM_GIT_MAX_BYTES`` or ``RLM_GIT_MAX_FILES``.
     """
     timeout = env_number("RLM_GIT_TIMEOUT", DEFAULT_TIMEOUT)
     entry = cache_root() / cache_key(spec)
@@ -245,7 +348,7 @@ def checkout(spec: RemoteSpec, *, progress: bool = True) -> Checkout:
             raise InputError(f"no ref {spec.ref or 'HEAD'!r} in {spec.display}")
         if state is not None and state.get("fingerprint") == fingerprint:
             return Checkout(str(entry / state["commit"]), state["commit"], "cached", spec.ref, spec.display)
-    commit = _clone(spec, entry, timeout, progress)
+    commit, fresh = _clone(spec, entry, timeout, progress, budget)
     _write_state(entry, commit, fingerprint)
     _prune(entry, commit)
-    return Checkout(str(entry / commit), commit, "cloned", spec.ref, spec.display)
+    return Checkout(str(entry / commit), commit, "cloned", spec.ref, spec.display, fresh)

@@ -200,12 +200,21 @@ def env_number(name: str, default: float, *, integer: bool = False) -> float:
 class Resolved:
     """Sources with every remote replaced by a local path: ``sources`` (in order), ``names``
     (local path -> displayed path or directory prefix), ``origins`` (what each remote became),
-    ``temp_files`` (downloads to delete after the load: :meth:`cleanup`)."""
+    ``temp_files`` (downloads to delete after the load: :meth:`cleanup`), ``checkouts`` (the git
+    checkouts, :class:`~rlm_cli.loader.git_remote.Checkout`: :meth:`discard_checkouts` when the load
+    fails)."""
 
     sources: list[str]
     names: dict[str, str] = field(default_factory=dict)
     origins: list[SourceOrigin] = field(default_factory=list)
     temp_files: list[str] = field(default_factory=list)
+    checkouts: list = field(default_factory=list)
+
+    def discard_checkouts(self) -> None:
+        """Remove the checkouts this resolution cloned (the load that needed them failed: the cache
+        keeps only what was loaded); reused ones stay. Idempotent."""
+        for got in self.checkouts:
+            got.discard()
 
     def cleanup(self) -> None:
         """Delete the downloaded files (idempotent)."""
@@ -249,11 +258,13 @@ def resolve_remote(sources: list[str], max_input_size: int, workdir: str, *,
             else:
                 from rlm_cli.loader.git_remote import checkout
 
-                got = checkout(spec, progress=progress)
+                got = checkout(spec, budget=budget, progress=progress)
+                out.checkouts.append(got)
                 out.sources[i] = got.path
                 out.names[got.path] = spec.display + "/"
                 out.origins.append(SourceOrigin(spec.display, "git", got.describe()))
     except BaseException:
         out.cleanup()
+        out.discard_checkouts()
         raise
     return out

@@ -352,6 +352,9 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
             raise
         finally:
             conversions.close()
+    except BaseException:
+        remote.discard_checkouts()  # a clone made for a load that failed is not kept
+        raise
     finally:
         for tmp in spooled:
             with contextlib.suppress(OSError):

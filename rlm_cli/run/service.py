@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,9 +114,9 @@ def load_request(req: RunRequest) -> LoadedRun:
         from rlm_cli.trajectory.recorder import check_log_path
 
         check_log_path(req.log)
-    workdir = Path(tempfile.mkdtemp(prefix="rlm-run-"))
-    if os.geteuid() == 0:  # searchable (not listable), so a REPL dropped to an unprivileged uid reaches its dir
-        os.chmod(workdir, 0o711)
+    from rlm_cli.run.rundirs import make_run_dir
+
+    workdir = make_run_dir()  # with its owner's marker; stale ones of killed runs removed first
     run = LoadedRun(workdir, None, backend)
     settings = req.settings
     models = [settings.model, settings.sub_model or settings.model]

@@ -24,7 +24,7 @@ from typing import Any
 
 from rlm_cli.context import CHARS_PER_TOKEN
 from rlm_cli.errors import UsageError
-from rlm_cli.run import session_store
+from rlm_cli.run import session_lock, session_store
 
 MAX_LISTED = 40  # file and variable names listed to the root LM per kind
 ANSWER_CHARS = 4000  # of the previous answer repeated in the follow-up message
@@ -178,10 +178,17 @@ class SessionLink:
         """Store the session after a run that ended with ``status`` and ``answer`` and wrote its
         trajectory to ``log_path``: the root history, the fingerprints, the REPL state (the new one;
         the previous one stays when this run saved none). Returns warnings (one line each)."""
-        from rlm_cli.repl.state import SavedState
 
         if not self.persist:
             return []
+        try:
+            return self._store(answer, status, log_path)
+        finally:
+            session_lock.release(self.id)
+
+    def _store(self, answer: str | None, status: str, log_path: Path | None) -> list[str]:
+        from rlm_cli.repl.state import SavedState
+
         hashing = self._hashing
         if not self.fingerprints and hashing is not None and hashing.done() and not hashing.cancelled() \
                 and hashing.exception() is None:
@@ -243,22 +250,31 @@ def _source_records(sources: list[str]) -> list[dict]:
 
 
 def new_session(sources: list[str], persist: bool = True) -> SessionLink:
-    """A link for a fresh run over ``sources`` (a new session id)."""
-    return SessionLink(id=uuid.uuid4().hex[:12], sources=list(sources), source_records=_source_records(sources),
+    """A link for a fresh run over ``sources`` (a new session id, locked while the run goes on when
+    it is to be stored: :mod:`rlm_cli.run.session_lock`)."""
+    link = SessionLink(id=uuid.uuid4().hex[:12], sources=list(sources), source_records=_source_records(sources),
                        cwd=os.getcwd(), persist=persist)
+    if persist:
+        session_lock.acquire(link.id)
+    return link
 
 
 def continue_session(run: str | None, sources: list[str], persist: bool = True) -> SessionLink:
     """A link continuing the run ``run`` names (an id or id prefix as ``rlm logs`` shows it, or a
     trajectory file; None: the latest run), loading its sources plus ``sources``. Raises
     :class:`~rlm_cli.errors.UsageError` (exit 2) when there is no such run, it cannot be continued, or
-    nothing would be loaded."""
+    nothing would be loaded, and :class:`~rlm_cli.run.session_lock.SessionBusy` (exit 1) when
+    another run of the conversation holds it past ``RLM_SESSION_WAIT``."""
     from rlm_cli.settings.paths import log_dir
     from rlm_cli.trajectory.store import load, resolve
 
     path = resolve(run, log_dir())
     doc = load(path)
     sid = doc.get("id")
+    if persist and isinstance(sid, str) and session_store.session_dir(sid) is not None:
+        session_lock.acquire(sid)  # waits for a run of this conversation in progress (SessionBusy)
+        path = resolve(sid, log_dir())  # that run may have stored a turn and moved the trajectory
+        doc = load(path)
     record = session_store.load_record(sid) if isinstance(sid, str) else None
     if record is None:
         raise UsageError(f"run {sid or path} cannot be continued: no saved conversation state for it "
