@@ -60,7 +60,12 @@ def prewarm(models: list[str], backend: str = "auto") -> threading.Thread:
     thread, so that this CPU work overlaps the context loading and the REPL start-up instead of
     delaying the first root LM call (the OpenAI SDK and its transport take ~1 s to import, litellm
     ~3 s). Errors are ignored here: the call that needs the module raises them. Returns the
-    (daemon) thread."""
+    (daemon) thread.
+
+    Every import it makes holds :data:`rlm_cli.lm.imports.IMPORT_LOCK`, as every lazy import of
+    these libraries in the main thread does: a call that needs a library the thread is importing
+    waits for that import, and never runs a second one beside it (two threads importing litellm,
+    httpx and the SDK at once could leave one with a partially initialised module)."""
     from rlm_cli.lm import backend_openai
 
     def work() -> None:

@@ -127,7 +127,9 @@ def _next_url(current: str, location: str | None, shown: str) -> str:
 
 
 def _connect_error(exc: Exception, shown: str, timeout: float) -> InputError:
-    import httpx
+    from rlm_cli.lm.imports import load
+
+    httpx = load("httpx")  # not beside the prewarm thread's import of litellm (and httpx)
 
     if isinstance(exc, httpx.ConnectTimeout):
         return InputError(f"{shown}: could not connect (timed out)")
@@ -151,7 +153,9 @@ def download(url: str, workdir: str, budget: int, *, progress: bool = True) -> D
     error status, a DNS or connection failure, a refused or looping redirect, a body over the cap,
     the time limit, or an unsupported encoding. ``OSError`` from writing ``workdir`` propagates.
     """
-    import httpx
+    from rlm_cli.lm.imports import load
+
+    httpx = load("httpx")  # not beside the prewarm thread's import of litellm (and httpx)
 
     max_bytes, timeout, connect_timeout = _limits()
     cap = min(max_bytes, max(budget, 0))
