@@ -53,3 +53,22 @@ class BudgetExceeded(RlmError):
     def __init__(self, budget: str, message: str) -> None:
         super().__init__(message)
         self.budget = budget
+
+
+def debug_enabled() -> bool:
+    """True when tracebacks were asked for: ``--debug`` on the command line, or ``RLM_DEBUG`` set
+    (not ``0``)."""
+    import os
+    import sys
+
+    return os.environ.get("RLM_DEBUG", "") not in ("", "0") or "--debug" in sys.argv[1:]
+
+
+def debug_traceback(exc: BaseException) -> None:
+    """Print ``exc``'s traceback (with what it wraps) on stderr under ``--debug``; nothing otherwise.
+    For unexpected exceptions that a run turns into a one-line error."""
+    if debug_enabled():
+        import sys
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from rlm_cli.lm import imports
 from rlm_cli.lm.errors import (
     Fault,
     MalformedReply,
@@ -32,19 +33,23 @@ _litellm = None
 
 
 def load_litellm():
-    """Import and configure litellm once (offline cost map, no banners, quiet logging)."""
+    """Import and configure litellm once (offline cost map, no banners, quiet logging), under
+    :data:`rlm_cli.lm.imports.IMPORT_LOCK`: a caller that comes while the prewarm thread imports it
+    waits for that import instead of running a second one beside it."""
     global _litellm
-    if _litellm is None:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        os.environ.setdefault("LITELLM_LOG", "ERROR")
-        import litellm
-
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False
-        litellm.drop_params = True
-        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-        _litellm = litellm
+    if _litellm is not None:
+        return _litellm
+    with imports.IMPORT_LOCK:  # a prewarm thread may be importing it: wait for the whole module
+        if _litellm is None:
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            os.environ.setdefault("LITELLM_LOG", "ERROR")
+            litellm = imports.load("litellm")
+            litellm.suppress_debug_info = True
+            litellm.telemetry = False
+            litellm.drop_params = True
+            for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+            _litellm = litellm
     return _litellm
 
 

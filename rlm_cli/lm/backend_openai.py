@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from rlm_cli.lm import pricing
+from rlm_cli.lm import imports, pricing
 from rlm_cli.lm.errors import (
     FatalLMError,
     Fault,
@@ -53,12 +53,28 @@ def handles(model: str) -> bool:
     return model.startswith(PREFIX) and len(model) > len(PREFIX)
 
 
-def warm_up() -> None:
-    """Import the SDK and its aiohttp transport, and build the TLS context (what the first call
-    would)."""
-    import openai
+CALL_TIME_MODULES = ("openai", "httpx2", "anyio._backends._asyncio", "anyio.streams.memory",
+                     "anyio.streams.stapled", "concurrent.futures.thread", "encodings.idna", "queue",
+                     "stringprep")
+"""What the first call imports besides the SDK itself (openai 3.57 over aiohttp: its transport's
+anyio backend, the resolver's thread pool, IDNA host names): imported by :func:`warm_up`, so that a
+call made while the prewarm imports litellm imports nothing (``tests/unit/test_lm_imports.py``
+checks the list)."""
 
-    _http_client(openai)
+_warm = threading.Event()
+
+
+def warm_up() -> None:
+    """Import the SDK, its aiohttp transport and what its first call imports
+    (:data:`CALL_TIME_MODULES`), under :data:`rlm_cli.lm.imports.IMPORT_LOCK`, and build the TLS
+    context. Called by the prewarm thread and before the first client is made (then a no-op)."""
+    if _warm.is_set():
+        return
+    with imports.IMPORT_LOCK:
+        imports.load_all(CALL_TIME_MODULES)
+        with contextlib.suppress(ImportError):
+            _http_client(imports.load("openai"))  # the transport's own imports and the TLS context
+        _warm.set()
 
 
 def _http_client(openai):
@@ -86,9 +102,7 @@ def _tls_context():
     with _tls_lock:
         if not _tls:
             try:
-                import httpx2
-
-                _tls.append(httpx2.create_ssl_context())
+                _tls.append(imports.load("httpx2").create_ssl_context())
             except Exception:
                 _tls.append(None)
         return _tls[0]
@@ -125,8 +139,8 @@ class OpenAIBackend:
         key = api_key or os.environ.get("OPENAI_API_KEY") or None
         client = self._clients.get((base, key))
         if client is None:
-            import openai
-
+            warm_up()
+            openai = imports.load("openai")
             if key is None:
                 raise FatalLMError("openai: no API key; set OPENAI_API_KEY (a local server accepts any "
                                    "value) or pass --api-base for a local server", "auth")
@@ -171,7 +185,7 @@ class OpenAIBackend:
         """One streamed call; ``on_delta`` gets each text piece. Returns (text, the chunk that carried
         usage, or None when the server sent none). Raises :class:`MalformedReply` for an event that
         is not JSON or carries an error, and for a stream that ends before its finish reason."""
-        import openai
+        openai = imports.load("openai")
 
         client, body, options = self.prepare(kwargs)
         body.update(stream=True, stream_options={"include_usage": True})
@@ -207,7 +221,7 @@ class OpenAIBackend:
     @staticmethod
     def fault(exc: BaseException) -> Fault:
         """What the OpenAI SDK's exception says, as a :class:`~rlm_cli.lm.errors.Fault`."""
-        import openai
+        openai = imports.load("openai")
 
         response = getattr(exc, "response", None)
         kind = None

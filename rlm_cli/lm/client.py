@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlm_cli.errors import ProviderError, UsageError
+from rlm_cli.errors import ProviderError, UsageError, debug_traceback
 from rlm_cli.lm.backend_litellm import LitellmBackend, load_litellm
 from rlm_cli.lm.errors import FatalLMError, MalformedReply, TransientLMError, parse_retry_after
 from rlm_cli.lm.replies import estimated_usage, usage_of
@@ -43,9 +43,9 @@ BACKENDS = ("auto", "litellm")
 """Values of ``RLM_LM_BACKEND``: ``auto`` (``openai/`` models via the OpenAI SDK, the rest via
 litellm) or ``litellm`` (everything via litellm)."""
 
-REFUSED_RETRIES = 2
-"""Retries after a refused connection (nothing listens on the port): a wrong ``--api-base`` fails
-in seconds instead of backing off for a minute."""
+REFUSED_RETRIES = 1
+"""Retries after a refused connection (nothing listens on the port) or a failed DNS lookup: a wrong
+``--api-base`` or an unreachable provider fails in seconds instead of backing off for a minute."""
 
 
 def check_backend(name: str) -> str:
@@ -60,7 +60,12 @@ def prewarm(models: list[str], backend: str = "auto") -> threading.Thread:
     thread, so that this CPU work overlaps the context loading and the REPL start-up instead of
     delaying the first root LM call (the OpenAI SDK and its transport take ~1 s to import, litellm
     ~3 s). Errors are ignored here: the call that needs the module raises them. Returns the
-    (daemon) thread."""
+    (daemon) thread.
+
+    Every import it makes holds :data:`rlm_cli.lm.imports.IMPORT_LOCK`, as every lazy import of
+    these libraries in the main thread does: a call that needs a library the thread is importing
+    waits for that import, and never runs a second one beside it (two threads importing litellm,
+    httpx and the SDK at once could leave one with a partially initialised module)."""
     from rlm_cli.lm import backend_openai
 
     def work() -> None:
@@ -114,7 +119,8 @@ class LMClient:
     """Makes LM calls for one run.
 
     ``api_base``: an OpenAI-compatible server (optional); ``timeout_s``: per request, seconds;
-    ``max_retries``: retries after the first attempt for transient failures; ``concurrency``: LM
+    ``max_retries``: retries after the first attempt for rate limits (429), server errors (5xx),
+    timeouts and unusable replies (an unreachable server: :data:`REFUSED_RETRIES` at most); ``concurrency``: LM
     requests in flight at once over the whole run; ``options``: extra keyword arguments per role
     (``"root"``/``"sub"``), litellm-style; ``prices``: model -> :class:`Price` for models litellm's
     map does not price; ``backend``: one of :data:`BACKENDS`; ``backend_override``: when set, the one
@@ -128,7 +134,7 @@ class LMClient:
     api_base: str | None = None
     api_key: str | None = None
     timeout_s: float = 300.0
-    max_retries: int = 6
+    max_retries: int = 3
     concurrency: int = 16
     options: dict[str, dict] = field(default_factory=dict)
     prices: dict[str, Price] = field(default_factory=dict)
@@ -232,6 +238,8 @@ class LMClient:
                 retries = min(self.max_retries, REFUSED_RETRIES) if refused else self.max_retries
                 if isinstance(err, FatalLMError) or attempt > retries:
                     if isinstance(err, FatalLMError):
+                        if err.kind == "other":  # no rule knew this exception: maybe a bug
+                            debug_traceback(exc)
                         raise err from exc
                     raise ProviderError(f"{err} (gave up after {attempt} attempts)") from exc
                 delay = self._backoff(attempt, getattr(err, "retry_after", None))

@@ -26,8 +26,8 @@ from rlm_cli.secrets import redact
 class TransientLMError(Exception):
     """A failure worth retrying (429, 5xx, timeout, connection); ``retry_after`` in seconds or None.
 
-    ``refused`` is True when the server's port refused the connection (nothing listens there):
-    retried a little only, since waiting rarely helps.
+    ``refused`` is True when the server is unreachable (its port refused the connection, or its
+    name did not resolve): retried once at most, since waiting rarely helps.
     """
 
     def __init__(self, message: str, retry_after: float | None = None, cause: BaseException | None = None) -> None:
@@ -52,10 +52,21 @@ class FatalLMError(ProviderError):
         self.kind = kind
 
 
+UNREACHABLE = ("connection refused", "connect call failed", "name or service not known",
+               "nodename nor servname", "temporary failure in name resolution", "getaddrinfo failed",
+               "no address associated with hostname")
+"""What a refused connection or a failed DNS lookup says, in the exception or what it wraps."""
+
+
 def _refused(exc: BaseException | None) -> bool:
+    """Whether the server is unreachable: the connection was refused or its name did not resolve."""
+    import socket
+
     seen = 0
     while exc is not None and seen < 10:
-        if isinstance(exc, ConnectionRefusedError) or "connection refused" in str(exc).lower():
+        if isinstance(exc, ConnectionRefusedError | socket.gaierror):
+            return True
+        if any(m in str(exc).lower() for m in UNREACHABLE):
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
@@ -97,16 +108,62 @@ def status_of(exc: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
-def short_message(exc: BaseException) -> str:
+MAX_MESSAGE = 300
+TRACEBACK = "Traceback (most recent call last):"
+
+
+def short_message(exc: BaseException, limit: int = MAX_MESSAGE) -> str:
     """The provider's message on one line, without litellm's repeated class-name prefixes, secrets
-    redacted (before it is cut, so no part of a key survives the cut), at most 300 chars."""
-    text = redact(" ".join(str(exc).split()))
+    redacted (before it is cut, so no part of a key survives the cut), at most ``limit`` characters,
+    cut between words (ending in ``…``). A library traceback quoted in the message (litellm puts
+    one in some ``APIConnectionError`` texts) is replaced by its last line, the exception it ended
+    in (``KeyError: 'content'``)."""
+    raw = redact(str(exc))
+    if TRACEBACK in raw:
+        head, _, trace = raw.partition(TRACEBACK)
+        lines = [ln.strip() for ln in trace.splitlines() if ln.strip() and not ln.startswith((" ", "\t"))]
+        last = lines[-1] if lines else ""
+        raw = last if last and (not head.strip() or head.strip() in last) else f"{head.strip()} ({last})".strip()
+    text = " ".join(raw.split())
     for prefix in ("litellm.", "OpenAIException - ", "Error code: "):
         text = text.replace(prefix, "")
     name = type(exc).__name__ + ": "
     while text.startswith(name):
         text = text[len(name):]
-    return text[:300]
+    return cut_words(text, limit)
+
+
+def cut_words(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else cut at the last space before it, with ``…``."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:-(") + "…"
+
+
+def key_variables(model: str) -> tuple[str, ...]:
+    """The environment variables that hold the API key for ``model``'s provider (its litellm prefix):
+    rlm's provider table (:mod:`rlm_cli.settings.providers`), else what litellm says is missing for
+    the model when litellm is loaded (``litellm.validate_environment``), else ``PROVIDER_API_KEY``."""
+    from rlm_cli.settings.providers import PROVIDERS
+
+    provider = model.partition("/")[0].lower() if "/" in model else "openai"
+    for p in PROVIDERS:
+        if p.name == provider:
+            return p.key_vars
+    import sys
+
+    litellm = sys.modules.get("litellm")
+    if litellm is not None and hasattr(litellm, "validate_environment"):
+        try:
+            missing = litellm.validate_environment(model).get("missing_keys") or []
+        except Exception:
+            missing = []
+        names = tuple(k for k in missing if isinstance(k, str) and k.isupper() and "KEY" in k)
+        if names:
+            return names
+    return (f"{provider.upper()}_API_KEY",)
 
 
 @dataclass
@@ -139,8 +196,10 @@ def classify(fault: Fault, model: str, cause: BaseException | None = None) -> Ex
     if kind == "context_window":
         return FatalLMError(f"{model}: the prompt is longer than the model's context window", "context_window")
     if kind == "auth" or status in (401, 403):
-        return FatalLMError(f"{model}: authentication failed ({text}); check the provider's API key variable "
-                            "(e.g. OPENAI_API_KEY)", "auth")
+        names = " or ".join(key_variables(model))
+        missing = "api key" in text.lower() and any(w in text.lower() for w in ("missing", "no api key", "not set"))
+        what = f"no API key: set {names}" if missing else f"authentication failed; check {names}"
+        return FatalLMError(f"{model}: {what} ({cut_words(text, 160)})", "auth")
     if kind == "not_found" or status == 404:
         return FatalLMError(f"{model}: model or endpoint not found ({text})", "not_found")
     if kind == "unknown_provider":

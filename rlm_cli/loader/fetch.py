@@ -146,7 +146,9 @@ def _next_url(current: str, location: str | None, shown: str) -> str:
 
 
 def _connect_error(exc: Exception, shown: str, timeout: float) -> InputError:
-    import httpx
+    from rlm_cli.lm.imports import load
+
+    httpx = load("httpx")  # not beside the prewarm thread's import of litellm (and httpx)
 
     if isinstance(exc, httpx.ConnectTimeout):
         return InputError(f"{shown}: could not connect (timed out)")
@@ -213,7 +215,9 @@ async def _download_within(url: str, workdir: str, budget: int, progress: bool, 
 
 async def _download(url: str, workdir: str, budget: int, progress: bool, max_bytes: int, timeout: float,
                     connect_timeout: float) -> Download:
-    import httpx
+    from rlm_cli.lm.imports import load
+
+    httpx = load("httpx")  # not beside the prewarm thread's import of litellm (and httpx)
 
     cap = min(max_bytes, max(budget, 0))
     shown = redact(url)

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlm_cli.context import ContextWriter, LoadedContext
-from rlm_cli.errors import BudgetExceeded, RlmError
+from rlm_cli.errors import BudgetExceeded, RlmError, debug_traceback
 from rlm_cli.lm.client import FatalLMError, LMClient
+from rlm_cli.lm.errors import short_message
 from rlm_cli.lm.replies import MAX_REPLY_CHARS, clip_reply
 from rlm_cli.loader.tree import render_tree
 from rlm_cli.repl.process import FatalStepError, ReplProcess
@@ -446,7 +447,9 @@ async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus
     except RlmError as exc:
         result = RunResult("error", None, {"type": type(exc).__name__, "message": str(exc)})
     except Exception as exc:  # a bug or an unexpected library failure: still end cleanly
-        result = RunResult("error", None, {"type": type(exc).__name__, "message": str(exc) or repr(exc)})
+        debug_traceback(exc)
+        result = RunResult("error", None, {"type": type(exc).__name__,
+                                           "message": short_message(exc) or type(exc).__name__})
     finally:
         for repl in list(state.repls):
             with contextlib.suppress(Exception):
