@@ -18,8 +18,10 @@ from rich.tree import Tree
 
 from rlm_cli.run.citations import summary as citation_summary
 from rlm_cli.view import fmt
+from rlm_cli.view.phrases import Phrases
 from rlm_cli.view.safe import inline
 from rlm_cli.view.tree import CallNode, IterNode, RlmNode, RunModel, StepNode
+from rlm_cli.view.words import is_sandbox_notice, outcome
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 OK, FAIL, WARN = "green", "red", "yellow"
@@ -122,41 +124,49 @@ class Renderer:
                 cites = tree.add(_line(("citations ", "bold"), (headline, WARN if problems else "dim")))
                 for problem in problems:
                     cites.add(_line(("✗ ", FAIL), fmt.one_line(problem, 0 if o.full else 300)))
-        if m.error and m.status != "answered":
+        if m.error and m.status not in ("answered", "budget_exhausted"):  # a budget: the footer says which
             err = m.error if isinstance(m.error, dict) else {"message": m.error}
-            tree.add(Text(f"✗ {inline(err.get('type', 'error'), 200)}: {fmt.clean(err.get('message'))}",
-                          style=FAIL))
-        notices = m.notices if o.mode == "show" else m.notices[-3:]
+            kind = inline(err.get("type", "error"), 200)
+            message = fmt.clean(err.get("message"))
+            if kind == "interrupted":  # the engine's code for Ctrl-C: say it in words, once
+                tree.add(Text(f"✗ {message or 'interrupted'}", style=FAIL))
+            else:
+                tree.add(Text(f"✗ {kind}: {message}", style=FAIL))
+        # The weaker-sandbox warning is said once above the live tree, not pinned in it (view.words).
+        notices = m.notices if o.mode == "show" else [n for n in m.notices if not is_sandbox_notice(n[1])][-3:]
         for level, message in notices:
             tree.add(_line(("⚠ " if level != "info" else "ℹ ", WARN if level != "info" else "dim"),
                            fmt.one_line(message, 0 if o.mode == "show" else 300)))
         return tree
 
-    def footer(self) -> Text:
-        """One line (wrapped when narrow): elapsed, iterations, sub-calls, tokens, cost, budgets left."""
+    def footer(self) -> Phrases:
+        """Elapsed (or how the run ended, in words), iterations, sub-calls, tokens, cost, budgets left:
+        phrases on one line, broken between phrases (never inside one) when the width is short."""
         m = self.m
-        t = Text()
+        out = Phrases()
         elapsed = m.elapsed()
         if m.finished:
-            t.append(inline(m.status, 100), style=OK if m.status == "answered" else (FAIL if m.status == "error" else WARN))
-            t.append(f" in {fmt.seconds(elapsed)}" if elapsed is not None else "")
+            words = outcome(m.status, elapsed, exhausted=m.exhausted, limits=m.limits)
+            out.add(words, style=OK if m.status == "answered" else (FAIL if m.status == "error" else WARN))
         else:
-            t.append(f"⏱ {fmt.seconds(elapsed)}" if elapsed is not None else "unfinished log", style="bold")
+            out.add(f"⏱ {fmt.seconds(elapsed)}" if elapsed is not None else "unfinished log", style="bold")
         nested = m.iterations - m.root_iterations
-        t.append(f" · iterations {m.root_iterations}" + (f" (+{nested} nested)" if nested else ""))
-        t.append(f" · sub-calls {m.calls_done:,} done")
+        out.add(f"iterations {m.root_iterations}" + (f" (+{nested} nested)" if nested else ""))
+        calls = Text(f"sub-calls {m.calls_done:,} done")
         if m.calls_failed:
-            t.append(f" ({m.calls_failed:,} failed)", style=FAIL)
+            calls.append(f" ({m.calls_failed:,} failed)", style=FAIL)
         if m.calls_running:
-            t.append(f", {m.calls_running:,} running", style="cyan")
-        queued = m.calls_queued if not m.finished else 0
-        if queued > 0:
-            t.append(f", {queued:,} queued", style="dim")
-        t.append(f" · tokens {fmt.tokens(m.tokens_in)} in / {fmt.tokens(m.tokens_out)} out · {fmt.usd(m.cost)}")
-        left = m.budget_left()
-        if left:
-            t.append(" · left: " + ", ".join(f"{name} {value}" for name, value in left), style="dim")
-        return t
+            calls.append(f", {m.calls_running:,} running", style="cyan")
+        if m.calls_queued > 0:
+            calls.append(f", {m.calls_queued:,} queued", style="dim")
+        if m.calls_cancelled:
+            calls.append(f", {m.calls_cancelled:,} cancelled", style=WARN)
+        out.add(calls)
+        out.add(f"tokens {fmt.tokens(m.tokens_in)} in / {fmt.tokens(m.tokens_out)} out")
+        out.add(fmt.usd(m.cost))
+        for i, (name, value) in enumerate(m.budget_left()):
+            out.add(("left: " if i == 0 else "") + f"{name} {value}", sep=" · " if i == 0 else ", ", style="dim")
+        return out
 
     # --- RLMs and iterations -------------------------------------------------------------------
     def rlm(self, parent: Tree, rlm: RlmNode) -> None:
@@ -164,7 +174,7 @@ class Renderer:
         its, o = rlm.iterations, self.o
         if o.mode == "show":
             for it in its:
-                self.iteration(parent, it, expanded=True)
+                self.iteration(parent, it, expanded=True, rlm=rlm)
             return
         collapsed = its[:-1] if (o.mode == "live" and self.live) else its
         keep = o.keep_iterations
@@ -172,13 +182,13 @@ class Renderer:
             parent.add(_line(f"… {len(collapsed) - keep} earlier iteration(s)", style="dim"))
             collapsed = collapsed[-keep:]
         for it in collapsed:
-            self.iteration(parent, it, expanded=False)
+            self.iteration(parent, it, expanded=False, rlm=rlm)
         if len(collapsed) < len(its) and its:
-            self.iteration(parent, its[-1], expanded=True)
+            self.iteration(parent, its[-1], expanded=True, rlm=rlm)
 
-    def iteration(self, parent: Tree, it: IterNode, expanded: bool) -> None:
+    def iteration(self, parent: Tree, it: IterNode, expanded: bool, rlm: RlmNode | None = None) -> None:
         """Add one iteration: a summary line, and when expanded its streaming reply or its steps."""
-        node = parent.add(self.iteration_label(it))
+        node = parent.add(self.iteration_label(it, rlm))
         if not expanded:
             for step in it.steps:  # keep failures visible even when collapsed
                 if step.error:
@@ -198,8 +208,19 @@ class Renderer:
         for step in it.steps:
             self.step(node, step)
 
-    def iteration_label(self, it: IterNode) -> Text:
-        """``✓ iteration 2 · 1 code block · 0.91s · 2.1k→120 tok · "prose…"``."""
+    def answer_refused(self, it: IterNode, rlm: RlmNode | None) -> bool:
+        """Whether ``it`` replied with an answer (FINAL/FINAL_VAR) that did not end its RLM: another
+        iteration followed (e.g. FINAL_VAR named no variable), or it was the top-level RLM's last and
+        the run ended without an answer."""
+        if rlm is None or not rlm.iterations:
+            return False
+        if it is not rlm.iterations[-1]:
+            return True
+        return rlm is self.m.root and self.m.finished and self.m.status != "answered"
+
+    def iteration_label(self, it: IterNode, rlm: RlmNode | None = None) -> Text:
+        """``✓ iteration 2 · 1 code block · 0.91s · 2.1k→120 tok · "prose…"``; ``✗`` when a step
+        failed or never finished, or when its answer was not accepted."""
         t = _line()
         name = f"iteration {it.index + 1}" + (" (last call)" if it.final_call else "")
         if it.reply is None:
@@ -212,22 +233,31 @@ class Renderer:
             else:
                 t.append(f"✗ {name} · no reply", style=WARN)
             return t
-        running = self.live and any(not s.done for s in it.steps)
-        failed = any(s.error for s in it.steps)
+        parsed = it.parsed
+        unfinished = any(not s.done for s in it.steps)
+        running = self.live and unfinished
+        refused = (not parsed.blocks and (parsed.final_text is not None or bool(parsed.final_var))
+                   and self.answer_refused(it, rlm))
+        failed = any(s.error for s in it.steps) or refused or unfinished
         if running:
             t.append(f"{_spin(self.now)} ", style="cyan")
         else:
             t.append("✗ " if failed else "✓ ", style=FAIL if failed else OK)
         t.append(name, style="bold")
-        parsed = it.parsed
         if parsed.blocks:
             n = len(parsed.blocks)
             what = f"{n} code block" + ("s" if n != 1 else "")
+        elif refused:
+            what = (f"FINAL_VAR({inline(parsed.final_var, 60)}) gave no answer" if parsed.final_var
+                    else "answer not accepted")
         elif parsed.final_text is not None or parsed.final_var:
             what = "answer"
         else:
             what = "no code"
-        t.append(f" · {what} · {fmt.seconds(it.duration_s)} · {fmt.tokens(it.input_tokens)}→"
+        if unfinished and not running:
+            what += ", " + ("cancelled" if self.m.finished else "not finished")
+        t.append(f" · {what}", style=FAIL if refused else "dim")
+        t.append(f" · {fmt.seconds(it.duration_s)} · {fmt.tokens(it.input_tokens)}→"
                  f"{fmt.tokens(it.output_tokens)} tok", style="dim")
         if it.cost_usd:
             t.append(f" · {fmt.usd(it.cost_usd)}", style="dim")
@@ -269,7 +299,8 @@ class Renderer:
                 if queued:
                     t.append(f" · {queued:,} queued", style="dim")
             else:
-                t.append(f"✗ step {step.step + 1} · not finished", style=WARN)
+                t.append(f"✗ step {step.step + 1} · " + ("cancelled" if self.m.finished else "not finished"),
+                         style=WARN)
             return t
         t.append("✗ " if step.error else "✓ ", style=FAIL if step.error else OK)
         t.append(f"step {step.step + 1}", style="bold")
@@ -366,7 +397,7 @@ class Renderer:
             elif self.live:
                 t.append(f"◦ {kind} {model} · queued", style="dim")
             else:
-                t.append(f"✗ {kind} {model} · not finished", style=WARN)
+                t.append(f"✗ {kind} {model} · " + ("cancelled" if self.m.finished else "not finished"), style=WARN)
         elif call.error:
             t.append(f"✗ {kind} ", style=f"bold {FAIL}")
             t.append(f"{model} · {fmt.seconds(call.duration_s)} · ", style="dim")
