@@ -31,9 +31,9 @@ _BUDGETS = {  # RunFinished.extra["exhausted"] -> (words, limits key, unit forma
     "sub_calls": ("sub-call budget", "max_sub_calls", lambda v: f"{v:,} sub-calls"),
 }
 
-STATUS_WORDS = {"answered": "answered", "max_iterations": "iteration limit", "budget_exhausted": "budget spent",
+STATUS_WORDS = {"answered": "answered", "max_iterations": "iter. limit", "budget_exhausted": "budget spent",
                 "interrupted": "interrupted", "error": "error", "running": "running", "unreadable": "unreadable"}
-"""Short words for a status in a table column (``rlm logs``); at most 15 characters each."""
+"""Short words for a status in a table column (``rlm logs``); at most 12 characters each."""
 
 
 def budget_words(exhausted: str | None, limits: Mapping[str, Any] | None) -> str:

@@ -1,0 +1,50 @@
+"""Text tables for the commands (``rlm logs``, ``rlm ls``, ``rlm bench``): Rich :class:`~rich.table.Table`
+with one look, printed without colour when the stream is not a terminal, and without trailing blanks.
+
+Cells are :class:`~rich.text.Text` (never markup: a file name or a question may hold ``[brackets]``)
+and must already have their control characters made visible (:mod:`rlm_cli.view.safe`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+WIDE = 10_000
+"""Width of a table printed on a pipe without ``COLUMNS``: nothing is cut for want of a terminal."""
+
+
+def new_table(*, title: str | None = None) -> Table:
+    """An empty table: bold header, a rule under it, two spaces between columns, no outer border."""
+    return Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold",
+                 title=title, title_justify="left", title_style="bold", expand=False)
+
+
+def stream_width(stream: TextIO) -> int | None:
+    """The width to lay a table out for: the terminal's (None: Rich asks it) on a terminal, else
+    ``COLUMNS`` when set, else :data:`WIDE`."""
+    try:
+        if stream.isatty():
+            return None
+    except (AttributeError, ValueError, OSError):
+        pass
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else WIDE
+
+
+def print_table(table: Table, stream: TextIO | None = None, width: int | None = None) -> None:
+    """Print ``table`` on ``stream`` (default stdout) at ``width`` cells (default :func:`stream_width`),
+    each line without trailing blanks. Colour only on a terminal (and never with ``NO_COLOR``)."""
+    stream = sys.stdout if stream is None else stream
+    width = stream_width(stream) if width is None else width
+    console = Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    with console.capture() as capture:
+        console.print(table)
+    text = "\n".join(line.rstrip() for line in capture.get().split("\n"))
+    stream.write(text if text.endswith("\n") else text + "\n")
+    stream.flush()
