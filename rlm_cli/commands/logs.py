@@ -25,9 +25,8 @@ def logs_command(
     directory = log_dir()
     rows = [store.summarize(p) for p in store.list_runs(directory)[:limit]]
     if as_json:
-        from rlm_cli.view.safe import json_text
-
         from rlm_cli.view.pipe import stdout_may_close
+        from rlm_cli.view.safe import json_text
 
         with stdout_may_close():
             sys.stdout.write(json_text(rows) + "\n")
