@@ -43,7 +43,7 @@ def logs_command(
     table.add_column("id", no_wrap=True)  # what `rlm show ID` takes
     table.add_column("when", no_wrap=True)  # local MM-DD HH:MM
     table.add_column("status", no_wrap=True)
-    table.add_column("question", no_wrap=True, overflow="ellipsis", ratio=1, min_width=12)
+    table.add_column("question", no_wrap=True, overflow="ellipsis", min_width=12)
     for head in ("iter", "calls", "cost"):
         table.add_column(head, justify="right", no_wrap=True)
     styles = {"answered": "green", "error": "red", "unreadable": "red", "running": "cyan"}
@@ -62,9 +62,12 @@ def logs_command(
                       "" if row["sub_calls"] is None else f"{row['sub_calls']:,}",
                       "" if raw_status == "unreadable" else _cost(row["cost_usd"], usd))
     from rlm_cli.view.pipe import stdout_may_close
+    from rlm_cli.view.table import fit_column, stream_width
 
+    width = stream_width(sys.stdout)
+    fit_column(table, 3, width)  # the question takes what the other columns leave: no line wraps
     with stdout_may_close():
-        print_table(table, sys.stdout)
+        print_table(table, sys.stdout, width=width)
 
 
 def _when(local: str) -> str:

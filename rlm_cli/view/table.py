@@ -14,6 +14,7 @@ from typing import TextIO
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 WIDE = 10_000
 """Width of a table printed on a pipe without ``COLUMNS``: nothing is cut for want of a terminal."""
@@ -35,6 +36,22 @@ def stream_width(stream: TextIO) -> int | None:
         pass
     columns = os.environ.get("COLUMNS", "")
     return int(columns) if columns.isdigit() and int(columns) > 0 else WIDE
+
+
+def fit_column(table: Table, index: int, width: int | None) -> None:
+    """Give column ``index`` of ``table`` (built by :func:`new_table`, cells added) the room the other
+    columns leave at ``width`` cells (None: the terminal's), so that Rich never has to squeeze the
+    others: its text is cut with ``…`` instead. Keeps the column's ``min_width``."""
+    if width is None:
+        width = Console(file=sys.stdout).width
+    others = 0
+    for i, column in enumerate(table.columns):
+        if i != index:
+            cells = [len(str(column.header)), *(Text.from_markup(c).cell_len if isinstance(c, str) else c.cell_len
+                                                for c in column._cells)]
+            others += max(cells) + 2  # two cells between columns
+    column = table.columns[index]
+    column.max_width = max(column.min_width or 1, width - others)
 
 
 def print_table(table: Table, stream: TextIO | None = None, width: int | None = None) -> None:
