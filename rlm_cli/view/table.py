@@ -26,12 +26,12 @@ def new_table(*, title: str | None = None) -> Table:
                  title=title, title_justify="left", title_style="bold", expand=False)
 
 
-def stream_width(stream: TextIO) -> int | None:
-    """The width to lay a table out for: the terminal's (None: Rich asks it) on a terminal, else
-    ``COLUMNS`` when set, else :data:`WIDE`."""
+def stream_width(stream: TextIO) -> int:
+    """The width (cells) to lay a table out for: the terminal's on a terminal, else ``COLUMNS`` when
+    set, else :data:`WIDE`."""
     try:
         if stream.isatty():
-            return None
+            return Console(file=stream).width
     except (AttributeError, ValueError, OSError):
         pass
     columns = os.environ.get("COLUMNS", "")
@@ -43,7 +43,7 @@ def fit_column(table: Table, index: int, width: int | None) -> None:
     columns leave at ``width`` cells (None: the terminal's), so that Rich never has to squeeze the
     others: its text is cut with ``…`` instead. Keeps the column's ``min_width``."""
     if width is None:
-        width = Console(file=sys.stdout).width
+        width = stream_width(sys.stdout)
     others = 0
     for i, column in enumerate(table.columns):
         if i != index:

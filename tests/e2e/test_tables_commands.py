@@ -167,7 +167,7 @@ def test_one_completion_mechanism(cli):
     helptext = cli("--help").stdout
     assert "--install-completion" not in helptext and "--show-completion" not in helptext
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert "completions/rlm.bash" in readme and "--install-completion" not in readme
+    assert "completions/rlm.bash" in readme and "rlm --install-completion" not in readme
 
 
 def test_ls_table_folds_long_paths_and_has_no_colour(cli, tmp_path):
