@@ -20,8 +20,16 @@ WIDE = 10_000
 """Width of a table printed on a pipe without ``COLUMNS``: nothing is cut for want of a terminal."""
 
 
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def new_table(*, title: str | None = None) -> Table:
-    """An empty table: bold header, a rule under it, two spaces between columns, no outer border."""
+    """An empty table: bold header, a rule under it (on a terminal), two spaces between columns, no
+    outer border."""
     return Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold",
                  title=title, title_justify="left", title_style="bold", expand=False)
 
@@ -56,9 +64,12 @@ def fit_column(table: Table, index: int, width: int | None) -> None:
 
 def print_table(table: Table, stream: TextIO | None = None, width: int | None = None) -> None:
     """Print ``table`` on ``stream`` (default stdout) at ``width`` cells (default :func:`stream_width`),
-    each line without trailing blanks. Colour only on a terminal (and never with ``NO_COLOR``)."""
+    each line without trailing blanks. Colour and the rule under the header only on a terminal (no
+    colour with ``NO_COLOR``)."""
     stream = sys.stdout if stream is None else stream
     width = stream_width(stream) if width is None else width
+    if not _isatty(stream):  # a pipe: no rule under the header (`awk 'NR > 1'` gets the rows)
+        table.box, table.padding = None, (0, 2, 0, 0)
     console = Console(file=stream, width=width, highlight=False, soft_wrap=False)
     with console.capture() as capture:
         console.print(table)

@@ -117,7 +117,6 @@ def test_logs_lists_recent_runs_newest_first(cli, home):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0].split() == ["id", "when", "status", "question", "iter", "calls", "cost"]
-    del lines[1]  # the rule under the header
     assert lines[1].startswith("ccc333 ") and lines[2].startswith("bbb222 ") and lines[3].startswith("aaa111 ")
     assert "answered" in lines[1] and "error" in lines[2] and "Which [red]module[/red] is slow?" in lines[1]
     assert " 304 " in lines[1] and "$0." in lines[1]
