@@ -95,33 +95,21 @@ def table_rows(doc: dict) -> list[list[str]]:
 
 
 def print_table(doc: dict, stream: TextIO | None = None, rich: bool | None = None) -> None:
-    """Print the table of ``doc`` on ``stream`` (default stdout): a Rich table on a terminal (or
-    ``rich=True``), aligned plain text otherwise. Cells are the bench's own text and numbers."""
+    """Print the table of ``doc`` on ``stream`` (default stdout), drawn with Rich: with a title and
+    colour on a terminal (or ``rich=True``), plain text without trailing blanks otherwise. Cells are
+    the bench's own text and numbers."""
+    from rlm_cli.view.table import new_table
+    from rlm_cli.view.table import print_table as print_rich_table
+
     stream = sys.stdout if stream is None else stream
     rows = table_rows(doc)
-    heads = [h for h, _, _ in COLUMNS]
     if rich is None:
         rich = bool(getattr(stream, "isatty", lambda: False)())
-    if rich:
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"rlm bench ({doc['status']})", title_justify="left", box=box.SIMPLE_HEAD)
-        for i, head in enumerate(heads):
-            table.add_column(head, justify="left" if i < 3 else "right", no_wrap=True)
-        for row in rows:
-            table.add_row(*row)
-        Console(file=stream, highlight=False).print(table)
-        return
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(heads)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths,
-                                                                                             strict=True))).rstrip()
-
-    print(line(heads), file=stream)
+    table = new_table(title=f"rlm bench ({doc['status']})" if rich else None)
+    for i, (head, _, _) in enumerate(COLUMNS):
+        table.add_column(head, justify="left" if i < 3 else "right", no_wrap=True)
     for row in rows:
-        print(line(row), file=stream)
+        table.add_row(*row)
+    print_rich_table(table, stream)
     if not rows:
         print("(no task finished)", file=stream)

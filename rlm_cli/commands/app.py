@@ -32,8 +32,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: Rich help formatting costs ~90 ms on every `rlm --help` and Tab
     no_args_is_help=True,
-    add_completion=True,
+    add_completion=False,  # one mechanism: the completions/ scripts (README "Shell completion")
 )
+
+
+# The completions/ scripts call `rlm` back on Tab (_RLM_COMPLETE=complete_<shell>); without Typer's
+# --install-completion, its shell classes must be registered here.
+from typer._completion_classes import completion_init  # noqa: E402
+
+completion_init()
 
 
 def _version(value: bool) -> None:

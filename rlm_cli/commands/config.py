@@ -1,4 +1,4 @@
-"""``rlm config path|show|set|unset``: the configuration file and where each value comes from."""
+"""``rlm config path|show|get|set|unset``: the configuration file and where each value comes from."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ HELP = ("Show or change the configuration (config.toml). Precedence: command-lin
         "(RLM_MODEL, RLM_MAX_COST, ... RLM_<KEY>) > config file > built-in default.")
 
 KEYS_HELP = ("Keys: model, sub_model, api_base, max_iterations, max_depth, max_sub_calls, max_cost, max_tokens, "
-             "timeout, step_timeout, concurrency; table entries: aliases.NAME (a model string), "
+             "timeout, step_timeout, concurrency, sandbox_warning (off: do not warn about a weaker REPL sandbox); table entries: aliases.NAME (a model string), "
              "options.NAME and sub_options.NAME (litellm arguments for the root LM and for sub-calls; "
              "values parsed as JSON when they can be).")
 
@@ -77,6 +77,35 @@ def _show(value: Any) -> str:
     from rlm_cli.view.safe import inline
 
     return inline(value if isinstance(value, str) else json.dumps(value))
+
+
+@config_app.command("get", epilog=KEYS_HELP)
+def get_command(
+    key: Annotated[str, typer.Argument(help="A key, or TABLE.NAME (aliases.fast, options.temperature).")],
+) -> None:
+    """Print KEY's value as rlm would use it (flag aside: environment > config file > default), alone on
+    one line, for scripts: `$(rlm config get model)`. A key with no value prints nothing (exit 0)."""
+    from rlm_cli.secrets import redact, remember_options
+    from rlm_cli.settings.config_file import load_config, split_key
+    from rlm_cli.settings.resolve import resolve
+
+    table, name = split_key(key)  # an unknown key: a usage error (exit 2) naming the known ones
+    cfg = load_config()
+    remember_options(cfg.options)
+    remember_options(cfg.sub_options)
+    if table is None:
+        value = resolve({}, config=cfg, probe=False, require_model=False).value(name)
+    else:
+        value = getattr(cfg, table).get(name)
+    if value is None:
+        from rlm_cli.view.safe import inline
+
+        print(f"rlm: {inline(key)} is not set", file=sys.stderr)
+        return
+    from rlm_cli.view.pipe import stdout_may_close
+
+    with stdout_may_close():
+        print(redact(_show(value)))  # secrets (keys set in the environment or the config) stay hidden
 
 
 @config_app.command("set", epilog=KEYS_HELP)

@@ -53,13 +53,17 @@ def ls_command(
         from rlm_cli.loader import load_sources  # lazily: `rlm --help` must stay fast
 
         loaded = load_sources(sources, options, Path(tmp) / "context.txt")
-    out = sys.stdout
-    if as_json:
-        from rlm_cli.view.safe import json_text
+    from rlm_cli.view.pipe import stdout_may_close
+    from rlm_cli.view.table import stream_width
 
-        out.write(json_text(listing_dict(loaded)) + "\n")
-    else:
-        out.write(listing_text(loaded))
+    out = sys.stdout
+    with stdout_may_close():
+        if as_json:
+            from rlm_cli.view.safe import json_text
+
+            out.write(json_text(listing_dict(loaded)) + "\n")
+        else:
+            out.write(listing_text(loaded, stream_width(out), colour=out.isatty()))
 
 
 def listing_dict(loaded: LoadedContext) -> dict:
@@ -78,9 +82,11 @@ def listing_dict(loaded: LoadedContext) -> dict:
     }
 
 
-def listing_text(loaded: LoadedContext) -> str:
-    """The table: what each remote source became, one line per file (chars, lines, path, encoding when
-    not UTF-8, what a converted document was: ``converted from PDF, 31 pages``), then skips, totals.
+def listing_text(loaded: LoadedContext, width: int | None = None, colour: bool = False) -> str:
+    """The listing: what each remote source became, a table of the files (chars, lines, path, encoding
+    when not UTF-8, what a converted document was: ``converted from PDF, 31 pages``; drawn with Rich at
+    ``width`` cells, default 100; a path longer than its column folds onto the next line, never cut),
+    then skips, totals. ``colour``: keep the styles (a terminal).
 
     A file name can hold anything (escape sequences, newlines): names and reasons are shown on one
     line with their control characters made visible (:func:`rlm_cli.view.safe.inline`), on a
@@ -94,12 +100,7 @@ def listing_text(loaded: LoadedContext) -> str:
     if loaded.origins:
         lines.append("")
     if loaded.files:
-        lines.append(f"{'CHARS':>12}  {'LINES':>9}  PATH")
-    for f in loaded.files:
-        note = f"  ({inline(f.encoding)})" if f.encoding not in ("utf-8", "ascii") else ""
-        if f.converted:
-            note += f"  {inline(f.converted)}"
-        lines.append(f"{f.chars:>12,}  {f.lines:>9,}  {inline(f.path)}{note}")
+        lines.append(_files_table(loaded, width or 100, colour).rstrip("\n"))
     if loaded.skipped:
         lines.append("")
         lines.append(f"skipped ({len(loaded.skipped):,}):")
@@ -112,3 +113,30 @@ def listing_text(loaded: LoadedContext) -> str:
     lines.append(f"{n:,} file{'s' if n != 1 else ''}, {chars:,} chars (~{loaded.est_tokens:,} tokens with headers), "
                  f"{format_size(sum(f.size_bytes for f in loaded.files))} read; {len(loaded.skipped):,} skipped")
     return "\n".join(lines) + "\n"
+
+
+def _files_table(loaded: LoadedContext, width: int, colour: bool) -> str:
+    """The files as a Rich table (text, ``width`` cells wide at most, no trailing blanks)."""
+    import io
+
+    from rich.text import Text
+
+    from rlm_cli.view.safe import inline
+    from rlm_cli.view.table import new_table, print_table
+
+    table = new_table()
+    table.add_column("chars", justify="right", no_wrap=True)
+    table.add_column("lines", justify="right", no_wrap=True)
+    table.add_column("path", overflow="fold")  # a file name is never cut: it folds
+    for f in loaded.files:
+        path = Text(inline(f.path))
+        if f.encoding not in ("utf-8", "ascii"):
+            path.append(f"  ({inline(f.encoding)})", style="dim")
+        if f.converted:
+            path.append(f"  {inline(f.converted)}", style="dim")
+        table.add_row(f"{f.chars:,}", f"{f.lines:,}", path)
+    buf = io.StringIO()
+    if colour:
+        buf.isatty = lambda: True  # type: ignore[method-assign]  # Rich: styles for a terminal
+    print_table(table, buf, width=width)
+    return buf.getvalue()

@@ -10,7 +10,33 @@ from typing import Annotated, Any
 import typer
 
 HELP = ("List model aliases, the default model, and the chat models litellm knows (with prices) for each "
-        "provider whose API key is set. No network.")
+        "provider whose API key is set. No network, unless --api-base URL: then the models that server "
+        "lists (GET URL/models).")
+
+
+def server_models(api_base: str) -> list[str]:
+    """The model names an OpenAI-compatible server at ``api_base`` lists (``GET api_base/models``; when
+    that lists none and ``api_base`` has no path, ``/v1/models``). Raises :class:`UsageError` for a
+    URL that is not http(s), :class:`RlmError` (exit 1) when the server lists nothing or cannot be
+    reached within a few seconds."""
+    from urllib.parse import urlsplit
+
+    from rlm_cli.errors import RlmError, UsageError
+    from rlm_cli.settings.resolve import API_BASE_TIMEOUT_S, list_server_models
+    from rlm_cli.view.safe import inline
+
+    base = api_base.strip().rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"--api-base {inline(api_base, 200)}: expected an http:// or https:// URL, "
+                         "e.g. http://127.0.0.1:8000/v1")
+    names = list_server_models(base + "/models", API_BASE_TIMEOUT_S)
+    if not names and parts.path in ("", "/"):
+        names = list_server_models(base + "/v1/models", API_BASE_TIMEOUT_S)
+    if not names:
+        raise RlmError(f"no models listed at {inline(base, 200)}/models (is the server running, and is this "
+                       "its OpenAI-compatible base URL, usually ending in /v1?)")
+    return names
 
 def model_catalogue() -> dict[str, dict[str, Any]]:
     """litellm's bundled model map (name -> info), read without importing litellm."""
@@ -43,8 +69,15 @@ def models_command(
     provider: Annotated[list[str] | None, typer.Option(
         "--provider", "-p", help="List this litellm provider (e.g. openai) even if its key is not set. Repeatable.")
     ] = None,
+    api_base: Annotated[str | None, typer.Option(
+        "--api-base", metavar="URL", help="List the models of the OpenAI-compatible server at URL (e.g. a local "
+        "vLLM, llama.cpp or Ollama at http://127.0.0.1:8000/v1).")] = None,
 ) -> None:
-    """List aliases, the default model pair, and the models of providers whose keys are set."""
+    """List aliases, the default model pair, and the models of providers whose keys are set; with
+    ``--api-base``, the models a server lists, as ``-m`` values (``openai/NAME``)."""
+    if api_base is not None:
+        _list_server(api_base, as_json)
+        return
     from rlm_cli.settings.config_file import load_config
     from rlm_cli.settings.resolve import resolve
 
@@ -88,6 +121,25 @@ def models_command(
         names = ", ".join(n for names, _, _ in PROVIDER_DEFAULTS for n in names[:1])
         print(f"\nNo provider key is set ({names}, ...); `rlm models -p openai` lists a provider anyway.",
               file=sys.stderr)
+
+
+def _list_server(api_base: str, as_json: bool) -> None:
+    """``rlm models --api-base URL``: the server's models, as ``openai/NAME`` (what ``-m`` takes with
+    ``--api-base URL``); ``--json``: schema ``rlm-server-models/1`` with ``api_base`` and ``models``."""
+    from rlm_cli.view.pipe import stdout_may_close
+    from rlm_cli.view.safe import inline, json_text
+
+    names = server_models(api_base)
+    models = [f"openai/{n}" for n in names]
+    with stdout_may_close():
+        if as_json:
+            doc = {"schema": "rlm-server-models/1", "api_base": api_base, "models": models}
+            sys.stdout.write(json_text(doc, indent=2) + "\n")
+            return
+        print(f"{len(models)} model(s) at {inline(api_base, 200)} (use: rlm ask -m MODEL --api-base "
+              f"{inline(api_base, 200)} ...):")
+        for m in models:
+            print(f"  {inline(m, 200)}")
 
 
 def _price(m: dict[str, Any]) -> str:

@@ -66,6 +66,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("timeout", float, 0.1, "seconds for the whole run (hard limit)"),
     Key("step_timeout", float, 0.1, "seconds one REPL step may run"),
     Key("concurrency", int, 1, "LM calls in flight at once"),
+    Key("sandbox_warning", str, None, "off: the weaker-sandbox warning is acknowledged, do not repeat it"),
 )}
 TABLES = ("aliases", "options", "sub_options")
 RESERVED_OPTIONS = frozenset({"model", "messages", "stream", "stream_options"})

@@ -77,6 +77,7 @@ class Settings:
     step_timeout: float
     concurrency: int
     api_key: str | None = None
+    sandbox_warning: str = "on"  # read by the views (rlm_cli/view/words.py), not by the run
     aliases: dict[str, str] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"root": {}, "sub": {}})
     prices: dict[str, Any] = field(default_factory=dict)
@@ -108,8 +109,8 @@ def defaults() -> dict[str, Any]:
     from rlm_cli.run.budget import Limits
 
     lim = Limits()
-    return {"model": None, "sub_model": None, "api_base": None, **{
-        k: getattr(lim, k) for k in KEYS if k not in ("model", "sub_model", "api_base")}}
+    return {"model": None, "sub_model": None, "api_base": None, "sandbox_warning": "on", **{
+        k: getattr(lim, k) for k in KEYS if k not in ("model", "sub_model", "api_base", "sandbox_warning")}}
 
 
 def expand_alias(model: str, aliases: Mapping[str, str]) -> str:

@@ -27,6 +27,13 @@ def _sort_key(path: Path) -> str:
         return ""
 
 
+def run_id_of(path: Path) -> tuple[str, str] | None:
+    """``(UTC stamp, run id)`` from a trajectory file's name (``<stamp>-<id>.json``); None for a file
+    named otherwise. Reads no file."""
+    m = _STAMPED.match(path.name)
+    return (m.group(1), m.group(2)) if m else None
+
+
 def list_runs(directory: Path) -> list[Path]:
     """Trajectory files in ``directory``, newest first (none if it does not exist)."""
     if not directory.is_dir():

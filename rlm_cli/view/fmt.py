@@ -79,16 +79,16 @@ def seconds(s: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def usd(cost: float | None) -> str:
-    """A cost in USD, or ``$?`` when no call had a price."""
+def usd(cost: float | None, unknown: str = "cost unknown") -> str:
+    """A cost in USD (``$0.0123``), or ``unknown`` (default ``"cost unknown"``) when no call had a price."""
     if cost is None:
-        return "$?"
+        return unknown
     return f"${cost:.4f}" if cost < 10 else f"${cost:,.2f}"
 
 
 def cost_report(usage: dict | None) -> list[str]:
     """One line per model from a run's ``usage`` (``by_model``): calls, input (cached) and output
-    tokens, USD (``$?`` when the model has no price). Empty when there is nothing to report."""
+    tokens, USD ("cost unknown" when the model has no price). Empty when there is nothing to report."""
     lines = []
     for model, u in ((usage or {}).get("by_model") or {}).items():
         cached = f" ({u.get('cached_tokens', 0):,} cached)" if u.get("cached_tokens") else ""

@@ -27,11 +27,12 @@ from rich.segment import Segment
 from rich.text import Text
 from rich.tree import Tree
 
-from rlm_cli.run.events import RunFinished, RunStarted
+from rlm_cli.run.events import Notice, RunFinished, RunStarted
 from rlm_cli.view.fmt import cost_report
 from rlm_cli.view.render import Renderer, RenderOptions
 from rlm_cli.view.safe import visible
 from rlm_cli.view.tree import RunModel
+from rlm_cli.view.words import is_sandbox_notice, sandbox_line, sandbox_warning_wanted
 
 HEADER_LINES = 2  # the question and the models line stay at the top when the tree is cropped
 
@@ -55,6 +56,7 @@ class LiveView:
         self._stderr = None  # the real sys.stderr while ours is redirected above the display
         self._usage: dict | None = None
         self._closed = False
+        self._said_sandbox = False
         self.renders = 0  # frames built (for tests and the benchmark)
 
     # --- the sink ------------------------------------------------------------------------------
@@ -63,9 +65,21 @@ class LiveView:
             self.model.apply(ev)
         if isinstance(ev, RunStarted):
             self.start()
+        elif isinstance(ev, Notice) and is_sandbox_notice(ev.message):
+            self.say_once(ev.message)
         elif isinstance(ev, RunFinished):
             self._usage = ev.usage
             self.close()
+
+    def say_once(self, message: str) -> None:
+        """Print the weaker-sandbox warning once, on one line above the live tree (not in it), unless
+        the user acknowledged it (:func:`rlm_cli.view.words.sandbox_warning_wanted`)."""
+        if self._said_sandbox or self._closed:
+            return
+        self._said_sandbox = True
+        if sandbox_warning_wanted():
+            with contextlib.suppress(Exception):
+                self.console.print(Text(sandbox_line(message), style="yellow"), soft_wrap=True)
 
     def start(self) -> None:
         """Start the live display (idempotent; does nothing once closed)."""

@@ -30,6 +30,7 @@ from rlm_cli.run.events import (
 from rlm_cli.view.fmt import ascii_one_line as _one_line
 from rlm_cli.view.fmt import cost_report
 from rlm_cli.view.safe import inline
+from rlm_cli.view.words import is_sandbox_notice, outcome, sandbox_line, sandbox_warning_wanted
 
 
 class PlainView:
@@ -44,6 +45,8 @@ class PlainView:
         self._children: dict[str, str] = {}  # rlm call id -> child rlm id
         self._iterations = 0  # replies of the top-level root LM
         self._nested = 0  # replies of recursive RLMs
+        self._said_sandbox = False
+        self._limits: dict = {}
 
     def _print(self, line: str, rlm_id: str | None = None) -> None:
         indent = "  " * self._depth.get(rlm_id, 0) if rlm_id else ""
@@ -64,6 +67,7 @@ class PlainView:
         elif isinstance(ev, SubCallFinished):
             self._call_finished(ev)
         elif isinstance(ev, RunStarted):
+            self._limits = ev.limits or {}
             ctx = ev.context
             self._print(f"rlm: run {inline(ev.run_id, 80)}: root {inline(ev.root_model, 200)}, "
                         f"sub {inline(ev.sub_model, 200)}; "
@@ -90,6 +94,10 @@ class PlainView:
             self._print(f"[{ev.rlm_id} iteration {ev.index + 1} step {ev.step + 1}] {status} "
                         f"({ev.duration_s:.2f}s, {len(ev.stdout):,} chars of output{extra}{final}{restarted})",
                         ev.rlm_id)
+        elif isinstance(ev, Notice) and is_sandbox_notice(ev.message):
+            if not self._said_sandbox and sandbox_warning_wanted():
+                self._print(sandbox_line(ev.message))
+            self._said_sandbox = True
         elif isinstance(ev, Notice):
             self._print(f"rlm: {inline(ev.level, 20)}: {_one_line(ev.message, 300)}")
         elif isinstance(ev, RunFinished):
@@ -135,7 +143,9 @@ class PlainView:
         cost = u.get("total_cost_usd")
         cost_s = f"${cost:.4f}" if cost is not None else "cost unknown"
         nested = f" (+{self._nested} nested)" if self._nested else ""
-        self._print(f"rlm: {inline(ev.status, 40)} in {ev.duration_s:.1f}s; {self._iterations} iteration(s){nested}, "
+        said = outcome(ev.status, round(ev.duration_s, 1), exhausted=(ev.extra or {}).get("exhausted"),
+                       limits=self._limits)
+        self._print(f"rlm: {said}; {self._iterations} iteration(s){nested}, "
                     f"{u.get('sub_calls', 0)} sub-call(s), {tokens_in:,} in / {tokens_out:,} out tokens, {cost_s}")
         for line in cost_report(u):
             self._print(line)

@@ -18,11 +18,11 @@ from rich.tree import Tree
 
 from rlm_cli.run.citations import summary as citation_summary
 from rlm_cli.view import fmt
+from rlm_cli.view.labels import FAIL, OK, WARN, Labels, _line
+from rlm_cli.view.phrases import Phrases
 from rlm_cli.view.safe import inline
 from rlm_cli.view.tree import CallNode, IterNode, RlmNode, RunModel, StepNode
-
-SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-OK, FAIL, WARN = "green", "red", "yellow"
+from rlm_cli.view.words import is_sandbox_notice, outcome
 
 
 @dataclass
@@ -60,21 +60,6 @@ class RenderOptions:
                    max_running=40, keep_iterations=0, preview=200)
 
 
-def _spin(now: float) -> str:
-    return SPINNER[int(now * 10) % len(SPINNER)]
-
-
-def _line(*parts, style: str = "") -> Text:
-    """A one-line Text (cropped with an ellipsis by Rich at the tree's width)."""
-    text = Text(no_wrap=True, overflow="ellipsis", style=style)
-    for part in parts:
-        if isinstance(part, tuple):
-            text.append(*part)
-        elif part:
-            text.append(part)
-    return text
-
-
 def _block(text: str, style: str = "", max_lines: int = 0, from_end: bool = False, prefix: str = "") -> Text:
     """Several lines of model or REPL text, cut to ``max_lines`` (0: all) with a note of what was cut."""
     lines, cut = (fmt.tail_lines if from_end else fmt.head_lines)(text, max_lines)
@@ -87,7 +72,7 @@ def _block(text: str, style: str = "", max_lines: int = 0, from_end: bool = Fals
     return out
 
 
-class Renderer:
+class Renderer(Labels):
     """Builds the renderable for a model; ``now`` is the model clock's time (for spinners, elapsed)."""
 
     def __init__(self, model: RunModel, opts: RenderOptions, now: float | None = None) -> None:
@@ -122,41 +107,49 @@ class Renderer:
                 cites = tree.add(_line(("citations ", "bold"), (headline, WARN if problems else "dim")))
                 for problem in problems:
                     cites.add(_line(("✗ ", FAIL), fmt.one_line(problem, 0 if o.full else 300)))
-        if m.error and m.status != "answered":
+        if m.error and m.status not in ("answered", "budget_exhausted"):  # a budget: the footer says which
             err = m.error if isinstance(m.error, dict) else {"message": m.error}
-            tree.add(Text(f"✗ {inline(err.get('type', 'error'), 200)}: {fmt.clean(err.get('message'))}",
-                          style=FAIL))
-        notices = m.notices if o.mode == "show" else m.notices[-3:]
+            kind = inline(err.get("type", "error"), 200)
+            message = fmt.clean(err.get("message"))
+            if kind == "interrupted":  # the engine's code for Ctrl-C: say it in words, once
+                tree.add(Text(f"✗ {message or 'interrupted'}", style=FAIL))
+            else:
+                tree.add(Text(f"✗ {kind}: {message}", style=FAIL))
+        # The weaker-sandbox warning is said once above the live tree, not pinned in it (view.words).
+        notices = m.notices if o.mode == "show" else [n for n in m.notices if not is_sandbox_notice(n[1])][-3:]
         for level, message in notices:
             tree.add(_line(("⚠ " if level != "info" else "ℹ ", WARN if level != "info" else "dim"),
                            fmt.one_line(message, 0 if o.mode == "show" else 300)))
         return tree
 
-    def footer(self) -> Text:
-        """One line (wrapped when narrow): elapsed, iterations, sub-calls, tokens, cost, budgets left."""
+    def footer(self) -> Phrases:
+        """Elapsed (or how the run ended, in words), iterations, sub-calls, tokens, cost, budgets left:
+        phrases on one line, broken between phrases (never inside one) when the width is short."""
         m = self.m
-        t = Text()
+        out = Phrases()
         elapsed = m.elapsed()
         if m.finished:
-            t.append(inline(m.status, 100), style=OK if m.status == "answered" else (FAIL if m.status == "error" else WARN))
-            t.append(f" in {fmt.seconds(elapsed)}" if elapsed is not None else "")
+            words = outcome(m.status, elapsed, exhausted=m.exhausted, limits=m.limits)
+            out.add(words, style=OK if m.status == "answered" else (FAIL if m.status == "error" else WARN))
         else:
-            t.append(f"⏱ {fmt.seconds(elapsed)}" if elapsed is not None else "unfinished log", style="bold")
+            out.add(f"⏱ {fmt.seconds(elapsed)}" if elapsed is not None else "unfinished log", style="bold")
         nested = m.iterations - m.root_iterations
-        t.append(f" · iterations {m.root_iterations}" + (f" (+{nested} nested)" if nested else ""))
-        t.append(f" · sub-calls {m.calls_done:,} done")
+        out.add(f"iterations {m.root_iterations}" + (f" (+{nested} nested)" if nested else ""))
+        calls = Text(f"sub-calls {m.calls_done:,} done")
         if m.calls_failed:
-            t.append(f" ({m.calls_failed:,} failed)", style=FAIL)
+            calls.append(f" ({m.calls_failed:,} failed)", style=FAIL)
         if m.calls_running:
-            t.append(f", {m.calls_running:,} running", style="cyan")
-        queued = m.calls_queued if not m.finished else 0
-        if queued > 0:
-            t.append(f", {queued:,} queued", style="dim")
-        t.append(f" · tokens {fmt.tokens(m.tokens_in)} in / {fmt.tokens(m.tokens_out)} out · {fmt.usd(m.cost)}")
-        left = m.budget_left()
-        if left:
-            t.append(" · left: " + ", ".join(f"{name} {value}" for name, value in left), style="dim")
-        return t
+            calls.append(f", {m.calls_running:,} running", style="cyan")
+        if m.calls_queued > 0:
+            calls.append(f", {m.calls_queued:,} queued", style="dim")
+        if m.calls_cancelled:
+            calls.append(f", {m.calls_cancelled:,} cancelled", style=WARN)
+        out.add(calls)
+        out.add(f"tokens {fmt.tokens(m.tokens_in)} in / {fmt.tokens(m.tokens_out)} out")
+        out.add(fmt.usd(m.cost))
+        for i, (name, value) in enumerate(m.budget_left()):
+            out.add(("left: " if i == 0 else "") + f"{name} {value}", sep=" · " if i == 0 else ", ", style="dim")
+        return out
 
     # --- RLMs and iterations -------------------------------------------------------------------
     def rlm(self, parent: Tree, rlm: RlmNode) -> None:
@@ -164,7 +157,7 @@ class Renderer:
         its, o = rlm.iterations, self.o
         if o.mode == "show":
             for it in its:
-                self.iteration(parent, it, expanded=True)
+                self.iteration(parent, it, expanded=True, rlm=rlm)
             return
         collapsed = its[:-1] if (o.mode == "live" and self.live) else its
         keep = o.keep_iterations
@@ -172,13 +165,13 @@ class Renderer:
             parent.add(_line(f"… {len(collapsed) - keep} earlier iteration(s)", style="dim"))
             collapsed = collapsed[-keep:]
         for it in collapsed:
-            self.iteration(parent, it, expanded=False)
+            self.iteration(parent, it, expanded=False, rlm=rlm)
         if len(collapsed) < len(its) and its:
-            self.iteration(parent, its[-1], expanded=True)
+            self.iteration(parent, its[-1], expanded=True, rlm=rlm)
 
-    def iteration(self, parent: Tree, it: IterNode, expanded: bool) -> None:
+    def iteration(self, parent: Tree, it: IterNode, expanded: bool, rlm: RlmNode | None = None) -> None:
         """Add one iteration: a summary line, and when expanded its streaming reply or its steps."""
-        node = parent.add(self.iteration_label(it))
+        node = parent.add(self.iteration_label(it, rlm))
         if not expanded:
             for step in it.steps:  # keep failures visible even when collapsed
                 if step.error:
@@ -198,44 +191,6 @@ class Renderer:
         for step in it.steps:
             self.step(node, step)
 
-    def iteration_label(self, it: IterNode) -> Text:
-        """``✓ iteration 2 · 1 code block · 0.91s · 2.1k→120 tok · "prose…"``."""
-        t = _line()
-        name = f"iteration {it.index + 1}" + (" (last call)" if it.final_call else "")
-        if it.reply is None:
-            if self.live:
-                t.append(f"{_spin(self.now)} ", style="cyan")
-                t.append(name, style="bold")
-                t.append(f" · root LM thinking {fmt.seconds(self.now - it.t0)}", style="cyan")
-                if it.streamed:
-                    t.append(f" · {it.streamed:,} chars", style="dim")
-            else:
-                t.append(f"✗ {name} · no reply", style=WARN)
-            return t
-        running = self.live and any(not s.done for s in it.steps)
-        failed = any(s.error for s in it.steps)
-        if running:
-            t.append(f"{_spin(self.now)} ", style="cyan")
-        else:
-            t.append("✗ " if failed else "✓ ", style=FAIL if failed else OK)
-        t.append(name, style="bold")
-        parsed = it.parsed
-        if parsed.blocks:
-            n = len(parsed.blocks)
-            what = f"{n} code block" + ("s" if n != 1 else "")
-        elif parsed.final_text is not None or parsed.final_var:
-            what = "answer"
-        else:
-            what = "no code"
-        t.append(f" · {what} · {fmt.seconds(it.duration_s)} · {fmt.tokens(it.input_tokens)}→"
-                 f"{fmt.tokens(it.output_tokens)} tok", style="dim")
-        if it.cost_usd:
-            t.append(f" · {fmt.usd(it.cost_usd)}", style="dim")
-        prose = fmt.one_line(parsed.prose, self.o.preview) if self.o.mode != "show" else ""
-        if prose:
-            t.append(f" · {prose}", style="italic")
-        return t
-
     # --- steps and sub-calls -------------------------------------------------------------------
     def step(self, parent: Tree, step: StepNode) -> None:
         """Add a code step: label, code, output preview and its sub-calls."""
@@ -252,39 +207,6 @@ class Renderer:
             if step.stderr.strip() and not step.error:
                 node.add(_block(step.stderr, style=WARN, max_lines=o.output_lines, prefix="│ "))
         self.calls(node, step)
-
-    def step_label(self, step: StepNode) -> Text:
-        """``✓ step 1 · 3.41s · 1,000 sub-calls (2 failed) · 12 lines of output``."""
-        t = _line()
-        n = len(step.calls)
-        if not step.done:
-            if self.live:
-                t.append(f"{_spin(self.now)} ", style="cyan")
-                t.append(f"step {step.step + 1}", style="bold")
-                t.append(f" · running {fmt.seconds(self.now - step.t0)}", style="cyan")
-                queued = step.n_queued
-                if n or queued:
-                    done = n - len(step.running) - len(step.queued)
-                    t.append(f" · {done:,}/{n + step.waiting:,} sub-calls done", style="dim")
-                if queued:
-                    t.append(f" · {queued:,} queued", style="dim")
-            else:
-                t.append(f"✗ step {step.step + 1} · not finished", style=WARN)
-            return t
-        t.append("✗ " if step.error else "✓ ", style=FAIL if step.error else OK)
-        t.append(f"step {step.step + 1}", style="bold")
-        t.append(f" · {fmt.seconds(step.duration_s)}", style="dim")
-        if n:
-            t.append(f" · {n:,} sub-call" + ("s" if n != 1 else ""), style="dim")
-            if step.n_failed:
-                t.append(f" ({step.n_failed:,} failed)", style=FAIL)
-        lines = step.stdout.count("\n") + (1 if step.stdout and not step.stdout.endswith("\n") else 0)
-        t.append(f" · {lines:,} line(s) of output" if lines else " · no output", style="dim")
-        if step.final_answer is not None:
-            t.append(" · FINAL", style="bold green")
-        if step.repl_restarted:
-            t.append(" · REPL restarted", style=WARN)
-        return t
 
     def code(self, step: StepNode) -> Text:
         """The step's code, syntax highlighted (cached on the step), cut to ``code_lines`` lines."""
@@ -354,41 +276,6 @@ class Renderer:
         if call.child is not None and (o.mode == "show" or (self.live and not call.done)):
             self.rlm(node, call.child)
 
-    def call_label(self, call: CallNode) -> Text:
-        """``✓ llm openai/sub · 0.31s · 120→15 tok · "prompt…"`` (or the error, in red)."""
-        t = _line()
-        kind, model = inline(call.kind, 40), inline(call.model, 200)  # a model name may be chosen by code
-        if not call.done:
-            if self.live and call.sent:
-                t.append(f"{_spin(self.now)} ", style="cyan")
-                t.append(f"{kind} ", style="bold")
-                t.append(f"{model} · {fmt.seconds(self.now - call.t0)}", style="cyan")
-            elif self.live:
-                t.append(f"◦ {kind} {model} · queued", style="dim")
-            else:
-                t.append(f"✗ {kind} {model} · not finished", style=WARN)
-        elif call.error:
-            t.append(f"✗ {kind} ", style=f"bold {FAIL}")
-            t.append(f"{model} · {fmt.seconds(call.duration_s)} · ", style="dim")
-            t.append(fmt.one_line(call.error, self.o.preview), style=FAIL)
-            t.append(f" · {fmt.one_line(call.prompt, self.o.preview // 2)}", style="dim italic")
-            if call.child is not None:
-                t.append(f" · {len(call.child.iterations)} iteration(s)", style="dim")
-            return t
-        else:
-            t.append("✓ ", style=OK)
-            t.append(f"{kind} ", style="bold")
-            t.append(f"{model} · {fmt.seconds(call.duration_s)}", style="dim")
-            if self.o.mode == "show" and call.queued_s is not None and call.queued_s >= 0.005:
-                t.append(f" (after {fmt.seconds(call.queued_s)} queued)", style="dim")
-            if call.input_tokens or call.output_tokens:
-                t.append(f" · {fmt.tokens(call.input_tokens)}→{fmt.tokens(call.output_tokens)} tok", style="dim")
-        if call.child is not None:
-            t.append(f" · {len(call.child.iterations)} iteration(s)", style="dim")
-        t.append(f" · {fmt.one_line(call.prompt, self.o.preview)}", style="italic")
-        if call.done and call.response is not None and self.o.mode == "show" and not self.o.full:
-            t.append(f" → {fmt.one_line(call.response, self.o.preview)}", style="green")
-        return t
 
 
 def render(model: RunModel, opts: RenderOptions, now: float | None = None) -> RenderableType:

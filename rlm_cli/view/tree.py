@@ -163,6 +163,7 @@ class RunModel:
         self.root_iterations = 0  # replies of the top-level root LM
         self.calls_started = self.calls_done = self.calls_failed = 0
         self.calls_sent = 0  # sent and not finished
+        self.calls_cancelled = 0  # never finished: the run ended first (Ctrl-C, a budget, an error)
         self.calls_waiting = 0  # batch items not started yet (see StepNode.waiting)
         self.tokens_in = self.tokens_out = 0
         self.cost: float | None = None
@@ -174,6 +175,7 @@ class RunModel:
         self.duration_s: float | None = None
         self.ended_at: str | None = None
         self.citations: dict | None = None  # the answer's reference check, once done
+        self.exhausted: str | None = None  # the budget that ran out (cost, tokens, timeout, sub_calls)
         self.events = 0
 
     # --- queries -------------------------------------------------------------------------------
@@ -191,6 +193,8 @@ class RunModel:
     def calls_queued(self) -> int:
         """Sub-calls the code asked for that wait to be sent (for a ``--concurrency`` slot, or for a
         batch worker)."""
+        if self.finished:
+            return 0
         return self.calls_started - self.calls_done - self.calls_sent + self.calls_waiting
 
     def elapsed(self) -> float | None:
@@ -334,10 +338,23 @@ class RunModel:
         elif isinstance(ev, RunFinished):
             self.status, self.answer, self.error, self.usage = ev.status, ev.answer, ev.error, ev.usage
             self.ended_at, self.duration_s = ev.ended_at, ev.duration_s
+            self.exhausted = (ev.extra or {}).get("exhausted")
+            self._cancel_unfinished()
             if isinstance(ev.usage, dict) and ev.usage.get("total_cost_usd") is not None:
                 self.cost = ev.usage["total_cost_usd"]
         elif isinstance(ev, CitationsChecked):
             self.citations = ev.report
+
+    def _cancel_unfinished(self) -> None:
+        """The run ended: sub-calls still queued or in flight (and batch items never started) were
+        cancelled with it; they are counted as cancelled, no longer as running or queued."""
+        for call, step in self.calls.values():
+            step.running.pop(call.call_id, None)
+            step.queued.pop(call.call_id, None)
+            step.waiting = 0
+        self.calls_cancelled += len(self.calls) + self.calls_waiting
+        self.calls.clear()
+        self.calls_sent = self.calls_waiting = 0
 
     # --- from a saved trajectory ---------------------------------------------------------------
     @classmethod
@@ -369,7 +386,8 @@ def trajectory_events(doc: dict) -> Iterator:
         yield Notice(str(notice.get("message", "")), str(notice.get("level", "warning")))
     if doc.get("status") not in (None, "running"):
         yield RunFinished(doc["status"], doc.get("answer"), doc.get("error"), doc.get("usage") or {},
-                          str(doc.get("ended_at") or ""), float(doc.get("duration_s") or 0.0))
+                          str(doc.get("ended_at") or ""), float(doc.get("duration_s") or 0.0),
+                          {"exhausted": doc.get("exhausted")})
     if isinstance(doc.get("citations"), dict):
         yield CitationsChecked(doc["citations"])
 

@@ -116,8 +116,8 @@ def test_logs_lists_recent_runs_newest_first(cli, home):
     p = cli("logs")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert lines[0].split() == ["when", "status", "question", "iter", "sub-calls", "cost", "path"]
-    assert "ccc333" in lines[1] and "bbb222" in lines[2] and "aaa111" in lines[3]
+    assert lines[0].split() == ["id", "when", "status", "question", "iter", "calls", "cost"]
+    assert lines[1].startswith("ccc333 ") and lines[2].startswith("bbb222 ") and lines[3].startswith("aaa111 ")
     assert "answered" in lines[1] and "error" in lines[2] and "Which [red]module[/red] is slow?" in lines[1]
     assert " 304 " in lines[1] and "$0." in lines[1]
     assert "\x1b" not in p.stdout

@@ -30,8 +30,10 @@ def test_doc_groups_and_plain_table():
     out = io.StringIO()
     print_table(doc, out, rich=False)
     lines = out.getvalue().splitlines()
+    assert lines[0].split()[:5] == ["suite", "length", "system", "n", "accuracy"]
     assert lines[1].split()[:5] == ["niah", "8k", "rlm", "1", "100.0%"]
     assert lines[3].split()[:5] == ["niah", "64k", "rlm", "1", "75.0%"]
+    assert all(line == line.rstrip() for line in lines) and "\x1b" not in out.getvalue()  # plain text, no colour
 
 
 def test_chart_has_one_line_per_system_with_two_lengths():

@@ -108,7 +108,7 @@ def test_step_error_and_run_error_are_displayed():
     live_done = text_of(render(model, RenderOptions.summary()))
     assert "✗ step 1: ZeroDivisionError: division by zero" in live_done  # collapsed iterations keep errors
     assert "✗ ProviderError: openai/root: auth failed" in live_done
-    assert live_done.rstrip().splitlines()[-2].startswith("error in 12.5s")
+    assert live_done.rstrip().splitlines()[-2].startswith("failed after 12.5s")
     show = text_of(render(model, RenderOptions.show()))
     assert "error: step timed out after 120s" in show
 
