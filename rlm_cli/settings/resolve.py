@@ -188,7 +188,7 @@ def resolve(flags: Mapping[str, Any], *, env: Mapping[str, str] | None = None, c
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     notes: dict[str, str] = {}
-    kept = {k: v for k, v in (session or {}).items() if k in SESSION_KEYS and v is not None}
+    kept = {k: v for k, v in (session or {}).items() if k in SESSION_KEYS and (v is not None or base[k] is None and k != "model")}
     for name, key in KEYS.items():
         flag_value = flags.get(name)
         env_text = env.get(key.env, "").strip()
@@ -196,7 +196,8 @@ def resolve(flags: Mapping[str, Any], *, env: Mapping[str, str] | None = None, c
             flag = "--" + name.replace("_", "-")
             values[name], sources[name], notes[name] = check_value(key, flag_value, where=flag), "flag", flag
         elif name in kept:
-            values[name] = check_value(key, kept[name], where=f"the conversation's {name}")
+            stored = kept[name]
+            values[name] = None if stored is None else check_value(key, stored, where=f"the conversation's {name}")
             sources[name], notes[name] = "session", "the continued conversation"
         elif env_text:
             values[name] = convert(key, env_text, where=key.env)
