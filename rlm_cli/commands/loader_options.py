@@ -11,7 +11,7 @@ Use them as parameter annotations, then build the options with :func:`load_optio
                                     max_input_size, follow_symlinks)
 
 Help texts avoid square brackets (Typer's rich markup would eat them) and keep to one line; the
-default exclude list is documented in README.md (``rlm ls`` shows what it skipped and why).
+default exclude list is printed by ``rlm ls --help`` only.
 :data:`rlm_cli.commands.options.LOADING` is these options as one group.
 """
 
@@ -23,6 +23,7 @@ import typer
 
 from rlm_cli.errors import UsageError
 from rlm_cli.loader.options import (
+    DEFAULT_EXCLUDES,
     DEFAULT_MAX_FILE_SIZE,
     DEFAULT_MAX_INPUT_SIZE,
     LoadOptions,
@@ -48,7 +49,12 @@ ExcludeOpt = Annotated[list[str] | None, typer.Option(
     help="Also skip walked files matching PATTERN (repeatable).")]
 NoDefaultExcludesOpt = Annotated[bool, typer.Option(
     "--no-default-excludes", rich_help_panel=PANEL,
-    help="Also load lock files, node_modules/, .venv/, *.min.js...")]
+    help="Also load what the default excludes skip: " + " ".join(DEFAULT_EXCLUDES) + " (vendor/ is not "
+         "excluded: vendored code that git tracks is often what you ask about).")]
+"""The full list, for ``rlm ls --help``; the run commands use :data:`NoDefaultExcludesShortOpt`."""
+NoDefaultExcludesShortOpt = Annotated[bool, typer.Option(
+    "--no-default-excludes", rich_help_panel=PANEL,
+    help="Also load lock files, node_modules/, .venv/... (rlm ls --help lists them).")]
 MaxFileSizeOpt = Annotated[str, typer.Option(
     "--max-file-size", metavar="SIZE", rich_help_panel=PANEL,
     help="Skip walked files larger than SIZE (e.g. 2MiB).")]

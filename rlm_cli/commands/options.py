@@ -222,7 +222,7 @@ def _loading() -> OptionGroup:
 
     return OptionGroup((
         ("include", lo.IncludeOpt, None), ("exclude", lo.ExcludeOpt, None),
-        ("no_default_excludes", lo.NoDefaultExcludesOpt, False),
+        ("no_default_excludes", lo.NoDefaultExcludesShortOpt, False),
         ("max_file_size", lo.MaxFileSizeOpt, lo.DEFAULT_MAX_FILE_SIZE_TEXT),
         ("max_input_size", lo.MaxInputSizeOpt, lo.DEFAULT_MAX_INPUT_SIZE_TEXT),
         ("follow_symlinks", lo.FollowSymlinksOpt, False)), lambda v: lo.load_options_from(**v))
