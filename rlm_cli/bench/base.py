@@ -52,6 +52,7 @@ async def run_base(task: Any, sources: list[str], *, settings: Any, limits: Any,
     from rlm_cli.run.budget import Budget
     from rlm_cli.run.config import now_iso
     from rlm_cli.run.events import IterationStarted, RlmStarted, RootReply, RunFinished, RunStarted
+    from rlm_cli.settings.endpoints import lm_endpoints
     from rlm_cli.trajectory.recorder import TrajectoryRecorder
 
     model = settings.model
@@ -75,7 +76,7 @@ async def run_base(task: Any, sources: list[str], *, settings: Any, limits: Any,
     recorder(IterationStarted("r0", 0, 0))
     status, answer, error = "error", None, None
     try:
-        async with LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=request_timeout,
+        async with LMClient(**lm_endpoints(settings), timeout_s=request_timeout, max_retries=settings.max_retries,
                             options=settings.options, prices=settings.prices, backend=backend) as lm:
             async with asyncio.timeout(limits.timeout):
                 for attempt in range(WINDOW_RETRIES + 1):

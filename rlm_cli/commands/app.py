@@ -61,9 +61,9 @@ def _root(
 
 def _register() -> None:
     from rlm_cli.commands import ask, ls
-    from rlm_cli.commands.options import AskCommand
+    from rlm_cli.commands.options import SETTINGS_HELP, AskCommand
 
-    app.command("ask", help=ask.HELP, epilog=EXIT_CODES_HELP, cls=AskCommand)(ask.ask_command)
+    app.command("ask", help=ask.HELP, epilog=EXIT_CODES_HELP + "\n\n" + SETTINGS_HELP, cls=AskCommand)(ask.ask_command)
     app.command("ls", help=ls.HELP)(ls.ls_command)
     for name in ("chat", "show", "logs", "config", "models", "serve", "mcp", "bench"):
         try:

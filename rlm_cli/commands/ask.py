@@ -13,39 +13,18 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from rlm_cli.commands.loader_options import (
-    DEFAULT_MAX_FILE_SIZE_TEXT,
-    DEFAULT_MAX_INPUT_SIZE_TEXT,
-    ExcludeOpt,
-    FollowSymlinksOpt,
-    IncludeOpt,
-    MaxFileSizeOpt,
-    MaxInputSizeOpt,
-    NoDefaultExcludesOpt,
-    load_options_from,
-)
 from rlm_cli.commands.options import (
+    BUDGET,
     DEFAULT_MAX_OUTPUT_CHARS,
-    DEFAULT_REQUEST_TIMEOUT_S,
-    AllowModelOpt,
-    ApiBaseOpt,
-    ConcurrencyOpt,
-    MaxCostOpt,
-    MaxDepthOpt,
-    MaxIterationsOpt,
-    MaxOutputCharsOpt,
-    MaxSubCallsOpt,
-    MaxTokensOpt,
-    ModelOpt,
-    OptionOpt,
-    PriceOpt,
-    RequestTimeoutOpt,
-    StepTimeoutOpt,
-    SubModelOpt,
-    SubOptionOpt,
-    TimeoutOpt,
-    check_request_timeout,
-    flags_from,
+    LOADING,
+    MODEL,
+    OUTPUT,
+    SESSION,
+    BudgetOptions,
+    ModelOptions,
+    OutputOptions,
+    SessionOptions,
+    option_groups,
 )
 from rlm_cli.errors import EXIT_BUDGET, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from rlm_cli.loader.options import LoadOptions
@@ -54,6 +33,8 @@ if TYPE_CHECKING:  # imported lazily at run time: `rlm --help` and Tab completio
     from rlm_cli.run.budget import Limits
     from rlm_cli.settings.resolve import Settings
 
+
+__all__ = ["DEFAULT_MAX_OUTPUT_CHARS", "HELP", "ask_command", "run_ask", "settings_for"]
 
 HELP = ("Answer QUESTION about SOURCE... (files, directories, URLs, git remotes such as gh:ORG/REPO#REF, "
         "or - for standard input) with a Recursive "
@@ -64,50 +45,18 @@ STATUS_EXIT = {"answered": EXIT_OK, "budget_exhausted": EXIT_BUDGET, "max_iterat
 JSON_SCHEMA = "rlm-answer/1"
 
 
+@option_groups(model=MODEL, budget=BUDGET, load=LOADING, session=SESSION, out=OUTPUT)
 def ask_command(
     args: list[str] = typer.Argument(..., metavar="SOURCE... QUESTION",
                                      help="Files, directories, URLs, git remotes or - (stdin), then the question."),
-    model: ModelOpt = None,
-    sub_model: SubModelOpt = None,
-    api_base: ApiBaseOpt = None,
-    max_iterations: MaxIterationsOpt = None,
-    max_depth: MaxDepthOpt = None,
-    max_sub_calls: MaxSubCallsOpt = None,
-    max_cost: MaxCostOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    timeout: TimeoutOpt = None,
-    step_timeout: StepTimeoutOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    option: OptionOpt = None,
-    sub_option: SubOptionOpt = None,
-    price: PriceOpt = None,
-    allow_model: AllowModelOpt = None,
-    max_output_chars: MaxOutputCharsOpt = DEFAULT_MAX_OUTPUT_CHARS,
-    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT_S,
-    system: str = typer.Option(None, "--system", "-s", help="Extra instructions for the root LM."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout instead of the answer."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; only the answer."),
-    log: Path = typer.Option(None, "--log", help="Where to write the trajectory (default: the log directory)."),
-    no_log: bool = typer.Option(False, "--no-log", help="Do not write a trajectory."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    repl_network: bool = typer.Option(False, "--repl-network",
-                                      help="Let REPL code use the network (off by default where the platform "
-                                      "allows: Linux namespaces or bubblewrap)."),
-    include: IncludeOpt = None,
-    exclude: ExcludeOpt = None,
-    no_default_excludes: NoDefaultExcludesOpt = False,
-    max_file_size: MaxFileSizeOpt = DEFAULT_MAX_FILE_SIZE_TEXT,
-    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE_TEXT,
-    follow_symlinks: FollowSymlinksOpt = False,
-    continue_: bool = typer.Option(False, "--continue", "-c",
-                                   help="Continue the latest run: its history, REPL variables and sources "
-                                   "(SOURCE... may be omitted; given, they are added)."),
-    resume: str = typer.Option(None, "--resume", metavar="RUN_ID",
-                               help="Continue the run RUN_ID (as `rlm logs` shows it), like --continue."),
+    log: Path = typer.Option(None, "--log", metavar="PATH", rich_help_panel="Output",
+                             help="Where to write the trajectory (default: the log directory)."),
+    no_log: bool = typer.Option(False, "--no-log", rich_help_panel="Output", help="Do not write a trajectory."),
+    debug: bool = typer.Option(False, "--debug", rich_help_panel="Output", help="Show tracebacks for errors."),
+    *, model: ModelOptions, budget: BudgetOptions, load: LoadOptions, session: SessionOptions,
+    out: OutputOptions,
 ) -> None:
-    if continue_ and resume is not None:
-        raise UsageError("--continue and --resume contradict each other; give one of them")
-    following = continue_ or resume is not None
+    following = session.following
     if len(args) < (1 if following else 2):
         raise UsageError("give at least one SOURCE and a QUESTION, e.g. rlm ask src/ \"where is auth handled?\"")
     sources, question = args[:-1], args[-1]
@@ -115,26 +64,39 @@ def ask_command(
         raise UsageError("the question is empty")
     if log is not None and no_log:
         raise UsageError("--log and --no-log contradict each other; give one of them")
-    check_request_timeout(request_timeout)
-    load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
-                                     follow_symlinks)
-    load_options.progress = not quiet
-    from rlm_cli.settings.resolve import check_prices, resolve
-
-    settings = resolve(flags_from(locals(), option, sub_option, price, allow_model))
-    check_prices(settings)
-    limits = settings.limits(max_output_chars=max_output_chars)
+    load.progress = not out.quiet
     from rlm_cli.run.session import continue_session, new_session
 
-    if following:
-        session = continue_session(resume, sources, persist=not no_log)
-        sources = session.sources
-    else:
-        session = None if no_log else new_session(sources)
-    code = run_ask(sources, question, load_options, settings=settings, limits=limits, system=system,
-                   repl_network=repl_network, session=session,
-                   as_json=as_json, quiet=quiet, log=log, no_log=no_log, request_timeout=request_timeout)
+    link = continue_session(session.resume, sources, persist=not no_log) if following else None
+    settings = settings_for(model, budget, link)
+    if link is not None:
+        sources = link.sources
+    elif not no_log:
+        link = new_session(sources)
+        link.settings = settings
+    code = run_ask(sources, question, load, settings=settings, limits=settings.limits(
+                   max_output_chars=budget.max_output_chars), system=model.system, repl_network=budget.repl_network,
+                   session=link, as_json=out.as_json, quiet=out.quiet, log=log, no_log=no_log,
+                   request_timeout=model.request_timeout)
     raise typer.Exit(code)
+
+
+def settings_for(model: ModelOptions, budget: BudgetOptions, link=None, **overrides) -> Settings:
+    """The run's settings; for a continued conversation (``link``) its stored models, endpoints and
+    limits stand unless flags name others (then one ``rlm: note:`` line on stderr says what changed)."""
+    from rlm_cli.commands.options import resolve_settings
+
+    stored = link.stored_settings() if link is not None else None
+    settings = resolve_settings(model, budget, session=stored, **overrides)
+    if link is not None:
+        from rlm_cli.run.session import changed_settings
+        from rlm_cli.view.safe import inline
+
+        changes = changed_settings(settings, stored)
+        if changes:
+            print(f"rlm: note: {inline('; '.join(changes), 600)}", file=sys.stderr)
+        link.settings = settings
+    return settings
 
 
 def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, settings: Settings,

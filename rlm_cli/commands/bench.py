@@ -15,26 +15,13 @@ from pathlib import Path
 import typer
 
 from rlm_cli.commands.options import (
-    DEFAULT_MAX_OUTPUT_CHARS,
-    DEFAULT_REQUEST_TIMEOUT_S,
-    AllowModelOpt,
-    ApiBaseOpt,
-    MaxCostOpt,
-    MaxDepthOpt,
-    MaxIterationsOpt,
-    MaxOutputCharsOpt,
-    MaxSubCallsOpt,
-    MaxTokensOpt,
-    ModelOpt,
-    OptionOpt,
-    PriceOpt,
-    RequestTimeoutOpt,
-    StepTimeoutOpt,
-    SubModelOpt,
-    SubOptionOpt,
-    TimeoutOpt,
-    check_request_timeout,
-    flags_from,
+    BUDGET,
+    MODEL,
+    OUTPUT,
+    BudgetOptions,
+    ModelOptions,
+    OutputOptions,
+    option_groups,
 )
 from rlm_cli.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 
@@ -66,6 +53,7 @@ def _depths(text: str | None) -> list[float] | None:
     return out
 
 
+@option_groups(model=MODEL, budget=BUDGET.without("concurrency", "repl_network"), output=OUTPUT)
 def bench_command(
     suites: list[str] = typer.Argument(..., metavar="SUITE...", help="niah, oolong, pairs, codeqa (or a comma list)."),
     n: int = typer.Option(3, "--n", min=1, help="Tasks per suite and length."),
@@ -82,28 +70,10 @@ def bench_command(
     context_window: int = typer.Option(None, "--context-window", metavar="TOKENS", min=256,
                                        help="The root model's context window for base (default: the model "
                                        "catalogue's; needed for local models)."),
-    model: ModelOpt = None,
-    sub_model: SubModelOpt = None,
-    api_base: ApiBaseOpt = None,
-    max_iterations: MaxIterationsOpt = None,
-    max_depth: MaxDepthOpt = None,
-    max_sub_calls: MaxSubCallsOpt = None,
-    max_cost: MaxCostOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    timeout: TimeoutOpt = None,
-    step_timeout: StepTimeoutOpt = None,
-    option: OptionOpt = None,
-    sub_option: SubOptionOpt = None,
-    price: PriceOpt = None,
-    allow_model: AllowModelOpt = None,
-    max_output_chars: MaxOutputCharsOpt = DEFAULT_MAX_OUTPUT_CHARS,
-    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT_S,
-    system: str = typer.Option(None, "--system", "-s", help="Extra instructions for the root LM (rlm system)."),
     out: Path = typer.Option(None, "--out", help="Directory for the trajectories (<task>-<system>.json; "
                              "default: the log directory)."),
     html: Path = typer.Option(None, "--html", metavar="PATH", help="Also write a self-contained HTML report."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout instead of the table."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    *, model: ModelOptions, budget: BudgetOptions, output: OutputOptions,
 ) -> None:
     from rlm_cli.bench.tasks import parse_lengths, parse_suites
 
@@ -111,7 +81,6 @@ def bench_command(
     length_list = parse_lengths(lengths)
     system_list = _systems(systems)
     depth_list = _depths(depths)
-    check_request_timeout(request_timeout)
     total = len(suite_names) * len(length_list) * n
     from rlm_cli.bench.tasks import MAX_TASKS
 
@@ -119,12 +88,9 @@ def bench_command(
         raise UsageError(f"{total:,} tasks asked for; at most {MAX_TASKS:,} (lower --n or --lengths)")
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a directory")
-    from rlm_cli.settings.resolve import check_prices, resolve
+    from rlm_cli.commands.options import resolve_settings
 
-    params = dict(locals())
-    params["concurrency"] = lm_concurrency
-    settings = resolve(flags_from(params, option, sub_option, price, allow_model))
-    check_prices(settings)
+    settings = resolve_settings(model, budget, concurrency=lm_concurrency)
     window = None
     if "base" in system_list:
         from rlm_cli.bench.base import resolve_window
@@ -135,16 +101,16 @@ def bench_command(
                              "not list: pass --context-window TOKENS (or --systems rlm)")
     from rlm_cli.bench.runner import BenchConfig, plan
 
-    cfg = BenchConfig(systems=system_list, settings=settings, limits=settings.limits(max_output_chars=max_output_chars),
+    cfg = BenchConfig(systems=system_list, settings=settings, limits=settings.limits(max_output_chars=budget.max_output_chars),
                       concurrency=concurrency, window_tokens=window,
-                      out_dir=out.resolve() if out is not None else None, request_timeout=request_timeout,
-                      system_extra=system)
+                      out_dir=out.resolve() if out is not None else None, request_timeout=model.request_timeout,
+                      system_extra=model.system)
     meta = {"seed": seed, "n": n, "lengths": length_list, "suites": suite_names, "systems_run": system_list,
             "models": {"root": settings.model, "sub": settings.sub_model or settings.model},
             "context_window": window, "limits": cfg.limits.as_dict()}
     html_path = html.resolve() if html is not None else None
-    code = run_bench_command(cfg, plan(suite_names, length_list, n, seed, depth_list), meta, as_json=as_json,
-                             html=html_path, quiet=quiet)
+    code = run_bench_command(cfg, plan(suite_names, length_list, n, seed, depth_list), meta,
+                             as_json=output.as_json, html=html_path, quiet=output.quiet)
     raise typer.Exit(code)
 
 
@@ -196,6 +162,6 @@ def run_bench_command(cfg, specs, meta: dict, *, as_json: bool, html: Path | Non
 
 def register(app: typer.Typer) -> None:
     """Add ``rlm bench`` to ``app``."""
-    from rlm_cli.commands.options import AskCommand
+    from rlm_cli.commands.options import SETTINGS_HELP, AskCommand
 
-    app.command("bench", help=HELP, epilog=EPILOG, cls=AskCommand)(bench_command)
+    app.command("bench", help=HELP, epilog=EPILOG + "\n\n" + SETTINGS_HELP, cls=AskCommand)(bench_command)

@@ -18,39 +18,15 @@ from pathlib import Path
 
 import typer
 
-from rlm_cli.commands.loader_options import (
-    DEFAULT_MAX_FILE_SIZE_TEXT,
-    DEFAULT_MAX_INPUT_SIZE_TEXT,
-    ExcludeOpt,
-    FollowSymlinksOpt,
-    IncludeOpt,
-    MaxFileSizeOpt,
-    MaxInputSizeOpt,
-    NoDefaultExcludesOpt,
-    load_options_from,
-)
 from rlm_cli.commands.options import (
-    DEFAULT_MAX_OUTPUT_CHARS,
-    DEFAULT_REQUEST_TIMEOUT_S,
-    AllowModelOpt,
-    ApiBaseOpt,
-    ConcurrencyOpt,
-    MaxCostOpt,
-    MaxDepthOpt,
-    MaxIterationsOpt,
-    MaxOutputCharsOpt,
-    MaxSubCallsOpt,
-    MaxTokensOpt,
-    ModelOpt,
-    OptionOpt,
-    PriceOpt,
-    RequestTimeoutOpt,
-    StepTimeoutOpt,
-    SubModelOpt,
-    SubOptionOpt,
-    TimeoutOpt,
-    check_request_timeout,
-    flags_from,
+    BUDGET,
+    LOADING,
+    MODEL,
+    SESSION,
+    BudgetOptions,
+    ModelOptions,
+    SessionOptions,
+    option_groups,
 )
 from rlm_cli.errors import EXIT_OK, RlmError, UsageError
 
@@ -62,41 +38,13 @@ EXIT_WORDS = ("/exit", "/quit")
 HISTORY_LINES = 1000
 
 
+@option_groups(model=MODEL, budget=BUDGET, load=LOADING, session=SESSION)
 def chat_command(
     sources: list[str] = typer.Argument(None, metavar="SOURCE...", help="Files or directories to ask about."),
-    model: ModelOpt = None,
-    sub_model: SubModelOpt = None,
-    api_base: ApiBaseOpt = None,
-    max_iterations: MaxIterationsOpt = None,
-    max_depth: MaxDepthOpt = None,
-    max_sub_calls: MaxSubCallsOpt = None,
-    max_cost: MaxCostOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    timeout: TimeoutOpt = None,
-    step_timeout: StepTimeoutOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    option: OptionOpt = None,
-    sub_option: SubOptionOpt = None,
-    price: PriceOpt = None,
-    allow_model: AllowModelOpt = None,
-    max_output_chars: MaxOutputCharsOpt = DEFAULT_MAX_OUTPUT_CHARS,
-    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT_S,
-    system: str = typer.Option(None, "--system", "-s", help="Extra instructions for the root LM."),
-    repl_network: bool = typer.Option(False, "--repl-network", help="Let REPL code use the network."),
-    continue_: bool = typer.Option(False, "--continue", "-c", help="Continue the latest run (SOURCE... optional)."),
-    resume: str = typer.Option(None, "--resume", metavar="RUN_ID", help="Continue the run RUN_ID."),
-    include: IncludeOpt = None,
-    exclude: ExcludeOpt = None,
-    no_default_excludes: NoDefaultExcludesOpt = False,
-    max_file_size: MaxFileSizeOpt = DEFAULT_MAX_FILE_SIZE_TEXT,
-    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE_TEXT,
-    follow_symlinks: FollowSymlinksOpt = False,
+    *, model: ModelOptions, budget: BudgetOptions, load, session: SessionOptions,
 ) -> None:
     sources = list(sources or [])
-    if continue_ and resume is not None:
-        raise UsageError("--continue and --resume contradict each other; give one of them")
-    following = continue_ or resume is not None
-    if not sources and not following:
+    if not sources and not session.following:
         raise UsageError("give at least one SOURCE, e.g. rlm chat src/")
     if "-" in sources:
         raise UsageError("rlm chat reads its questions from the terminal: standard input (-) cannot be a source")
@@ -105,28 +53,24 @@ def chat_command(
     for src in sources:
         if not looks_remote(src) and not os.path.lexists(src):
             raise UsageError(f"no such file or directory: {src}")
-    check_request_timeout(request_timeout)
-    load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
-                                     follow_symlinks)
-    from rlm_cli.settings.resolve import check_prices, resolve
-
-    settings = resolve(flags_from(locals(), option, sub_option, price, allow_model))
-    check_prices(settings)
-    limits = settings.limits(max_output_chars=max_output_chars)
+    from rlm_cli.commands.ask import settings_for
     from rlm_cli.run.session import continue_session
 
-    first = continue_session(resume, sources) if following else None  # checked before the first prompt
-    code = chat_loop(sources, first, lambda src, question, link: _ask(src, question, link, load_options, settings,
-                                                                      limits, system, request_timeout, repl_network))
+    first = continue_session(session.resume, sources) if session.following else None  # checked before the prompt
+    settings = settings_for(model, budget, first)
+    limits = settings.limits(max_output_chars=budget.max_output_chars)
+    code = chat_loop(sources, first, lambda src, question, link: _ask(src, question, link, load, settings, limits,
+                                                                      model, budget.repl_network))
     raise typer.Exit(code)
 
 
-def _ask(sources, question, link, load_options, settings, limits, system, request_timeout, repl_network) -> int:
+def _ask(sources, question, link, load_options, settings, limits, model: ModelOptions, repl_network) -> int:
     from rlm_cli.commands.ask import run_ask
 
+    link.settings = settings
     return run_ask(link.sources, question, load_options, settings=settings,
-                   limits=limits, system=system, as_json=False, quiet=False, log=None, no_log=False,
-                   request_timeout=request_timeout, repl_network=repl_network, session=link)
+                   limits=limits, system=model.system, as_json=False, quiet=False, log=None, no_log=False,
+                   request_timeout=model.request_timeout, repl_network=repl_network, session=link)
 
 
 def chat_loop(sources: list[str], first, ask) -> int:
@@ -212,6 +156,6 @@ class _History:
 def register(app: typer.Typer) -> None:
     """Add ``chat`` to the app."""
     from rlm_cli.commands.app import EXIT_CODES_HELP
-    from rlm_cli.commands.options import AskCommand
+    from rlm_cli.commands.options import SETTINGS_HELP, AskCommand
 
-    app.command("chat", help=HELP, epilog=EXIT_CODES_HELP, cls=AskCommand)(chat_command)
+    app.command("chat", help=HELP, epilog=EXIT_CODES_HELP + "\n\n" + SETTINGS_HELP, cls=AskCommand)(chat_command)

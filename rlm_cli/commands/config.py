@@ -11,8 +11,10 @@ import typer
 HELP = ("Show or change the configuration (config.toml). Precedence: command-line flag > environment "
         "(RLM_MODEL, RLM_MAX_COST, ... RLM_<KEY>) > config file > built-in default.")
 
-KEYS_HELP = ("Keys: model, sub_model, api_base, max_iterations, max_depth, max_sub_calls, max_cost, max_tokens, "
-             "timeout, step_timeout, concurrency, sandbox_warning (off: do not warn about a weaker REPL sandbox); table entries: aliases.NAME (a model string), "
+KEYS_HELP = ("Keys: model, sub_model, api_base, sub_api_base, max_iterations, max_depth, max_sub_calls, max_cost, "
+             "max_tokens, timeout, step_timeout, concurrency, max_retries, sandbox_warning (off: do not warn "
+             "about a weaker REPL sandbox); table entries: aliases.NAME (a model "
+             "string; [aliases.NAME] tables with model, api_base, api_key_env are edited by hand), "
              "options.NAME and sub_options.NAME (litellm arguments for the root LM and for sub-calls; "
              "values parsed as JSON when they can be).")
 

@@ -10,7 +10,9 @@ Use them as parameter annotations, then build the options with :func:`load_optio
         options = load_options_from(include, exclude, no_default_excludes, max_file_size,
                                     max_input_size, follow_symlinks)
 
-Help texts avoid square brackets (Typer's rich markup would eat them).
+Help texts avoid square brackets (Typer's rich markup would eat them) and keep to one line; the
+default exclude list is printed by ``rlm ls --help`` only.
+:data:`rlm_cli.commands.options.LOADING` is these options as one group.
 """
 
 from __future__ import annotations
@@ -29,10 +31,9 @@ from rlm_cli.loader.options import (
     parse_size,
 )
 
-PANEL = "Input"
+PANEL = "Loading"
 DEFAULT_MAX_FILE_SIZE_TEXT = format_size(DEFAULT_MAX_FILE_SIZE).replace(" ", "")
 DEFAULT_MAX_INPUT_SIZE_TEXT = format_size(DEFAULT_MAX_INPUT_SIZE).replace(" ", "")
-DEFAULT_EXCLUDES_TEXT = " ".join(DEFAULT_EXCLUDES)
 
 LOADING_RULES_HELP = (
     "Directories load git's file set: tracked plus untracked files that .gitignore, .git/info/exclude "
@@ -42,26 +43,26 @@ LOADING_RULES_HELP = (
 
 IncludeOpt = Annotated[list[str] | None, typer.Option(
     "--include", metavar="PATTERN", rich_help_panel=PANEL,
-    help="Load only walked files matching this gitignore-style pattern, relative to the directory "
-         "given (e.g. '*.py', 'src/'; repeatable; '!PATTERN' makes an exception).")]
+    help="Load only walked files matching this gitignore pattern.")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option(
     "--exclude", metavar="PATTERN", rich_help_panel=PANEL,
-    help="Skip walked files matching this gitignore-style pattern, on top of git's rules (repeatable; "
-         "'!PATTERN' takes back a default exclude).")]
+    help="Also skip walked files matching PATTERN (repeatable).")]
 NoDefaultExcludesOpt = Annotated[bool, typer.Option(
     "--no-default-excludes", rich_help_panel=PANEL,
-    help="Also load what the default excludes skip: " + DEFAULT_EXCLUDES_TEXT + " (vendor/ is not "
+    help="Also load what the default excludes skip: " + " ".join(DEFAULT_EXCLUDES) + " (vendor/ is not "
          "excluded: vendored code that git tracks is often what you ask about).")]
+"""The full list, for ``rlm ls --help``; the run commands use :data:`NoDefaultExcludesShortOpt`."""
+NoDefaultExcludesShortOpt = Annotated[bool, typer.Option(
+    "--no-default-excludes", rich_help_panel=PANEL,
+    help="Also load lock files, node_modules/, .venv/... (rlm ls --help lists them).")]
 MaxFileSizeOpt = Annotated[str, typer.Option(
     "--max-file-size", metavar="SIZE", rich_help_panel=PANEL,
-    help="Skip walked files larger than this (e.g. 500KB, 2MiB); files named explicitly are always loaded.")]
+    help="Skip walked files larger than SIZE (e.g. 2MiB).")]
 MaxInputSizeOpt = Annotated[str, typer.Option(
     "--max-input-size", metavar="SIZE", rich_help_panel=PANEL,
-    help="Stop with an error when the input adds up to more than this: walked and named files (binary "
-         "ones aside), standard input and pipes, which are read no further than this.")]
+    help="Stop when the whole input is larger than SIZE.")]
 FollowSymlinksOpt = Annotated[bool, typer.Option(
-    "--follow-symlinks", rich_help_panel=PANEL,
-    help="Follow symlinks found while walking (each directory is walked once, so loops end).")]
+    "--follow-symlinks", rich_help_panel=PANEL, help="Follow symlinks found while walking.")]
 
 
 def load_options_from(include: list[str] | None, exclude: list[str] | None, no_default_excludes: bool,

@@ -12,39 +12,14 @@ import os
 
 import typer
 
-from rlm_cli.commands.loader_options import (
-    DEFAULT_MAX_FILE_SIZE_TEXT,
-    DEFAULT_MAX_INPUT_SIZE_TEXT,
-    ExcludeOpt,
-    FollowSymlinksOpt,
-    IncludeOpt,
-    MaxFileSizeOpt,
-    MaxInputSizeOpt,
-    NoDefaultExcludesOpt,
-    load_options_from,
-)
 from rlm_cli.commands.options import (
-    DEFAULT_MAX_OUTPUT_CHARS,
-    DEFAULT_REQUEST_TIMEOUT_S,
-    AllowModelOpt,
-    ApiBaseOpt,
-    ConcurrencyOpt,
-    MaxCostOpt,
-    MaxDepthOpt,
-    MaxIterationsOpt,
-    MaxOutputCharsOpt,
-    MaxSubCallsOpt,
-    MaxTokensOpt,
-    ModelOpt,
-    OptionOpt,
-    PriceOpt,
-    RequestTimeoutOpt,
-    StepTimeoutOpt,
-    SubModelOpt,
-    SubOptionOpt,
-    TimeoutOpt,
-    check_request_timeout,
-    flags_from,
+    BUDGET,
+    LOADING,
+    MODEL,
+    SETTINGS_HELP,
+    BudgetOptions,
+    ModelOptions,
+    option_groups,
 )
 from rlm_cli.errors import EXIT_OK, UsageError
 
@@ -64,6 +39,7 @@ def parse_http(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+@option_groups(model=MODEL, budget=BUDGET, load=LOADING)
 def mcp_command(
     sources: list[str] = typer.Argument(None, metavar="[SOURCE...]",
                                         help="Files or directories every call may read (and reads by default)."),
@@ -74,31 +50,7 @@ def mcp_command(
     allow_remote: bool = typer.Option(False, "--allow-remote",
                                       help="Let calls name URLs and git remotes as sources (fetched or cloned)."),
     max_lm_calls: int = typer.Option(16, "--max-lm-calls", min=1, help="LM calls in flight at once, over all calls."),
-    model: ModelOpt = None,
-    sub_model: SubModelOpt = None,
-    api_base: ApiBaseOpt = None,
-    max_iterations: MaxIterationsOpt = None,
-    max_depth: MaxDepthOpt = None,
-    max_sub_calls: MaxSubCallsOpt = None,
-    max_cost: MaxCostOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    timeout: TimeoutOpt = None,
-    step_timeout: StepTimeoutOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    option: OptionOpt = None,
-    sub_option: SubOptionOpt = None,
-    price: PriceOpt = None,
-    allow_model: AllowModelOpt = None,
-    max_output_chars: MaxOutputCharsOpt = DEFAULT_MAX_OUTPUT_CHARS,
-    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT_S,
-    system: str = typer.Option(None, "--system", "-s", help="Extra instructions for the root LM."),
-    repl_network: bool = typer.Option(False, "--repl-network", help="Let REPL code use the network."),
-    include: IncludeOpt = None,
-    exclude: ExcludeOpt = None,
-    no_default_excludes: NoDefaultExcludesOpt = False,
-    max_file_size: MaxFileSizeOpt = DEFAULT_MAX_FILE_SIZE_TEXT,
-    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE_TEXT,
-    follow_symlinks: FollowSymlinksOpt = False,
+    *, model: ModelOptions, budget: BudgetOptions, load,
 ) -> None:
     wire = None
     if http is None:  # from here on nothing but the transport may write to the real stdout
@@ -123,20 +75,17 @@ def mcp_command(
             raise UsageError(f"rlm mcp takes local files and directories as SOURCE, not {source!r}")
         if not os.path.exists(source):
             raise UsageError(f"no such file or directory: {source}")
-    check_request_timeout(request_timeout)
-    load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
-                                     follow_symlinks)
-    load_options.allow_remote = allow_remote
-    load_options.progress = False  # never a progress bar: stdout is the protocol's
+    load.allow_remote = allow_remote
+    load.progress = False  # never a progress bar: stdout is the protocol's
     from rlm_cli.settings.resolve import check_prices, resolve
 
-    settings = resolve(flags_from(locals(), option, sub_option, price, allow_model), require_model=False)
+    settings = resolve({**model.flags(), **budget.flags()}, require_model=False)
     check_prices(settings)
     from rlm_cli.mcp.config import McpConfig
 
-    cfg = McpConfig(sources=[os.path.abspath(s) for s in sources], load_options=load_options, settings=settings,
-                    limits=settings.limits(max_output_chars=max_output_chars), system=system,
-                    request_timeout=request_timeout, repl_network=repl_network, host=host, port=port,
+    cfg = McpConfig(sources=[os.path.abspath(s) for s in sources], load_options=load, settings=settings,
+                    limits=settings.limits(max_output_chars=budget.max_output_chars), system=model.system,
+                    request_timeout=model.request_timeout, repl_network=budget.repl_network, host=host, port=port,
                     api_key=api_key, max_lm_calls=max_lm_calls)
     from rlm_cli.mcp import server
 
@@ -154,4 +103,4 @@ def register(app: typer.Typer) -> None:
     """Add ``rlm mcp`` to ``app``."""
     from rlm_cli.commands.options import AskCommand
 
-    app.command("mcp", help=HELP, cls=AskCommand)(mcp_command)
+    app.command("mcp", help=HELP, epilog=SETTINGS_HELP, cls=AskCommand)(mcp_command)

@@ -1,23 +1,30 @@
-"""Typer option declarations for the resolved settings, shared by ``rlm ask`` (and any later command).
+"""The option groups shared by ``rlm ask``, ``chat``, ``serve`` and ``bench``, each declared once.
 
-Every option defaults to None, meaning "not given", so :func:`rlm_cli.settings.resolve.resolve` can apply
-flag > environment > config file > default and record the source. No ``envvar=`` here: the resolver
-reads ``RLM_*`` itself. Use::
+Typer has no parameter groups, so :func:`option_groups` splices a group's parameters (name,
+``Annotated`` type, default) into the command function's ``__signature__`` (which Typer reads) and
+calls the function with one object per group instead::
 
-    from rlm_cli.commands.options import ModelOpt, SubModelOpt, ..., OptionOpt, SubOptionOpt, PriceOpt
+    @option_groups(model=MODEL, budget=BUDGET, load=LOADING, session=SESSION, out=OUTPUT)
+    def ask_command(args: list[str] = typer.Argument(...), *, model: ModelOptions, budget: BudgetOptions,
+                    load: LoadOptions, session: SessionOptions, out: OutputOptions) -> None:
+        settings = resolve_settings(model, budget)
 
-    def ask_command(args: ..., model: ModelOpt = None, ..., option: OptionOpt = None, ...):
-        settings = resolve({"model": model, ..., "options": option, "sub_options": sub_option,
-                            "prices": price})
-
-and register the command with ``cls=AskCommand`` so ``-o KEY VALUE`` (two words) parses: Typer
-cannot declare a repeatable two-value option, so :class:`AskCommand` joins each pair into
-``KEY=VALUE`` before parsing (``-o KEY=VALUE`` works without it).
+A new option is one change here (its declaration and its field); every command using the group gets
+it, in its help panel. Groups: :data:`MODEL` (panel "Model"), :data:`BUDGET` ("Budget"),
+:data:`LOADING` (:mod:`rlm_cli.commands.loader_options`, "Loading"), :data:`SESSION` ("Session"),
+:data:`OUTPUT` ("Output"). Setting options default to None ("not given") so
+:func:`rlm_cli.settings.resolve.resolve` applies flag > conversation > environment > config >
+default. Commands are registered with ``cls=AskCommand``: ``-o KEY VALUE`` (two words) parses, and
+the plain (Rich-free) help prints one section per panel.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
@@ -26,44 +33,73 @@ from rlm_cli.errors import UsageError
 from rlm_cli.run.budget import Limits
 
 PAIR_FLAGS = ("-o", "--option", "--sub-option")
-
-
-def _src(key: str) -> str:
-    return f"env RLM_{key.upper()}, config {key}"
-
-
-ModelOpt = Annotated[str | None, typer.Option(
-    "--model", "-m", help="Root LM: a litellm model string (e.g. openai/gpt-5) or an alias from the config. "
-    f"({_src('model')}; default: see `rlm config show`)")]
-SubModelOpt = Annotated[str | None, typer.Option(
-    "--sub-model", help=f"Sub-LM for llm_query (default: the root model). ({_src('sub_model')})")]
-ApiBaseOpt = Annotated[str | None, typer.Option(
-    "--api-base", help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama: "
-    f"http://127.0.0.1:11434/v1). ({_src('api_base')})")]
-MaxIterationsOpt = Annotated[int | None, typer.Option(
-    "--max-iterations", min=1, help="Root LM calls before a last best-answer call. "
-    f"(default {Limits.max_iterations}; {_src('max_iterations')})")]
-MaxDepthOpt = Annotated[int | None, typer.Option(
-    "--max-depth", min=0, help="Recursion depth for rlm_query (0: rlm_query acts as llm_query). "
-    f"(default {Limits.max_depth}; {_src('max_depth')})")]
-MaxSubCallsOpt = Annotated[int | None, typer.Option(
-    "--max-sub-calls", min=0, help="Sub-calls over all depths (hard limit). "
-    f"(default {Limits.max_sub_calls}; {_src('max_sub_calls')})")]
-MaxCostOpt = Annotated[float | None, typer.Option(
-    "--max-cost", min=0, help=f"USD over all LM calls (hard limit). (default none; {_src('max_cost')})")]
-MaxTokensOpt = Annotated[int | None, typer.Option(
-    "--max-tokens", min=1, help="Input + output tokens over all LM calls (hard limit). "
-    f"(default none; {_src('max_tokens')})")]
-TimeoutOpt = Annotated[float | None, typer.Option(
-    "--timeout", min=0.1, help=f"Seconds for the whole run (hard limit). (default none; {_src('timeout')})")]
+PANELS = ("Options", "Model", "Budget", "Loading", "Session", "Output")
+"""Help sections in the order printed (a command's own ungrouped options under "Options")."""
+SETTINGS_HELP = ("Settings: flag > conversation (-c) > environment RLM_<NAME> (e.g. RLM_SUB_API_BASE) > "
+                 "config.toml > default; `rlm config show` says where each comes from.")
 DEFAULT_MAX_OUTPUT_CHARS = Limits.max_output_chars
 """Characters of a step's output shown to the root LM, by default."""
 DEFAULT_REQUEST_TIMEOUT_S = 300.0
 """Seconds one LM request may take, by default."""
-MaxOutputCharsOpt = Annotated[int, typer.Option(
-    "--max-output-chars", min=100, help="Characters of a step's output shown to the root LM.")]
-RequestTimeoutOpt = Annotated[float, typer.Option(
-    "--request-timeout", min=1, help="Seconds one LM request may take.")]
+
+
+def _opt(*decls: str, panel: str, help: str, **kw: Any) -> Any:
+    return typer.Option(*decls, rich_help_panel=panel, help=help, **kw)
+
+
+M, B = "Model", "Budget"
+ModelOpt = Annotated[str | None, _opt("--model", "-m", panel=M, metavar="MODEL",
+                                      help="Root LM: a litellm model string or an alias.")]
+SubModelOpt = Annotated[str | None, _opt("--sub-model", panel=M, metavar="MODEL",
+                                         help="Sub-LM for llm_query (default: the root model).")]
+ApiBaseOpt = Annotated[str | None, _opt("--api-base", panel=M, metavar="URL",
+                                        help="The root LM's server (e.g. http://127.0.0.1:8080/v1).")]
+SubApiBaseOpt = Annotated[str | None, _opt("--sub-api-base", panel=M, metavar="URL",
+                                           help="The sub-LM's own server (default: --api-base).")]
+OptionOpt = Annotated[list[str] | None, _opt("--option", "-o", panel=M, metavar="KEY VALUE",
+                                             help="Request option of the root LM (-o temperature 0.2).")]
+SubOptionOpt = Annotated[list[str] | None, _opt("--sub-option", panel=M, metavar="KEY VALUE",
+                                                help="Request option for sub-calls (repeatable).")]
+PriceOpt = Annotated[list[str] | None, _opt("--price", panel=M, metavar="MODEL=IN/OUT",
+                                            help="USD per million in/out tokens of a model.")]
+AllowModelOpt = Annotated[list[str] | None, _opt("--allow-model", panel=M, metavar="MODEL",
+                                                 help="Let model code call MODEL too (repeatable).")]
+RequestTimeoutOpt = Annotated[float, _opt(
+    "--request-timeout", panel=M, min=1, metavar="SECONDS", show_default=False,
+    help=f"Seconds one LM request may take (default {DEFAULT_REQUEST_TIMEOUT_S:g}).")]
+MaxRetriesOpt = Annotated[int | None, _opt("--max-retries", panel=M, min=0, metavar="N",
+                                           help="Retries after a 429 or 5xx reply (default 3).")]
+SystemOpt = Annotated[str | None, _opt("--system", "-s", panel=M, metavar="TEXT",
+                                       help="Extra instructions for the root LM.")]
+MaxIterationsOpt = Annotated[int | None, _opt(
+    "--max-iterations", panel=B, min=1, metavar="N",
+    help=f"Root LM calls before a last best answer (default {Limits.max_iterations}).")]
+MaxDepthOpt = Annotated[int | None, _opt("--max-depth", panel=B, min=0, metavar="N",
+                                         help=f"Recursion depth of rlm_query (default {Limits.max_depth}).")]
+MaxSubCallsOpt = Annotated[int | None, _opt("--max-sub-calls", panel=B, min=0, metavar="N",
+                                            help=f"Sub-calls over all depths (default {Limits.max_sub_calls}).")]
+MaxCostOpt = Annotated[float | None, _opt("--max-cost", panel=B, min=0, metavar="USD",
+                                          help="USD over all LM calls.")]
+MaxTokensOpt = Annotated[int | None, _opt("--max-tokens", panel=B, min=1, metavar="N",
+                                          help="Input + output tokens over all LM calls.")]
+TimeoutOpt = Annotated[float | None, _opt("--timeout", panel=B, min=0.1, metavar="SECONDS",
+                                          help="Seconds for the whole run.")]
+StepTimeoutOpt = Annotated[float | None, _opt(
+    "--step-timeout", panel=B, min=0.1, metavar="SECONDS",
+    help=f"Seconds one REPL step may run (default {Limits.step_timeout:g}).")]
+ConcurrencyOpt = Annotated[int | None, _opt("--concurrency", panel=B, min=1, metavar="N",
+                                            help=f"LM calls in flight at once (default {Limits.concurrency}).")]
+MaxOutputCharsOpt = Annotated[int, _opt(
+    "--max-output-chars", panel=B, min=100, metavar="N", show_default=False,
+    help=f"Characters of a step's output the root LM sees (default {DEFAULT_MAX_OUTPUT_CHARS}).")]
+ReplNetworkOpt = Annotated[bool, _opt("--repl-network", panel=B,
+                                      help="Let REPL code use the network (off by default).")]
+ContinueOpt = Annotated[bool, _opt("--continue", "-c", panel="Session",
+                                   help="Continue the latest run, with its models and limits.")]
+ResumeOpt = Annotated[str | None, _opt("--resume", panel="Session", metavar="RUN_ID",
+                                       help="Continue the run RUN_ID (see rlm logs), like -c.")]
+JsonOpt = Annotated[bool, _opt("--json", panel="Output", help="One JSON object on stdout.")]
+QuietOpt = Annotated[bool, _opt("--quiet", "-q", panel="Output", help="No progress on stderr.")]
 
 
 def check_request_timeout(seconds: float) -> None:
@@ -74,40 +110,174 @@ def check_request_timeout(seconds: float) -> None:
         raise UsageError(f"--request-timeout must be a finite number of seconds (>= 1), got {seconds!r}")
 
 
-StepTimeoutOpt = Annotated[float | None, typer.Option(
-    "--step-timeout", min=0.1, help="Seconds one REPL step may run before it is killed. "
-    f"(default {Limits.step_timeout:g}; {_src('step_timeout')})")]
-ConcurrencyOpt = Annotated[int | None, typer.Option(
-    "--concurrency", min=1, help="LM calls in flight at once, over the whole run; also child RLMs (REPLs) "
-    "running at once per depth. "
-    f"(default {Limits.concurrency}; {_src('concurrency')})")]
-OptionOpt = Annotated[list[str] | None, typer.Option(
-    "--option", "-o", metavar="KEY VALUE", help="A request option for the root LM (a litellm argument; for openai/ models a field of the request body), e.g. -o temperature 0.2 "
-    "-o reasoning_effort high; VALUE is parsed as JSON when it can be. Repeatable; over the config's options table.")]
-SubOptionOpt = Annotated[list[str] | None, typer.Option(
-    "--sub-option", metavar="KEY VALUE", help="A request option for sub-calls (like -o). Repeatable; over the "
-    "config's sub_options table.")]
-PriceOpt = Annotated[list[str] | None, typer.Option(
-    "--price", metavar="MODEL=IN/OUT", help="USD per million input/output tokens for a model litellm cannot "
-    "price, e.g. --price openai/qwen3=0.2/0.6. Repeatable. With --max-cost, every model called needs a price.")]
-AllowModelOpt = Annotated[list[str] | None, typer.Option(
-    "--allow-model", metavar="MODEL", help="Let model code call MODEL with llm_query(prompt, model=MODEL), besides "
-    "the root model, the sub-model and the config's aliases; any other name gets an error string. Repeatable. "
-    "(env RLM_ALLOW_MODELS, comma-separated)")]
+# -- the grouped values ----------------------------------------------------------------------------
+@dataclass
+class ModelOptions:
+    """The Model panel's values (None: not given)."""
 
-SETTING_PARAMS = ("model", "sub_model", "api_base", "max_iterations", "max_depth", "max_sub_calls", "max_cost",
-                  "max_tokens", "timeout", "step_timeout", "concurrency")
-"""Parameter names of the options above that are :data:`rlm_cli.settings.config_file.KEYS` (same names)."""
+    model: str | None = None
+    sub_model: str | None = None
+    api_base: str | None = None
+    sub_api_base: str | None = None
+    option: list[str] | None = None
+    sub_option: list[str] | None = None
+    price: list[str] | None = None
+    allow_model: list[str] | None = None
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
+    max_retries: int | None = None
+    system: str | None = None
 
+    def __post_init__(self) -> None:
+        check_request_timeout(self.request_timeout)
 
-def flags_from(params: dict, option=None, sub_option=None, price=None, allow_model=None) -> dict:
-    """The ``flags`` mapping for :func:`rlm_cli.settings.resolve.resolve` from a command's parameters
-    (e.g. ``flags_from(locals(), option, sub_option, price, allow_model)``)."""
-    flags = {name: params.get(name) for name in SETTING_PARAMS}
-    flags.update(options=option, sub_options=sub_option, prices=price, allow_models=allow_model)
-    return flags
+    def flags(self) -> dict[str, Any]:
+        """The model part of :func:`~rlm_cli.settings.resolve.resolve`'s ``flags``."""
+        return {"model": self.model, "sub_model": self.sub_model, "api_base": self.api_base,
+                "sub_api_base": self.sub_api_base, "max_retries": self.max_retries, "options": self.option,
+                "sub_options": self.sub_option, "prices": self.price, "allow_models": self.allow_model}
 
 
+BUDGET_SETTINGS = ("max_iterations", "max_depth", "max_sub_calls", "max_cost", "max_tokens", "timeout",
+                   "step_timeout", "concurrency")
+
+
+@dataclass
+class BudgetOptions:
+    """The Budget panel's values (None: not given)."""
+
+    max_iterations: int | None = None
+    max_depth: int | None = None
+    max_sub_calls: int | None = None
+    max_cost: float | None = None
+    max_tokens: int | None = None
+    timeout: float | None = None
+    step_timeout: float | None = None
+    concurrency: int | None = None
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+    repl_network: bool = False
+
+    def flags(self) -> dict[str, Any]:
+        """The budget part of :func:`~rlm_cli.settings.resolve.resolve`'s ``flags``."""
+        return {name: getattr(self, name) for name in BUDGET_SETTINGS}
+
+
+@dataclass
+class SessionOptions:
+    """``-c/--continue`` and ``--resume RUN_ID``; raises :class:`UsageError` when both are given."""
+
+    continue_: bool = False
+    resume: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.continue_ and self.resume is not None:
+            raise UsageError("--continue and --resume contradict each other; give one of them")
+
+    @property
+    def following(self) -> bool:
+        """Whether this run continues an earlier one."""
+        return self.continue_ or self.resume is not None
+
+
+@dataclass
+class OutputOptions:
+    """``--json`` and ``-q/--quiet``."""
+
+    as_json: bool = False
+    quiet: bool = False
+
+
+# -- groups and the decorator ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class OptionGroup:
+    """Parameters declared once (``(name, Annotated type, default)``) and ``build``, which turns their
+    values (a dict by name) into the object the command receives."""
+
+    params: tuple[tuple[str, Any, Any], ...]
+    build: Callable[[dict[str, Any]], Any]
+
+    def without(self, *names: str) -> OptionGroup:
+        """The group minus the options ``names`` (they keep their dataclass defaults)."""
+        return OptionGroup(tuple(p for p in self.params if p[0] not in names), self.build)
+
+
+def _group(cls: type, types: dict[str, Any]) -> OptionGroup:
+    defaults = {f.name: f.default for f in fields(cls)}
+    return OptionGroup(tuple((name, typ, defaults[name]) for name, typ in types.items()), lambda v: cls(**v))
+
+
+MODEL = _group(ModelOptions, {
+    "model": ModelOpt, "sub_model": SubModelOpt, "api_base": ApiBaseOpt, "sub_api_base": SubApiBaseOpt,
+    "option": OptionOpt, "sub_option": SubOptionOpt, "price": PriceOpt, "allow_model": AllowModelOpt,
+    "request_timeout": RequestTimeoutOpt, "max_retries": MaxRetriesOpt, "system": SystemOpt})
+BUDGET = _group(BudgetOptions, {
+    "max_iterations": MaxIterationsOpt, "max_depth": MaxDepthOpt, "max_sub_calls": MaxSubCallsOpt,
+    "max_cost": MaxCostOpt, "max_tokens": MaxTokensOpt, "timeout": TimeoutOpt, "step_timeout": StepTimeoutOpt,
+    "concurrency": ConcurrencyOpt, "max_output_chars": MaxOutputCharsOpt, "repl_network": ReplNetworkOpt})
+SESSION = _group(SessionOptions, {"continue_": ContinueOpt, "resume": ResumeOpt})
+OUTPUT = _group(OutputOptions, {"as_json": JsonOpt, "quiet": QuietOpt})
+
+
+def _loading() -> OptionGroup:
+    from rlm_cli.commands import loader_options as lo
+
+    return OptionGroup((
+        ("include", lo.IncludeOpt, None), ("exclude", lo.ExcludeOpt, None),
+        ("no_default_excludes", lo.NoDefaultExcludesShortOpt, False),
+        ("max_file_size", lo.MaxFileSizeOpt, lo.DEFAULT_MAX_FILE_SIZE_TEXT),
+        ("max_input_size", lo.MaxInputSizeOpt, lo.DEFAULT_MAX_INPUT_SIZE_TEXT),
+        ("follow_symlinks", lo.FollowSymlinksOpt, False)), lambda v: lo.load_options_from(**v))
+
+
+LOADING = _loading()
+"""Builds a :class:`rlm_cli.loader.options.LoadOptions` (a bad size: :class:`UsageError`)."""
+
+
+def option_groups(**groups: OptionGroup) -> Callable[[Callable], Callable]:
+    """Decorator: the command receives keyword ``NAME`` (one per group) built from the group's
+    options, which Typer sees as the command's own parameters (after the command's). Raises
+    TypeError at import time when a group's option name clashes with the command's parameters."""
+
+    def wrap(func: Callable) -> Callable:
+        sig = inspect.signature(func, eval_str=True)
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in sig.parameters.values() if p.name not in groups]
+        names = {p.name for p in own}
+        spliced = []
+        for group in groups.values():
+            for name, typ, default in group.params:
+                if name in names:
+                    raise TypeError(f"{func.__name__}: option {name!r} declared twice")
+                names.add(name)
+                spliced.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                                 annotation=typ))
+
+        @functools.wraps(func)
+        def command(**kwargs: Any) -> Any:
+            for keyword, group in groups.items():
+                kwargs[keyword] = group.build({name: kwargs.pop(name) for name, _t, _d in group.params})
+            return func(**kwargs)
+
+        params = own + spliced
+        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return wrap
+
+
+def resolve_settings(model: ModelOptions, budget: BudgetOptions | None = None, session: dict | None = None,
+                     **overrides: Any):
+    """:func:`~rlm_cli.settings.resolve.resolve` over the grouped flags (``overrides`` replace
+    single flags, e.g. ``concurrency=...``; ``session``: a continued conversation's stored settings),
+    then :func:`~rlm_cli.settings.resolve.check_prices`. Returns the Settings."""
+    from rlm_cli.settings.resolve import check_prices, resolve
+
+    flags = {**model.flags(), **(budget.flags() if budget is not None else {}), **overrides}
+    settings = resolve(flags, session=session)
+    check_prices(settings)
+    return settings
+
+
+# -- parsing and help ------------------------------------------------------------------------------
 def join_pair_options(args: list[str]) -> list[str]:
     """Rewrite ``-o KEY VALUE`` / ``--option KEY VALUE`` / ``--sub-option KEY VALUE`` (also
     ``--option=KEY VALUE``) as ``FLAG KEY=VALUE``; a KEY already holding ``=`` is left alone, and so
@@ -138,8 +308,26 @@ def join_pair_options(args: list[str]) -> list[str]:
 
 
 class AskCommand(TyperCommand):
-    """A Typer command that accepts ``-o KEY VALUE`` pairs (see :func:`join_pair_options`)."""
+    """A Typer command that accepts ``-o KEY VALUE`` pairs (see :func:`join_pair_options`) and prints
+    its plain help with one section per ``rich_help_panel`` (the command's own options first)."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         """Join option pairs, then parse as usual."""
         return super().parse_args(ctx, join_pair_options(list(args)))
+
+    def format_options(self, ctx, formatter) -> None:
+        """Arguments, then the panels of :data:`PANELS` in that order (others after them)."""
+        args: list = []
+        panels: dict[str, list] = {name: [] for name in PANELS}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append(record)
+            else:
+                panels.setdefault(getattr(param, "rich_help_panel", None) or "Options", []).append(record)
+        for title, records in (("Arguments", args), *panels.items()):
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)

@@ -11,40 +11,7 @@ import os
 
 import typer
 
-from rlm_cli.commands.loader_options import (
-    DEFAULT_MAX_FILE_SIZE_TEXT,
-    DEFAULT_MAX_INPUT_SIZE_TEXT,
-    ExcludeOpt,
-    FollowSymlinksOpt,
-    IncludeOpt,
-    MaxFileSizeOpt,
-    MaxInputSizeOpt,
-    NoDefaultExcludesOpt,
-    load_options_from,
-)
-from rlm_cli.commands.options import (
-    DEFAULT_MAX_OUTPUT_CHARS,
-    DEFAULT_REQUEST_TIMEOUT_S,
-    AllowModelOpt,
-    ApiBaseOpt,
-    ConcurrencyOpt,
-    MaxCostOpt,
-    MaxDepthOpt,
-    MaxIterationsOpt,
-    MaxOutputCharsOpt,
-    MaxSubCallsOpt,
-    MaxTokensOpt,
-    ModelOpt,
-    OptionOpt,
-    PriceOpt,
-    RequestTimeoutOpt,
-    StepTimeoutOpt,
-    SubModelOpt,
-    SubOptionOpt,
-    TimeoutOpt,
-    check_request_timeout,
-    flags_from,
-)
+from rlm_cli.commands.options import BUDGET, LOADING, MODEL, BudgetOptions, ModelOptions, option_groups
 from rlm_cli.errors import EXIT_OK, UsageError
 
 HELP = ("Serve the RLM as an OpenAI-compatible model: POST /v1/chat/completions (the last user message is "
@@ -55,6 +22,7 @@ HELP = ("Serve the RLM as an OpenAI-compatible model: POST /v1/chat/completions 
 API_KEY_ENV = "RLM_SERVE_API_KEY"
 
 
+@option_groups(model=MODEL, budget=BUDGET, load=LOADING)
 def serve_command(
     sources: list[str] = typer.Argument(None, metavar="[SOURCE...]",
                                         help="Files or directories every request's context starts with."),
@@ -86,33 +54,7 @@ def serve_command(
     max_total_cost: str = typer.Option(None, "--max-total-cost", metavar="USD[/h|/d]",
                                        help="Server-wide spending limit in USD, for the server's lifetime or per "
                                        "rolling hour/day (e.g. 5/h); then 429. Needs priced models."),
-    model: ModelOpt = None,
-    sub_model: SubModelOpt = None,
-    api_base: ApiBaseOpt = None,
-    max_iterations: MaxIterationsOpt = None,
-    max_depth: MaxDepthOpt = None,
-    max_sub_calls: MaxSubCallsOpt = None,
-    max_cost: MaxCostOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    timeout: TimeoutOpt = None,
-    step_timeout: StepTimeoutOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    option: OptionOpt = None,
-    sub_option: SubOptionOpt = None,
-    price: PriceOpt = None,
-    allow_model: AllowModelOpt = None,
-    max_output_chars: MaxOutputCharsOpt = DEFAULT_MAX_OUTPUT_CHARS,
-    request_timeout: RequestTimeoutOpt = DEFAULT_REQUEST_TIMEOUT_S,
-    system: str = typer.Option(None, "--system", "-s", help="Extra instructions for the root LM."),
-    repl_network: bool = typer.Option(False, "--repl-network",
-                                      help="Let REPL code use the network (off by default where the platform "
-                                      "allows: Linux namespaces or bubblewrap)."),
-    include: IncludeOpt = None,
-    exclude: ExcludeOpt = None,
-    no_default_excludes: NoDefaultExcludesOpt = False,
-    max_file_size: MaxFileSizeOpt = DEFAULT_MAX_FILE_SIZE_TEXT,
-    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE_TEXT,
-    follow_symlinks: FollowSymlinksOpt = False,
+    *, model: ModelOptions, budget: BudgetOptions, load,
 ) -> None:
     api_key = api_key or os.environ.get(API_KEY_ENV) or None
     from rlm_cli.serve.config import (
@@ -137,27 +79,24 @@ def serve_command(
         if spec is not None:  # fetched again on every request otherwise; a local copy is loaded as it is
             raise UsageError(f"rlm serve takes local files and directories only, not {spec.display}: "
                              "download or clone it first and serve the local copy")
-    check_request_timeout(request_timeout)
+    check_sources(sources or [])
     from rlm_cli.loader.options import parse_size
 
     try:
         body_limit = parse_size(max_body)
     except ValueError as exc:
         raise UsageError(f"--max-body: {exc}") from None
-    load_options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
-                                     follow_symlinks)
-    load_options.allow_remote = False  # requests never make the server fetch or clone anything
-    from rlm_cli.settings.resolve import check_prices, resolve
+    load.allow_remote = False  # requests never make the server fetch or clone anything
+    from rlm_cli.commands.options import resolve_settings
 
-    settings = resolve(flags_from(locals(), option, sub_option, price, allow_model))
-    check_prices(settings)
+    settings = resolve_settings(model, budget)
     served = model_names(settings.model, dict(settings.aliases))
     check_total_cost_prices(settings, served, network["max_total_cost"])
-    cfg = ServeConfig(sources=[str(s) for s in sources or []], load_options=load_options, settings=settings,
-                      limits=settings.limits(max_output_chars=max_output_chars), host=host, port=port,
+    cfg = ServeConfig(sources=[str(s) for s in sources or []], load_options=load, settings=settings,
+                      limits=settings.limits(max_output_chars=budget.max_output_chars), host=host, port=port,
                       api_key=api_key, max_body=body_limit, max_running=max_running, max_queue=max_queue,
-                      max_lm_calls=max_lm_calls, system=system, request_timeout=request_timeout,
-                      repl_network=repl_network, model_names=served, **network)
+                      max_lm_calls=max_lm_calls, system=model.system, request_timeout=model.request_timeout,
+                      repl_network=budget.repl_network, model_names=served, **network)
     from rlm_cli.serve.app import serve
 
     try:
@@ -167,8 +106,20 @@ def serve_command(
     raise typer.Exit(EXIT_OK)
 
 
+def check_sources(sources: list[str]) -> None:
+    """Every SOURCE of ``rlm serve`` exists and is readable now (each request loads them again):
+    raises a one-line :class:`UsageError` (exit 2) naming the first that is not."""
+    from rlm_cli.view.safe import inline
+
+    for source in sources:
+        if not os.path.exists(source):  # a dangling symlink too
+            raise UsageError(f"no such file or directory: {inline(source, 300)}")
+        if not os.access(source, os.R_OK) or (os.path.isdir(source) and not os.access(source, os.X_OK)):
+            raise UsageError(f"cannot read {inline(source, 300)}: permission denied")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``rlm serve`` to ``app``."""
-    from rlm_cli.commands.options import AskCommand
+    from rlm_cli.commands.options import SETTINGS_HELP, AskCommand
 
-    app.command("serve", help=HELP, cls=AskCommand)(serve_command)
+    app.command("serve", help=HELP, epilog=SETTINGS_HELP, cls=AskCommand)(serve_command)

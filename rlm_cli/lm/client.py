@@ -35,6 +35,7 @@ from rlm_cli.lm.errors import FatalLMError, MalformedReply, TransientLMError, pa
 from rlm_cli.lm.replies import estimated_usage, usage_of
 from rlm_cli.run.events import Usage
 from rlm_cli.secrets import remember, remember_options
+from rlm_cli.settings.endpoints import Endpoint
 
 __all__ = ["BACKENDS", "FatalLMError", "LMClient", "LMResult", "Price", "TransientLMError", "load_litellm",
            "needs_cache_markers", "parse_retry_after", "prewarm", "usage_of"]
@@ -118,9 +119,13 @@ def needs_cache_markers(model: str) -> bool:
 class LMClient:
     """Makes LM calls for one run.
 
-    ``api_base``: an OpenAI-compatible server (optional); ``timeout_s``: per request, seconds;
-    ``max_retries``: retries after the first attempt for rate limits (429), server errors (5xx),
-    timeouts and unusable replies (an unreachable server: :data:`REFUSED_RETRIES` at most); ``concurrency``: LM
+    ``api_base``/``api_key``: the default endpoint (an OpenAI-compatible server, optional);
+    ``endpoints``: model -> :class:`~rlm_cli.settings.endpoints.Endpoint` for models with their own
+    server and key; ``role_endpoints``: ``(role, model)`` -> endpoint, before ``endpoints`` (the root
+    and sub roles may use the same model on two servers; see :meth:`endpoint_for`); ``timeout_s``: per
+    request, seconds; ``max_retries``: retries after the first attempt for rate limits (429), server
+    errors (5xx), timeouts and unusable replies (an unreachable server: :data:`REFUSED_RETRIES` at
+    most); ``concurrency``: LM
     requests in flight at once over the whole run; ``options``: extra keyword arguments per role
     (``"root"``/``"sub"``), litellm-style; ``prices``: model -> :class:`Price` for models litellm's
     map does not price; ``backend``: one of :data:`BACKENDS`; ``backend_override``: when set, the one
@@ -143,13 +148,24 @@ class LMClient:
     on_retry: Callable[[str], None] | None = None
     backend: str = "auto"
     backend_override: Any = None
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    role_endpoints: dict[tuple[str, str], Endpoint] = field(default_factory=dict)
     _sem: asyncio.Semaphore | None = None
     _backends: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_backend(self.backend)
         remember(self.api_key)
+        for endpoint in (*self.endpoints.values(), *self.role_endpoints.values()):
+            remember(endpoint.api_key)
         remember_options(self.options)
+
+    def endpoint_for(self, model: str, role: str) -> Endpoint:
+        """Where a ``role`` (``"root"``/``"sub"``) request for ``model`` goes, and with which key:
+        ``role_endpoints[(role, model)]``, else ``endpoints[model]``, else the default
+        (``api_base``, ``api_key``). A model's key is sent only with its own endpoint."""
+        found = self.role_endpoints.get((role, model)) or self.endpoints.get(model)
+        return found if found is not None else Endpoint(self.api_base, self.api_key)
 
     def semaphore(self) -> asyncio.Semaphore:
         """The run-wide limit on requests in flight (``concurrency`` slots, made on first use): a
@@ -191,10 +207,11 @@ class LMClient:
         """
         kwargs: dict[str, Any] = {"model": model, "messages": messages, "timeout": self.timeout_s,
                                   "num_retries": 0, "max_retries": 0}
-        if self.api_base:
-            kwargs["api_base"] = self.api_base
-        if self.api_key:
-            kwargs["api_key"] = self.api_key
+        endpoint = self.endpoint_for(model, role)
+        if endpoint.api_base:
+            kwargs["api_base"] = endpoint.api_base
+        if endpoint.api_key:
+            kwargs["api_key"] = endpoint.api_key
         if role == "root" and needs_cache_markers(model):
             kwargs["cache_control_injection_points"] = [{"location": "message", "role": "system"},
                                                         {"location": "message", "index": -1}]

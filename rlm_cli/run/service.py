@@ -232,6 +232,7 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     from rlm_cli.run import config, engine
     from rlm_cli.run.citations import check_answer as check_citations
     from rlm_cli.run.events import CitationsChecked, EventBus, Notice
+    from rlm_cli.settings.endpoints import lm_endpoints
     from rlm_cli.trajectory.recorder import TrajectoryRecorder
 
     settings = req.settings
@@ -247,7 +248,7 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     bus = EventBus([recorder])
     view = attach_view(bus)
     cfg.stream_root = view.stream_root
-    lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=req.request_timeout,
+    lm = LMClient(**lm_endpoints(settings), timeout_s=req.request_timeout, max_retries=settings.max_retries,
                   options=settings.options, prices=settings.prices, backend=run.backend)
     if lm_semaphore is not None:
         lm._sem = NestedSlots(asyncio.Semaphore(max(1, req.limits.concurrency)), lm_semaphore)

@@ -65,7 +65,9 @@ class SessionLink:
     bytes, or None); ``prior_doc``/``prior_path``: the session's trajectory so far and its file;
     ``record``: the stored session record. Filled during the run: ``transcript`` (the root's live
     history), ``saved`` (a :class:`~rlm_cli.repl.state.SavedState`, a reason string, or None when
-    not saved), ``fingerprints`` and ``turn_extra`` (merged into the trajectory's turn)."""
+    not saved), ``fingerprints`` and ``turn_extra`` (merged into the trajectory's turn). ``settings``:
+    the run's resolved :class:`~rlm_cli.settings.resolve.Settings`, set by the command; its models,
+    endpoints and limits are stored (:func:`settings_record`) so that a continuation keeps them."""
 
     id: str
     sources: list[str]
@@ -81,7 +83,14 @@ class SessionLink:
     saved: Any = None
     fingerprints: dict[str, str] = field(default_factory=dict)
     turn_extra: dict = field(default_factory=dict)
+    settings: Any = None  # the run's resolved Settings, stored (without keys) by finish()
     _hashing: Any = field(default=None, repr=False)  # the fingerprints being computed (a new session)
+
+    def stored_settings(self) -> dict | None:
+        """The settings the conversation stored (:func:`settings_record`'s shape), or None when it
+        stored none (sessions from before rlm kept them)."""
+        stored = (self.record or {}).get("settings")
+        return stored if isinstance(stored, dict) else None
 
     @property
     def continued(self) -> bool:
@@ -205,6 +214,8 @@ class SessionLink:
                   (self.record or {}).get("fingerprints") or {}, "messages": messages, "repl": repl_info,
                   "turns": int((self.record or {}).get("turns") or 0) + 1, "updated_at": _now(),
                   "last": {"answer": answer, "status": status},
+                  "settings": settings_record(self.settings) if self.settings is not None else
+                  (self.record or {}).get("settings"),
                   "trajectory": str(log_path) if log_path else (self.record or {}).get("trajectory")}
         try:
             session_store.save(self.id, record, blob)
@@ -224,6 +235,46 @@ class SessionLink:
                 old.unlink()
         except OSError:
             pass
+
+
+def settings_record(settings: Any) -> dict:
+    """What a conversation keeps of a run's :class:`~rlm_cli.settings.resolve.Settings`: the keys of
+    :data:`~rlm_cli.settings.resolve.SESSION_KEYS` (``model``, ``sub_model``: None when it is the
+    root model; ``api_base`` and ``sub_api_base``: the root's and sub-LM's effective base URLs, the
+    latter None when it is the root's; the limits) and ``api_key_env`` (``{"root", "sub"}``: names of
+    the variables holding the keys). Never a key."""
+    from rlm_cli.settings.resolve import SESSION_KEYS
+
+    out = {k: settings.value(k) for k in SESSION_KEYS}
+    roles = settings.role_endpoints or {}
+    root, sub = roles.get("root"), roles.get("sub")
+    if root is not None and sub is not None:
+        out["api_base"] = root.api_base
+        out["sub_api_base"] = sub.api_base if sub.api_base != root.api_base else None
+        out["api_key_env"] = {"root": root.api_key_env, "sub": sub.api_key_env}
+    if settings.sources.get("sub_model") != "flag" and settings.sub_model == settings.model:
+        out["sub_model"] = None
+    return out
+
+
+def changed_settings(settings: Any, stored: dict | None) -> list[str]:
+    """What flags changed of a continued conversation's ``stored`` settings, one phrase each
+    (``"model openai/a -> openai/b (given with -m)"``); empty when nothing changed."""
+    from rlm_cli.settings.resolve import SESSION_KEYS
+
+    out = []
+    for name in SESSION_KEYS:
+        if stored is None or name not in stored or settings.sources.get(name) != "flag":
+            continue
+        old, new = stored[name], settings.value(name)
+        if old != new:
+            flag = "-m" if name == "model" else "--" + name.replace("_", "-")
+            out.append(f"{name} {_shown(old)} -> {_shown(new)} (given with {flag})")
+    return out
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def window_tokens(model: str) -> int:

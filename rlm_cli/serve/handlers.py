@@ -242,10 +242,11 @@ async def _repair(state: ServerState, chat: ChatRequest, text: str, error: str,
     import os
 
     from rlm_cli.lm.client import LMClient, check_backend
+    from rlm_cli.settings.endpoints import lm_endpoints
 
     settings = state.cfg.settings
     backend = check_backend(os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
-    lm = LMClient(api_base=settings.api_base, api_key=settings.api_key, timeout_s=state.cfg.request_timeout,
+    lm = LMClient(**lm_endpoints(settings), timeout_s=state.cfg.request_timeout,
                   options=settings.options, prices=settings.prices, backend=backend, max_retries=1)
     try:
         async with lm, state.lm_semaphore:

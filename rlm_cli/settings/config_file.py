@@ -10,6 +10,11 @@ directory for ``rlm``). It holds flat keys (:data:`KEYS`) and three tables::
     [aliases]                     # name -> litellm model string
     fast = "openai/gpt-5-mini"
 
+    [aliases.worker]              # an alias with its own endpoint and key variable
+    model = "hosted_vllm/qwen3-8b"
+    api_base = "http://127.0.0.1:8001/v1"
+    api_key_env = "WORKER_API_KEY"   # optional: the variable holding the key (never the key itself)
+
     [options]                     # litellm keyword arguments for the root LM
     temperature = 0.2
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +63,8 @@ class Key:
 KEYS: dict[str, Key] = {k.name: k for k in (
     Key("model", str, None, "root LM, a litellm model string or an alias"),
     Key("sub_model", str, None, "sub-LM for llm_query (default: the root model)"),
-    Key("api_base", str, None, "base URL of an OpenAI-compatible server"),
+    Key("api_base", str, None, "base URL of an OpenAI-compatible server (the root LM's; other models' by default)"),
+    Key("sub_api_base", str, None, "base URL of the sub-LM's server (default: api_base)"),
     Key("max_iterations", int, 1, "root LM calls before a last best-answer call"),
     Key("max_depth", int, 0, "recursion depth for rlm_query"),
     Key("max_sub_calls", int, 0, "sub-calls over all depths (hard limit)"),
@@ -67,11 +74,16 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("step_timeout", float, 0.1, "seconds one REPL step may run"),
     Key("concurrency", int, 1, "LM calls in flight at once"),
     Key("sandbox_warning", str, None, "off: the weaker-sandbox warning is acknowledged, do not repeat it"),
+    Key("max_retries", int, 0, "retries of one LM request after a rate limit (429) or server error (5xx)"),
 )}
+URL_KEYS = frozenset({"api_base", "sub_api_base"})
+ALIAS_FIELDS = ("model", "api_base", "api_key_env")
+"""Fields of an ``[aliases.NAME]`` table: ``model`` (required), ``api_base``, ``api_key_env``."""
 TABLES = ("aliases", "options", "sub_options")
 RESERVED_OPTIONS = frozenset({"model", "messages", "stream", "stream_options"})
 """litellm arguments rlm sets itself: an ``-o``/``[options]`` entry may not override them."""
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number"}
 
 
@@ -82,6 +94,7 @@ class Config:
     path: Path
     values: dict[str, Any] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    alias_endpoints: dict[str, dict[str, str]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     sub_options: dict[str, Any] = field(default_factory=dict)
     exists: bool = False
@@ -92,6 +105,8 @@ class Config:
         for table in TABLES:
             if getattr(self, table):
                 doc[table] = dict(getattr(self, table))
+        for name, extra in self.alias_endpoints.items():  # [aliases.NAME] tables stay tables
+            doc["aliases"][name] = {"model": self.aliases[name], **extra}
         return doc
 
 
@@ -142,15 +157,41 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
             for sub, item in value.items():
                 where = f"{path}: key '{name}.{sub}'"
                 if name == "aliases":
-                    if not isinstance(item, str) or not item.strip():
-                        raise UsageError(f"{where} must be a model string, got {_describe(item)}")
-                    cfg.aliases[sub] = item.strip()
+                    cfg.aliases[sub], endpoint = _check_alias(item, where)
+                    if endpoint:
+                        cfg.alias_endpoints[sub] = endpoint
                 else:
                     _check_option(sub, item, where)
                     getattr(cfg, name)[sub] = item
         else:
             raise UsageError(f"{path}: unknown key '{name}'{_suggest(name)}")
     return cfg
+
+
+def _check_alias(item: Any, where: str) -> tuple[str, dict[str, str]]:
+    """An ``[aliases]`` entry: a model string, or a table of :data:`ALIAS_FIELDS`. Returns the model
+    and the endpoint fields given (``{"api_base"?, "api_key_env"?}``); raises :class:`UsageError`."""
+    if isinstance(item, str) and item.strip():
+        return item.strip(), {}
+    if not isinstance(item, dict):
+        raise UsageError(f"{where} must be a model string or a table with model, api_base, api_key_env, "
+                         f"got {_describe(item)}")
+    unknown = [k for k in item if k not in ALIAS_FIELDS]
+    if unknown:
+        raise UsageError(f"{where}: unknown field '{unknown[0]}' (known: {', '.join(ALIAS_FIELDS)})")
+    for k, v in item.items():
+        if not isinstance(v, str) or not v.strip():
+            raise UsageError(f"{where}.{k} must be a non-empty string, got {_describe(v)}")
+    if "model" not in item:
+        raise UsageError(f"{where} needs a model, e.g. model = \"hosted_vllm/qwen3-8b\"")
+    endpoint = {k: item[k].strip() for k in ("api_base", "api_key_env") if k in item}
+    if "api_base" in endpoint:
+        check_value(KEYS["api_base"], endpoint["api_base"], f"{where}.api_base")
+    env_name = endpoint.get("api_key_env")
+    if env_name is not None and not _ENV_NAME.match(env_name):
+        raise UsageError(f"{where}.api_key_env must name an environment variable (letters, digits, _), "
+                         f"got {env_name[:60]!r}; put the key itself in that variable, never in the file")
+    return item["model"].strip(), endpoint
 
 
 def check_value(key: Key, value: Any, where: str) -> Any:
@@ -165,7 +206,7 @@ def check_value(key: Key, value: Any, where: str) -> Any:
         value = value.strip()
         if not value:
             raise UsageError(f"{where} must not be empty")
-        if key.name == "api_base" and not value.startswith(("http://", "https://")):
+        if key.name in URL_KEYS and not value.startswith(("http://", "https://")):
             raise UsageError(f"{where} must be an http:// or https:// URL, got {value!r}")
         return value
     if key.kind is float:

@@ -40,7 +40,10 @@ from rlm_cli.settings.config_file import (
     load_config,
     parse_option_value,
 )
+from rlm_cli.settings.endpoints import LOCAL_API_KEY, Endpoint, assign_endpoints
 from rlm_cli.settings.providers import PROVIDER_DEFAULTS
+
+__all__ = ["LOCAL_API_KEY", "SESSION_KEYS", "Endpoint", "Settings", "check_prices", "resolve"]
 
 LOCAL_SERVERS: list[tuple[str, str, str]] = [
     # (name, base URL, probe path): Ollama, then vLLM's and llama.cpp's default ports
@@ -52,9 +55,9 @@ LOCAL_SERVERS: list[tuple[str, str, str]] = [
 
 PROBE_TIMEOUT_S = 0.3
 API_BASE_TIMEOUT_S = 3.0
-LOCAL_API_KEY = "sk-local"
-"""Placeholder key for ``openai/`` models on an ``api_base`` when OPENAI_API_KEY is unset (the OpenAI
-client refuses to send a request without a key; local servers ignore it)."""
+SESSION_KEYS = ("model", "sub_model", "api_base", "sub_api_base", "max_iterations", "max_depth", "max_sub_calls",
+                "max_cost", "max_tokens", "timeout", "step_timeout", "concurrency")
+"""Keys a continued conversation keeps (source ``"session"``) unless given as flags."""
 
 NO_MODEL_HELP = ("no model chosen: pass -m/--model (or set RLM_MODEL, or `rlm config set model NAME`); "
                  "or set a provider key such as OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY; "
@@ -76,9 +79,13 @@ class Settings:
     timeout: float | None
     step_timeout: float
     concurrency: int
-    api_key: str | None = None
+    sub_api_base: str | None = None
+    max_retries: int = 3
+    api_key: str | None = field(default=None, repr=False)
     sandbox_warning: str = "on"  # read by the views (rlm_cli/view/words.py), not by the run
     aliases: dict[str, str] = field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    role_endpoints: dict[str, Endpoint] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"root": {}, "sub": {}})
     prices: dict[str, Any] = field(default_factory=dict)
     allow_models: list[str] = field(default_factory=list)
@@ -109,8 +116,8 @@ def defaults() -> dict[str, Any]:
     from rlm_cli.run.budget import Limits
 
     lim = Limits()
-    return {"model": None, "sub_model": None, "api_base": None, "sandbox_warning": "on", **{
-        k: getattr(lim, k) for k in KEYS if k not in ("model", "sub_model", "api_base", "sandbox_warning")}}
+    return {"model": None, "sub_model": None, "api_base": None, "sub_api_base": None, "max_retries": 3,
+            "sandbox_warning": "on", **{k: getattr(lim, k) for k in KEYS if hasattr(lim, k)}}
 
 
 def expand_alias(model: str, aliases: Mapping[str, str]) -> str:
@@ -164,14 +171,17 @@ def parse_prices(items: Iterable[str] | None, aliases: Mapping[str, str] | None 
 
 
 def resolve(flags: Mapping[str, Any], *, env: Mapping[str, str] | None = None, config: Config | None = None,
-            probe: bool = True, require_model: bool = True) -> Settings:
+            probe: bool = True, require_model: bool = True, session: Mapping[str, Any] | None = None) -> Settings:
     """Resolve every key of :data:`rlm_cli.settings.config_file.KEYS` for one run.
 
     ``flags`` holds the command-line values (None = not given) for those keys, plus optionally
     ``"options"`` and ``"sub_options"`` (``-o``/``--sub-option`` pairs, see :func:`parse_options`)
     and ``"prices"`` (``--price`` strings). ``env`` defaults to ``os.environ``, ``config`` to
     :func:`rlm_cli.settings.config_file.load_config`. ``probe=False`` never touches the network (no local-server or
-    api_base probe); ``require_model=False`` leaves ``model`` None instead of raising.
+    api_base probe); ``require_model=False`` leaves ``model`` None instead of raising. ``session``:
+    the settings a continued conversation stored (:data:`SESSION_KEYS`, plus ``api_key_env``:
+    ``{"root", "sub"}`` variable names); they rank below flags and above the environment (source
+    ``"session"``). Endpoints per model: :mod:`rlm_cli.settings.endpoints`.
     """
     env = os.environ if env is None else env
     config = load_config() if config is None else config
@@ -179,12 +189,17 @@ def resolve(flags: Mapping[str, Any], *, env: Mapping[str, str] | None = None, c
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     notes: dict[str, str] = {}
+    kept = {k: v for k, v in (session or {}).items() if k in SESSION_KEYS and (v is not None or base[k] is None and k != "model")}
     for name, key in KEYS.items():
         flag_value = flags.get(name)
         env_text = env.get(key.env, "").strip()
         if flag_value is not None:
             flag = "--" + name.replace("_", "-")
             values[name], sources[name], notes[name] = check_value(key, flag_value, where=flag), "flag", flag
+        elif name in kept:
+            stored = kept[name]
+            values[name] = None if stored is None else check_value(key, stored, where=f"the conversation's {name}")
+            sources[name], notes[name] = "session", "the continued conversation"
         elif env_text:
             values[name] = convert(key, env_text, where=key.env)
             sources[name], notes[name] = "env", key.env
@@ -194,8 +209,10 @@ def resolve(flags: Mapping[str, Any], *, env: Mapping[str, str] | None = None, c
             values[name], sources[name], notes[name] = base[name], "default", "built-in"
     settings = Settings(**values, aliases=dict(config.aliases), sources=sources, notes=notes,
                         config_path=config.path)
+    named: dict[str, str | None] = {}
     for name in ("model", "sub_model"):
         raw = getattr(settings, name)
+        named[name] = raw if raw in settings.aliases else None
         if raw and raw != expand_alias(raw, settings.aliases):
             setattr(settings, name, expand_alias(raw, settings.aliases))
             notes[name] += f" (alias {raw})"
@@ -204,14 +221,15 @@ def resolve(flags: Mapping[str, Any], *, env: Mapping[str, str] | None = None, c
     if not settings.sub_model and settings.model:
         settings.sub_model = settings.model
         notes["sub_model"] = "same as model"
-    if (settings.api_base and not env.get("OPENAI_API_KEY", "").strip()
-            and all(m and m.startswith("openai/") for m in (settings.model, settings.sub_model))):
-        settings.api_key = LOCAL_API_KEY
     settings.options = {"root": {**config.options, **parse_options(flags.get("options"), "-o")},
                         "sub": {**config.sub_options, **parse_options(flags.get("sub_options"), "--sub-option")}}
     settings.prices = parse_prices(flags.get("prices"), settings.aliases)
     settings.allow_models = parse_allow_models(flags.get("allow_models"), env.get(ALLOW_MODELS_ENV, ""),
                                                settings.aliases)
+    if settings.model:
+        stored_keys = (session or {}).get("api_key_env") or {}
+        assign_endpoints(settings, env, config.alias_endpoints, named,
+                         stored_keys if isinstance(stored_keys, dict) else {})
     return settings
 
 

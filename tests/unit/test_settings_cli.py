@@ -9,15 +9,12 @@ import typer
 from typer.testing import CliRunner
 
 from rlm_cli.commands.options import (
+    BUDGET,
+    MODEL,
     AskCommand,
-    MaxCostOpt,
-    MaxIterationsOpt,
-    ModelOpt,
-    OptionOpt,
-    PriceOpt,
-    SubOptionOpt,
-    flags_from,
+    OptionGroup,
     join_pair_options,
+    option_groups,
 )
 from rlm_cli.settings.config_file import Config
 from rlm_cli.settings.resolve import resolve
@@ -44,10 +41,9 @@ def _app(seen: dict) -> typer.Typer:
     app = typer.Typer()
 
     @app.command(cls=AskCommand)
-    def ask(args: list[str], model: ModelOpt = None, max_iterations: MaxIterationsOpt = None,
-            max_cost: MaxCostOpt = None, option: OptionOpt = None, sub_option: SubOptionOpt = None,
-            price: PriceOpt = None) -> None:
-        seen["flags"] = flags_from(locals(), option, sub_option, price)
+    @option_groups(model=MODEL, budget=BUDGET)
+    def ask(args: list[str], *, model, budget) -> None:
+        seen["flags"] = {**model.flags(), **budget.flags()}
         seen["args"] = args
 
     @app.command()
@@ -82,5 +78,32 @@ def test_typer_still_validates_minimums():
 def test_help_lists_the_pair_options():
     result = CliRunner().invoke(_app({}), ["ask", "--help"], env={"NO_COLOR": "1", "COLUMNS": "200"})
     assert result.exit_code == 0
-    for needle in ("--option", "KEY VALUE", "--sub-option", "--price", "MODEL=IN/OUT", "RLM_MAX_COST"):
+    for needle in ("--option", "KEY VALUE", "--sub-option", "--price", "MODEL=IN/OUT", "--max-cost", "--sub-api-base"):
         assert needle in result.output
+
+
+def test_a_group_option_clashing_with_the_command_is_refused():
+    with pytest.raises(TypeError, match="declared twice"):
+        @option_groups(model=MODEL)
+        def cmd(model_name: str = "", system: str = "", *, model) -> None:
+            pass
+
+
+def test_without_drops_options_and_keeps_defaults():
+    group: OptionGroup = BUDGET.without("concurrency")
+    assert "concurrency" not in [name for name, _t, _d in group.params]
+    seen: dict = {}
+    app = typer.Typer()
+
+    @app.command()
+    @option_groups(budget=group)
+    def run(*, budget) -> None:
+        seen["budget"] = budget
+
+    @app.command()
+    def other() -> None:
+        pass
+
+    assert CliRunner().invoke(app, ["run", "--concurrency", "3"]).exit_code != 0  # no such option
+    assert CliRunner().invoke(app, ["run", "--max-depth", "2"]).exit_code == 0
+    assert seen["budget"].max_depth == 2 and seen["budget"].concurrency is None
