@@ -79,7 +79,8 @@ def _fmt(value: Any, kind: str) -> str:
 COLUMNS = (("suite", "suite", None), ("length", "length", None), ("system", "system", None),
            ("n", "tasks", "int"), ("accuracy", "accuracy", "acc"), ("cost", "cost_usd", "usd"),
            ("tok in", "input_tokens", "int"), ("tok out", "output_tokens", "int"),
-           ("time", "duration_s", "s"), ("sub-calls", "sub_calls", "num"), ("failed", "failed", "int"), ("malformed", "malformed", "int"))
+           ("time", "duration_s", "s"), ("sub-calls", "sub_calls", "num"), ("failed", "failed", "int"),
+           ("malformed", "malformed", "int"))
 
 
 def table_rows(doc: dict) -> list[list[str]]:
@@ -98,7 +99,7 @@ def print_table(doc: dict, stream: TextIO | None = None, rich: bool | None = Non
     """Print the table of ``doc`` on ``stream`` (default stdout), drawn with Rich: with a title and
     colour on a terminal (or ``rich=True``), plain text without trailing blanks otherwise. Cells are
     the bench's own text and numbers."""
-    from rlm_cli.view.table import new_table
+    from rlm_cli.view.table import WIDE, new_table
     from rlm_cli.view.table import print_table as print_rich_table
 
     stream = sys.stdout if stream is None else stream
@@ -110,6 +111,6 @@ def print_table(doc: dict, stream: TextIO | None = None, rich: bool | None = Non
         table.add_column(head, justify="left" if i < 3 else "right", no_wrap=True)
     for row in rows:
         table.add_row(*row)
-    print_rich_table(table, stream)
+    print_rich_table(table, stream, width=None if rich else WIDE)  # a pipe's rows are never cut
     if not rows:
         print("(no task finished)", file=stream)

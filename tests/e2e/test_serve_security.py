@@ -158,7 +158,8 @@ def test_slowloris_connections_are_dropped_and_capped(serve):
             t.start()
         time.sleep(0.5)
         # a real request still succeeds meanwhile
-        r = server.client().chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-r"}])
+        with server.client() as client:  # closed after: its kept-alive connection would hold a slot below
+            r = client.chat.completions.create(model="rlm", messages=[{"role": "user", "content": "QID-r"}])
         assert r.choices[0].message.content == "answer-r: 0"
         assert wait_until(lambda: len(closed) == len(kinds), 20), sorted(closed)
     finally:
