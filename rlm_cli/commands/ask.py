@@ -57,11 +57,18 @@ def ask_command(
     out: OutputOptions,
 ) -> None:
     following = session.following
+    from rlm_cli.commands.ask_hints import check_arguments, stdin_is_pipe
+
+    piped = stdin_is_pipe()
     if len(args) < (1 if following else 2):
+        if len(args) == 1 and piped:
+            check_arguments([], args[0], stdin_is_pipe=True, following=False)
         raise UsageError("give at least one SOURCE and a QUESTION, e.g. rlm ask src/ \"where is auth handled?\"")
     sources, question = args[:-1], args[-1]
     if not question.strip():
         raise UsageError("the question is empty")
+    for note in check_arguments(sources, question, stdin_is_pipe=piped, following=following):
+        print(f"rlm: note: {note}", file=sys.stderr)
     if log is not None and no_log:
         raise UsageError("--log and --no-log contradict each other; give one of them")
     load.progress = not out.quiet
@@ -134,14 +141,16 @@ def run_ask(sources: list[str], question: str, load_options: LoadOptions, *, set
     if result.error and result.status == "error":
         print(f"rlm: error: {inline(result.error.get('message'))}", file=sys.stderr)  # provider text
     elif result.status in ("budget_exhausted", "max_iterations") and not quiet:
-        what = result.exhausted or "iterations"
-        print(f"rlm: stopped early ({result.status}: {what})" +
-              ("; the best partial answer follows" if result.answer else "; no answer"), file=sys.stderr)
+        from rlm_cli.view.words import outcome
+
+        ended = outcome(result.status, out.duration_s, exhausted=result.exhausted, limits=limits.as_dict())
+        print(f"rlm: {ended}" + ("; the best partial answer follows" if result.answer else "; no answer"),
+              file=sys.stderr)
     if as_json:
         doc = {"schema": JSON_SCHEMA, "status": result.status, "exit_code": code, "answer": result.answer,
                "error": result.error, "exhausted": result.exhausted, "run_id": out.run_id,
                "trajectory": str(out.log_path) if out.log_path else None, "models": out.models,
-               "usage": out.usage, "duration_s": out.duration_s, "citations": out.citations}
+               "usage": out.usage, "duration_s": out.duration_s, "citations": out.citations, "mode": out.mode}
         sys.stdout.write(json_text(doc) + "\n")  # the same JSON; DEL, C1, bidi as \\u escapes
     elif result.answer is not None:
         views[0].print_answer(result.answer)

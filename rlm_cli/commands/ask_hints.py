@@ -40,6 +40,18 @@ def _shown(text: str, limit: int = 60) -> str:
     return inline(text if len(text) <= limit else text[:limit - 1] + "…")
 
 
+def stdin_is_pipe() -> bool:
+    """Whether standard input is a pipe or a non-empty file (data the user may have meant to give
+    with ``-``); a terminal, ``/dev/null`` or a closed stdin is not. Never reads it."""
+    import stat
+
+    try:
+        st = os.fstat(0)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_size > 0)
+
+
 def check_arguments(sources: list[str], question: str, *, stdin_is_pipe: bool, following: bool) -> list[str]:
     """Notes for ``rlm ask SOURCE... QUESTION`` (see the module doc). ``stdin_is_pipe``: standard
     input is not a terminal; ``following``: ``-c``/``--resume`` (sources may be omitted). Raises

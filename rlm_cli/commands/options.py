@@ -69,6 +69,8 @@ RequestTimeoutOpt = Annotated[float, _opt(
     help=f"Seconds one LM request may take (default {DEFAULT_REQUEST_TIMEOUT_S:g}).")]
 MaxRetriesOpt = Annotated[int | None, _opt("--max-retries", panel=M, min=0, metavar="N",
                                            help="Retries after a 429 or 5xx reply (default 3).")]
+ModeOpt = Annotated[str | None, _opt("--mode", panel=M, metavar="auto|rlm|direct",
+                                    help="rlm: the loop; direct: one call with the input; auto: direct if it fits.")]
 SystemOpt = Annotated[str | None, _opt("--system", "-s", panel=M, metavar="TEXT",
                                        help="Extra instructions for the root LM.")]
 MaxIterationsOpt = Annotated[int | None, _opt(
@@ -126,6 +128,7 @@ class ModelOptions:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     max_retries: int | None = None
     system: str | None = None
+    mode: str | None = None
 
     def __post_init__(self) -> None:
         check_request_timeout(self.request_timeout)
@@ -134,7 +137,8 @@ class ModelOptions:
         """The model part of :func:`~rlm_cli.settings.resolve.resolve`'s ``flags``."""
         return {"model": self.model, "sub_model": self.sub_model, "api_base": self.api_base,
                 "sub_api_base": self.sub_api_base, "max_retries": self.max_retries, "options": self.option,
-                "sub_options": self.sub_option, "prices": self.price, "allow_models": self.allow_model}
+                "sub_options": self.sub_option, "prices": self.price, "allow_models": self.allow_model,
+                "mode": self.mode}
 
 
 BUDGET_SETTINGS = ("max_iterations", "max_depth", "max_sub_calls", "max_cost", "max_tokens", "timeout",
@@ -208,7 +212,7 @@ def _group(cls: type, types: dict[str, Any]) -> OptionGroup:
 MODEL = _group(ModelOptions, {
     "model": ModelOpt, "sub_model": SubModelOpt, "api_base": ApiBaseOpt, "sub_api_base": SubApiBaseOpt,
     "option": OptionOpt, "sub_option": SubOptionOpt, "price": PriceOpt, "allow_model": AllowModelOpt,
-    "request_timeout": RequestTimeoutOpt, "max_retries": MaxRetriesOpt, "system": SystemOpt})
+    "request_timeout": RequestTimeoutOpt, "max_retries": MaxRetriesOpt, "system": SystemOpt, "mode": ModeOpt})
 BUDGET = _group(BudgetOptions, {
     "max_iterations": MaxIterationsOpt, "max_depth": MaxDepthOpt, "max_sub_calls": MaxSubCallsOpt,
     "max_cost": MaxCostOpt, "max_tokens": MaxTokensOpt, "timeout": TimeoutOpt, "step_timeout": StepTimeoutOpt,

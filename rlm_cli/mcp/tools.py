@@ -73,7 +73,9 @@ def outcome_result(outcome: Any) -> Any:
     if result.status == "answered" and result.answer is not None:
         return CallToolResult(content=[TextContent(type="text", text=result.answer)], structured_content=doc)
     if result.status in ("budget_exhausted", "max_iterations"):
-        message = (f"run {outcome.run_id} stopped early ({result.status}: {result.exhausted or 'iterations'})"
+        from rlm_cli.view.words import outcome as ended
+
+        message = (f"run {outcome.run_id} {ended(result.status, outcome.duration_s, exhausted=result.exhausted)}"
                    + ("; the best partial answer follows" if result.answer else "; no answer"))
     elif result.status == "interrupted":
         message = f"run {outcome.run_id} was interrupted"

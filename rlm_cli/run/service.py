@@ -63,6 +63,7 @@ class RunOutcome:
     signals: list[int] = field(default_factory=list)
     write_errors: list[str] = field(default_factory=list)
     citations: dict | None = None
+    mode: str = "rlm"  # which ran: "rlm" (the loop) or "direct" (--mode)
 
 
 def default_log_path(run_id: str) -> Path:
@@ -239,7 +240,8 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     model, sub_model = settings.model, settings.sub_model or settings.model
     cfg = config.RunConfig(question=req.question, root_model=model, sub_model=sub_model, limits=req.limits,
                            system_extra=req.system, model_aliases=dict(settings.aliases),
-                           allowed_models=tuple(settings.allow_models), repl_network=req.repl_network)
+                           allowed_models=tuple(settings.allow_models), repl_network=req.repl_network,
+                           mode=getattr(settings, "mode", None) or "rlm")
     if req.session is not None:
         cfg.run_id, cfg.session = req.session.id, req.session
     log_path = None if req.no_log else (req.log or default_log_path(cfg.run_id))
@@ -257,7 +259,8 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     def outcome(result: config.RunResult) -> RunOutcome:
         return RunOutcome(result=result, run_id=cfg.run_id, models={"root": model, "sub": sub_model},
                           log_path=log_path, usage=recorder.doc.get("usage"),
-                          duration_s=recorder.doc.get("duration_s"), write_errors=list(recorder.write_errors))
+                          duration_s=recorder.doc.get("duration_s"), write_errors=list(recorder.write_errors),
+                          mode=recorder.doc.get("mode") or "rlm")
 
     provisional = outcome(config.RunResult("interrupted", None, {"type": "interrupted",
                                                                  "message": "interrupted by the user"}))

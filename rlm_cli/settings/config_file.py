@@ -75,7 +75,10 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("concurrency", int, 1, "LM calls in flight at once"),
     Key("sandbox_warning", str, None, "off: the weaker-sandbox warning is acknowledged, do not repeat it"),
     Key("max_retries", int, 0, "retries of one LM request after a rate limit (429) or server error (5xx)"),
+    Key("mode", str, None, "auto (one direct call when the input fits the root window), rlm or direct"),
 )}
+CHOICES = {"mode": ("auto", "rlm", "direct")}
+"""String keys that take one of a few values."""
 URL_KEYS = frozenset({"api_base", "sub_api_base"})
 ALIAS_FIELDS = ("model", "api_base", "api_key_env")
 """Fields of an ``[aliases.NAME]`` table: ``model`` (required), ``api_base``, ``api_key_env``."""
@@ -208,6 +211,8 @@ def check_value(key: Key, value: Any, where: str) -> Any:
             raise UsageError(f"{where} must not be empty")
         if key.name in URL_KEYS and not value.startswith(("http://", "https://")):
             raise UsageError(f"{where} must be an http:// or https:// URL, got {value!r}")
+        if key.name in CHOICES and value not in CHOICES[key.name]:
+            raise UsageError(f"{where} must be one of {', '.join(CHOICES[key.name])}, got {value!r}")
         return value
     if key.kind is float:
         value = float(value)

@@ -83,6 +83,7 @@ class Settings:
     max_retries: int = 3
     api_key: str | None = field(default=None, repr=False)
     sandbox_warning: str = "on"  # read by the views (rlm_cli/view/words.py), not by the run
+    mode: str = "rlm"  # --mode: auto | rlm | direct (rlm_cli/run/direct.py)
     aliases: dict[str, str] = field(default_factory=dict)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     role_endpoints: dict[str, Endpoint] = field(default_factory=dict)
@@ -117,7 +118,7 @@ def defaults() -> dict[str, Any]:
 
     lim = Limits()
     return {"model": None, "sub_model": None, "api_base": None, "sub_api_base": None, "max_retries": 3,
-            "sandbox_warning": "on", **{k: getattr(lim, k) for k in KEYS if hasattr(lim, k)}}
+            "sandbox_warning": "on", "mode": "rlm", **{k: getattr(lim, k) for k in KEYS if hasattr(lim, k)}}
 
 
 def expand_alias(model: str, aliases: Mapping[str, str]) -> str:

@@ -30,7 +30,7 @@ from rlm_cli.run.events import (
 from rlm_cli.view.fmt import ascii_one_line as _one_line
 from rlm_cli.view.fmt import cost_report
 from rlm_cli.view.safe import inline
-from rlm_cli.view.words import is_sandbox_notice, outcome, sandbox_line, sandbox_warning_wanted
+from rlm_cli.view.words import is_sandbox_notice, outcome, sandbox_line, sandbox_warning_wanted, skipped_words
 
 
 class PlainView:
@@ -72,7 +72,7 @@ class PlainView:
             self._print(f"rlm: run {inline(ev.run_id, 80)}: root {inline(ev.root_model, 200)}, "
                         f"sub {inline(ev.sub_model, 200)}; "
                         f"{len(ctx.get('files', []))} file(s), {ctx.get('total_chars', 0):,} chars "
-                        f"(~{ctx.get('est_tokens', 0):,} tokens)")
+                        f"(~{ctx.get('est_tokens', 0):,} tokens){skipped_words(ctx)}")
         elif isinstance(ev, RlmStarted):
             self._depth[ev.rlm_id] = ev.depth
             if ev.parent_call_id:

@@ -22,7 +22,7 @@ from rlm_cli.view.labels import FAIL, OK, WARN, Labels, _line
 from rlm_cli.view.phrases import Phrases
 from rlm_cli.view.safe import inline
 from rlm_cli.view.tree import CallNode, IterNode, RlmNode, RunModel, StepNode
-from rlm_cli.view.words import is_sandbox_notice, outcome
+from rlm_cli.view.words import is_sandbox_notice, outcome, skipped_words
 
 
 @dataclass
@@ -95,7 +95,7 @@ class Renderer(Labels):
         head.append(f"\n  root {inline(m.root_model, 200)} · sub {inline(m.sub_model, 200)}", style="cyan")
         if ctx.get("files") is not None:
             head.append(f" · {len(ctx['files'])} file(s), {ctx.get('total_chars', 0):,} chars "
-                        f"(~{fmt.tokens(ctx.get('est_tokens'))} tokens)", style="dim")
+                        f"(~{fmt.tokens(ctx.get('est_tokens'))} tokens){skipped_words(ctx)}", style="dim")
         tree = Tree(head, guide_style="dim")
         if m.root is not None:
             self.rlm(tree, m.root)

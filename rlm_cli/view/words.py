@@ -111,3 +111,12 @@ def sandbox_line(message: str) -> str:
     todo = ("To fix: " + "; or ".join(fixes) + ". ") if fixes else ""
     return (f"rlm: warning: {text} {todo}To stop this warning: rlm config set sandbox_warning off "
             "(details: docs/sandbox.md).")
+
+
+def skipped_words(context: Mapping[str, Any] | None) -> str:
+    """``"; 4 skipped (rlm ls on the same sources says why)"`` for a trajectory ``context`` that
+    skipped files, else ``""``: a walk that left files out says so next to what it loaded."""
+    skipped = (context or {}).get("skipped") or []
+    if not isinstance(skipped, list) or not skipped:
+        return ""
+    return f"; {len(skipped)} skipped (rlm ls on the same sources says why)"

@@ -25,7 +25,7 @@ def test_max_sub_calls_through_the_cli_exits_3_with_the_best_answer(cli, scripte
     p = cli("ask", source_file(tmp_path), "q?", "--max-sub-calls", "50", "--concurrency", "16")
     assert p.returncode == 3, p.stderr
     assert p.stdout == "best effort\n"
-    assert "stopped early (budget_exhausted: sub_calls)" in p.stderr
+    assert "rlm: stopped: sub-call budget (50 sub-calls) reached after " in p.stderr
     assert len(s.requests_for("sub")) == 50
     doc = last_trajectory(home)
     assert_trajectory_shape(doc)

@@ -202,7 +202,7 @@ def test_errors_are_tool_results_with_one_line(cli, ws):
     assert "max-input-size" in big.content[0].text
     assert "not one this server may use" in model.content[0].text
     assert "nothing to continue" in cont.content[0].text
-    assert "stopped early" in budget.content[0].text
+    assert "stopped: " in budget.content[0].text and "reached" in budget.content[0].text
 
 
 def test_no_model_is_a_tool_error_not_a_crash(cli, ws):

@@ -21,7 +21,7 @@ def final_screen(out: str) -> str:
     """What the view leaves on the terminal: the summary printed after the live display was erased
     (up to the lines `rlm ask` itself prints after it: commands/ask.py is not the view)."""
     screen = out[out.rfind("◆ "):]
-    for end in ("\nrlm: stopped early", "\nrlm: interrupted", "\nrlm: trajectory"):
+    for end in ("\nrlm: stopped", "\nrlm: interrupted", "\nrlm: trajectory"):
         if end in screen:
             screen = screen[:screen.index(end)]
     return screen
