@@ -99,7 +99,7 @@ class Cli:
 
 def trajectories(home: Path) -> list[Path]:
     """Trajectory files written under ``home``, oldest first."""
-    return sorted((home / "logs").glob("*.json"))
+    return sorted(p for p in (home / "logs").glob("*.json") if not p.is_symlink())  # links: earlier turns
 
 
 def last_trajectory(home: Path) -> dict:

@@ -36,6 +36,10 @@ HELP = ("Ask follow-up questions about SOURCE... at a prompt: each question is a
 PROMPT = "rlm> "
 EXIT_WORDS = ("/exit", "/quit")
 HISTORY_LINES = 1000
+COMMANDS_HELP = ("Commands (answered here, never sent to the model):\n"
+                 "  /help          this list\n"
+                 "  /exit, /quit   leave (Ctrl-D too); the conversation is kept\n"
+                 "Anything else is a question about the sources. Ctrl-C stops the current question.")
 
 
 @option_groups(model=MODEL, budget=BUDGET, load=LOADING, session=SESSION)
@@ -59,9 +63,37 @@ def chat_command(
     first = continue_session(session.resume, sources) if session.following else None  # checked before the prompt
     settings = settings_for(model, budget, first)
     limits = settings.limits(max_output_chars=budget.max_output_chars)
+    print_banner(first.sources if first is not None else sources, settings, continued=first is not None)
     code = chat_loop(sources, first, lambda src, question, link: _ask(src, question, link, load, settings, limits,
                                                                       model, budget.repl_network))
     raise typer.Exit(code)
+
+
+def print_banner(sources: list[str], settings, continued: bool) -> None:
+    """What the chat is about, on stderr: the sources, the models, how to get help and leave."""
+    from rlm_cli.loader.remote import redact
+    from rlm_cli.view.safe import inline
+
+    shown = ", ".join(inline(redact(s), 120) for s in sources[:5]) + (f" and {len(sources) - 5} more"
+                                                                       if len(sources) > 5 else "")
+    sub = settings.sub_model if settings.sub_model != settings.model else "the same"
+    print(f"rlm chat: {'continuing a conversation about' if continued else 'asking about'} {shown}\n"
+          f"  root {inline(settings.model, 200)}, sub-LM {inline(sub, 200)}. "
+          "Type a question; /help lists commands, /exit leaves.", file=sys.stderr)
+
+
+def local_command(line: str) -> str | None:
+    """What a ``/command`` line answers locally (help, or an unknown command named), or None when
+    ``line`` is a question (a path such as ``/etc/hosts is what?`` is one: its first word holds
+    another ``/``). ``/exit`` and ``/quit`` are handled by the loop."""
+    word = line.split(maxsplit=1)[0]
+    if not word.startswith("/") or "/" in word[1:] or word in EXIT_WORDS:
+        return None
+    if word in ("/help", "/?"):
+        return COMMANDS_HELP
+    from rlm_cli.view.safe import inline
+
+    return f"unknown command {inline(word, 40)}: /help lists the commands (nothing was sent to the model)"
 
 
 def _ask(sources, question, link, load_options, settings, limits, model: ModelOptions, repl_network) -> int:
@@ -93,6 +125,10 @@ def chat_loop(sources: list[str], first, ask) -> int:
                 continue
             if question in EXIT_WORDS:
                 return EXIT_OK
+            answer = local_command(question)
+            if answer is not None:
+                print(answer, file=sys.stderr)
+                continue
             try:
                 if link is None:
                     link = continue_session(session_id, []) if session_id else new_session(sources)
@@ -108,6 +144,10 @@ def chat_loop(sources: list[str], first, ask) -> int:
                 return code
     finally:
         history.save()
+        if session_id is not None:
+            with contextlib.suppress(OSError):
+                print(f"rlm: conversation {session_id} kept: continue it with `rlm chat -c` or "
+                      f"`rlm ask -c QUESTION` (or --resume {session_id})", file=sys.stderr)
 
 
 def _read(prompt: str) -> str | None:

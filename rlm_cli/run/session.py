@@ -14,6 +14,7 @@ run can be continued.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -225,16 +226,32 @@ class SessionLink:
         return warnings
 
     def _retire_old_trajectory(self, log_path: Path | None) -> None:
-        """Remove the session's previous trajectory file once the new one (holding all its turns) is
-        written under another name in the same log directory."""
+        """Once the new trajectory file (holding all the turns) is written under another name in the
+        same log directory, the session's previous file becomes a link to it, and so do the links
+        earlier turns left (``<stamp>-<id>.json``, this session's id): a path printed after any turn
+        (``rlm chat``, ``rlm ask -c``) still opens the whole conversation. ``rlm logs`` and run ids
+        see only the newest file (:func:`rlm_cli.trajectory.store.list_runs` skips links)."""
         old = self.prior_path
-        if old is None or log_path is None or not log_path.is_file():
+        if old is None or log_path is None or not log_path.is_file() or log_path.is_symlink():
             return
         try:
-            if old.resolve() != log_path.resolve() and old.parent.resolve() == log_path.parent.resolve():
-                old.unlink()
+            if old.resolve() == log_path.resolve() or old.parent.resolve() != log_path.parent.resolve():
+                return
+            earlier = [p for p in log_path.parent.glob(f"*-{self.id}.json") if p.is_symlink()]
+            for link in {old, *earlier}:
+                _link_to(link, log_path)
         except OSError:
             pass
+
+
+def _link_to(link: Path, target: Path) -> None:
+    """Make ``link`` a relative symlink to ``target`` (a file in the same directory), atomically
+    (a new link renamed over it). Raises OSError."""
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.link")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(target.name, tmp)
+    os.replace(tmp, link)
 
 
 def settings_record(settings: Any) -> dict:

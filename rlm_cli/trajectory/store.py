@@ -35,10 +35,12 @@ def run_id_of(path: Path) -> tuple[str, str] | None:
 
 
 def list_runs(directory: Path) -> list[Path]:
-    """Trajectory files in ``directory``, newest first (none if it does not exist)."""
+    """Trajectory files in ``directory``, newest first (none if it does not exist). Symlinks are
+    skipped: a conversation's earlier turns leave links to its newest file (rlm_cli.run.session)."""
     if not directory.is_dir():
         return []
-    files = [p for p in directory.glob("*.json") if p.is_file() and not p.name.startswith(".")]
+    files = [p for p in directory.glob("*.json")
+             if not p.name.startswith(".") and not p.is_symlink() and p.is_file()]
     return sorted(files, key=lambda p: (_sort_key(p), p.name), reverse=True)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import select
 import stat
@@ -117,3 +118,38 @@ def test_chat_leaves_on_ctrl_d(cli, scripted_server, tmp_path):
     chat.send("\x04")
     assert chat.wait() == 0
     assert cli.trajectories() == []
+
+
+def test_chat_banner_local_commands_kept_paths_and_how_to_continue(cli, scripted_server, tmp_path):
+    """Issue 20, point 7: a banner; /help and unknown /commands answered here (no model call); the
+    trajectory path printed after a turn still opens the conversation after the next turn; leaving
+    says how to continue."""
+    import re
+
+    src = tmp_path / "a.txt"
+    src.write_text("x\n")
+    scripted_server.script("root", "FINAL(one)", "FINAL(two)")
+    chat = Pty(["chat", str(src), "-m", "openai/root", "--sub-model", "openai/sub"], cli.env())
+    out = chat.expect("rlm> ")
+    assert "asking about" in out and "a.txt" in out and "root openai/root, sub-LM openai/sub" in out
+    assert "/help lists commands, /exit leaves" in out
+    chat.send("/help\r")
+    chat.expect("Commands (answered here, never sent to the model)")
+    chat.send("/frobnicate now\r")
+    chat.expect("unknown command /frobnicate")
+    assert scripted_server.requests_for("root") == []
+    chat.send("first?\r")
+    out = chat.expect("rlm: trajectory: ")
+    first_path = re.findall(r"rlm: trajectory: (\S+\.json)", out)[-1]
+    chat.expect("rlm> ", 4)
+    chat.send("second?\r")
+    chat.expect("rlm: trajectory: ", 2)
+    chat.expect("rlm> ", 5)
+    doc = json.loads(open(first_path, encoding="utf-8").read())  # the first turn's path: both turns
+    assert [t["question"] for t in doc["session"]["turns"]] == ["first?", "second?"]
+    chat.send("/exit\r")
+    assert chat.wait() == 0
+    assert "continue it with `rlm chat -c` or `rlm ask -c QUESTION`" in chat.out.decode("utf-8", "replace")
+    assert len(scripted_server.requests_for("root")) == 2
+    logs = cli("logs", "--json")
+    assert len(json.loads(logs.stdout)) == 1  # one conversation listed once, links skipped
