@@ -5,7 +5,8 @@ Every figure is a mean over the tasks of its group: ``accuracy`` (mean score, 0-
 (per task, over all LM calls), ``duration_s`` (wall seconds per task), ``sub_calls`` (per task);
 ``failed``: how many runs ended in an error (a provider failure: they score 0); and ``malformed``: how
 many answers were not answers (code, rlm's prompt text, a dump of REPL output, empty:
-:func:`rlm_cli.run.answers.why_not_an_answer`).
+:func:`rlm_cli.run.answers.why_not_an_answer`); ``tokens_per_correct``: input + output tokens per
+correct answer (summed tokens over summed scores; None when nothing scored).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def summarise(rows: Iterable[Any]) -> dict:
     n = len(rows)
     if not n:
         return {"tasks": 0, "accuracy": None, "cost_usd": None, "input_tokens": None, "output_tokens": None,
-                "duration_s": None, "sub_calls": None, "failed": 0, "malformed": 0}
+                "duration_s": None, "sub_calls": None, "failed": 0, "malformed": 0, "tokens_per_correct": None}
     costs = [r.cost_usd for r in rows]
     return {"tasks": n, "accuracy": round(sum(r.score for r in rows) / n, 4),
             "cost_usd": None if any(c is None for c in costs) else round(sum(costs) / n, 6),
@@ -35,7 +36,17 @@ def summarise(rows: Iterable[Any]) -> dict:
             "duration_s": round(sum(r.duration_s for r in rows) / n, 3),
             "sub_calls": round(sum(r.sub_calls for r in rows) / n, 2),
             "failed": sum(1 for r in rows if r.status == "error"),
-            "malformed": sum(1 for r in rows if getattr(r, "malformed", None))}
+            "malformed": sum(1 for r in rows if getattr(r, "malformed", None)),
+            "tokens_per_correct": tokens_per_correct(rows)}
+
+
+def tokens_per_correct(rows: list[Any]) -> float | None:
+    """Input + output tokens over all ``rows`` divided by their summed score (a task scored 0.5 is half
+    a correct answer): what one correct answer costs in tokens. None when nothing scored."""
+    correct = sum(r.score for r in rows)
+    if correct <= 0:
+        return None
+    return round(sum(r.input_tokens + r.output_tokens for r in rows) / correct, 1)
 
 
 def groups(results: list[Any], systems: list[str]) -> list[dict]:
@@ -80,7 +91,7 @@ COLUMNS = (("suite", "suite", None), ("length", "length", None), ("system", "sys
            ("n", "tasks", "int"), ("accuracy", "accuracy", "acc"), ("cost", "cost_usd", "usd"),
            ("tok in", "input_tokens", "int"), ("tok out", "output_tokens", "int"),
            ("time", "duration_s", "s"), ("sub-calls", "sub_calls", "num"), ("failed", "failed", "int"),
-           ("malformed", "malformed", "int"))
+           ("malformed", "malformed", "int"), ("tok/correct", "tokens_per_correct", "int"))
 
 
 def table_rows(doc: dict) -> list[list[str]]:

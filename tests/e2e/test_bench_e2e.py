@@ -155,9 +155,10 @@ def test_bench_failed_runs_score_zero_and_are_reported_safely(cli, scripted_serv
     scripted_server.default("root", Reply(status=400, text="bad request \x1b]0;pwned\x07 here"))
     p = cli("bench", "niah", "--n", "1", "--lengths", "4000", "--context-window", "2000")
     assert p.returncode == 0, p.stderr  # the bench ran; the scores say the rest
-    assert p.stdout.splitlines()[0].split()[-2:] == ["failed", "malformed"]
+    assert p.stdout.splitlines()[0].split()[-3:] == ["failed", "malformed", "tok/correct"]
     rows = [line.split() for line in p.stdout.splitlines()[1:]]
-    assert [(r[2], r[4], r[-2], r[-1]) for r in rows] == [("rlm", "0.0%", "1", "0"), ("base", "0.0%", "1", "0")]
+    assert [(r[2], r[4], r[-3], r[-2], r[-1]) for r in rows] == [("rlm", "0.0%", "1", "0", "-"),
+                                                               ("base", "0.0%", "1", "0", "-")]
     assert "2 of 2 runs failed (scored 0)" in p.stderr
     assert "\x1b" not in p.stderr and "\\x1b]0;pwned" in p.stderr
 

@@ -121,3 +121,13 @@ def test_the_bench_counts_malformed_answers():
     rows = [SimpleNamespace(score=0.0, cost_usd=None, input_tokens=0, output_tokens=0, duration_s=0.0,
                             sub_calls=0, status="answered", malformed=m) for m in ("code", None, None)]
     assert summarise(rows)["malformed"] == 1
+
+
+def test_tokens_per_correct_answer():
+    from types import SimpleNamespace
+
+    from rlm_cli.bench.report import tokens_per_correct
+
+    rows = [SimpleNamespace(score=s, input_tokens=900, output_tokens=100) for s in (1.0, 0.5, 0.0)]
+    assert tokens_per_correct(rows) == 2000.0  # 3,000 tokens for 1.5 correct answers
+    assert tokens_per_correct(rows[2:]) is None
