@@ -19,12 +19,11 @@ from __future__ import annotations
 import ast
 import re
 
-from rlm_cli.run.parsing import parse_python
+from rlm_cli.run.parsing import REPL_NAMES, parse_python
 
-REPL_NAMES = frozenset({"context", "files", "search", "grep", "llm_query", "llm_query_batched", "rlm_query",
-                        "FINAL", "FINAL_VAR", "SHOW_VARS"})
-"""Names only REPL code uses: code that names one is a step, never an answer (a snippet of the user's
-own code, asked for, names none of them)."""
+STEP_NAMES = REPL_NAMES - {"print"}
+"""Names only REPL code uses (``print`` is everyone's: a snippet of the user's code may call it)."""
+
 MIN_PROMPT_LINE = 30  # characters: a line of rlm's prompts at least this long, found in an answer, is prompt text
 MIN_DUMP_LINES = 10  # a whole printed output of this many search hits, given as the answer, is a dump
 HIT_LINE = re.compile(r"^\S+:\d+: ")
@@ -37,13 +36,14 @@ RESCUE_CHARS = 6000  # characters of printed lines shown to the rescue call
 
 def looks_like_code(text: str) -> bool:
     """Whether ``text`` is REPL code rather than a value: it parses as Python and names one of
-    :data:`REPL_NAMES` (``search(...)``, ``print(context[:100])``, ``FINAL_VAR(x)``). A bare value
-    (``42``, ``Paris``, ``[1, 2]``) or a snippet of the user's own code is not."""
+    :data:`STEP_NAMES` (``search(...)``, ``print(context[:100])``,
+    ``FINAL_VAR(x)``): a step, never an answer. A bare value (``42``, ``Paris``, ``[1, 2]``, the word
+    ``context``) or a snippet of the user's own code that calls none of them is not."""
     tree = parse_python(text.strip())
     if tree is None or (len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr)
                         and isinstance(tree.body[0].value, ast.Name)):
         return False  # a bare word ("context", "files") is a value
-    return any(isinstance(node, ast.Name) and node.id in REPL_NAMES for node in ast.walk(tree))
+    return any(isinstance(node, ast.Name) and node.id in STEP_NAMES for node in ast.walk(tree))
 
 
 def prompt_lines(*texts: str, exclude: str = "") -> list[str]:

@@ -128,13 +128,15 @@ class RlmInstance:
                 reply = await self._ask(index)
             except BudgetExceeded:
                 return await self._last_call(index, "budget_exhausted")
-            repeats = repeats + 1 if reply.strip() == previous else 0
-            previous = reply.strip()
+            parsed = parse_reply(reply)
+            # the same code (a weak model also copies the status line, whose numbers change), or the same text
+            signature = tuple(b.strip() for b in parsed.blocks) or reply.strip()
+            repeats = repeats + 1 if signature == previous else 0
+            previous = signature
             if repeats + 1 >= STALL_REPLIES:
                 state.bus.emit(Notice(f"the root LM sent the same reply {repeats + 1} times in a row; "
                                       "it was asked for its best answer early"))
                 return await self._last_call(index + 1, "max_iterations", stalled=repeats + 1)
-            parsed = parse_reply(reply)
             if parsed.blocks and not self._ran and all(parse_python(b) is None for b in parsed.blocks):
                 await self._run_first_block(index)  # fences around prose ("Error: file not found"): no code
             elif parsed.blocks:

@@ -8,6 +8,8 @@ summarise, verify). The context itself is never in a prompt: only its metadata.
 
 from __future__ import annotations
 
+import re
+
 from rlm_cli.context import HEADER_TEMPLATE, LoadedContext
 
 SYSTEM_PROMPT = """\
@@ -66,7 +68,8 @@ CITATIONS_SECTION = """
 `query` (plain words, the question itself will do; not a regex), best first, as \
 `[(path, line_number, line_text), ...]`. `grep(pattern, paths=None, flags=0, max_hits=200)` returns every \
 line matching a regex, in file order, in the same shape (`paths` a glob such as "*.py"; line numbers \
-start at 1). \
+start at 1). `count(pattern, paths=None, flags=0)` returns how many lines match a regex, with no cap: \
+to answer "how many", count with it, never by counting the lines you were shown. \
 Back each claim in your answer with the references it rests on, written as `path:line` or \
 `path:first-last` (e.g. `{example_path}:12`), taken from what your code printed. After the run, rlm \
 checks every reference against the loaded files and flags any that names no loaded file or a line \
@@ -184,11 +187,38 @@ LAST_CALL = ("{reason}. Do not write any more code. Reply now with your best ans
              "it, say what you found and what is missing.")
 
 
+COUNTING = re.compile(r"\b(how many|number of|count)\b", re.IGNORECASE)
+PATHLIKE = re.compile(r"/|\.[a-z0-9]{1,4}$")  # a file the question names: lines holding it are not what it counts
+COUNT_LINES = ("n = count({pattern})\n"
+               "print(f\"{{n}} lines hold all of {terms}: count them with count(), not by reading the hits\")")
+
+
+def count_terms(question: str) -> list[str]:
+    """The terms a counting question pins its records by: its key terms (identifiers, quoted words:
+    :func:`rlm_cli.repl.child_grep.parse_query`; not file names) and its numbers of three digits or
+    more (a status 404, a year); at most four; empty for a question that does not ask how many."""
+    if not COUNTING.search(question):
+        return []
+    from rlm_cli.repl.child_grep import WORD, parse_query
+
+    _terms, keys = parse_query(question)
+    numbers = [w for w in WORD.findall(question) if w.isdigit() and len(w) >= 3]
+    ordered = [t for t in _terms if t in keys and not PATHLIKE.search(t)] + [n for n in numbers if n not in keys]
+    return list(dict.fromkeys(ordered))[:4]
+
+
 def first_block(question: str) -> str:
     """The runnable first block offered in the first message (and run by rlm when the root LM's first
     reply has no code): a search for the question's words, the question quoted as a Python literal
-    (whitespace collapsed, cut to :data:`MAX_BLOCK_QUESTION` characters). Python code, no fences."""
-    return FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_BLOCK_QUESTION]))
+    (whitespace collapsed, cut to :data:`MAX_BLOCK_QUESTION` characters); for a question that asks
+    how many (:func:`count_terms`), also how many lines hold all of its key terms, counted with
+    ``count()`` (a weak root LM counted the twenty hits it was shown). Python code, no fences."""
+    block = FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_BLOCK_QUESTION]))
+    terms = count_terms(question)
+    if terms:
+        pattern = "(?i)^" + "".join(f"(?=.*(?<!\\w){re.escape(t)}(?!\\w))" for t in terms)
+        block += "\n" + COUNT_LINES.format(pattern=repr(pattern), terms=", ".join(repr(t) for t in terms))
+    return block
 
 
 RAN_FIRST_BLOCK = ("Your reply had no code that runs, so rlm ran the first block for you. Read its output and "

@@ -99,3 +99,33 @@ def test_a_files_text_passed_as_paths_searches_that_file(tmp_path):
     with pytest.raises(ValueError, match="paths selects files by name"):
         grep("beta", "some other\ntext")
     assert grep("beta", "*.txt") == [("a.txt", 2, "beta"), ("b.txt", 1, "beta")]  # globs as before
+
+
+def test_count_counts_matching_lines_without_a_cap(tmp_path):
+    from rlm_cli.context import ContextWriter
+    from rlm_cli.repl.child_grep import make_tools
+
+    writer = ContextWriter(tmp_path / "ctx.txt")
+    writer.add("access.log", "".join(f"user u{i % 50} GET /x status {404 if i % 7 == 0 else 200}\n"
+                                     for i in range(5000)))
+    writer.add("b.txt", "u42 404 404\nnothing\n")
+    loaded = writer.finish()
+    tools = make_tools(loaded.read(), {p: (o, o + c) for p, o, c in loaded.index()})
+    expected = sum(1 for i in range(5000) if i % 50 == 42 and i % 7 == 0)
+    pattern = r"(?i)^(?=.*(?<!\w)u42(?!\w))(?=.*(?<!\w)404(?!\w))"
+    assert tools["count"](pattern, paths="access.log") == expected
+    assert tools["count"](pattern) == expected + 1  # one line holding 404 twice counts once
+    assert tools["count"]("status 200") == 5000 - len(range(0, 5000, 7))
+    assert tools["count"]("absent") == 0
+
+
+def test_a_counting_question_gets_a_count_in_its_first_block():
+    from rlm_cli.run.prompts import count_terms, first_block
+
+    assert count_terms("How many records have the label 'feedback'?") == ["feedback"]
+    assert count_terms("How many requests from user u42 got status 404?") == ["u42", "404"]
+    assert count_terms("How many functions does the file `json/decoder.py` define?") == []  # a file: no
+    assert count_terms("What is the code for u42?") == []  # not a count
+    block = first_block("How many requests from user u42 got status 404?")
+    assert "n = count(" in block and "search(" in block
+    assert "count(" not in first_block("What is the magic number for the falcon vault?")

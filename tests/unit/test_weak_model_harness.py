@@ -265,3 +265,13 @@ def test_a_last_call_answer_with_numbers_never_read_is_flagged(fake_lm):
     fake_lm.script("root", "```repl\nprint(grep('code'))\n```", "The code is 4242.")
     run = run_engine(fake_lm, files={"a.txt": "the code is 4242\n"}, limits=Limits(max_iterations=1))
     assert not any("appear nowhere" in n for n in run.notices())
+
+
+def test_the_same_code_three_times_with_a_changing_status_line_ends_the_loop_early(fake_lm):
+    """Seen with the 1.5B model on oolong: it copied the offered block and rlm's status line (whose
+    iteration number changes) for five turns; the code, not the whole text, is what repeats."""
+    block = "```repl\nprint(context[:10])\n```\n\n[Iteration {n} of 8 done; sub-calls 0/1000.]"
+    fake_lm.script("root", block.format(n=1), block.format(n=2), block.format(n=3), "The answer is 42.")
+    run = run_engine(fake_lm, limits=Limits(max_iterations=8))
+    assert (run.status, run.answer) == ("max_iterations", "The answer is 42.")
+    assert len(fake_lm.requests_for("root")) == 4
