@@ -73,3 +73,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if E2E in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture
+def serve(cli, scripted_server, tmp_path):
+    """Start ``rlm serve ARGS`` (``serve(*args, **env) -> serve_support.Server``) against the scripted LM
+    server, answering root calls with ``serve_support.root_reply``; every server started is stopped
+    afterwards."""
+    from serve_support import Server, root_reply
+
+    scripted_server.default("root", root_reply)
+    servers: list = []
+
+    def start(*args: str, **env: str):
+        servers.append(Server(cli, tmp_path, *args, **env))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.stop()

@@ -176,3 +176,18 @@ def wait_until(predicate, timeout_s: float = 30.0, interval_s: float = 0.02) -> 
             return True
         time.sleep(interval_s)
     return bool(predicate())
+
+
+def drain_pty(master: int) -> bytes:
+    """Everything written to the pseudo-terminal whose controller is ``master`` until the program on it
+    exits (its side closes: EOF or EIO)."""
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)

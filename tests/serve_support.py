@@ -100,3 +100,4 @@ def raw_request(port: int, method: str, path: str, body: bytes | None = None,
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
+

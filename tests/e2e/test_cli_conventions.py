@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import RLM, Cli
+from helpers import RLM, Cli, drain_pty
 
 from rlm_cli import __version__
 
@@ -106,18 +106,10 @@ def _run_in_pty(args: list[str], env: dict[str, str]) -> str:
     master, slave = pty.openpty()
     proc = subprocess.Popen([RLM, *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    out = drain_pty(master)
     proc.wait(timeout=60)
     os.close(master)
-    return b"".join(chunks).decode("utf-8", "replace")
+    return out.decode("utf-8", "replace")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")

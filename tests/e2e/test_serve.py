@@ -16,21 +16,7 @@ import openai
 import pytest
 from helpers import repl_pids, trajectories, wait_until
 from scripted_server import Reply
-from serve_support import NEEDLE, Server, free_port, last_status, root_reply
-
-
-@pytest.fixture
-def serve(cli, scripted_server, tmp_path):
-    scripted_server.default("root", root_reply)
-    servers: list[Server] = []
-
-    def start(*args: str, **env: str) -> Server:
-        servers.append(Server(cli, tmp_path, *args, **env))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.stop()
+from serve_support import NEEDLE, free_port, last_status, root_reply
 
 
 @pytest.fixture

@@ -13,23 +13,9 @@ import time
 import openai
 import pytest
 from helpers import wait_until
-from serve_support import NEEDLE, Server, raw_request, root_reply
+from serve_support import NEEDLE, Server, raw_request
 
 BODY = json.dumps({"model": "rlm", "messages": [{"role": "user", "content": "How many? QID-sec"}]}).encode()
-
-
-@pytest.fixture
-def serve(cli, scripted_server, tmp_path):
-    scripted_server.default("root", root_reply)
-    servers: list[Server] = []
-
-    def start(*args: str, **env: str) -> Server:
-        servers.append(Server(cli, tmp_path, *args, **env))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.stop()
 
 
 @pytest.fixture

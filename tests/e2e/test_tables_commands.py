@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import RLM, Cli
+from helpers import RLM, Cli, drain_pty
 
 from rlm_cli.trajectory.recorder import TrajectoryRecorder
 from rlm_cli.view.demo import demo_run
@@ -57,18 +57,10 @@ def run_in_pty(args: list[str], env: dict[str, str], cols: int, rows: int = 50) 
     proc = subprocess.Popen([RLM, *args], stdin=slave, stdout=slave, stderr=slave, env={**env, "TERM": "xterm"},
                             close_fds=True)
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    out = drain_pty(master)
     proc.wait(timeout=60)
     os.close(master)
-    return ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r\n", "\n")
+    return ANSI.sub("", out.decode("utf-8", "replace")).replace("\r\n", "\n")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
