@@ -54,7 +54,7 @@ def prompt_lines(*texts: str, exclude: str = "") -> list[str]:
     for text in texts:
         for line in text.splitlines():
             for piece in re.split(r"\{[^{}]*\}", line):
-                piece = piece.strip()
+                piece = piece.strip().strip("\"'()`").strip()  # a template's f-string quotes and parentheses
                 if len(piece) >= MIN_PROMPT_LINE and piece not in exclude:
                     out.append(piece)
     return list(dict.fromkeys(out))

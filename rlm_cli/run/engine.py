@@ -176,7 +176,7 @@ class RlmInstance:
                     word=parsed.other_case_final)})
             elif parsed.unclosed_block:
                 self.messages.append({"role": "user", "content": prompts.UNCLOSED})
-            elif not self._ran and not parsed.untagged_blocks:
+            elif not self._ran and not parsed.untagged_code:  # no code yet: prose, or an imagined output
                 await self._run_first_block(index)
             else:
                 nudge = prompts.NUDGE + (prompts.UNTAGGED if parsed.untagged_blocks else "")

@@ -66,18 +66,20 @@ class ParsedReply:
     final_var: str | None = None
     final_beside_code: bool = False
     untagged_blocks: int = 0
+    untagged_code: int = 0  # of those, blocks holding Python statements (not an imagined output or a value)
     prose: str = ""
     unclosed_block: bool = False
     other_case_final: str | None = None
     empty_blocks: int = 0
 
 
-def _scan(text: str) -> tuple[list[str], int, str, bool, int]:
+def _scan(text: str) -> tuple[list[str], int, str, bool, int, int]:
     """Returns (code blocks, number of untagged/other blocks, the reply text outside code blocks,
-    whether a code block was left unclosed, number of empty code blocks)."""
+    whether a code block was left unclosed, number of empty code blocks, number of untagged blocks
+    holding Python statements)."""
     blocks: list[str] = []
     bare: list[tuple[int, int, str]] = []  # bare fences holding REPL code: (prose start, prose end, code)
-    untagged = empty = 0
+    untagged = empty = untagged_code = 0
     unclosed = False
     prose: list[str] = []
     lines = text.split("\n")
@@ -120,14 +122,25 @@ def _scan(text: str) -> tuple[list[str], int, str, bool, int]:
             if not lang and closed and _repl_python(code):
                 bare.append((len(prose), len(prose) + len(body), code))
             untagged += 1
+            untagged_code += _statements(code)
             prose.extend(body)
     if not blocks and not bare and not untagged and not unclosed and _repl_call(text.strip()):
-        return [text.strip()], 0, "", False, empty  # the whole reply is REPL code, with no fence at all
+        return [text.strip()], 0, "", False, empty, 0  # the whole reply is REPL code, with no fence at all
     if bare and not blocks and not unclosed:  # bare fences of REPL code, and no tagged block: run them
         cut = {n for start, end, _ in bare for n in range(start, end)}
         prose = [line for n, line in enumerate(prose) if n not in cut]
         blocks, untagged = [code for _, _, code in bare], untagged - len(bare)
-    return blocks, untagged, "\n".join(prose), unclosed, empty
+        untagged_code -= len(bare)
+    return blocks, untagged, "\n".join(prose), unclosed, empty, untagged_code
+
+
+def _statements(code: str) -> bool:
+    """Whether ``code`` parses as Python holding more than one bare value (``show(data)``, ``x = 1``;
+    not ``42``, ``No hits found.``)."""
+    tree = parse_python(code)
+    return tree is not None and bool(tree.body) and not (
+        len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr)
+        and isinstance(tree.body[0].value, ast.Constant | ast.Name))
 
 
 def parse_python(code: str) -> ast.Module | None:
@@ -230,8 +243,9 @@ def find_final(text: str) -> tuple[str, str] | None:
 
 def parse_reply(text: str) -> ParsedReply:
     """Parse one root LM reply (see the module docstring for the rules)."""
-    blocks, untagged, prose, unclosed, empty = _scan(text)
-    parsed = ParsedReply(blocks=blocks, untagged_blocks=untagged, prose=prose.strip(), unclosed_block=unclosed,
+    blocks, untagged, prose, unclosed, empty, untagged_code = _scan(text)
+    parsed = ParsedReply(blocks=blocks, untagged_blocks=untagged, untagged_code=untagged_code,
+                         prose=prose.strip(), unclosed_block=unclosed,
                          empty_blocks=empty)
     found = find_final(prose)
     if found is None:

@@ -131,3 +131,16 @@ def test_tokens_per_correct_answer():
     rows = [SimpleNamespace(score=s, input_tokens=900, output_tokens=100) for s in (1.0, 0.5, 0.0)]
     assert tokens_per_correct(rows) == 2000.0  # 3,000 tokens for 1.5 correct answers
     assert tokens_per_correct(rows[2:]) is None
+
+
+def test_the_count_lines_text_of_the_offered_block_is_prompt_text(fake_lm):
+    """Seen on oolong: the 1.5B model's first reply imagined the block's output ("1 lines hold all of
+    'feedback': ...") in a bare fence; rlm now runs the block, and that text is never the answer."""
+    imagined = "```\n1 lines hold all of 'feedback': count them with count(), not by reading the hits\n```"
+    fake_lm.script("root", imagined, imagined, imagined, imagined, "7")
+    files = {"r.txt": "".join(f"[#{i}] label: {'feedback' if i % 3 == 0 else 'other'}\n" for i in range(30))}
+    run = run_engine(fake_lm, question="How many records have the label 'feedback'?", files=files,
+                     limits=Limits(max_iterations=3))
+    steps = [s for it in run.doc["iterations"] for s in it["steps"]]
+    assert steps and "10 lines hold all of 'feedback'" in steps[0]["stdout"]  # the offered block ran
+    assert run.answer != imagined.strip("`\n") and "lines hold all of" not in (run.answer or "")
