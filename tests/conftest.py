@@ -28,6 +28,14 @@ from scripted_server import Reply, ScriptedServer  # noqa: E402
 __all__ = ["Cli", "FakeLM", "Reply", "ScriptedServer"]
 
 
+@pytest.fixture(autouse=True)
+def _no_user_convert_cache(monkeypatch):
+    """In-process tests never read or fill the user's cache of converted documents (a cached
+    conversion would hide the converter a test exercises); tests of the cache open their own. The
+    installed command run by :class:`helpers.Cli` has its own ``RLM_HOME`` and its cache there."""
+    monkeypatch.setenv("RLM_CONVERT_CACHE_MAX", "0")
+
+
 @pytest.fixture
 def scripted_server():
     """A started :class:`ScriptedServer` on 127.0.0.1 (free port), stopped after the test."""

@@ -332,7 +332,7 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
         writer = ContextWriter(dest)
         conversions = Conversions(options.max_input_size,
                                   ConversionProgress(enabled=getattr(options, "progress", True)))
-        conversions.prestart([item.path for item in items])
+        conversions.prestart([item.path for item in items], [item.fs_path for item in items])
 
         def load_item(writer: ContextWriter, item: _Item) -> None:
             _load_item(writer, item, conversions)  # looked up at each call (tests wrap it)
