@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from rlm_cli.context import ContextWriter, LoadedContext
@@ -37,10 +36,11 @@ from rlm_cli.loader.tree import render_tree
 from rlm_cli.repl.process import FatalStepError, ReplProcess
 from rlm_cli.repl.sandbox import plan_sandbox
 from rlm_cli.run import prompts
-from rlm_cli.run.answers import NO_ANSWER, prompt_lines, relevant_lines, rescue_messages, why_not_an_answer
+from rlm_cli.run.answers import prompt_lines
 from rlm_cli.run.budget import Budget
 from rlm_cli.run.config import RunConfig, RunResult, RunState, now_iso
 from rlm_cli.run.direct import DirectInstance, choose_mode
+from rlm_cli.run.endings import Endings, Outcome
 from rlm_cli.run.events import (
     EventBus,
     IterationStarted,
@@ -54,7 +54,7 @@ from rlm_cli.run.events import (
     StepStarted,
 )
 from rlm_cli.run.guesses import FinalCheck, invented
-from rlm_cli.run.parsing import find_final, is_placeholder, parse_python, parse_reply
+from rlm_cli.run.parsing import parse_python, parse_reply
 from rlm_cli.run.subcalls import StepRef, SubCallRouter
 from rlm_cli.secrets import Redactor
 
@@ -62,13 +62,7 @@ STALL_REPLIES = 3  # identical root replies in a row that end the loop early wit
 DEFAULT_SUB_CHARS = 32_000  # prompt size suggested to the root LM when the sub-LM's window is unknown
 
 
-@dataclass
-class Outcome:
-    status: str  # answered | max_iterations | budget_exhausted
-    answer: str | None
-
-
-class RlmInstance:
+class RlmInstance(Endings):
     """One RLM: a REPL over ``loaded`` and a root LM conversation about ``question`` at ``depth``."""
 
     def __init__(self, state: RunState, rlm_id: str, depth: int, question: str, loaded: LoadedContext,
@@ -286,68 +280,6 @@ class RlmInstance:
     def _read(self) -> str:
         """Everything the root LM has been shown so far: the user messages of its history."""
         return "\n".join(m["content"] for m in self.messages if m["role"] == "user")
-
-    async def _last_call(self, index: int, status: str, stalled: int = 0) -> Outcome:
-        """One last call asking for the best answer (when the budgets still allow one). ``stalled``:
-        the number of identical replies in a row that ended the loop early (0: none did)."""
-        state = self.state
-        if stalled:
-            reason = prompts.STALLED.format(count=stalled)
-        elif status == "max_iterations":
-            reason = "You have run out of iterations"
-        else:
-            reason = f"You have run out of budget ({state.budget.exhausted})"
-        self.messages.append({"role": "user", "content": prompts.LAST_CALL.format(reason=reason)})
-        try:
-            reply = await self._ask(index, final_call=True)
-        except BudgetExceeded:
-            return Outcome(status, None)
-        answer = await self._best_answer(reply)
-        if (why := self._why(answer)) is not None:
-            answer = await self._rescue(index + 1, why)
-        if answer is not None and invented(answer, self._read()):
-            state.bus.emit(Notice("the answer holds numbers that appear nowhere in what the root LM read: "
-                                  "it may be a guess"))
-        return Outcome(status, answer)
-
-    def _why(self, answer: str | None) -> str | None:
-        """What ``answer`` is when it is not one (:func:`~rlm_cli.run.answers.why_not_an_answer`)."""
-        return why_not_an_answer(answer, prompt_text=self._prompt_text, outputs=self._outputs)
-
-    async def _rescue(self, index: int, why: str) -> str | None:
-        """One more root call when the last call's answer is not one (``why``): the question and the
-        printed lines that bear on it, the answer asked for in plain words. None when nothing was
-        printed, the budget refuses, or the reply is no answer either."""
-        lines = relevant_lines(self._outputs, self.question)
-        if not lines:
-            return None
-        self.state.bus.emit(Notice(f"the root LM's last answer was {why}; rlm asked once more, showing the "
-                                   "lines its code printed", level="info"))
-        try:
-            reply = await self._ask(index, final_call=True, messages=rescue_messages(self.question, lines))
-        except BudgetExceeded:
-            return None
-        text = await self._best_answer(reply)
-        if text is None or text.upper().startswith(NO_ANSWER) or self._why(text) is not None:
-            return None
-        return text
-
-    async def _best_answer(self, reply: str) -> str | None:
-        """The answer in a last-call reply: a FINAL/FINAL_VAR anywhere in it (code is not run now),
-        else its prose, else the text of its blocks (small models fence plain answers). A FINAL_VAR
-        whose variable is missing (or cannot be read) gives no answer: its literal text is not one."""
-        found = find_final(reply)
-        if found is not None and found[0] == "FINAL":
-            return None if is_placeholder(found[1]) else (found[1] or None)
-        if found is not None:
-            value, _ = await self._read_var(found[1])
-            return value
-        parsed = parse_reply(reply)
-        if parsed.final_text is not None and not parsed.blocks:  # Final(0) then a paragraph: the 0
-            return parsed.final_text.strip() or None
-        if not (parsed.prose or parsed.blocks or parsed.unclosed_block):
-            return None  # nothing but empty fences ("```\nrepl\n```"): no answer
-        return (parsed.prose or "\n".join(parsed.blocks) or reply).strip() or None
 
     async def _run_child(self, prompt: str, context: str | None, call_id: str, depth: int) -> str:
         """``rlm_query``: a child RLM over ``context`` (default: this RLM's context)."""

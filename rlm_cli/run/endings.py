@@ -1,0 +1,91 @@
+"""How an RLM instance ends without a clean ``FINAL``: the last call for the best answer, its checks
+and the one rescue call (see :mod:`rlm_cli.run.answers` and docs/harness.md).
+
+:class:`Endings` is a part of :class:`rlm_cli.run.engine.RlmInstance` kept in its own module; it uses
+the instance's ``state``, ``question``, ``messages``, ``_outputs``, ``_prompt_text`` and its
+``_ask``/``_read_var``/``_read`` methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlm_cli.errors import BudgetExceeded
+from rlm_cli.run import prompts
+from rlm_cli.run.answers import NO_ANSWER, relevant_lines, rescue_messages, why_not_an_answer
+from rlm_cli.run.events import Notice
+from rlm_cli.run.guesses import invented
+from rlm_cli.run.parsing import find_final, is_placeholder, parse_reply
+
+
+@dataclass
+class Outcome:
+    status: str  # answered | max_iterations | budget_exhausted
+    answer: str | None
+
+
+class Endings:
+    """The last call, the answer checks and the rescue call of an RLM instance."""
+
+    async def _last_call(self, index: int, status: str, stalled: int = 0) -> Outcome:
+        """One last call asking for the best answer (when the budgets still allow one). ``stalled``:
+        the number of identical replies in a row that ended the loop early (0: none did)."""
+        state = self.state
+        if stalled:
+            reason = prompts.STALLED.format(count=stalled)
+        elif status == "max_iterations":
+            reason = "You have run out of iterations"
+        else:
+            reason = f"You have run out of budget ({state.budget.exhausted})"
+        self.messages.append({"role": "user", "content": prompts.LAST_CALL.format(reason=reason)})
+        try:
+            reply = await self._ask(index, final_call=True)
+        except BudgetExceeded:
+            return Outcome(status, None)
+        answer = await self._best_answer(reply)
+        if (why := self._why(answer)) is not None:
+            answer = await self._rescue(index + 1, why)
+        if answer is not None and invented(answer, self._read()):
+            state.bus.emit(Notice("the answer holds numbers that appear nowhere in what the root LM read: "
+                                  "it may be a guess"))
+        return Outcome(status, answer)
+
+    def _why(self, answer: str | None) -> str | None:
+        """What ``answer`` is when it is not one (:func:`~rlm_cli.run.answers.why_not_an_answer`)."""
+        return why_not_an_answer(answer, prompt_text=self._prompt_text, outputs=self._outputs)
+
+    async def _rescue(self, index: int, why: str) -> str | None:
+        """One more root call when the last call's answer is not one (``why``): the question and the
+        printed lines that bear on it, the answer asked for in plain words. None when nothing was
+        printed, the budget refuses, or the reply is no answer either."""
+        lines = relevant_lines(self._outputs, self.question)
+        if not lines:
+            return None
+        self.state.bus.emit(Notice(f"the root LM's last answer was {why}; rlm asked once more, showing the "
+                                   "lines its code printed", level="info"))
+        try:
+            reply = await self._ask(index, final_call=True, messages=rescue_messages(self.question, lines))
+        except BudgetExceeded:
+            return None
+        text = await self._best_answer(reply)
+        if text is None or text.upper().startswith(NO_ANSWER) or self._why(text) is not None:
+            return None
+        return text
+
+    async def _best_answer(self, reply: str) -> str | None:
+        """The answer in a last-call reply: a FINAL/FINAL_VAR anywhere in it (code is not run now),
+        else its prose, else the text of its blocks (small models fence plain answers). A FINAL_VAR
+        whose variable is missing (or cannot be read) gives no answer: its literal text is not one."""
+        found = find_final(reply)
+        if found is not None and found[0] == "FINAL":
+            return None if is_placeholder(found[1]) else (found[1] or None)
+        if found is not None:
+            value, _ = await self._read_var(found[1])
+            return value
+        parsed = parse_reply(reply)
+        if parsed.final_text is not None and not parsed.blocks:  # Final(0) then a paragraph: the 0
+            return parsed.final_text.strip() or None
+        if not (parsed.prose or parsed.blocks or parsed.unclosed_block):
+            return None  # nothing but empty fences ("```\nrepl\n```"): no answer
+        return (parsed.prose or "\n".join(parsed.blocks) or reply).strip() or None
+
