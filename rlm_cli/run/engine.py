@@ -82,6 +82,7 @@ class RlmInstance:
         self.role = "root" if depth == 0 else "sub"
         self.messages: list[dict] = []
         self.repl: ReplProcess | None = None
+        self._starting: asyncio.Future | None = None  # the REPL's start, overlapping the first LM call
         self._ran: dict[str, tuple[str | None, int]] = {}  # code run -> (its error, hash of (stdout, stderr))
         self._finals = FinalCheck()  # FINALs as the model meant them; guesses refused
         self._outputs: list[str] = []  # each step's stdout, as the root LM was shown it
@@ -99,14 +100,32 @@ class RlmInstance:
                                 state_in=link.repl_state if link else None, keep_state=link is not None)
         state.repls.add(self.repl)
         try:
-            await self.repl.start()
-            for note in self.repl.sandbox.notices:
-                state.bus.emit(Notice(note))
+            if link is None:  # the REPL starts while the first LM call is made: only a step needs it
+                self._starting = asyncio.ensure_future(self._start_repl())
+            else:  # a session's opening reports what the REPL restored
+                await self._start_repl()
             return await self._loop()
         finally:
+            starting = self._starting
+            if starting is not None and not starting.done():
+                starting.cancel()
+            if starting is not None:
+                with contextlib.suppress(BaseException):
+                    await starting  # its failure was raised at the first step, if one came
             if link is None:  # a session's root REPL saves its variables first (run() closes it)
                 await self.repl.close()
                 state.repls.discard(self.repl)
+
+    async def _start_repl(self) -> None:
+        assert self.repl is not None
+        await self.repl.start()
+        for note in self.repl.sandbox.notices:
+            self.state.bus.emit(Notice(note))
+
+    async def _repl_ready(self) -> None:
+        """Wait for the REPL's start (begun by :meth:`solve`); raises its ReplError if it failed."""
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
 
     async def _loop(self) -> Outcome:
         state, lim = self.state, self.state.limits
@@ -234,6 +253,7 @@ class RlmInstance:
         if self.repl is None:
             return None, f"There is no variable named {name!r}: the REPL is not running."
         try:
+            await self._repl_ready()
             value = await self.repl.get_var(name)
         except TimeoutError:
             note = ""
@@ -251,6 +271,7 @@ class RlmInstance:
         """Run a reply's blocks in order. Returns (answer from an executed FINAL or None, feedback)."""
         state = self.state
         assert self.repl is not None
+        await self._repl_ready()
         feedback: list[str] = []
         unread = not self._ran  # the model has read no output yet, or this reply's code printed some
         for step, code in enumerate(blocks):
