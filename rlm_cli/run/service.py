@@ -197,8 +197,13 @@ async def run_question(req: RunRequest, attach_view: Callable[[EventBus], Any], 
         raise
     try:
         return await run_loaded(req, run, attach_view, lm_semaphore=lm_semaphore, started=started)
-    finally:
-        run.close()
+    finally:  # removed in a worker thread (the loop serves other runs meanwhile), also when cancelled
+        closing = asyncio.ensure_future(asyncio.to_thread(run.close))
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            closing.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+            raise
 
 
 class NestedSlots:

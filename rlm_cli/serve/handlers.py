@@ -127,18 +127,31 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     async with state.admission.slot():
         reserved = state.spending.reserve(budget)
         spent: list[float | None] = [None]
-        tmp = Path(tempfile.mkdtemp(prefix="rlm-serve-"))
+        tmp = None
         try:
             conversation = None
-            if chat.context or not state.cfg.sources:
+            if chat.context or not state.cfg.sources:  # the other messages: a file of the context
+                tmp = Path(tempfile.mkdtemp(prefix="rlm-serve-"))
                 conversation = tmp / "conversation.txt"
                 conversation.write_text(chat.context or "\n", encoding="utf-8")
             return await _run(request, state, chat, run_request(state, chat, conversation, reserved), spent)
         finally:
             state.spending.settle(reserved, spent[0])
-            from rlm_cli.repl.sandbox import remove_tree
+            if tmp is not None:
+                from rlm_cli.repl.sandbox import remove_tree
 
-            remove_tree(tmp)
+                await _off_loop(remove_tree, tmp)
+
+
+async def _off_loop(fn: Any, *args: Any) -> None:
+    """``fn(*args)`` (file clean-up) in a worker thread, so the other runs' event loop does not wait;
+    completed even when the awaiting handler is cancelled."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:  # the thread finishes its work anyway
+        task.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+        raise
 
 
 class ProgressView:
