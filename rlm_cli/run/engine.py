@@ -99,16 +99,20 @@ class RlmInstance:
                                                                network=state.cfg.repl_network),
                                 state_in=link.repl_state if link else None, keep_state=link is not None)
         state.repls.add(self.repl)
+        cancelled = False
         try:
-            if link is None:  # the REPL starts while the first LM call is made: only a step needs it
+            if link is None or link.repl_state is None:  # the REPL starts while the first LM call is made
                 self._starting = asyncio.ensure_future(self._start_repl())
-            else:  # a session's opening reports what the REPL restored
+            else:  # a continued session's opening reports what the REPL restored
                 await self._start_repl()
             return await self._loop()
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
             starting = self._starting
-            if starting is not None and not starting.done():
-                starting.cancel()
+            if starting is not None and not starting.done() and (cancelled or link is None):
+                starting.cancel()  # (a session's REPL, still starting, is waited for: its variables are kept)
             if starting is not None:
                 with contextlib.suppress(BaseException):
                     await starting  # its failure was raised at the first step, if one came
