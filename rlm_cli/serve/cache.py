@@ -61,8 +61,13 @@ class SourceCache:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._dir: Path | None = None
+        self._closed = False
 
     def _directory(self) -> Path:
+        if self._closed:  # a request still loading at shutdown leaves no directory behind
+            from rlm_cli.errors import InputError
+
+            raise InputError("the server is shutting down")
         if self._dir is None or not self._dir.is_dir():
             from rlm_cli.run.rundirs import make_run_dir
 
@@ -80,7 +85,11 @@ class SourceCache:
             fresh = snap is not None and not snap.racy and (snap.fingerprint == seen or snap.taken_at >= taken_at)
             if not fresh:  # (a load that started after this fingerprint was taken saw at least as much)
                 snap = self._load(seen, fp.is_racy(newest, taken_at), taken_at)
-            return snap, os.open(snap.loaded.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                return snap, os.open(snap.loaded.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except FileNotFoundError:  # the copy was removed behind the server's back (a tmp cleaner)
+                snap = self._load(seen, fp.is_racy(newest, taken_at), taken_at)
+                return snap, os.open(snap.loaded.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
 
     def _load(self, seen: tuple, racy: bool, taken_at: float) -> Snapshot:
         from rlm_cli.loader import load_sources
@@ -137,7 +146,7 @@ class SourceCache:
     def close(self) -> None:
         """Remove the cache directory (idempotent)."""
         with self._lock:
-            self._snapshot = None
+            self._snapshot, self._closed = None, True
             if self._dir is not None:
                 from rlm_cli.repl.sandbox import remove_tree
 

@@ -197,3 +197,22 @@ def test_close_removes_the_cache_directory(tmp_path, cache):
     assert directory is not None and directory.is_dir()
     c.close()
     assert not directory.exists()
+    from rlm_cli.errors import InputError
+
+    with pytest.raises(InputError, match="shutting down"):  # a late request makes no new directory
+        c.build(tmp_path / "late.txt")
+    assert c._dir is None
+
+
+def test_a_removed_cache_copy_is_loaded_again(tmp_path, cache, no_racy):
+    """A temporary-files cleaner that deletes the server's copy costs a load, not a failed request."""
+    from rlm_cli.repl.sandbox import remove_tree
+
+    doc = tmp_path / "doc.txt"
+    doc.write_text("kept\n")
+    time.sleep(0.05)
+    c = cache(doc)
+    c.build(tmp_path / "r1.txt")
+    remove_tree(c._dir)
+    assert "kept" in _text(c.build(tmp_path / "r2.txt"))
+    assert c.loads == 2
