@@ -9,7 +9,9 @@ and measures, after one warm-up each:
     process on stdio (JSON-RPC framing, schema validation, the roots scope, progress, the session
     record), timed at the client.
 "added" is the difference of the medians (target: < 50 ms). Prints numbers; asserts nothing.
-Run: ``.venv/bin/python bench/bench_mcp.py [--calls 10] [--lm-latency 0.05]``.
+``--profile PATH`` runs the server under cProfile (its stats written to PATH when it exits) and prints
+the calls that took its time. Run: ``.venv/bin/python bench/bench_mcp.py [--calls 10] [--lm-latency 0.05]
+[--profile PATH]``.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=10)
     ap.add_argument("--lm-latency", type=float, default=0.05)
+    ap.add_argument("--profile", metavar="PATH", help="run the MCP server under cProfile, its stats to PATH")
     args = ap.parse_args()
     from benchenv import as_installed
     from helpers import Cli
@@ -98,13 +101,43 @@ def main() -> None:
     with ScriptedServer() as server:
         server.default("root", Reply(ROOT_REPLY, delay_s=args.lm_latency))
         inproc = in_process(server.base_url, source, args.calls)
+        if args.profile:
+            _profiled_server(tmp, args.profile)
         mcp = over_mcp(Cli(tmp / "home-mcp", server), source, args.calls)
     a, b = statistics.median(inproc), statistics.median(mcp)
     print(f"rlm mcp overhead per ask call ({args.calls} calls, LM latency {args.lm_latency * 1000:.0f} ms; {note})")
     print(f"  in process (rlm ask's run): median {a * 1000:7.1f} ms  min {min(inproc) * 1000:7.1f} ms")
     print(f"  over MCP stdio (SDK client): median {b * 1000:7.1f} ms  min {min(mcp) * 1000:7.1f} ms")
     print(f"  added by the server: {(b - a) * 1000:+.1f} ms median (target < 50 ms)")
+    if args.profile:
+        import pstats
 
+        print(f"the server process, by own time ({args.calls + 1} calls, start-up included):")
+        pstats.Stats(args.profile).sort_stats("tottime").print_stats(20)
+
+
+def _profiled_server(tmp: Path, out: str) -> None:
+    """Make the MCP client start the server under cProfile (stats dumped at exit or on SIGTERM)."""
+    import mcp_support
+
+    launcher = tmp / "rlm-profiled"
+    launcher.write_text(f"""#!{sys.executable}
+import atexit, cProfile, os, signal, sys
+prof = cProfile.Profile()
+def dump(*_):
+    prof.disable()
+    prof.dump_stats({os.path.abspath(out)!r})
+    if _:
+        os._exit(0)
+signal.signal(signal.SIGTERM, dump)
+atexit.register(dump)
+sys.argv[0] = "rlm"
+from rlm_cli.cli import main
+prof.enable()
+main()
+""")
+    launcher.chmod(0o755)
+    mcp_support.RLM = str(launcher)
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,10 @@ root LM call plus one REPL step) and one ``rlm serve`` on a free loopback port p
     imports and the same run), minus the LM latency;
   - throughput: ``--clients`` concurrent clients sending ``--requests`` requests each, the server at
     ``--max-running`` running RLMs: requests per minute.
-Run: ``.venv/bin/python bench/bench_serve.py [--lm-latency 0.2] [--requests 10] [--clients 4]``.
+With ``--profile``, the same throughput run is made against a server in this process instead: its
+event-loop thread runs under cProfile, and the time of each phase of a request (load, REPL start,
+LM call, step, REPL close, the run's clean-up) is printed, then the calls that took the loop's time.
+Run: ``.venv/bin/python bench/bench_serve.py [--lm-latency 0.2] [--requests 10] [--clients 4] [--profile]``.
 """
 
 from __future__ import annotations
@@ -60,7 +63,12 @@ def main() -> None:
     ap.add_argument("--lm-latency", type=float, default=0.2, help="seconds per scripted LM reply")
     ap.add_argument("--requests", type=int, default=10, help="sequential requests; also per client")
     ap.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput run")
+    ap.add_argument("--profile", action="store_true", help="profile the throughput run in this process")
     args = ap.parse_args()
+    if args.profile:
+        from bench_serve_profile import profile
+
+        return profile(args)
 
     import benchenv
     import openai

@@ -76,6 +76,7 @@ class RlmInstance(Endings):
         self.role = "root" if depth == 0 else "sub"
         self.messages: list[dict] = []
         self.repl: ReplProcess | None = None
+        self._starting: asyncio.Future | None = None  # the REPL's start, overlapping the first LM call
         self._ran: dict[str, tuple[str | None, int]] = {}  # code run -> (its error, hash of (stdout, stderr))
         self._finals = FinalCheck()  # FINALs as the model meant them; guesses refused
         self._outputs: list[str] = []  # each step's stdout, as the root LM was shown it
@@ -92,15 +93,37 @@ class RlmInstance(Endings):
                                                                network=state.cfg.repl_network),
                                 state_in=link.repl_state if link else None, keep_state=link is not None)
         state.repls.add(self.repl)
+        cancelled = False
         try:
-            await self.repl.start()
-            for note in self.repl.sandbox.notices:
-                state.bus.emit(Notice(note))
+            if link is None or link.repl_state is None:  # the REPL starts while the first LM call is made
+                self._starting = asyncio.ensure_future(self._start_repl())
+            else:  # a continued session's opening reports what the REPL restored
+                await self._start_repl()
             return await self._loop()
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
+            starting = self._starting
+            if starting is not None and not starting.done() and (cancelled or link is None):
+                starting.cancel()  # (a session's REPL, still starting, is waited for: its variables are kept)
+            if starting is not None:
+                with contextlib.suppress(BaseException):
+                    await starting  # its failure was raised at the first step, if one came
             if link is None:  # a session's root REPL saves its variables first (run() closes it)
                 await self.repl.close()
                 state.repls.discard(self.repl)
+
+    async def _start_repl(self) -> None:
+        assert self.repl is not None
+        await self.repl.start()
+        for note in self.repl.sandbox.notices:
+            self.state.bus.emit(Notice(note))
+
+    async def _repl_ready(self) -> None:
+        """Wait for the REPL's start (begun by :meth:`solve`); raises its ReplError if it failed."""
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
 
     async def _loop(self) -> Outcome:
         state, lim = self.state, self.state.limits
@@ -230,6 +253,7 @@ class RlmInstance(Endings):
         if self.repl is None:
             return None, f"There is no variable named {name!r}: the REPL is not running."
         try:
+            await self._repl_ready()
             value = await self.repl.get_var(name)
         except TimeoutError:
             note = ""
@@ -247,6 +271,7 @@ class RlmInstance(Endings):
         """Run a reply's blocks in order. Returns (answer from an executed FINAL or None, feedback)."""
         state = self.state
         assert self.repl is not None
+        await self._repl_ready()
         feedback: list[str] = []
         unread = not self._ran  # the model has read no output yet, or this reply's code printed some
         for step, code in enumerate(blocks):

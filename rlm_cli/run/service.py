@@ -44,6 +44,10 @@ class RunRequest:
     request_timeout: float = 300.0
     repl_network: bool = False
     session: Any = None  # a rlm_cli.run.session.SessionLink: this run as a turn of a conversation
+    build_context: Callable[[Path], Any] | None = None
+    """Writes the run's context file at the path given and returns its LoadedContext, instead of
+    loading ``sources`` there (``rlm serve``: its SOURCEs loaded once, :mod:`rlm_cli.serve.cache`);
+    ``sources`` then only name the input in messages."""
 
 
 @dataclass
@@ -128,7 +132,10 @@ def load_request(req: RunRequest) -> LoadedRun:
     try:
         if early:
             prewarm(models, backend)
-        run.loaded = load_sources(req.sources, req.load_options, workdir / "context.txt")
+        if req.build_context is not None:
+            run.loaded = req.build_context(workdir / "context.txt")
+        else:
+            run.loaded = load_sources(req.sources, req.load_options, workdir / "context.txt")
         if not run.loaded.files:
             from rlm_cli.loader.remote import redact
 
@@ -190,8 +197,13 @@ async def run_question(req: RunRequest, attach_view: Callable[[EventBus], Any], 
         raise
     try:
         return await run_loaded(req, run, attach_view, lm_semaphore=lm_semaphore, started=started)
-    finally:
-        run.close()
+    finally:  # removed in a worker thread (the loop serves other runs meanwhile), also when cancelled
+        closing = asyncio.ensure_future(asyncio.to_thread(run.close))
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            closing.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+            raise
 
 
 class NestedSlots:

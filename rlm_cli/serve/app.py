@@ -24,6 +24,7 @@ from aiohttp import web
 
 from rlm_cli.errors import RlmError
 from rlm_cli.serve.admission import Admission
+from rlm_cli.serve.cache import SourceCache, log_load
 from rlm_cli.serve.config import ServeConfig
 from rlm_cli.serve.errors import ApiError, error_response
 from rlm_cli.serve.guard import add_cors, check_request, preflight
@@ -110,7 +111,8 @@ def build_app(cfg: ServeConfig) -> web.Application:
     app = web.Application(middlewares=[middleware], client_max_size=cfg.max_body)
     app[STATE] = ServerState(cfg=cfg, admission=Admission(cfg.max_running, cfg.max_queue),
                              lm_semaphore=asyncio.Semaphore(max(1, cfg.max_lm_calls)),
-                             spending=Spending(cfg.max_total_cost, cfg.cost_window))
+                             spending=Spending(cfg.max_total_cost, cfg.cost_window),
+                             sources=SourceCache(cfg.sources, cfg.load_options, log_load) if cfg.sources else None)
     app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/chat/completions", chat_completions)
     return app
@@ -146,6 +148,8 @@ async def serve_until_stopped(cfg: ServeConfig, stop: asyncio.Event, ready: Any 
         if listener is not None:
             await listener.close()
         await runner.cleanup()
+        if state.sources is not None:
+            state.sources.close()
 
 
 def serve(cfg: ServeConfig) -> None:

@@ -34,7 +34,8 @@ class ServerState:
     """What the handlers share: the :class:`~rlm_cli.serve.config.ServeConfig` ``cfg``, the
     ``admission`` bounds, the ``lm_semaphore`` shared by all runs, the server-wide ``spending``
     (:class:`~rlm_cli.serve.spending.Spending`), the ``listener`` (None when the app is served by
-    other means), the run ``tasks`` in flight and ``closing`` (set at shutdown: new requests get 503)."""
+    other means), the run ``tasks`` in flight, ``closing`` (set at shutdown: new requests get 503) and
+    the ``sources`` cache (:class:`~rlm_cli.serve.cache.SourceCache`; None: each run loads them)."""
 
     cfg: Any
     admission: Any
@@ -43,6 +44,7 @@ class ServerState:
     listener: Any = None
     tasks: set = dataclasses.field(default_factory=set)
     closing: bool = False
+    sources: Any = None
 
 
 STATE = web.AppKey("rlm_state", ServerState)
@@ -75,8 +77,8 @@ async def read_json(request: web.Request) -> Any:
 
 def run_request(state: ServerState, chat: ChatRequest, conversation: Path | None, max_cost: float | None,
                 ) -> Any:
-    """The :class:`~rlm_cli.run.service.RunRequest` for ``chat``: the server's sources plus the
-    ``conversation`` file, the served model's root model, the server's limits lowered by the request
+    """The :class:`~rlm_cli.run.service.RunRequest` for ``chat``: the server's sources (from its
+    cache when it has one) plus the ``conversation`` file, the served model's root model, the server's limits lowered by the request
     and ``max_cost`` (USD, the run's spending reservation), the answer's shape in the instructions."""
     from rlm_cli.run.service import RunRequest
 
@@ -87,9 +89,13 @@ def run_request(state: ServerState, chat: ChatRequest, conversation: Path | None
     sources = list(cfg.sources) + ([str(conversation)] if conversation else [])
     limits = dataclasses.replace(lower_limits(cfg.limits, chat.budgets), max_cost=max_cost)
     system = "\n\n".join(s for s in (cfg.system, answer.instructions(chat.response_format, chat.max_tokens)) if s)
+    build = None
+    if state.sources is not None and cfg.sources:  # the SOURCEs loaded once, this request's messages added
+        def build(dest: Path) -> Any:
+            return state.sources.build(dest, conversation)
     return RunRequest(sources=sources, question=chat.question, load_options=cfg.load_options, settings=settings,
                       limits=limits, system=system or None, request_timeout=cfg.request_timeout,
-                      repl_network=cfg.repl_network)
+                      repl_network=cfg.repl_network, build_context=build)
 
 
 def check_cost_budget(state: ServerState, chat: ChatRequest) -> None:
@@ -121,18 +127,31 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     async with state.admission.slot():
         reserved = state.spending.reserve(budget)
         spent: list[float | None] = [None]
-        tmp = Path(tempfile.mkdtemp(prefix="rlm-serve-"))
+        tmp = None
         try:
             conversation = None
-            if chat.context or not state.cfg.sources:
+            if chat.context or not state.cfg.sources:  # the other messages: a file of the context
+                tmp = Path(tempfile.mkdtemp(prefix="rlm-serve-"))
                 conversation = tmp / "conversation.txt"
                 conversation.write_text(chat.context or "\n", encoding="utf-8")
             return await _run(request, state, chat, run_request(state, chat, conversation, reserved), spent)
         finally:
             state.spending.settle(reserved, spent[0])
-            from rlm_cli.repl.sandbox import remove_tree
+            if tmp is not None:
+                from rlm_cli.repl.sandbox import remove_tree
 
-            remove_tree(tmp)
+                await _off_loop(remove_tree, tmp)
+
+
+async def _off_loop(fn: Any, *args: Any) -> None:
+    """``fn(*args)`` (file clean-up) in a worker thread, so the other runs' event loop does not wait;
+    completed even when the awaiting handler is cancelled."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:  # the thread finishes its work anyway
+        task.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+        raise
 
 
 class ProgressView:
