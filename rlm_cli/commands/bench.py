@@ -25,7 +25,7 @@ from rlm_cli.commands.options import (
 )
 from rlm_cli.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 
-HELP = ("Run generated long-context suites (niah, oolong, pairs, codeqa) through rlm and through the bare "
+HELP = ("Run generated long-context suites (niah, oolong, pairs, codeqa, stdlib) through rlm and through the bare "
         "root model (base), side by side: accuracy, cost, tokens, time and sub-calls per suite and length. "
         "Tasks are generated from --seed (nothing is downloaded); every task's trajectory is saved.")
 EPILOG = "Exit codes: 0 the bench ran (whatever the scores); 1 runtime error; 2 usage error; 130 interrupted."
@@ -55,7 +55,7 @@ def _depths(text: str | None) -> list[float] | None:
 
 @option_groups(model=MODEL, budget=BUDGET.without("concurrency", "repl_network"), output=OUTPUT)
 def bench_command(
-    suites: list[str] = typer.Argument(..., metavar="SUITE...", help="niah, oolong, pairs, codeqa (or a comma list)."),
+    suites: list[str] = typer.Argument(..., metavar="SUITE...", help="niah, oolong, pairs, codeqa, stdlib (or a comma list)."),
     n: int = typer.Option(3, "--n", min=1, help="Tasks per suite and length."),
     lengths: str = typer.Option("8k,64k", "--lengths", metavar="L,L,...",
                                 help="Input sizes in characters (k = 1,000, m = 1,000,000), e.g. 8000,64k,1m."),
