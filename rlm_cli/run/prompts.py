@@ -191,6 +191,8 @@ COUNTING = re.compile(r"\b(how many|number of|count)\b", re.IGNORECASE)
 PATHLIKE = re.compile(r"/|\.[a-z0-9]{1,4}$")  # a file the question names: lines holding it are not what it counts
 COUNT_LINES = ("n = count({pattern})\n"
                "print(f\"{{n}} lines hold all of {terms}: count them with count(), not by reading the hits\")")
+COUNT_EACH = ("for term, pattern in {each}:\n"
+              "    print(f\"{{count(pattern)}} lines hold {{term!r}}\")")
 
 
 def count_terms(question: str) -> list[str]:
@@ -211,14 +213,22 @@ def first_block(question: str) -> str:
     """The runnable first block offered in the first message (and run by rlm when the root LM's first
     reply has no code): a search for the question's words, the question quoted as a Python literal
     (whitespace collapsed, cut to :data:`MAX_BLOCK_QUESTION` characters); for a question that asks
-    how many (:func:`count_terms`), also how many lines hold all of its key terms, counted with
-    ``count()`` (a weak root LM counted the twenty hits it was shown). Python code, no fences."""
+    how many (:func:`count_terms`), also how many lines hold all of its key terms, and each of them
+    when there are several (a comparison), counted with ``count()`` (a weak root LM counted the
+    twenty hits it was shown). Python code, no fences."""
     block = FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_BLOCK_QUESTION]))
     terms = count_terms(question)
     if terms:
-        pattern = "(?i)^" + "".join(f"(?=.*(?<!\\w){re.escape(t)}(?!\\w))" for t in terms)
+        pattern = "(?i)^" + "".join(_holds(t) for t in terms)
         block += "\n" + COUNT_LINES.format(pattern=repr(pattern), terms=", ".join(repr(t) for t in terms))
+    if len(terms) > 1:  # a comparison ("more records labelled 'a' than 'b'?") needs each one's count
+        block += "\n" + COUNT_EACH.format(each=repr([(t, "(?i)^" + _holds(t)) for t in terms]))
     return block
+
+
+def _holds(term: str) -> str:
+    """A lookahead matching a line that holds ``term`` as a whole word (case-insensitive with ``(?i)``)."""
+    return f"(?=.*(?<!\\w){re.escape(term)}(?!\\w))"
 
 
 RAN_FIRST_BLOCK = ("Your reply had no code that runs, so rlm ran the first block for you. Read its output and "

@@ -129,3 +129,26 @@ def test_a_counting_question_gets_a_count_in_its_first_block():
     block = first_block("How many requests from user u42 got status 404?")
     assert "n = count(" in block and "search(" in block
     assert "count(" not in first_block("What is the magic number for the falcon vault?")
+
+
+def test_a_comparison_gets_each_terms_count_too(tmp_path):
+    """Seen on oolong: "more, fewer or the same number of records labelled 'refund' compared with
+    'returns'?" printed only "0 lines hold all of 'refund', 'returns'"; each term's count answers it."""
+    import contextlib
+    import io
+
+    from rlm_cli.context import ContextWriter
+    from rlm_cli.repl.child_grep import make_tools
+    from rlm_cli.run.prompts import first_block
+
+    writer = ContextWriter(tmp_path / "ctx.txt")
+    writer.add("r.txt", "label: refund\nlabel: returns\nlabel: returns\nlabel: refunds\n")
+    loaded = writer.finish()
+    tools = make_tools(loaded.read(), {p: (o, o + c) for p, o, c in loaded.index()})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(first_block("Are there more, fewer or the same number of records labelled 'refund' compared "
+                         "with 'returns'?"), dict(tools))
+    assert out.getvalue().splitlines()[-3:] == [
+        "0 lines hold all of 'refund', 'returns': count them with count(), not by reading the hits",
+        "1 lines hold 'refund'", "2 lines hold 'returns'"]
