@@ -60,6 +60,14 @@ class Pty:
             if ready:
                 with contextlib.suppress(OSError):
                     self.out += os.read(self.master, 65536)
+        while select.select([self.master], [], [], 0.2)[0]:  # what it wrote just before it exited
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.out += chunk
         os.close(self.master)
         return self.proc.returncode
 

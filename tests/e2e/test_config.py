@@ -69,7 +69,7 @@ def test_full_file_loads(home):
 
 @pytest.mark.parametrize("text, needle", [
     ("model = \n", "invalid TOML"),
-    ("modle = 'x'\n", "unknown key 'modle'; did you mean 'model'?"),
+    ("modl = 'x'\n", "unknown key 'modl'; did you mean 'model'?"),
     ("max_iterations = '5'\n", "key 'max_iterations' must be an integer, got string \"5\""),
     ("max_iterations = 2.5\n", "key 'max_iterations' must be an integer"),
     ("max_depth = true\n", "key 'max_depth' must be an integer, got boolean"),
