@@ -58,6 +58,28 @@ def wait_up(url: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:
     raise SystemExit("rlm serve did not start")
 
 
+def run_clients(url: str, clients: int, requests: int, messages: list[dict]) -> tuple[float, list[int]]:
+    """``clients`` threads, each an ``openai`` client sending ``requests`` chat requests to ``url`` one
+    after another: (wall seconds, one entry per answered request)."""
+    import openai
+
+    done: list[int] = []
+
+    def worker() -> None:
+        c = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+        for _ in range(requests):
+            c.chat.completions.create(model="rlm", messages=messages)
+            done.append(1)
+
+    t = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.monotonic() - t, done
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lm-latency", type=float, default=0.2, help="seconds per scripted LM reply")
@@ -105,21 +127,7 @@ def main() -> None:
                 subprocess.run([rlm, "ask", str(doc), "how long is the context?", "-q"], env=env, check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 ask.append(time.monotonic() - t)
-            done = []
-
-            def worker() -> None:
-                c = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
-                for _ in range(args.requests):
-                    c.chat.completions.create(model="rlm", messages=messages)
-                    done.append(1)
-
-            t = time.monotonic()
-            threads = [threading.Thread(target=worker) for _ in range(args.clients)]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            wall = time.monotonic() - t
+            wall, done = run_clients(url, args.clients, args.requests, messages)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)

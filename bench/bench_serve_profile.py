@@ -63,7 +63,7 @@ def _instrument() -> None:
 def profile(args) -> None:
     import benchenv
     import openai
-    from bench_serve import ROOT_REPLY, free_port, wait_up
+    from bench_serve import ROOT_REPLY, free_port, run_clients, wait_up
     from scripted_server import Reply, ScriptedServer
 
     print(benchenv.as_installed())
@@ -102,22 +102,8 @@ def profile(args) -> None:
             openai.OpenAI(base_url=url, api_key="unused", max_retries=0).chat.completions.create(
                 model="rlm", messages=messages)  # warm-up
             PHASES.clear()
-            done: list[int] = []
-
-            def worker() -> None:
-                c = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
-                for _ in range(args.requests):
-                    c.chat.completions.create(model="rlm", messages=messages)
-                    done.append(1)
-
-            t = time.monotonic()
-            clients = [threading.Thread(target=worker) for _ in range(args.clients)]
             with contextlib.redirect_stderr(io.StringIO()):  # the access log
-                for th in clients:
-                    th.start()
-                for th in clients:
-                    th.join()
-            wall = time.monotonic() - t
+                wall, done = run_clients(url, args.clients, args.requests, messages)
         finally:
             loop.call_soon_threadsafe(stop.set)
             thread.join(timeout=60)
