@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import RLM, source_file, wait_until
+from helpers import RLM, drain_pty, source_file, wait_until
 from scripted_server import Reply
 from test_tables_commands import ANSI, run_in_pty
 
@@ -74,17 +74,7 @@ def test_interrupted_sub_calls_are_cancelled_not_running(cli, scripted_server, t
     chunks: list[bytes] = []
     import threading
 
-    def drain():
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
+    reader = threading.Thread(target=lambda: chunks.append(drain_pty(master)), daemon=True)
     reader.start()
     try:
         assert wait_until(lambda: len(scripted_server.requests_for("sub")) >= 4, 60)
