@@ -60,12 +60,13 @@ def prompt_lines(*texts: str, exclude: str = "") -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def static_prompt_lines() -> list[str]:
-    """:func:`prompt_lines` of every prompt template of :mod:`rlm_cli.run.prompts` (without a run's
-    own metadata): what ``rlm bench`` checks answers against."""
+def static_prompt_lines(*messages: str, exclude: str = "") -> list[str]:
+    """:func:`prompt_lines` of every prompt template of :mod:`rlm_cli.run.prompts`, plus a run's own
+    ``messages`` (its system prompt and first message), less what occurs in ``exclude``: what an
+    answer is checked against (the loop; ``rlm bench`` with no messages)."""
     from rlm_cli.run import prompts
 
-    return prompt_lines(*(v for v in vars(prompts).values() if isinstance(v, str)))
+    return prompt_lines(*messages, *(v for v in vars(prompts).values() if isinstance(v, str)), exclude=exclude)
 
 
 def why_not_an_answer(answer: str | None, *, prompt_text: list[str], outputs: list[str]) -> str | None:

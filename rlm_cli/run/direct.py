@@ -8,8 +8,8 @@ room for the question and the reply, and runs the loop otherwise; ``direct`` alw
 call (an input too large is cut, and the prompt says so); ``rlm`` always runs the loop. The
 trajectory's ``mode`` and the ``--json`` answer say which ran.
 
-A direct call emits the same events as a loop iteration with no code (:class:`RlmStarted`,
-:class:`IterationStarted`, the streamed :class:`RootDelta` pieces, :class:`RootReply`), so the live
+A direct call is made by :func:`rlm_cli.run.root_call.ask_root`, as every loop iteration is: the
+same events (:class:`RlmStarted`, then IterationStarted, RootDelta pieces, RootReply), so the live
 view, the budgets and the trajectory treat it like any root call.
 """
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from rlm_cli.context import CHARS_PER_TOKEN, LoadedContext
 from rlm_cli.errors import BudgetExceeded
-from rlm_cli.lm.replies import MAX_REPLY_CHARS, clip_reply
 from rlm_cli.run.config import RunState
-from rlm_cli.run.events import IterationStarted, Notice, RlmStarted, RootDelta, RootReply
+from rlm_cli.run.events import Notice, RlmStarted
+from rlm_cli.run.root_call import ask_root
 
 MODES = ("auto", "rlm", "direct")
 """Values of ``--mode``."""
@@ -118,24 +118,9 @@ class DirectInstance:
                                   f"{prompt.input_chars:,} characters to fit the root model's window"))
         messages = [{"role": "user", "content": prompt.text}]
         try:
-            state.budget.check_call()
+            text = await ask_root(state, "r0", 0, 0, messages)
         except BudgetExceeded:
             return DirectOutcome("budget_exhausted", None)
-        state.bus.emit(IterationStarted("r0", 0, 0))
-        on_delta = None
-        if state.cfg.stream_root:
-            shown = 0
-
-            def on_delta(piece: str) -> None:
-                nonlocal shown
-                if shown < MAX_REPLY_CHARS:
-                    piece = piece[:MAX_REPLY_CHARS - shown]
-                    shown += len(piece)
-                    state.bus.emit(RootDelta("r0", 0, piece))
-        result = await state.lm.complete(state.root_model, messages, role="root", on_delta=on_delta)
-        state.budget.record(state.root_model, result.usage, "root")
-        text = clip_reply(result.text)
-        state.bus.emit(RootReply("r0", 0, text, result.usage, result.duration_s, state.root_model))
         link = state.cfg.session
         if link is not None:  # a follow-up continues in the loop: the history holds no input text
             link.transcript = [*self.opening, {"role": "assistant", "content": text}]

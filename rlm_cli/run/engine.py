@@ -31,23 +31,19 @@ from rlm_cli.context import ContextWriter, LoadedContext
 from rlm_cli.errors import BudgetExceeded, RlmError, debug_traceback
 from rlm_cli.lm.client import FatalLMError, LMClient
 from rlm_cli.lm.errors import short_message
-from rlm_cli.lm.replies import MAX_REPLY_CHARS, clip_reply
 from rlm_cli.loader.tree import render_tree
 from rlm_cli.repl.process import FatalStepError, ReplProcess
 from rlm_cli.repl.sandbox import plan_sandbox
 from rlm_cli.run import prompts
-from rlm_cli.run.answers import prompt_lines
+from rlm_cli.run.answers import static_prompt_lines
 from rlm_cli.run.budget import Budget
 from rlm_cli.run.config import RunConfig, RunResult, RunState, now_iso
 from rlm_cli.run.direct import DirectInstance, choose_mode
 from rlm_cli.run.endings import Endings, Outcome
 from rlm_cli.run.events import (
     EventBus,
-    IterationStarted,
     Notice,
     RlmStarted,
-    RootDelta,
-    RootReply,
     RunFinished,
     RunStarted,
     StepFinished,
@@ -55,6 +51,7 @@ from rlm_cli.run.events import (
 )
 from rlm_cli.run.guesses import FinalCheck, invented
 from rlm_cli.run.parsing import parse_python, parse_reply
+from rlm_cli.run.root_call import ask_root
 from rlm_cli.run.subcalls import StepRef, SubCallRouter
 from rlm_cli.secrets import Redactor
 
@@ -135,10 +132,9 @@ class RlmInstance(Endings):
         self.messages = opening or first_messages(state, self.question, self.loaded, self.depth)
         if link is not None:
             link.transcript = self.messages  # appended to in place from here on
-        self._prompt_text = prompt_lines(
+        self._prompt_text = static_prompt_lines(
             *(m["content"] for m in self.messages[:1] if m["role"] == "system"),
-            prompts.first_message(self.question, self.loaded, ""),
-            *(v for v in vars(prompts).values() if isinstance(v, str)), exclude=self.question)
+            prompts.first_message(self.question, self.loaded, ""), exclude=self.question)
         previous, repeats = None, 0
         for index in range(lim.max_iterations):
             try:
@@ -223,25 +219,8 @@ class RlmInstance(Endings):
     async def _ask(self, index: int, final_call: bool = False, messages: list[dict] | None = None) -> str:
         """One root LM call over the history (or over ``messages``, which are not kept); appends the
         reply to the history when it was sent. Raises BudgetExceeded when refused."""
-        state = self.state
-        state.budget.check_call()
-        state.bus.emit(IterationStarted(self.rlm_id, index, self.depth, final_call))
-        on_delta = None
-        if state.cfg.stream_root:
-            shown = 0
-
-            def on_delta(piece: str) -> None:
-                nonlocal shown
-                if shown < MAX_REPLY_CHARS:  # the view sees no more of a reply than is kept
-                    piece = piece[:MAX_REPLY_CHARS - shown]
-                    shown += len(piece)
-                    state.bus.emit(RootDelta(self.rlm_id, index, piece))
-        sent = self.messages if messages is None else messages
-        result = await state.lm.complete(state.root_model, sent, role="root", on_delta=on_delta)
-        state.budget.record(state.root_model, result.usage, self.role)
-        text = clip_reply(result.text)
-        state.bus.emit(RootReply(self.rlm_id, index, text, result.usage, result.duration_s,
-                                 state.root_model))
+        text = await ask_root(self.state, self.rlm_id, index, self.depth,
+                              self.messages if messages is None else messages, role=self.role, final_call=final_call)
         if messages is None:
             self.messages.append({"role": "assistant", "content": text})
         return text
