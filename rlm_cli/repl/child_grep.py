@@ -85,31 +85,41 @@ def grep(context: str, spans: dict, pattern, paths=None, flags: int = 0,
     hits: list[tuple[str, int, str]] = []
     chosen = [(path, start, end) for path, (start, end) in spans.items() if wanted(path)]
     for n, (path, start, end) in enumerate(chosen):
-        pos, line_no, counted = start, 1, start  # newlines counted up to `counted`
-        while pos < end:
-            m = rx.search(context, pos, end)
-            if m is None:
-                break
+        line_no, counted = 1, start  # newlines counted up to `counted`
+        for m, line_start, line_end in _matching_lines(context, rx, start, end):
             if len(hits) >= max_hits:
-                more = _count_matches(context, rx, pos, end) + sum(
+                more = _count_matches(context, rx, line_start, end) + sum(
                     _count_matches(context, rx, s, e) for _p, s, e in chosen[n + 1:])
                 print(f"[grep: stopped at max_hits={max_hits}; {more:,} more matches follow (to list or count every "
                       f"matching line, pass max_hits={max_hits + more}); narrow paths= to see others]", file=sys.stderr)
                 return hits
             hit = m.start()
-            if hit == end and context[end - 1] == "\n":  # past the last line's newline: no line there
-                break
-            line_start = context.rfind("\n", start, hit) + 1 or start
             line_no += context.count("\n", counted, line_start)
             counted = line_start
-            line_end = context.find("\n", hit, end)
-            if line_end < 0:
-                line_end = end
             text = context[line_start:line_end].removesuffix("\r") if line_end - line_start <= MAX_LINE_CHARS \
                 else _clip(context[line_start:line_end], hit - line_start, m.end() - hit)
             hits.append((path, line_no, text))
-            pos = line_end + 1
     return hits
+
+
+def _matching_lines(context: str, rx: re.Pattern, start: int, end: int):
+    """``(match, line start, line end)`` for each line of ``context[start:end]`` holding a match of
+    ``rx`` (its first), in order; one regex search per matching line, the search going on from the
+    next line."""
+    pos = start
+    while pos < end:
+        m = rx.search(context, pos, end)
+        if m is None:
+            return
+        hit = m.start()
+        if hit == end and context[end - 1] == "\n":  # past the last line's newline: no line there
+            return
+        line_start = context.rfind("\n", start, hit) + 1 or start
+        line_end = context.find("\n", hit, end)
+        if line_end < 0:
+            line_end = end
+        yield m, line_start, line_end
+        pos = line_end + 1
 
 
 def _count_matches(context: str, rx: re.Pattern, pos: int, end: int) -> int:
@@ -122,21 +132,8 @@ def count(context: str, spans: dict, pattern, paths=None, flags: int = 0) -> int
     one regex pass, no line text built, no cap. Raises TypeError/re.error as :func:`grep` does."""
     rx = _compile(pattern, flags)
     wanted = _selector(_text_as_path(context, spans, paths, "count"), "count")
-    total = 0
-    for path, (start, end) in spans.items():
-        if not wanted(path):
-            continue
-        pos = start
-        while pos < end:
-            m = rx.search(context, pos, end)
-            if m is None or (m.start() == end and end > start and context[end - 1] == "\n"):
-                break
-            total += 1
-            line_end = context.find("\n", m.start(), end)
-            if line_end < 0:
-                break
-            pos = line_end + 1
-    return total
+    return sum(1 for path, (start, end) in spans.items() if wanted(path)
+               for _ in _matching_lines(context, rx, start, end))
 
 
 def make_count(context: str, spans: dict):
