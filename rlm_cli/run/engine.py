@@ -49,6 +49,7 @@ from rlm_cli.run.events import (
     StepFinished,
     StepStarted,
 )
+from rlm_cli.run.first_block import first_block
 from rlm_cli.run.guesses import FinalCheck, invented
 from rlm_cli.run.parsing import parse_python, parse_reply
 from rlm_cli.run.root_call import ask_root
@@ -204,7 +205,7 @@ class RlmInstance(Endings):
         copy their own last reply verbatim from then on (seen: eight identical replies in a row), and
         often write what the block would print instead of the block: left in the history, such a reply
         is repeated, not corrected. The real reply stays in the trajectory; a notice says what rlm did."""
-        block = prompts.first_block(self.question)
+        block = first_block(self.question)
         self.messages[-1] = {"role": "assistant", "content": f"```repl\n{block}\n```"}
         self.state.bus.emit(Notice("the root LM's first reply had no code; rlm ran the search it had offered",
                                    level="info"))

@@ -8,9 +8,8 @@ summarise, verify). The context itself is never in a prompt: only its metadata.
 
 from __future__ import annotations
 
-import re
-
 from rlm_cli.context import HEADER_TEMPLATE, LoadedContext
+from rlm_cli.run.first_block import first_block
 
 SYSTEM_PROMPT = """\
 You are the root of a Recursive Language Model. You answer a question about a context that is far \
@@ -164,8 +163,6 @@ def step_feedback(position: int, total: int, stdout: str, stderr: str, error: st
 
 NUDGE = ("Your reply contained no ```repl code block and no FINAL(...). Write Python in a ```repl block "
          "to examine `context`, or, if you are sure, answer with FINAL(your answer).")
-FIRST_BLOCK = ("hits = search({question})\nfor path, line, text in hits:\n    print(f\"{{path}}:{{line}}: {{text}}\")")
-MAX_BLOCK_QUESTION = 300  # characters of the question quoted in FIRST_BLOCK
 UNTAGGED = (" Fenced blocks without the `repl` tag are not run: open code blocks with ```repl on a line "
             "of its own.")
 UNCLOSED = ("Note: your reply opened a ```repl block that was never closed (the reply may have been cut off), "
@@ -185,50 +182,6 @@ STALLED = "You have sent the same reply {count} times in a row, so more turns wi
 LAST_CALL = ("{reason}. Do not write any more code. Reply now with your best answer, "
              "based only on what you found so far, in the form FINAL(your answer). If you could not find "
              "it, say what you found and what is missing.")
-
-
-COUNTING = re.compile(r"\b(how many|number of|count)\b", re.IGNORECASE)
-PATHLIKE = re.compile(r"/|\.[a-z0-9]{1,4}$")  # a file the question names: lines holding it are not what it counts
-COUNT_LINES = ("n = count({pattern})\n"
-               "print(f\"{{n}} lines hold all of {terms}: count them with count(), not by reading the hits\")")
-COUNT_EACH = ("for term, pattern in {each}:\n"
-              "    print(f\"{{count(pattern)}} lines hold {{term!r}}\")")
-
-
-def count_terms(question: str) -> list[str]:
-    """The terms a counting question pins its records by: its key terms (identifiers, quoted words:
-    :func:`rlm_cli.repl.child_grep.parse_query`; not file names) and its numbers of three digits or
-    more (a status 404, a year); at most four; empty for a question that does not ask how many."""
-    if not COUNTING.search(question):
-        return []
-    from rlm_cli.repl.child_grep import WORD, parse_query
-
-    _terms, keys = parse_query(question)
-    numbers = [w for w in WORD.findall(question) if w.isdigit() and len(w) >= 3]
-    ordered = [t for t in _terms if t in keys and not PATHLIKE.search(t)] + [n for n in numbers if n not in keys]
-    return list(dict.fromkeys(ordered))[:4]
-
-
-def first_block(question: str) -> str:
-    """The runnable first block offered in the first message (and run by rlm when the root LM's first
-    reply has no code): a search for the question's words, the question quoted as a Python literal
-    (whitespace collapsed, cut to :data:`MAX_BLOCK_QUESTION` characters); for a question that asks
-    how many (:func:`count_terms`), also how many lines hold all of its key terms, and each of them
-    when there are several (a comparison), counted with ``count()`` (a weak root LM counted the
-    twenty hits it was shown). Python code, no fences."""
-    block = FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_BLOCK_QUESTION]))
-    terms = count_terms(question)
-    if terms:
-        pattern = "(?i)^" + "".join(_holds(t) for t in terms)
-        block += "\n" + COUNT_LINES.format(pattern=repr(pattern), terms=", ".join(repr(t) for t in terms))
-    if len(terms) > 1:  # a comparison ("more records labelled 'a' than 'b'?") needs each one's count
-        block += "\n" + COUNT_EACH.format(each=repr([(t, "(?i)^" + _holds(t)) for t in terms]))
-    return block
-
-
-def _holds(term: str) -> str:
-    """A lookahead matching a line that holds ``term`` as a whole word (case-insensitive with ``(?i)``)."""
-    return f"(?=.*(?<!\\w){re.escape(term)}(?!\\w))"
 
 
 RAN_FIRST_BLOCK = ("Your reply had no code that runs, so rlm ran the first block for you. Read its output and "

@@ -120,7 +120,7 @@ def test_count_counts_matching_lines_without_a_cap(tmp_path):
 
 
 def test_a_counting_question_gets_a_count_in_its_first_block():
-    from rlm_cli.run.prompts import count_terms, first_block
+    from rlm_cli.run.first_block import count_terms, first_block
 
     assert count_terms("How many records have the label 'feedback'?") == ["feedback"]
     assert count_terms("How many requests from user u42 got status 404?") == ["u42", "404"]
@@ -139,7 +139,7 @@ def test_a_comparison_gets_each_terms_count_too(tmp_path):
 
     from rlm_cli.context import ContextWriter
     from rlm_cli.repl.child_grep import make_tools
-    from rlm_cli.run.prompts import first_block
+    from rlm_cli.run.first_block import first_block
 
     writer = ContextWriter(tmp_path / "ctx.txt")
     writer.add("r.txt", "label: refund\nlabel: returns\nlabel: returns\nlabel: refunds\n")
@@ -150,5 +150,34 @@ def test_a_comparison_gets_each_terms_count_too(tmp_path):
         exec(first_block("Are there more, fewer or the same number of records labelled 'refund' compared "
                          "with 'returns'?"), dict(tools))
     assert out.getvalue().splitlines()[-3:] == [
-        "0 lines hold all of 'refund', 'returns': count them with count(), not by reading the hits",
-        "1 lines hold 'refund'", "2 lines hold 'returns'"]
+        "2 lines hold 'returns'", "1 lines hold 'refund'", "'refund' is on fewer lines than 'returns'"]
+    assert "lines hold all of" not in out.getvalue()  # lines holding both answer no comparison
+
+
+def test_a_ranking_question_gets_each_candidates_count(tmp_path):
+    """Seen on oolong: "Which label is the least frequent? The labels are: a, b, c" got twenty search
+    hits and a guessed label; each listed candidate's count, highest first, answers it."""
+    import contextlib
+    import io
+
+    from rlm_cli.context import ContextWriter
+    from rlm_cli.repl.child_grep import make_tools
+    from rlm_cli.run.first_block import first_block, rank_candidates
+
+    question = ("Which label is the least frequent among the records? The labels are: billing, refund, "
+                "shipping. Answer with the label only.")
+    assert rank_candidates(question) == ["billing", "refund", "shipping"]  # no "shipping." from the period
+    assert rank_candidates("Which is more common, 'timeout' or 'refused'?") == ["timeout", "refused"]
+    assert rank_candidates("Which of these is used most often: foo, bar and baz?") == ["foo", "bar", "baz"]
+    assert rank_candidates("What is the most important function?") == []  # no frequency asked
+    assert rank_candidates("Which label is the most frequent?") == []  # no candidates named
+    writer = ContextWriter(tmp_path / "ctx.txt")
+    writer.add("r.txt", "label: refund\n" * 3 + "label: billing\n" + "label: shipping\n" * 2 + "billings\n")
+    loaded = writer.finish()
+    tools = make_tools(loaded.read(), {p: (o, o + c) for p, o, c in loaded.index()})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(first_block(question), dict(tools))
+    assert out.getvalue().splitlines()[-5:] == [
+        "3 lines hold 'refund'", "2 lines hold 'shipping'", "1 lines hold 'billing'",
+        "most frequent: 'refund' (3 lines)", "least frequent: 'billing' (1 lines)"]

@@ -1,0 +1,120 @@
+"""The runnable first block rlm offers the root LM in its first message (and runs itself when the
+root LM's first reply has no code that runs): a ``search`` for the question's words and, for a
+question that counts or ranks, the counts that answer it, computed with the REPL's ``count()``.
+
+Why: a weak root LM (a 1.5B model, issue 22) answered "how many" from the twenty hits it was shown
+("2" where 24 was right) and "which label is most frequent" by guessing, while the same model reads a
+printed count correctly. Every line here is code the root LM could have written; the counts are the
+REPL's, never rlm's. A question that neither counts nor ranks gets the search alone.
+
+Kinds of question recognised (all case-insensitive, from the question's words only):
+
+- counting ("how many", "number of", "count"): how many lines hold all of its key terms (quoted
+  words, identifiers, numbers of three digits or more; not file names);
+- comparison (counting words plus "more", "fewer", "than", "compared" ... and two or more key
+  terms): each term's count, and which one is on more lines;
+- ranking ("most / least frequent | common | often", "frequency"): each candidate's count, highest
+  first, and the most and least frequent. The candidates are the quoted key terms, else the longest
+  comma-separated list in the question ("The labels are: billing, refund, shipping").
+"""
+
+from __future__ import annotations
+
+import re
+
+FIRST_BLOCK = ("hits = search({question})\nfor path, line, text in hits:\n    print(f\"{{path}}:{{line}}: {{text}}\")")
+MAX_BLOCK_QUESTION = 300  # characters of the question quoted in FIRST_BLOCK
+MAX_TERMS = 4  # key terms of a counting question
+MAX_CANDIDATES = 12  # candidates of a ranking question
+
+COUNTING = re.compile(r"\b(how many|number of|count)\b", re.IGNORECASE)
+COMPARING = re.compile(r"\b(more|fewer|less|than|compared|versus)\b", re.IGNORECASE)
+RANKING = re.compile(r"\b(?:most|least|more|less)\b[^.?!]{0,40}?\b(?:frequent\w*|common\w*|often|popular)\b|\bfrequency\b",
+                     re.IGNORECASE)
+PATHLIKE = re.compile(r"/|\.[a-z0-9]{1,4}$")  # a file the question names: lines holding it are not what it counts
+_ITEM = r"(?:'[^'\n]{1,40}'|\"[^\"\n]{1,40}\"|`[^`\n]{1,40}`|\w(?:[\w+#-]|\.(?=\w))*)"
+LISTED = re.compile(rf"{_ITEM}(?:\s*,\s*{_ITEM})+(?:\s*,?\s+(?:and|or)\s+{_ITEM})?")
+
+COUNT_LINES = ("n = count({pattern})\n"
+               "print(f\"{{n}} lines hold all of {terms}: count them with count(), not by reading the hits\")")
+COUNT_EACH = ("counts = {{term: count(pattern) for term, pattern in {each}}}\n"
+              "for term, n in sorted(counts.items(), key=lambda kv: -kv[1]):\n"
+              "    print(f\"{{n}} lines hold {{term!r}}\")")
+COMPARE_TWO = ("a, b = {pair}\n"
+               "relation = 'more lines than' if counts[a] > counts[b] else 'fewer lines than' "
+               "if counts[a] < counts[b] else 'as many lines as'\n"
+               "print(f\"{{a!r}} is on {{relation}} {{b!r}}\")")
+RANK_ENDS = ("top, low = max(counts.values()), min(counts.values())\n"
+             "print('most frequent:', ', '.join(repr(t) for t in counts if counts[t] == top), f'({top} lines)')\n"
+             "print('least frequent:', ', '.join(repr(t) for t in counts if counts[t] == low), f'({low} lines)')")
+
+
+def count_terms(question: str) -> list[str]:
+    """The terms a counting question pins its records by: its key terms (identifiers, quoted words:
+    :func:`rlm_cli.repl.child_grep.parse_query`; not file names) and its numbers of three digits or
+    more (a status 404, a year); at most :data:`MAX_TERMS`; empty for a question that does not ask
+    how many."""
+    if not COUNTING.search(question):
+        return []
+    from rlm_cli.repl.child_grep import WORD, parse_query
+
+    terms, keys = parse_query(question)
+    numbers = [w for w in WORD.findall(question) if w.isdigit() and len(w) >= 3]
+    ordered = [t for t in terms if t in keys and not PATHLIKE.search(t)] + [n for n in numbers if n not in keys]
+    return list(dict.fromkeys(ordered))[:MAX_TERMS]
+
+
+def rank_candidates(question: str) -> list[str]:
+    """The candidates a ranking question ("which label is the most frequent? The labels are: a, b,
+    c") asks to order by frequency: its quoted key terms when there are two or more, else the items of
+    its longest comma-separated list (quotes stripped, stop words dropped), at most
+    :data:`MAX_CANDIDATES`; empty for a question that does not rank or names fewer than two."""
+    if not RANKING.search(question):
+        return []
+    from rlm_cli.repl.child_grep import QUOTED, STOP_WORDS
+
+    quoted = [" ".join((m.group(1) or m.group(2) or m.group(3)).split()) for m in QUOTED.finditer(question)]
+    quoted = [q for q in dict.fromkeys(quoted) if not PATHLIKE.search(q)]
+    if len(quoted) >= 2:
+        return quoted[:MAX_CANDIDATES]
+    lists = sorted((m.group(0) for m in LISTED.finditer(question)), key=len, reverse=True)
+    for text in lists:
+        items = [re.sub(r"^(?:and|or)\s+", "", part.strip()).strip("'\"`") for part in re.split(r",", text)]
+        items = [i for part in items for i in re.split(r"\s+(?:and|or)\s+", part)]
+        items = [i for i in dict.fromkeys(i.strip() for i in items) if i and i.lower() not in STOP_WORDS]
+        if len(items) >= 2:
+            return items[:MAX_CANDIDATES]
+    return []
+
+
+def first_block(question: str) -> str:
+    """The first block for ``question``: Python code, no fences. A search for the question's words
+    (the question quoted as a Python literal, whitespace collapsed, cut to :data:`MAX_BLOCK_QUESTION`
+    characters), then for a ranking question (:func:`rank_candidates`) each candidate's count and the
+    most and least frequent; for a counting question (:func:`count_terms`) how many lines hold all of
+    its terms, or, when it compares two or more terms, each one's count and, for two, which is on more
+    lines. Counts are of lines holding the term as a whole word, case-insensitive."""
+    block = FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_BLOCK_QUESTION]))
+    candidates = rank_candidates(question)
+    if candidates:
+        block += "\n" + COUNT_EACH.format(each=_each(candidates)) + "\n" + RANK_ENDS
+        return block
+    terms = count_terms(question)
+    if len(terms) > 1 and COMPARING.search(question):  # "more records labelled 'a' than 'b'?": each count
+        block += "\n" + COUNT_EACH.format(each=_each(terms))
+        if len(terms) == 2:
+            block += "\n" + COMPARE_TWO.format(pair=repr(tuple(terms)))
+    elif terms:
+        pattern = "(?i)^" + "".join(_holds(t) for t in terms)
+        block += "\n" + COUNT_LINES.format(pattern=repr(pattern), terms=", ".join(repr(t) for t in terms))
+    return block
+
+
+def _each(terms: list[str]) -> str:
+    """``[(term, pattern), ...]`` as Python source: each term's whole-word, case-insensitive pattern."""
+    return repr([(t, "(?i)^" + _holds(t)) for t in terms])
+
+
+def _holds(term: str) -> str:
+    """A lookahead matching a line that holds ``term`` as a whole word (case-insensitive with ``(?i)``)."""
+    return f"(?=.*(?<!\\w){re.escape(term)}(?!\\w))"
