@@ -25,7 +25,8 @@ not on ``sys.path``, so its siblings are loaded by file path, all of them read b
 ``child_sandbox.py`` (the lockdown, applied before any model code; as PID 1 of a fresh PID namespace
 the child forks there and the parent side stays a small init, which is why the rest is only executed
 after it), ``child_context.py`` (building ``context`` without holding the file twice) and
-``child_grep.py`` (``grep``, ``search``) and ``child_repl.py`` (the protocol, the namespace, the step loop).
+``child_grep.py`` (``grep``, ``search``, ``count``), ``child_code.py`` (``definitions``, ``callers``)
+and ``child_repl.py`` (the protocol, the namespace, the step loop).
 """
 
 from __future__ import annotations
@@ -85,11 +86,17 @@ def _execute(spec, code) -> types.ModuleType:
 
 def main() -> None:
     args = parse_args(sys.argv[1:])
-    siblings = {name: _read(name) for name in ("child_sandbox", "child_context", "child_grep", "child_repl",
-                                               "child_state")}
+    siblings = {name: _read(name) for name in ("child_sandbox", "child_context", "child_grep", "child_code",
+                                               "child_repl", "child_state")}
     notes = _execute(*siblings["child_sandbox"]).lock_down(args)  # PID 1: the init stays in there
     load_context = _execute(*siblings["child_context"]).load_context
-    make_tools = _execute(*siblings["child_grep"]).make_tools
+    make_search_tools = _execute(*siblings["child_grep"]).make_tools
+    make_code_tools = _execute(*siblings["child_code"]).make_code_tools
+
+    def make_tools(context: str, spans: dict) -> dict:
+        tools = make_search_tools(context, spans)
+        return {**tools, **make_code_tools(context, spans, tools["grep"])}
+
     _execute(*siblings["child_repl"]).serve(args, notes, load_context, make_tools, _execute(*siblings["child_state"]))
 
 

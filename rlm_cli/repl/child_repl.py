@@ -29,7 +29,7 @@ class MessageTooLarge(ValueError):
 
 
 PROTECTED = ("context", "files", "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched",
-             "FINAL", "Final", "FINAL_VAR", "SHOW_VARS", "grep", "search", "count")
+             "FINAL", "Final", "FINAL_VAR", "SHOW_VARS", "grep", "search", "count", "definitions", "callers")
 
 class FileMap(Mapping):
     """Read-only mapping ``path -> text`` over ``context``; each lookup slices ``context``."""

@@ -46,7 +46,7 @@ class Endings:
         if (why := self._why(answer)) is not None:
             answer = await self._rescue(index + 1, why)
         if answer is not None and invented(answer, self._read()):
-            state.bus.emit(Notice("the answer holds numbers that appear nowhere in what the root LM read: "
+            state.bus.emit(Notice("the answer holds numbers or paths that appear nowhere in what the root LM read: "
                                   "it may be a guess"))
         return Outcome(status, answer)
 

@@ -56,6 +56,7 @@ from rlm_cli.run.root_call import ask_root
 from rlm_cli.run.subcalls import StepRef, SubCallRouter
 from rlm_cli.secrets import Redactor
 
+MAX_READ_PATHS = 5000  # loaded paths counted as read (the tree the first message shows is cut too)
 STALL_REPLIES = 3  # identical root replies in a row that end the loop early with a last call
 DEFAULT_SUB_CHARS = 32_000  # prompt size suggested to the root LM when the sub-LM's window is unknown
 
@@ -283,8 +284,10 @@ class RlmInstance(Endings):
         return None, feedback
 
     def _read(self) -> str:
-        """Everything the root LM has been shown so far: the user messages of its history."""
-        return "\n".join(m["content"] for m in self.messages if m["role"] == "user")
+        """Everything the root LM has been shown so far: the user messages of its history, and the
+        loaded files' paths written out whole (the first message shows them as a tree)."""
+        shown = [m["content"] for m in self.messages if m["role"] == "user"]
+        return "\n".join([*shown, *(f.path for f in self.loaded.files[:MAX_READ_PATHS])])
 
     async def _run_child(self, prompt: str, context: str | None, call_id: str, depth: int) -> str:
         """``rlm_query``: a child RLM over ``context`` (default: this RLM's context)."""

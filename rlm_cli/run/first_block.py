@@ -35,6 +35,31 @@ PATHLIKE = re.compile(r"/|\.[a-z0-9]{1,4}$")  # a file the question names: lines
 _ITEM = r"(?:'[^'\n]{1,40}'|\"[^\"\n]{1,40}\"|`[^`\n]{1,40}`|\w(?:[\w+#-]|\.(?=\w))*)"
 LISTED = re.compile(rf"{_ITEM}(?:\s*,\s*{_ITEM})+(?:\s*,?\s+(?:and|or)\s+{_ITEM})?")
 
+CODE_WORDS = re.compile(r"\b(?:functions?|methods?|class(?:es)?|defin\w*|declar\w*|call(?:s|ed|ing|ers?)?|invok\w*|"
+                        r"parameters?|arguments?|signature|returns?|constants?)\b", re.IGNORECASE)
+CALLING = re.compile(r"\b(?:call(?:s|ed|ing|ers?)?|invok\w*)\b", re.IGNORECASE)
+NAMED = re.compile(r"\b(?:function|method|class|def|constant|type)\s+[`'\"]?([A-Za-z_][\w.]*)", re.IGNORECASE)
+UNITS = re.compile(r"\b(functions?|methods?|class(?:es)?|def)\b", re.IGNORECASE)
+MAX_NAMES = 3  # names a code question's first block looks up
+MAX_SHOWN = 10  # definitions or calls printed per name
+
+DEFINED = ("for name in {names}:\n"
+           "    found = definitions(name)\n"
+           "    for path, line, text in found[:{shown}]:\n"
+           "        print(f\"{{name!r}} is defined at {{path}}:{{line}}: {{text.strip()}}\")\n"
+           "    if not found:\n"
+           "        print(f\"no definition of {{name!r}} found\")")
+CALLED = ("for name in {names}:\n"
+          "    found = callers(name)\n"
+          "    for path, line, caller, text in found[:{shown}]:\n"
+          "        print(f\"{{name!r}} is called by {{caller or 'module-level code'}} at {{path}}:{{line}}: {{text.strip()}}\")\n"
+          "    print(f\"{{len(found)}} calls of {{name!r}} in all\")")
+FILE_UNITS = ("where = {where}\n"
+              "for pattern, what in [(r'^(?:async\\s+)?def\\s', 'top-level functions (def at the start of a line)'),\n"
+              "                      (r'^[ \\t]+(?:async\\s+)?def\\s', 'indented def lines (methods, nested functions)'),\n"
+              "                      (r'^class\\s', 'top-level classes')]:\n"
+              "    print(count(pattern, paths=where), what, 'in', {file!r})")
+
 COUNT_LINES = ("n = count({pattern})\n"
                "print(f\"{{n}} lines hold all of {terms}: count them with count(), not by reading the hits\")")
 COUNT_EACH = ("counts = {{term: count(pattern) for term, pattern in {each}}}\n"
@@ -87,6 +112,42 @@ def rank_candidates(question: str) -> list[str]:
     return []
 
 
+def code_names(question: str) -> list[str]:
+    """The names a code question asks about ("Which function calls `sync_ledger`?", "where is the
+    class `Parser` defined?"): the key terms (:func:`rlm_cli.repl.child_grep.parse_query`: quoted
+    words, identifiers; not file names) that follow "function", "method", "class" ... when there are
+    any, else all its identifier key terms; at most :data:`MAX_NAMES`; empty for a question without
+    code words (function, class, defined, calls, parameter ...)."""
+    if not CODE_WORDS.search(question):
+        return []
+    from rlm_cli.repl.child_grep import parse_query
+
+    terms, keys = parse_query(question)
+    names = [t for t in terms if t in keys and not PATHLIKE.search(t) and re.fullmatch(r"[A-Za-z_][\w.]*", t)]
+    named = [m.group(1).lower() for m in NAMED.finditer(question)]
+    chosen = [n for n in names if n in named] or names
+    return [_original_case(question, n) for n in chosen[:MAX_NAMES]]
+
+
+def counted_file(question: str) -> str | None:
+    """The file a counting question asks about when it counts code units ("How many top-level
+    functions does the file `argparse.py` define?"): its first key term that is a file name; None
+    otherwise."""
+    if not COUNTING.search(question) or not UNITS.search(question):
+        return None
+    from rlm_cli.repl.child_grep import parse_query
+
+    terms, keys = parse_query(question)
+    files = [_original_case(question, t) for t in terms if t in keys and PATHLIKE.search(t)]
+    return files[0] if files else None
+
+
+def _original_case(question: str, term: str) -> str:
+    """``term`` (lower-cased by parse_query) as the question writes it (names are case-sensitive)."""
+    found = re.search(re.escape(term), question, re.IGNORECASE)
+    return found.group(0) if found else term
+
+
 def first_block(question: str) -> str:
     """The first block for ``question``: Python code, no fences. A search for the question's words
     (the question quoted as a Python literal, whitespace collapsed, cut to :data:`MAX_BLOCK_QUESTION`
@@ -95,6 +156,13 @@ def first_block(question: str) -> str:
     its terms, or, when it compares two or more terms, each one's count and, for two, which is on more
     lines. Counts are of lines holding the term as a whole word, case-insensitive."""
     block = FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_BLOCK_QUESTION]))
+    names = code_names(question)
+    if names:  # who calls it, or where it is defined (its definition shows its parameters)
+        block += "\n" + (CALLED if CALLING.search(question) else DEFINED).format(names=repr(names), shown=MAX_SHOWN)
+    target = counted_file(question)
+    if target is not None:
+        where = [target] if target.startswith("*") else [target, "*/" + target.lstrip("/")]
+        return block + "\n" + FILE_UNITS.format(where=repr(where), file=target)
     candidates = rank_candidates(question)
     if candidates:
         block += "\n" + COUNT_EACH.format(each=_each(candidates)) + "\n" + RANK_ENDS

@@ -5,8 +5,9 @@ the search's output existed (seen with Qwen2.5-Coder-1.5B on `rlm bench niah`: t
 none holding 321), or write ``FINAL("3456")`` after an error, with no 3456 anywhere in what they had
 read. Codes and numbers are what such models invent, and what can be checked. The loop refuses a
 ``FINAL`` whose argument is a literal, written before the model had read any output or in a reply
-whose code printed output it has not read, when a number in the literal occurs nowhere in what it had
-been shown (a literal refused once stays refused while that holds). Before any code has run, a
+whose code printed output it has not read, when a number or a path in the literal occurs nowhere in
+what it had been shown (``FINAL("billing/parse_legacy_record.py")`` after a search whose hits named
+``src/orbit/auth/rules.py``) (a literal refused once stays refused while that holds). Before any code has run, a
 text ``FINAL`` of such numbers is treated like a reply without code (the engine runs the offered
 first block instead). A ``FINAL`` of a computed value (``FINAL(hits[0][2])``, ``FINAL_VAR(x)``) is never
 refused: the code produced it.
@@ -21,6 +22,9 @@ from collections.abc import Callable
 from rlm_cli.run.parsing import parse_python
 
 _NUMBER = re.compile(r"\d{3,}")
+_TOKEN = re.compile(r"[\w./-]+")
+_EXTENSION = re.compile(r"[\w-]{2,}\.(?:py|pyi|js|jsx|ts|tsx|go|rs|java|kt|c|h|cc|cpp|hpp|cs|rb|php|swift|sh|md|rst|txt|"
+                        r"json|ya?ml|toml|ini|cfg|html?|css|sql|xml|pdf|log|csv)", re.IGNORECASE)
 _DASHED = re.compile(r"\d+(?:-\d+)+")
 LOWER_CASE_FINAL_ERRORS = ("NameError: name 'final' is not defined",)
 
@@ -46,18 +50,32 @@ def literal_final(code: str, names: tuple[str, ...] = ("FINAL", "Final", "final"
 
 
 def invented(answer: str, seen: str) -> bool:
-    """Whether ``answer`` holds numbers that do not all occur in ``seen`` (the messages the model has
-    read). Its numbers are its runs of 3 or more digits (``9429`` and ``3981`` of ``9429-3981``,
-    ``1878`` of ``a.txt:1878``, ``1000000`` of ``niah-1000000-7``); an answer without such a run
-    (``Paris``, ``src/auth.py:2``) is never called invented."""
-    return any(number not in seen for number in _NUMBER.findall(answer))
+    """Whether ``answer`` holds numbers or paths that do not all occur in ``seen`` (the messages the
+    model has read). Its numbers are its runs of 3 or more digits (``9429`` and ``3981`` of
+    ``9429-3981``, ``1878`` of ``a.txt:1878``, ``1000000`` of ``niah-1000000-7``); its paths are its
+    words holding a ``/`` between letters or ending in a common file extension (``billing/rules.py``,
+    ``views.py``; a ``:line`` suffix is not part of them), found in ``seen`` as written or as the end
+    of a longer path. An answer with neither (``Paris``, ``two``) is never called invented."""
+    if any(number not in seen for number in _NUMBER.findall(answer)):
+        return True
+    return any(path not in seen for path in paths_in(answer))
+
+
+def paths_in(text: str) -> list[str]:
+    """The path-like words of ``text`` (see :func:`invented`), trailing dots and slashes stripped."""
+    out = []
+    for token in _TOKEN.findall(text):
+        token = token.rstrip("./")
+        if ("/" in token and re.search(r"[A-Za-z]/|/[A-Za-z]", token)) or _EXTENSION.fullmatch(token):
+            out.append(token)
+    return out
 
 
 class FinalCheck:
     """The answer a step's ``FINAL`` recorded, as the model meant it, for one RLM instance.
 
     ``FINAL(5978-8761)`` (Python subtracted) answers the code as written; ``final("...")`` with a
-    literal (a ``NameError``) answers that literal; a literal holding a number never read, written
+    literal (a ``NameError``) answers that literal; a literal holding a number or path never read, written
     while output was unread (or refused before), is refused as a guess. ``refused`` remembers the
     refused literals."""
 

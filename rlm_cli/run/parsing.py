@@ -151,8 +151,9 @@ def parse_python(code: str) -> ast.Module | None:
         return None
 
 
-REPL_NAMES = frozenset({"context", "files", "search", "grep", "count", "llm_query", "llm_query_batched",
-                        "rlm_query", "rlm_query_batched", "FINAL", "FINAL_VAR", "SHOW_VARS", "print"})
+REPL_NAMES = frozenset({"context", "files", "search", "grep", "count", "definitions", "callers", "llm_query",
+                        "llm_query_batched", "rlm_query", "rlm_query_batched", "FINAL", "FINAL_VAR", "SHOW_VARS",
+                        "print"})
 
 
 def _repl_call(code: str) -> bool:

@@ -68,7 +68,10 @@ CITATIONS_SECTION = """
 `[(path, line_number, line_text), ...]`. `grep(pattern, paths=None, flags=0, max_hits=200)` returns every \
 line matching a regex, in file order, in the same shape (`paths` a glob such as "*.py"; line numbers \
 start at 1). `count(pattern, paths=None, flags=0)` returns how many lines match a regex, with no cap: \
-to answer "how many", count with it, never by counting the lines you were shown. \
+to answer "how many", count with it, never by counting the lines you were shown. In code, \
+`definitions(name, paths=None)` returns the lines defining a function, class or constant (same shape) \
+and `callers(name, paths=None)` every call of it as `[(path, line_number, calling_function, line_text), \
+...]`. \
 Back each claim in your answer with the references it rests on, written as `path:line` or \
 `path:first-last` (e.g. `{example_path}:12`), taken from what your code printed. After the run, rlm \
 checks every reference against the loaded files and flags any that names no loaded file or a line \
@@ -189,9 +192,9 @@ RAN_FIRST_BLOCK = ("Your reply had no code that runs, so rlm ran the first block
 
 
 EMPTY_BLOCK = " Your ```repl block was empty: write the code between the opening and the closing fence."
-GUESSED_FINAL = ("Your FINAL(...) was not accepted: it holds a number that appears nowhere in what you have "
-                 "read, and you wrote it before reading the output of your code, so it is a guess. Read the "
-                 "output above, then answer from it.")
+GUESSED_FINAL = ("Your FINAL(...) was not accepted: it holds a number or a file path that appears nowhere in what "
+                 "you have read, and you wrote it before reading the output of your code, so it is a guess. Read "
+                 "the output above, then answer from it.")
 
 
 def continue_note(iteration: int, max_iterations: int, budget_line: str) -> str:

@@ -160,9 +160,23 @@ def test_a_final_of_a_computed_value_or_a_number_already_read_is_taken(fake_lm):
     fake_lm.script("root", "```repl\nprint(1)\n```", "```repl\nx = 5\nFINAL('5071')\n```")
     assert run_engine(fake_lm).answer == "5071"  # output read before, nothing printed now: nothing unread
     fake_lm.script("root", "```repl\nprint(1)\nFINAL('it is in src/auth.py:2')\n```")
-    assert run_engine(fake_lm).answer == "it is in src/auth.py:2"  # no number of 3+ characters to check
+    files = {"src/auth.py": "def login(): ...\n"}
+    assert run_engine(fake_lm, files=files).answer == "it is in src/auth.py:2"  # a path it was shown (the tree)
     fake_lm.script("root", "```repl\nprint(1)\nFINAL('8841')\n```", "FINAL(8841)")
     assert run_engine(fake_lm).answer == "8841"  # refused once; said again after reading, taken
+
+
+def test_a_literal_final_naming_a_path_never_read_is_refused_as_a_guess(fake_lm):
+    """Seen on codeqa: a search and FINAL("billing/parse_legacy_record.py") in one reply, the search's
+    hits naming src/orbit/auth/rules.py; the invented path was taken as the answer."""
+    files = {"src/orbit/auth/rules.py": "def parse_legacy_record(data):\n    return data\n",
+             "src/orbit/api/handlers.py": "from orbit.auth.rules import parse_legacy_record\n"}
+    fake_lm.script("root", "```repl\nprint(grep('def parse_legacy_record'))\n```\n"
+                           "```repl\nFINAL('billing/parse_legacy_record.py')\n```",
+                   "```repl\nFINAL('src/orbit/auth/rules.py')\n```")
+    run = run_engine(fake_lm, question="In which file is `parse_legacy_record` defined?", files=files)
+    assert (run.status, run.answer) == ("answered", "src/orbit/auth/rules.py")
+    assert "number or a file path that appears nowhere" in told(fake_lm, 1)
 
 
 def test_invented_numbers():
@@ -174,6 +188,10 @@ def test_invented_numbers():
     assert not invented("Paris", seen) and not invented("a.txt:12", seen)
     # every number must have been read: a path holding digits does not vouch for an invented code
     assert invented("72546 (niah/haystack.txt:1878)", seen)
+    # paths: as written or as the end of a longer one; a :line suffix and prose words are not paths
+    assert not invented("haystack.txt", seen) and not invented("It is in niah/haystack.txt:1878.", seen)
+    assert invented("billing/rules.py", seen) and invented("see src/haystack.txt", seen)
+    assert not invented("e.g. the falcon vault, i.e. indigo", seen)
     assert literal_final("x = 1\nFINAL('42')") == "42" and literal_final("FINAL(42)") == "42"
     assert literal_final("FINAL(x)") is None and literal_final("FINAL_VAR('x')") is None
     assert literal_final("FINAL(True)") is None and literal_final("not python (") is None
@@ -213,7 +231,7 @@ def test_numbers_answered_before_any_code_ran_are_a_guess(fake_lm):
 def test_a_refused_literal_stays_refused_while_its_number_was_never_read(fake_lm):
     # seen on the bench: the worked example's "8443" copied into FINAL after a search, then re-sent
     guess = "```repl\nFINAL('8443 (conf/services.txt:88)')\n```"
-    fake_lm.script("root", "```repl\nprint(grep('code'))\n" + guess[8:], guess, "```repl\nprint(8443)\n```", guess)
+    fake_lm.script("root", "```repl\nprint(grep('code'))\n" + guess[8:], guess, "```repl\nprint(8443, 'conf/services.txt')\n```", guess)
     run = run_engine(fake_lm, files={"a.txt": "the code is 4242\n"})
     assert "not accepted" in told(fake_lm, 1) and "not accepted" in told(fake_lm, 2)
     assert "8443" not in told(fake_lm, 1)  # the refusal does not itself make the number "read"

@@ -1,0 +1,120 @@
+"""``definitions`` and ``callers`` in the REPL (rlm_cli/repl/child_code.py), over a context laid out
+as the child holds it, and in the real sandboxed REPL; and the first block offering them for code
+questions (rlm_cli/run/first_block.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+from engine_runner import run_engine
+
+from rlm_cli.context import ContextWriter
+from rlm_cli.repl.child_code import make_code_tools
+from rlm_cli.repl.child_grep import make_tools
+from rlm_cli.run.first_block import code_names, counted_file, first_block
+
+PY = ("import os\n"
+      "from pkg.store import sync_ledger\n"
+      "\n"
+      "\n"
+      "LIMIT = 5\n"
+      "\n"
+      "class Store:\n"
+      "    def flush(self, data, encoding='utf-8'):\n"
+      "        if data:\n"
+      "            return sync_ledger(data)\n"
+      "\n"
+      "    async def close(self):\n"
+      "        def inner():\n"
+      "            return sync_ledger (None)\n"
+      "        return inner()\n"
+      "\n"
+      "sync_ledger(0)\n")
+JS = "export async function syncLedger(x) {\n  return x;\n}\nfunction run() {\n  syncLedger(1);\n}\n"
+GO = "package main\n\nfunc (s *Store) Flush(n int) error {\n\treturn nil\n}\n"
+
+
+def tools_over(tmp_path, files: dict[str, str]) -> dict:
+    writer = ContextWriter(tmp_path / "ctx.txt")
+    for path, text in files.items():
+        writer.add(path, text)
+    loaded = writer.finish()
+    context = loaded.read()
+    spans = {path: (offset, offset + chars) for path, offset, chars in loaded.index()}
+    tools = make_tools(context, spans)
+    return {**tools, **make_code_tools(context, spans, tools["grep"])}
+
+
+def test_definitions_find_the_defining_line_in_any_language(tmp_path):
+    tools = tools_over(tmp_path, {"pkg/app.py": PY, "web/app.js": JS, "main.go": GO,
+                                  "pkg/store.py": "\n\ndef sync_ledger(data, retries=3):\n    return data\n"})
+    definitions = tools["definitions"]
+    assert definitions("sync_ledger") == [("pkg/store.py", 3, "def sync_ledger(data, retries=3):")]
+    assert definitions("flush") == [("pkg/app.py", 8, "    def flush(self, data, encoding='utf-8'):")]
+    assert definitions("Store") == [("pkg/app.py", 7, "class Store:")]
+    assert definitions("LIMIT") == [("pkg/app.py", 5, "LIMIT = 5")]
+    assert definitions("syncLedger") == [("web/app.js", 1, "export async function syncLedger(x) {")]
+    assert definitions("Flush") == [("main.go", 3, "func (s *Store) Flush(n int) error {")]
+    assert definitions("pkg.store.sync_ledger") == definitions("sync_ledger")  # a dotted name: its last part
+    assert definitions("missing") == []
+    assert definitions("flush", paths="*.js") == []
+    with pytest.raises(ValueError, match="not a name"):
+        definitions("a b")
+    with pytest.raises(TypeError):
+        definitions(None)
+
+
+def test_callers_name_the_enclosing_function_and_skip_definitions_and_imports(tmp_path):
+    tools = tools_over(tmp_path, {"pkg/app.py": PY, "web/app.js": JS})
+    callers = tools["callers"]
+    assert callers("sync_ledger") == [
+        ("pkg/app.py", 10, "flush", "            return sync_ledger(data)"),  # inside an if, in a method
+        ("pkg/app.py", 14, "inner", "            return sync_ledger (None)"),  # a nested function
+        ("pkg/app.py", 17, None, "sync_ledger(0)"),  # module level
+    ]
+    assert callers("syncLedger") == [("web/app.js", 5, "run", "  syncLedger(1);")]
+    assert callers("close") == []
+
+
+def test_code_questions_get_definitions_or_callers_in_their_first_block(tmp_path):
+    assert code_names("In which file is the function `parse_legacy_record` defined?") == ["parse_legacy_record"]
+    assert code_names("What is the default of the parameter `encoding` of the function `render_msg`?") == [
+        "render_msg"]  # the function named, not its parameter
+    assert code_names("Which function calls `syncLedger`?") == ["syncLedger"]  # case kept
+    assert code_names("What is the magic number for the falcon vault?") == []
+    assert code_names("Which file mentions `sync_ledger` most?") == []  # no code word
+    assert counted_file("How many top-level functions does the file `json/decoder.py` define?") == "json/decoder.py"
+    assert counted_file("How many records have the label 'feedback'?") is None
+
+    tools = tools_over(tmp_path, {"pkg/app.py": PY, "pkg/store.py": "def sync_ledger(data):\n    pass\n"})
+
+    def printed(question: str) -> str:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(first_block(question), dict(tools))
+        return out.getvalue()
+
+    where = printed("In which file is the function `sync_ledger` defined?")
+    assert "'sync_ledger' is defined at pkg/store.py:1: def sync_ledger(data):" in where
+    assert "callers" not in first_block("In which file is the function `sync_ledger` defined?")
+    calls = printed("Which function calls `sync_ledger`?")
+    assert "'sync_ledger' is called by flush at pkg/app.py:10: return sync_ledger(data)" in calls
+    assert "3 calls of 'sync_ledger' in all" in calls
+    assert "no definition of 'nothing' found" in printed("Where is the function `nothing` defined?")
+    counted = printed("How many top-level functions does the file `app.py` define?").splitlines()[-3:]
+    assert counted == ["0 top-level functions (def at the start of a line) in app.py",
+                       "3 indented def lines (methods, nested functions) in app.py", "1 top-level classes in app.py"]
+
+
+def test_definitions_and_callers_in_the_real_repl(fake_lm):
+    fake_lm.script("root", "```repl\nprint(definitions('sync_ledger'))\nprint(callers('sync_ledger'))\n```",
+                   "FINAL(done)")
+    run = run_engine(fake_lm, files={"pkg/app.py": PY, "pkg/store.py": "def sync_ledger(data):\n    pass\n"})
+    assert run.status == "answered"
+    out = run.doc["iterations"][0]["steps"][0]["stdout"]
+    assert "[('pkg/store.py', 1, 'def sync_ledger(data):')]" in out
+    assert "('pkg/app.py', 10, 'flush', '            return sync_ledger(data)')" in out
+    system = fake_lm.requests_for("root")[0].body["messages"][0]["content"]
+    assert "definitions(name, paths=None)" in system and "callers(name, paths=None)" in system
