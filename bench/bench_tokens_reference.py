@@ -204,6 +204,29 @@ def run_rlms_task(rlms_py: str, job: dict, timeout_s: float) -> dict:
                 "tokens": {}, "own": None}
 
 
+def rlms_side(args, task, work: Path) -> dict:
+    """Run ``task`` through rlms (its context file already under ``work``); its row: ``score``,
+    ``tokens`` (from the responses' usage), ``answer``, ``error``, ``calls`` (model -> [input,
+    output, calls]), ``own`` (rlms's own count), ``duration_s``."""
+    from bench_reference import RLMS_PY
+
+    from rlm_cli.bench.scoring import score
+
+    job = {"context_path": str(work / f"{task.id}.context.txt"), "question": task.question,
+           "max_iterations": args.max_iterations, "timeout": args.request_timeout,
+           "root": {"base_url": args.api_base, "model": args.model},
+           "sub": {"base_url": args.sub_api_base or args.api_base, "model": args.sub_model}}
+    t0 = time.monotonic()
+    out = run_rlms_task(str(RLMS_PY), job, args.task_timeout)
+    counted = sum(v[0] + v[1] for v in out.get("tokens", {}).values())
+    own = out.get("own")
+    if own is not None and sum(v[0] + v[1] for v in own.values()) != counted:
+        print(f"  note: {task.id}: rlms's own count {own} differs from the responses' usage {out['tokens']}")
+    return {"score": score(task, out.get("answer")), "tokens": counted, "answer": out.get("answer"),
+            "error": out.get("error"), "calls": out.get("tokens"), "own": own,
+            "duration_s": round(time.monotonic() - t0, 1)}
+
+
 def scripted_root(body: dict) -> str:
     """The scripted root reply: ask the sub-LM once and submit its reply, in the protocol of the
     harness whose system prompt this is (rlms: the ``answer`` dict; rlm: ``FINAL``)."""
@@ -244,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--request-timeout", type=float, default=1500.0, help="seconds per LM request")
     ap.add_argument("--task-timeout", type=float, default=7200.0, help="seconds per rlms task")
     ap.add_argument("--json", type=Path, help="write every row and the summaries here")
+    ap.add_argument("--rlms-rows", type=Path, help="reuse the rlms rows of an earlier --json of this bench "
+                    "(same tasks) instead of running rlms again")
     ap.add_argument("--scripted", action="store_true", help="quick run against tests/scripted_server.py")
     args = ap.parse_args(argv)
 
@@ -271,52 +296,53 @@ def main(argv: list[str] | None = None) -> int:
                 args.rlm_json = work / "rlm-bench.json"
                 print(f"rlm bench against the scripted server -> {args.rlm_json}", flush=True)
                 run_rlm_bench(args, server.base_url, args.rlm_json)
-        if args.rlm_json is None:
-            ap.error("--rlm-json is required (an rlm bench --json file of the same tasks)")
         tasks, contexts = {}, {}
         for spec in specs:
             task = spec.generate()
             tasks[task.id] = task
         for tid, task in tasks.items():
             contexts[tid] = len(task_context(task, work))
-        rows, notes = rlm_rows(args.rlm_json, tasks, contexts)
-        print(f"rlms {version} ({RLMS_PY}); tasks: {len(specs)} generated, {len(rows)} in common with "
-              f"{args.rlm_json}; root {args.model} at {args.api_base}, sub {args.sub_model} at "
+        rows, notes = rlm_rows(args.rlm_json, tasks, contexts) if args.rlm_json else ({}, [])
+        reuse = {r["task"]: r["rlms"] for r in json.loads(args.rlms_rows.read_text())["tasks"]} \
+            if args.rlms_rows else {}
+        ids = list(rows) if args.rlm_json else list(tasks)
+        print(f"rlms {version} ({RLMS_PY}); tasks: {len(specs)} generated, "
+              + (f"{len(rows)} in common with {args.rlm_json}" if args.rlm_json else "no --rlm-json: rlms alone")
+              + f"; root {args.model} at {args.api_base}, sub {args.sub_model} at "
               f"{args.sub_api_base or args.api_base}; max iterations {args.max_iterations}", flush=True)
         for note in notes:
             print(f"  note: {note}")
         results = []
-        for tid, row in rows.items():
-            task = tasks[tid]
-            ctx_path = work / f"{tid}.context.txt"
-            job = {"context_path": str(ctx_path), "question": task.question, "max_iterations": args.max_iterations,
-                   "timeout": args.request_timeout, "root": {"base_url": args.api_base, "model": args.model},
-                   "sub": {"base_url": args.sub_api_base or args.api_base, "model": args.sub_model}}
-            t0 = time.monotonic()
-            out = run_rlms_task(str(RLMS_PY), job, args.task_timeout)
-            counted = sum(v[0] + v[1] for v in out.get("tokens", {}).values())
-            own = out.get("own")
-            if own is not None and sum(v[0] + v[1] for v in own.values()) != counted:
-                print(f"  note: {tid}: rlms's own count {own} differs from the responses' usage {out['tokens']}")
-            rlms_score = score(task, out.get("answer"))
-            rlm_tokens = int(row.get("input_tokens") or 0) + int(row.get("output_tokens") or 0)
-            results.append({"task": tid, "suite": task.suite, "expected": task.expected,
-                            "rlm": {"score": float(row.get("score") or 0.0), "tokens": rlm_tokens,
-                                    "answer": row.get("answer"), "status": row.get("status")},
-                            "rlms": {"score": rlms_score, "tokens": counted, "answer": out.get("answer"),
-                                     "error": out.get("error"), "calls": out.get("tokens"),
-                                     "duration_s": round(time.monotonic() - t0, 1)}})
-            err = f", error {out['error']}" if out.get("error") else ""
-            print(f"  {tid}: rlms score {rlms_score:.2f}, {counted:,} tokens, {time.monotonic() - t0:.0f} s{err} | "
-                  f"rlm score {float(row.get('score') or 0):.2f}, {rlm_tokens:,} tokens", flush=True)
+        for tid in ids:
+            task, row = tasks[tid], rows.get(tid)
+            if tid in reuse:  # measured before (--rlms-rows): scored again, not run again
+                side = dict(reuse[tid], score=score(task, reuse[tid].get("answer")))
+            else:
+                side = rlms_side(args, task, work)
+            result = {"task": tid, "suite": task.suite, "expected": task.expected, "rlms": side}
+            line = f"  {tid}: rlms score {side['score']:.2f}, {side['tokens']:,} tokens, {side['duration_s']:.0f} s"
+            line += f", error {side['error']}" if side.get("error") else ""
+            if row is not None:
+                rlm_tokens = int(row.get("input_tokens") or 0) + int(row.get("output_tokens") or 0)
+                result["rlm"] = {"score": float(row.get("score") or 0.0), "tokens": rlm_tokens,
+                                 "answer": row.get("answer"), "status": row.get("status")}
+                line += f" | rlm score {result['rlm']['score']:.2f}, {rlm_tokens:,} tokens"
+            results.append(result)
+            print(line, flush=True)
+            if args.json:  # after every task: a long run stopped part-way keeps what it measured
+                args.json.write_text(json.dumps({"rlms": version, "args": {k: str(v) for k, v in vars(args).items()},
+                                                 "notes": notes, "tasks": results}, indent=1))
         print()
-        for line in table(results, suites):
-            print(line)
+        both = [r for r in results if "rlm" in r]
+        if both:
+            for line in table(both, suites):
+                print(line)
+        else:
+            for suite in suites:
+                s = summary([r["rlms"] for r in results if r["suite"] == suite])
+                print(f"{suite:8} rlms   {s}")
         print("(tokens: input + output over every root and sub call, from the server's usage fields; "
               "correct: summed score; tok/correct: total tokens / correct)")
-        if args.json:
-            args.json.write_text(json.dumps({"rlms": version, "args": {k: str(v) for k, v in vars(args).items()},
-                                             "notes": notes, "tasks": results}, indent=1))
     finally:
         if server is not None:
             server.__exit__(None, None, None)
