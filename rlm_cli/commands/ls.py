@@ -116,7 +116,18 @@ def listing_text(loaded: LoadedContext, width: int | None = None, colour: bool =
 
 
 def _files_table(loaded: LoadedContext, width: int, colour: bool) -> str:
-    """The files as a Rich table (text, ``width`` cells wide at most, no trailing blanks)."""
+    """The files as a Rich table (text, ``width`` cells wide at most, no trailing blanks). On a pipe
+    (no ``colour``) when no path has to fold, the same text is laid out directly (:func:`_plain_table`):
+    Rich took ~1 s for the 5,500 rows of the Django tree, twice the load itself."""
+    if not colour:
+        plain = _plain_table(loaded, width)
+        if plain is not None:
+            return plain
+    return _rich_table(loaded, width, colour)
+
+
+def _rich_table(loaded: LoadedContext, width: int, colour: bool) -> str:
+    """The files table drawn by Rich (see :func:`_files_table`)."""
     import io
 
     from rich.text import Text
@@ -140,3 +151,29 @@ def _files_table(loaded: LoadedContext, width: int, colour: bool) -> str:
         buf.isatty = lambda: True  # type: ignore[method-assign]  # Rich: styles for a terminal
     print_table(table, buf, width=width)
     return buf.getvalue()
+
+
+def _plain_table(loaded: LoadedContext, width: int) -> str | None:
+    """The files table exactly as :func:`rlm_cli.view.table.print_table` prints it on a pipe (columns
+    right-justified chars and lines, then the path, two spaces apart, no rule, lines without trailing
+    blanks), or None when a path would not fit in ``width`` cells (Rich folds it)."""
+    from rich.cells import cell_len
+
+    from rlm_cli.view.safe import inline
+
+    rows = []
+    for f in loaded.files:
+        path = inline(f.path)
+        if f.encoding not in ("utf-8", "ascii"):
+            path += f"  ({inline(f.encoding)})"
+        if f.converted:
+            path += f"  {inline(f.converted)}"
+        rows.append((f"{f.chars:,}", f"{f.lines:,}", path))
+    w_chars = max(len("chars"), *(len(r[0]) for r in rows))
+    w_lines = max(len("lines"), *(len(r[1]) for r in rows))
+    w_path = max(len("path"), *(cell_len(r[2]) for r in rows))
+    if w_chars + w_lines + w_path + 6 > width:  # each column padded by two cells on its right
+        return None
+    out = [f"{'chars':>{w_chars}}  {'lines':>{w_lines}}  path"]
+    out += [f"{c:>{w_chars}}  {n:>{w_lines}}  {p}".rstrip() for c, n, p in rows]
+    return "\n".join(out) + "\n"
