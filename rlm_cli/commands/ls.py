@@ -169,6 +169,8 @@ def _plain_table(loaded: LoadedContext, width: int) -> str | None:
         if f.converted:
             path += f"  {inline(f.converted)}"
         rows.append((f"{f.chars:,}", f"{f.lines:,}", path))
+    if not rows:
+        return None
     w_chars = max(len("chars"), *(len(r[0]) for r in rows))
     w_lines = max(len("lines"), *(len(r[1]) for r in rows))
     w_path = max(len("path"), *(cell_len(r[2]) for r in rows))
