@@ -48,6 +48,9 @@ class RunRequest:
     """Writes the run's context file at the path given and returns its LoadedContext, instead of
     loading ``sources`` there (``rlm serve``: its SOURCEs loaded once, :mod:`rlm_cli.serve.cache`);
     ``sources`` then only name the input in messages."""
+    log_writer: Any = None
+    """A :class:`~rlm_cli.trajectory.background.TrajectoryWriter`: the trajectory is written off the
+    event loop (``rlm serve``); the caller awaits its ``drained()``. None: written in the loop."""
 
 
 @dataclass
@@ -257,8 +260,9 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     if req.session is not None:
         cfg.run_id, cfg.session = req.session.id, req.session
     log_path = None if req.no_log else (req.log or default_log_path(cfg.run_id))
-    recorder = (TrajectoryRecorder(log_path, prior=req.session.prior_doc, turn_extra=req.session.turn_extra)
-                if req.session is not None else TrajectoryRecorder(log_path))
+    recorder = (TrajectoryRecorder(log_path, prior=req.session.prior_doc, turn_extra=req.session.turn_extra,
+                                   writer=req.log_writer)
+                if req.session is not None else TrajectoryRecorder(log_path, writer=req.log_writer))
     bus = EventBus([recorder])
     view = attach_view(bus)
     cfg.stream_root = view.stream_root

@@ -79,8 +79,10 @@ def run_request(state: ServerState, chat: ChatRequest, conversation: Path | None
                 ) -> Any:
     """The :class:`~rlm_cli.run.service.RunRequest` for ``chat``: the server's sources (from its
     cache when it has one) plus the ``conversation`` file, the served model's root model, the server's limits lowered by the request
-    and ``max_cost`` (USD, the run's spending reservation), the answer's shape in the instructions."""
+    and ``max_cost`` (USD, the run's spending reservation), the answer's shape in the instructions; its
+    trajectory written off the event loop (``log_writer``, whose ``drained()`` the handler awaits)."""
     from rlm_cli.run.service import RunRequest
+    from rlm_cli.trajectory.background import TrajectoryWriter
 
     cfg = state.cfg
     settings = cfg.settings
@@ -95,7 +97,7 @@ def run_request(state: ServerState, chat: ChatRequest, conversation: Path | None
             return state.sources.build(dest, conversation)
     return RunRequest(sources=sources, question=chat.question, load_options=cfg.load_options, settings=settings,
                       limits=limits, system=system or None, request_timeout=cfg.request_timeout,
-                      repl_network=cfg.repl_network, build_context=build)
+                      repl_network=cfg.repl_network, build_context=build, log_writer=TrajectoryWriter())
 
 
 def check_cost_budget(state: ServerState, chat: ChatRequest) -> None:
@@ -197,14 +199,17 @@ async def _run(request: web.Request, state: ServerState, chat: ChatRequest, req:
     state.tasks.add(task)
     try:
         if chat.stream:
-            return await _stream(request, state, chat, task, started, progress, spent)
+            return await _stream(request, state, chat, task, started, progress, spent, req.log_writer)
         outcome = await asyncio.shield(task)
+        await req.log_writer.drained()  # the file is whole before the client hears of the run
         spent[0] = _cost(outcome)
         return await _plain(request, state, chat, outcome, spent)
     except asyncio.CancelledError:  # the client left or the server stops: end the run, wait for its trajectory
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+        with contextlib.suppress(BaseException):
+            await req.log_writer.drained()
         raise
     finally:
         state.tasks.discard(task)
@@ -298,7 +303,8 @@ PROGRESS_POLL_S = 0.5
 
 
 async def _stream(request: web.Request, state: ServerState, chat: ChatRequest, task: asyncio.Task,
-                  started: asyncio.Event, progress: ProgressView, spent: list) -> web.StreamResponse:
+                  started: asyncio.Event, progress: ProgressView, spent: list, writer: Any,
+                  ) -> web.StreamResponse:
     from rlm_cli.serve.guard import add_cors
 
     waiter = asyncio.ensure_future(started.wait())
@@ -324,6 +330,8 @@ async def _stream(request: web.Request, state: ServerState, chat: ChatRequest, t
         if comment != shown or time.monotonic() - quiet_since >= KEEPALIVE_S:
             await resp.write(comment)  # an SSE comment: never part of the content; reveals a gone client
             shown, quiet_since = comment, time.monotonic()
+    with contextlib.suppress(Exception):
+        await writer.drained()
     try:
         outcome = task.result()
         spent[0] = _cost(outcome)
