@@ -51,6 +51,9 @@ class RunRequest:
     log_writer: Any = None
     """A :class:`~rlm_cli.trajectory.background.TrajectoryWriter`: the trajectory is written off the
     event loop (``rlm serve``); the caller awaits its ``drained()``. None: written in the loop."""
+    make_repl: Callable[[Any, Path], Any] | None = None
+    """``(loaded, workdir) -> ReplProcess | None``: a REPL started ahead for the root RLM (``rlm serve``'s
+    warm REPLs, :mod:`rlm_cli.serve.warm`); None, or when it gives None: started by the run."""
 
 
 @dataclass
@@ -256,7 +259,7 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     cfg = config.RunConfig(question=req.question, root_model=model, sub_model=sub_model, limits=req.limits,
                            system_extra=req.system, model_aliases=dict(settings.aliases),
                            allowed_models=tuple(settings.allow_models), repl_network=req.repl_network,
-                           mode=getattr(settings, "mode", None) or "rlm")
+                           mode=getattr(settings, "mode", None) or "rlm", make_repl=req.make_repl)
     if req.session is not None:
         cfg.run_id, cfg.session = req.session.id, req.session
     log_path = None if req.no_log else (req.log or default_log_path(cfg.run_id))

@@ -35,7 +35,8 @@ class ServerState:
     ``admission`` bounds, the ``lm_semaphore`` shared by all runs, the server-wide ``spending``
     (:class:`~rlm_cli.serve.spending.Spending`), the ``listener`` (None when the app is served by
     other means), the run ``tasks`` in flight, ``closing`` (set at shutdown: new requests get 503) and
-    the ``sources`` cache (:class:`~rlm_cli.serve.cache.SourceCache`; None: each run loads them)."""
+    the ``sources`` cache (:class:`~rlm_cli.serve.cache.SourceCache`; None: each run loads them) and
+    the ``warm`` REPLs over them (:class:`~rlm_cli.serve.warm.WarmPool`)."""
 
     cfg: Any
     admission: Any
@@ -45,6 +46,7 @@ class ServerState:
     tasks: set = dataclasses.field(default_factory=set)
     closing: bool = False
     sources: Any = None
+    warm: Any = None  # a rlm_cli.serve.warm.WarmPool (None: every run starts its own REPL)
 
 
 STATE = web.AppKey("rlm_state", ServerState)
@@ -91,13 +93,20 @@ def run_request(state: ServerState, chat: ChatRequest, conversation: Path | None
     sources = list(cfg.sources) + ([str(conversation)] if conversation else [])
     limits = dataclasses.replace(lower_limits(cfg.limits, chat.budgets), max_cost=max_cost)
     system = "\n\n".join(s for s in (cfg.system, answer.instructions(chat.response_format, chat.max_tokens)) if s)
-    build = None
+    build = make_repl = None
     if state.sources is not None and cfg.sources:  # the SOURCEs loaded once, this request's messages added
+        used: list = []
+
         def build(dest: Path) -> Any:
-            return state.sources.build(dest, conversation)
+            return state.sources.build(dest, conversation, used)
+
+        if state.warm is not None and conversation is None:  # the context is the SOURCEs alone
+            def make_repl(loaded: Any, workdir: Path) -> Any:
+                return state.warm.take(used[0]) if used else None
     return RunRequest(sources=sources, question=chat.question, load_options=cfg.load_options, settings=settings,
                       limits=limits, system=system or None, request_timeout=cfg.request_timeout,
-                      repl_network=cfg.repl_network, build_context=build, log_writer=TrajectoryWriter())
+                      repl_network=cfg.repl_network, build_context=build, log_writer=TrajectoryWriter(),
+                      make_repl=make_repl)
 
 
 def check_cost_budget(state: ServerState, chat: ChatRequest) -> None:
