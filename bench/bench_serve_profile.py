@@ -52,12 +52,12 @@ def _instrument() -> None:
     _timed(service, "run_question", "request: run_question (all)")
     _timed(service, "load_request", "load: run dir + context (worker thread)")
     _timed(SourceCache, "_current", "  of which: fingerprint, reload if changed")
-    _timed(ReplProcess, "start", "REPL start (overlaps the LM call)")
+    _timed(ReplProcess, "start", "REPL start (warm: ahead; cold: during the LM call)")
     _timed(LMClient, "complete", "root LM call")
     _timed(ReplProcess, "execute", "REPL step")
-    _timed(ReplProcess, "close", "REPL close (kill, wait, remove)")
+    _timed(ReplProcess, "close", "REPL close (warm: in the background)")
     _timed(service.LoadedRun, "close", "run dir removal (worker thread)")
-    _timed(TrajectoryRecorder, "write", "trajectory write (on the loop)")
+    _timed(TrajectoryRecorder, "write", "trajectory snapshot (on the loop; written in a thread)")
 
 
 def profile(args) -> None:

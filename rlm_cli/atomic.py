@@ -11,8 +11,9 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (same-directory temporary file, fsync, rename). Never
+def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
+    """Write ``text`` to ``path`` atomically (same-directory temporary file, fsync, rename; with
+    ``durable`` False no fsync: still whole after a crash of the process, not of the system). Never
     renames over anything but a regular file or a symlink: raises OSError (EEXIST) if ``path`` became
     a device, FIFO, socket or directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -21,7 +22,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         with contextlib.suppress(FileNotFoundError):
             mode = os.lstat(path).st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):

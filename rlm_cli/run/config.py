@@ -11,7 +11,7 @@ import itertools
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rlm_cli.lm.client import LMClient
 from rlm_cli.repl.process import ReplProcess
@@ -52,6 +52,7 @@ class RunConfig:
     session: SessionLink | None = None  # this run as a turn of a conversation (rlm_cli.run.session)
     mode: str = "rlm"  # --mode: auto | rlm | direct (rlm_cli.run.direct)
     window_tokens: int | None = None  # the root model's context window (tokens); None: the catalogue's
+    make_repl: Any = None  # rlm serve: (loaded, workdir) -> a started ReplProcess for the root, or None
 
 
 @dataclass

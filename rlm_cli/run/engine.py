@@ -87,10 +87,11 @@ class RlmInstance(Endings):
         state.bus.emit(RlmStarted(self.rlm_id, self.depth, self.parent_call_id, self.question))
         repl_dir = state.workdir / self.rlm_id
         link = state.cfg.session if self.depth == 0 else None  # the root of a session: its REPL is kept
-        self.repl = ReplProcess(self.loaded.path, self.loaded.index(),
-                                repl_dir, sandbox=plan_sandbox(str(repl_dir.resolve()),
-                                                               network=state.cfg.repl_network),
-                                state_in=link.repl_state if link else None, keep_state=link is not None)
+        warm = state.cfg.make_repl if self.depth == 0 and link is None else None
+        self.repl = (warm and warm(self.loaded, repl_dir)) or ReplProcess(
+            self.loaded.path, self.loaded.index(), repl_dir,
+            sandbox=plan_sandbox(str(repl_dir.resolve()), network=state.cfg.repl_network),
+            state_in=link.repl_state if link else None, keep_state=link is not None)
         state.repls.add(self.repl)
         cancelled = False
         try:

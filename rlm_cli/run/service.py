@@ -48,6 +48,12 @@ class RunRequest:
     """Writes the run's context file at the path given and returns its LoadedContext, instead of
     loading ``sources`` there (``rlm serve``: its SOURCEs loaded once, :mod:`rlm_cli.serve.cache`);
     ``sources`` then only name the input in messages."""
+    log_writer: Any = None
+    """A :class:`~rlm_cli.trajectory.background.TrajectoryWriter`: the trajectory is written off the
+    event loop (``rlm serve``); the caller awaits its ``drained()``. None: written in the loop."""
+    make_repl: Callable[[Any, Path], Any] | None = None
+    """``(loaded, workdir) -> ReplProcess | None``: a REPL started ahead for the root RLM (``rlm serve``'s
+    warm REPLs, :mod:`rlm_cli.serve.warm`); None, or when it gives None: started by the run."""
 
 
 @dataclass
@@ -253,12 +259,13 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     cfg = config.RunConfig(question=req.question, root_model=model, sub_model=sub_model, limits=req.limits,
                            system_extra=req.system, model_aliases=dict(settings.aliases),
                            allowed_models=tuple(settings.allow_models), repl_network=req.repl_network,
-                           mode=getattr(settings, "mode", None) or "rlm")
+                           mode=getattr(settings, "mode", None) or "rlm", make_repl=req.make_repl)
     if req.session is not None:
         cfg.run_id, cfg.session = req.session.id, req.session
     log_path = None if req.no_log else (req.log or default_log_path(cfg.run_id))
-    recorder = (TrajectoryRecorder(log_path, prior=req.session.prior_doc, turn_extra=req.session.turn_extra)
-                if req.session is not None else TrajectoryRecorder(log_path))
+    recorder = (TrajectoryRecorder(log_path, prior=req.session.prior_doc, turn_extra=req.session.turn_extra,
+                                   writer=req.log_writer)
+                if req.session is not None else TrajectoryRecorder(log_path, writer=req.log_writer))
     bus = EventBus([recorder])
     view = attach_view(bus)
     cfg.stream_root = view.stream_root

@@ -105,6 +105,17 @@ async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         log_line(request.method, request.path_qs, status, time.monotonic() - start, request.get("run_id"))
 
 
+def warm_size(cfg: ServeConfig) -> int:
+    """REPLs kept started ahead (:mod:`rlm_cli.serve.warm`): one per running slot, or
+    ``RLM_SERVE_WARM_REPLS`` (0 turns them off; a bad value is ignored)."""
+    import os
+
+    value = os.environ.get("RLM_SERVE_WARM_REPLS", "").strip()
+    if value.isdigit():
+        return min(int(value), 64)
+    return cfg.max_running
+
+
 def build_app(cfg: ServeConfig) -> web.Application:
     """The application for ``cfg`` (create it inside the running loop: it holds asyncio primitives).
     Bodies beyond ``cfg.max_body`` bytes are refused (413)."""
@@ -113,6 +124,11 @@ def build_app(cfg: ServeConfig) -> web.Application:
                              lm_semaphore=asyncio.Semaphore(max(1, cfg.max_lm_calls)),
                              spending=Spending(cfg.max_total_cost, cfg.cost_window),
                              sources=SourceCache(cfg.sources, cfg.load_options, log_load) if cfg.sources else None)
+    size = warm_size(cfg)
+    if app[STATE].sources is not None and size:
+        from rlm_cli.serve.warm import WarmPool
+
+        app[STATE].warm = WarmPool(size, cfg.repl_network)
     app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/chat/completions", chat_completions)
     return app
@@ -145,6 +161,9 @@ async def serve_until_stopped(cfg: ServeConfig, stop: asyncio.Event, ready: Any 
         if tasks:
             await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
     finally:
+        if state.warm is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(state.warm.close(), SHUTDOWN_GRACE_S)
         if listener is not None:
             await listener.close()
         await runner.cleanup()

@@ -106,12 +106,13 @@ class SourceCache:
             self.on_load(loaded)
         return self._snapshot
 
-    def build(self, dest: Path, extra: Path | None = None) -> Any:
+    def build(self, dest: Path, extra: Path | None = None, used: list | None = None) -> Any:
         """Write the run's context file ``dest``: the sources (loaded again first if they changed),
         then the file ``extra`` (the request's messages; shown as its path), loaded as a named file
         is. Returns the :class:`~rlm_cli.context.LoadedContext`. Raises
         :class:`~rlm_cli.errors.InputError` for a vanished source or input over ``--max-input-size``,
-        ``OSError`` from writing ``dest``."""
+        ``OSError`` from writing ``dest``. ``used``: the :class:`Snapshot` copied is appended to it
+        (a warm REPL over that snapshot holds the same bytes, :mod:`rlm_cli.serve.warm`)."""
         from rlm_cli.context import ContextWriter
         from rlm_cli.errors import InputError
         from rlm_cli.loader.options import format_size
@@ -136,7 +137,10 @@ class SourceCache:
                         n += 1
                         shown = f"{extra} ({n})"
                     load_file(writer, shown, str(extra), size, strict=True)
-                return writer.finish()
+                loaded = writer.finish()
+                if used is not None:
+                    used.append(snap)
+                return loaded
             except BaseException:
                 writer.abort()
                 raise

@@ -35,7 +35,8 @@ class ServerState:
     ``admission`` bounds, the ``lm_semaphore`` shared by all runs, the server-wide ``spending``
     (:class:`~rlm_cli.serve.spending.Spending`), the ``listener`` (None when the app is served by
     other means), the run ``tasks`` in flight, ``closing`` (set at shutdown: new requests get 503) and
-    the ``sources`` cache (:class:`~rlm_cli.serve.cache.SourceCache`; None: each run loads them)."""
+    the ``sources`` cache (:class:`~rlm_cli.serve.cache.SourceCache`; None: each run loads them) and
+    the ``warm`` REPLs over them (:class:`~rlm_cli.serve.warm.WarmPool`)."""
 
     cfg: Any
     admission: Any
@@ -45,6 +46,7 @@ class ServerState:
     tasks: set = dataclasses.field(default_factory=set)
     closing: bool = False
     sources: Any = None
+    warm: Any = None  # a rlm_cli.serve.warm.WarmPool (None: every run starts its own REPL)
 
 
 STATE = web.AppKey("rlm_state", ServerState)
@@ -79,8 +81,10 @@ def run_request(state: ServerState, chat: ChatRequest, conversation: Path | None
                 ) -> Any:
     """The :class:`~rlm_cli.run.service.RunRequest` for ``chat``: the server's sources (from its
     cache when it has one) plus the ``conversation`` file, the served model's root model, the server's limits lowered by the request
-    and ``max_cost`` (USD, the run's spending reservation), the answer's shape in the instructions."""
+    and ``max_cost`` (USD, the run's spending reservation), the answer's shape in the instructions; its
+    trajectory written off the event loop (``log_writer``, whose ``drained()`` the handler awaits)."""
     from rlm_cli.run.service import RunRequest
+    from rlm_cli.trajectory.background import TrajectoryWriter
 
     cfg = state.cfg
     settings = cfg.settings
@@ -89,13 +93,20 @@ def run_request(state: ServerState, chat: ChatRequest, conversation: Path | None
     sources = list(cfg.sources) + ([str(conversation)] if conversation else [])
     limits = dataclasses.replace(lower_limits(cfg.limits, chat.budgets), max_cost=max_cost)
     system = "\n\n".join(s for s in (cfg.system, answer.instructions(chat.response_format, chat.max_tokens)) if s)
-    build = None
+    build = make_repl = None
     if state.sources is not None and cfg.sources:  # the SOURCEs loaded once, this request's messages added
+        used: list = []
+
         def build(dest: Path) -> Any:
-            return state.sources.build(dest, conversation)
+            return state.sources.build(dest, conversation, used)
+
+        if state.warm is not None and conversation is None:  # the context is the SOURCEs alone
+            def make_repl(loaded: Any, workdir: Path) -> Any:
+                return state.warm.take(used[0]) if used else None
     return RunRequest(sources=sources, question=chat.question, load_options=cfg.load_options, settings=settings,
                       limits=limits, system=system or None, request_timeout=cfg.request_timeout,
-                      repl_network=cfg.repl_network, build_context=build)
+                      repl_network=cfg.repl_network, build_context=build, log_writer=TrajectoryWriter(),
+                      make_repl=make_repl)
 
 
 def check_cost_budget(state: ServerState, chat: ChatRequest) -> None:
@@ -197,14 +208,17 @@ async def _run(request: web.Request, state: ServerState, chat: ChatRequest, req:
     state.tasks.add(task)
     try:
         if chat.stream:
-            return await _stream(request, state, chat, task, started, progress, spent)
+            return await _stream(request, state, chat, task, started, progress, spent, req.log_writer)
         outcome = await asyncio.shield(task)
+        await req.log_writer.drained()  # the file is whole before the client hears of the run
         spent[0] = _cost(outcome)
         return await _plain(request, state, chat, outcome, spent)
     except asyncio.CancelledError:  # the client left or the server stops: end the run, wait for its trajectory
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+        with contextlib.suppress(BaseException):
+            await req.log_writer.drained()
         raise
     finally:
         state.tasks.discard(task)
@@ -298,7 +312,8 @@ PROGRESS_POLL_S = 0.5
 
 
 async def _stream(request: web.Request, state: ServerState, chat: ChatRequest, task: asyncio.Task,
-                  started: asyncio.Event, progress: ProgressView, spent: list) -> web.StreamResponse:
+                  started: asyncio.Event, progress: ProgressView, spent: list, writer: Any,
+                  ) -> web.StreamResponse:
     from rlm_cli.serve.guard import add_cors
 
     waiter = asyncio.ensure_future(started.wait())
@@ -324,6 +339,8 @@ async def _stream(request: web.Request, state: ServerState, chat: ChatRequest, t
         if comment != shown or time.monotonic() - quiet_since >= KEEPALIVE_S:
             await resp.write(comment)  # an SSE comment: never part of the content; reveals a gone client
             shown, quiet_since = comment, time.monotonic()
+    with contextlib.suppress(Exception):
+        await writer.drained()
     try:
         outcome = task.result()
         spent[0] = _cost(outcome)

@@ -19,6 +19,7 @@ import os
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 from rlm_cli import __version__
 from rlm_cli.atomic import atomic_write_text
@@ -70,10 +71,13 @@ class TrajectoryRecorder:
     """Builds and writes the trajectory of one run. ``path`` None: build only (``--no-log``)."""
 
     def __init__(self, path: Path | None, interval_s: float = 1.0, secrets: list[str] | None = None,
-                 prior: dict | None = None, turn_extra: dict | None = None) -> None:
+                 prior: dict | None = None, turn_extra: dict | None = None, writer: Any = None) -> None:
         """``prior``: the session's trajectory so far (its root iterations and turns come first, see
-        docs/sessions.md); ``turn_extra``: fields merged into this run's turn when it ends."""
+        docs/sessions.md); ``turn_extra``: fields merged into this run's turn when it ends;
+        ``writer``: a :class:`~rlm_cli.trajectory.background.TrajectoryWriter` that writes off the
+        event loop (``rlm serve``; None: each write is made here, fsync-ed)."""
         self.path = path
+        self.writer = writer
         self._prior = prior or {}
         self._turn_extra = turn_extra if turn_extra is not None else {}
         self.interval_s = interval_s
@@ -201,6 +205,15 @@ class TrajectoryRecorder:
         if not force and now - self._last_write < self.interval_s:
             return
         self._last_write = now
+        if self.writer is not None:  # a snapshot with the C encoder; redacted and indented in the thread
+            try:
+                snapshot = json.dumps(self.doc, ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                self.write_errors.append(str(exc))
+                return
+            self.writer.submit(self.path, snapshot, self._redactor, self.doc.get("status") != "running",
+                               self.write_errors)
+            return
         try:
             atomic_write_text(self.path, self.render())
         except OSError as exc:
