@@ -36,7 +36,8 @@ _ITEM = r"(?:'[^'\n]{1,40}'|\"[^\"\n]{1,40}\"|`[^`\n]{1,40}`|\w(?:[\w+#-]|\.(?=\
 LISTED = re.compile(rf"{_ITEM}(?:\s*,\s*{_ITEM})+(?:\s*,?\s+(?:and|or)\s+{_ITEM})?")
 
 CODE_WORDS = re.compile(r"\b(?:functions?|methods?|class(?:es)?|defin\w*|declar\w*|call(?:s|ed|ing|ers?)?|invok\w*|"
-                        r"parameters?|arguments?|signature|returns?|constants?)\b", re.IGNORECASE)
+                        r"parameters?|arguments?|signature|constants?)\b", re.IGNORECASE)
+QUOTES = re.compile(r"`[^`\n]*`|\"[^\"\n]*\"|(?<!\w)'[^'\n]*'(?!\w)")  # a code word inside quotes is a name
 CALLING = re.compile(r"\b(?:call(?:s|ed|ing|ers?)?|invok\w*)\b", re.IGNORECASE)
 NAMED = re.compile(r"\b(?:function|method|class|def|constant|type)\s+[`'\"]?([A-Za-z_][\w.]*)", re.IGNORECASE)
 UNITS = re.compile(r"\b(functions?|methods?|class(?:es)?|def)\b", re.IGNORECASE)
@@ -118,7 +119,7 @@ def code_names(question: str) -> list[str]:
     words, identifiers; not file names) that follow "function", "method", "class" ... when there are
     any, else all its identifier key terms; at most :data:`MAX_NAMES`; empty for a question without
     code words (function, class, defined, calls, parameter ...)."""
-    if not CODE_WORDS.search(question):
+    if not CODE_WORDS.search(QUOTES.sub(" ", question)):
         return []
     from rlm_cli.repl.child_grep import parse_query
 

@@ -85,6 +85,8 @@ def test_code_questions_get_definitions_or_callers_in_their_first_block(tmp_path
     assert code_names("Which function calls `syncLedger`?") == ["syncLedger"]  # case kept
     assert code_names("What is the magic number for the falcon vault?") == []
     assert code_names("Which file mentions `sync_ledger` most?") == []  # no code word
+    # a code word that is a quoted name or a listed label is not a code question (oolong's 'returns')
+    assert code_names("Are there more records labelled 'refund' than 'returns'? Or 'call'?") == []
     assert counted_file("How many top-level functions does the file `json/decoder.py` define?") == "json/decoder.py"
     assert counted_file("How many records have the label 'feedback'?") is None
 
