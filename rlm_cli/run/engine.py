@@ -35,6 +35,7 @@ from rlm_cli.loader.tree import render_tree
 from rlm_cli.repl.process import FatalStepError, ReplProcess
 from rlm_cli.repl.sandbox import plan_sandbox
 from rlm_cli.run import prompts
+from rlm_cli.run.answer_form import formed_answer
 from rlm_cli.run.answers import static_prompt_lines
 from rlm_cli.run.budget import Budget
 from rlm_cli.run.config import RunConfig, RunResult, RunState, now_iso
@@ -374,7 +375,8 @@ async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus
         try:
             async with deadline:
                 outcome = await root.solve()
-            result = RunResult(outcome.status, outcome.answer, exhausted=budget.exhausted)
+            result = RunResult(outcome.status, formed_answer(cfg.question, outcome.answer, bus),
+                               exhausted=budget.exhausted)
         except TimeoutError as exc:
             if not deadline.expired():  # some inner wait timed out: an error, not the --timeout budget
                 raise RlmError(f"an internal wait timed out ({str(exc) or 'TimeoutError'})") from exc

@@ -144,3 +144,40 @@ def test_the_count_lines_text_of_the_offered_block_is_prompt_text(fake_lm):
     steps = [s for it in run.doc["iterations"] for s in it["steps"]]
     assert steps and "10 lines hold all of 'feedback'" in steps[0]["stdout"]  # the offered block ran
     assert run.answer != imagined.strip("`\n") and "lines hold all of" not in (run.answer or "")
+
+
+def test_an_answer_is_cut_to_the_one_value_the_question_asks_for():
+    """Seen on the bench: "127 (records.txt:4)" for "Answer with a number" (a reader of the last
+    number gets 4), a sentence around the path for "Answer with the file's path"."""
+    from rlm_cli.run.answer_form import in_asked_form as form
+
+    number = "How many records have the label 'feedback'? Answer with a number."
+    assert form(number, "127 (records.txt:4)") == "127"
+    assert form(number, "There are 1,234 records.") == "1234"
+    assert form(number, "127") == "127"
+    assert form(number, "127 of the 564 records") == "127 of the 564 records"  # two numbers: left
+    assert form(number, "the code is 9429-3981") == "the code is 9429-3981"  # a code is no number
+    path = "In which file is `_callable` defined? Answer with the file's path."
+    assert form(path, "It is defined in `lib/unittest/mock.py` (line 150).") == "lib/unittest/mock.py"
+    assert form(path, "src/a.py:12 and src/b.py:3") == "src/a.py:12 and src/b.py:3"
+    label = "Which label is the least frequent? The labels are: account, feedback, pricing. Answer with the label only."
+    assert form(label, "The least frequent label is 'account' (21 lines).") == "account"
+    assert form(label, "account or pricing") == "account or pricing"
+    word = ("Are there more, fewer or the same number of records labelled 'refund' compared with 'returns'? "
+            "Answer with one word: more, fewer or same.")
+    assert form(word, "Fewer.") == "fewer"
+    assert form(word, "There are more returns than refunds") == "There are more returns than refunds"
+    free = "Where is auth handled?"
+    assert form(free, "In src/auth.py:12, see login()") == "In src/auth.py:12, see login()"  # no form asked
+
+
+def test_the_cut_is_a_notice_and_a_protocol_answer_is_untouched(fake_lm):
+    from engine_runner import run_engine
+
+    question = "How many lines say hello? Answer with a number."
+    fake_lm.script("root", "```repl\nprint(count('hello'))\n```", "FINAL(2 (a.txt:1-2))")
+    run = run_engine(fake_lm, question=question, files={"a.txt": "hello\nhello\n"})
+    assert run.answer == "2" and any("cut to the one value" in n for n in run.notices())
+    fake_lm.script("root", "```repl\nprint(count('hello'))\n```", "FINAL(2)")
+    run = run_engine(fake_lm, question=question, files={"a.txt": "hello\nhello\n"})
+    assert run.answer == "2" and not any("cut to" in n for n in run.notices())
