@@ -47,22 +47,20 @@ from rlm_cli.run.events import (
     RlmStarted,
     RunFinished,
     RunStarted,
-    StepFinished,
-    StepStarted,
 )
 from rlm_cli.run.first_block import first_block
 from rlm_cli.run.guesses import FinalCheck, invented
 from rlm_cli.run.parsing import parse_python, parse_reply
 from rlm_cli.run.root_call import ask_root
-from rlm_cli.run.subcalls import StepRef, SubCallRouter
+from rlm_cli.run.steps import Steps
 from rlm_cli.secrets import Redactor
 
-MAX_READ_PATHS = 5000  # loaded paths counted as read (the tree the first message shows is cut too)
+STALE_REPLIES = 2  # replies in a row whose code printed only what it had printed before
 STALL_REPLIES = 3  # identical root replies in a row that end the loop early with a last call
 DEFAULT_SUB_CHARS = 32_000  # prompt size suggested to the root LM when the sub-LM's window is unknown
 
 
-class RlmInstance(Endings):
+class RlmInstance(Steps, Endings):
     """One RLM: a REPL over ``loaded`` and a root LM conversation about ``question`` at ``depth``."""
 
     def __init__(self, state: RunState, rlm_id: str, depth: int, question: str, loaded: LoadedContext,
@@ -81,6 +79,8 @@ class RlmInstance(Endings):
         self._finals = FinalCheck()  # FINALs as the model meant them; guesses refused
         self._outputs: list[str] = []  # each step's stdout, as the root LM was shown it
         self._prompt_text: list[str] = []  # lines of rlm's own prompts: never an answer
+        self._printed: set[int] = set()  # hashes of every (stdout, stderr) a step printed
+        self._news: bool | None = None
 
     async def solve(self) -> Outcome:
         """Run the loop until an answer, the iteration limit or a budget. Always closes the REPL."""
@@ -139,7 +139,7 @@ class RlmInstance(Endings):
         self._prompt_text = static_prompt_lines(
             *(m["content"] for m in self.messages[:1] if m["role"] == "system"),
             prompts.first_message(self.question, self.loaded, ""), exclude=self.question)
-        previous, repeats = None, 0
+        previous, repeats, stale = None, 0, 0
         for index in range(lim.max_iterations):
             try:
                 reply = await self._ask(index)
@@ -160,6 +160,11 @@ class RlmInstance(Endings):
                 answer, feedback = await self._run_blocks(index, parsed.blocks)
                 if answer is not None and (why := self._why(answer)) is None:
                     return Outcome("answered", answer)
+                stale = 0 if self._news else stale + (self._news is False)
+                if stale >= STALE_REPLIES and answer is None:
+                    state.bus.emit(Notice(f"the root LM's code printed nothing new {stale} times in a row; "
+                                          "it was asked for its best answer early"))
+                    return await self._last_call(index + 1, "max_iterations", stale=stale)
                 if answer is not None:
                     feedback.append(prompts.NOT_AN_ANSWER.format(what=why))
                 if parsed.final_beside_code:
@@ -228,68 +233,6 @@ class RlmInstance(Endings):
         if messages is None:
             self.messages.append({"role": "assistant", "content": text})
         return text
-
-    async def _read_var(self, name: str, restart: bool = False) -> tuple[str | None, str]:
-        """The text of REPL variable ``name`` for ``FINAL_VAR``: (value, "") or (None, what the root
-        LM is told). A lookup that times out (the value's conversion to text hangs) is not an answer
-        and not a run timeout; with ``restart`` the stuck REPL is restarted."""
-        if self.repl is None:
-            return None, f"There is no variable named {name!r}: the REPL is not running."
-        try:
-            await self._repl_ready()
-            value = await self.repl.get_var(name)
-        except TimeoutError:
-            note = ""
-            if restart:
-                await self.repl.restart()
-                note = " The REPL was restarted and all variables were lost (context and files are loaded again)."
-            return None, (f"Reading the variable {name!r} for FINAL_VAR timed out (turning its value into text "
-                          f"did not finish).{note} Answer with FINAL(text) instead.")
-        if value is None:
-            return None, (f"There is no variable named {name!r} in the REPL. Define it in a ```repl block first, "
-                          "or answer with FINAL(your answer).")
-        return value, ""
-
-    async def _run_blocks(self, index: int, blocks: list[str]) -> tuple[str | None, list[str]]:
-        """Run a reply's blocks in order. Returns (answer from an executed FINAL or None, feedback)."""
-        state = self.state
-        assert self.repl is not None
-        await self._repl_ready()
-        feedback: list[str] = []
-        unread = not self._ran  # the model has read no output yet, or this reply's code printed some
-        for step, code in enumerate(blocks):
-            state.bus.emit(StepStarted(self.rlm_id, index, step, code))
-            router = SubCallRouter(state, StepRef(self.rlm_id, index, step, self.depth), self._run_child)
-            outcome = await self.repl.execute(code, router, state.limits.step_timeout)
-            self._outputs.append(prompts.truncate_output(outcome.stdout.rstrip("\n"), state.limits.max_output_chars))
-            unread = unread or bool(outcome.stdout.strip())
-            outcome.final, guessed = self._finals.settle(code, outcome.final, outcome.error, unread, self._read)
-            if guessed:
-                outcome.notes.append(prompts.GUESSED_FINAL)
-            state.bus.emit(StepFinished(self.rlm_id, index, step, outcome.stdout, outcome.stderr,
-                                        outcome.duration_s, outcome.error, outcome.final, outcome.restarted))
-            notes = list(outcome.notes)
-            key = code.strip()
-            seen = hash((outcome.stdout, outcome.stderr))
-            if key in self._ran and outcome.error and self._ran[key][0] == outcome.error:
-                notes.append(prompts.REPEATED_FAILURE)
-            elif key in self._ran and self._ran[key] == (None, seen) and not outcome.error:
-                notes.append(prompts.REPEATED_OUTPUT)
-            self._ran[key] = (outcome.error, seen)
-            feedback.append(prompts.step_feedback(step + 1, len(blocks), outcome.stdout, outcome.stderr,
-                                                  outcome.error, notes, state.limits.max_output_chars))
-            if outcome.final is not None:
-                return outcome.final, feedback
-            if outcome.restarted and step + 1 < len(blocks):
-                feedback.append(f"Blocks {step + 2}-{len(blocks)} were not run because the REPL was restarted.")
-                break
-        return None, feedback
-
-    def _read(self) -> str:
-        """Everything the root LM has been shown so far: the user messages of its history, and the
-        loaded files' paths written out whole (the first message shows them as a tree)."""
-        shown = [m["content"] for m in self.messages if m["role"] == "user"]
-        return "\n".join([*shown, *(f.path for f in self.loaded.files[:MAX_READ_PATHS])])
 
     async def _run_child(self, prompt: str, context: str | None, call_id: str, depth: int) -> str:
         """``rlm_query``: a child RLM over ``context`` (default: this RLM's context)."""
