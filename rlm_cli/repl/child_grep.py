@@ -37,13 +37,16 @@ def _compile(pattern, flags: int) -> re.Pattern:
 
 def _selector(paths, name: str = "grep"):
     """A predicate over file paths: None (every file), a glob or exact path, or a list of them. Globs
-    are fnmatch-style (``*`` also matches ``/``: ``"*.py"`` selects ``src/app.py``)."""
+    are fnmatch-style (``*`` also matches ``/``: ``"*.py"`` selects ``src/app.py``). A path also
+    selects the files it ends, at a ``/``: ``"argparse.py"`` selects ``lib/argparse.py`` (models drop
+    the leading directory the file tree shows)."""
     if paths is None:
         return lambda path: True
     globs = [paths] if isinstance(paths, str) else list(paths)
     if not all(isinstance(g, str) for g in globs):
         raise TypeError(f"{name}: paths must be None, a glob string or a list of glob strings")
-    return lambda path: any(path == g or fnmatch.fnmatchcase(path, g) for g in globs)
+    tails = tuple("/" + g.lstrip("/") for g in globs if g.strip("/"))
+    return lambda path: path.endswith(tails) or any(path == g or fnmatch.fnmatchcase(path, g) for g in globs)
 
 
 MAX_PATH_CHARS = 4096  # a `paths` string longer than this, or holding a newline, is text, not a glob

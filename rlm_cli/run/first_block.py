@@ -162,8 +162,7 @@ def first_block(question: str) -> str:
         block += "\n" + (CALLED if CALLING.search(question) else DEFINED).format(names=repr(names), shown=MAX_SHOWN)
     target = counted_file(question)
     if target is not None:
-        where = [target] if target.startswith("*") else [target, "*/" + target.lstrip("/")]
-        return block + "\n" + FILE_UNITS.format(where=repr(where), file=target)
+        return block + "\n" + FILE_UNITS.format(where=repr(target), file=target)
     candidates = rank_candidates(question)
     if candidates:
         block += "\n" + COUNT_EACH.format(each=_each(candidates)) + "\n" + RANK_ENDS

@@ -181,3 +181,14 @@ def test_a_ranking_question_gets_each_candidates_count(tmp_path):
     assert out.getvalue().splitlines()[-5:] == [
         "3 lines hold 'refund'", "2 lines hold 'shipping'", "1 lines hold 'billing'",
         "most frequent: 'refund' (3 lines)", "least frequent: 'billing' (1 lines)"]
+
+
+def test_a_path_without_its_leading_directory_selects_the_file(tmp_path):
+    """Seen on the stdlib suite: count(r'^def', paths=['argparse.py']) counted 0 in
+    stdlib-64000-0/argparse.py; the file tree shows paths under their root directory."""
+    grep, _ = grep_over(tmp_path, {"lib/argparse.py": "def a():\n", "lib/myargparse.py": "def b():\n",
+                                   "argparse.py.bak": "def c():\n"})
+    assert grep("^def", paths="argparse.py") == [("lib/argparse.py", 1, "def a():")]
+    assert grep("^def", paths=["/argparse.py"]) == [("lib/argparse.py", 1, "def a():")]
+    assert grep("^def", paths="lib/argparse.py") == [("lib/argparse.py", 1, "def a():")]
+    assert grep("^def", paths="ib/argparse.py") == []  # only at a "/"
