@@ -393,7 +393,9 @@ def _shell_init(args, notes: list) -> None:
         os.dup2(null, 2)
         os.close(null)
         sys.stdout.flush()
-        os.execv(sh, [sh, "-c", f'"$@" 2>&{slot} {slot}>&-; exit $?', "rlm-init", *worker])
+        # A subshell: its redirection is made in the forked child only, so the REPL gets its stderr
+        # and the shell's own message about a killing signal goes to the shell's, /dev/null.
+        os.execv(sh, [sh, "-c", f'(exec "$@") 2>&{slot} {slot}>&-; exit $?', "rlm-init", *worker])
     except OSError:
         os.dup2(slot, 2)
     os.close(slot)
