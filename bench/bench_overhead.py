@@ -29,7 +29,9 @@ What it measures
     and, beside it, the wall time of the same command run as the ``rlm`` console script.
 
     Memory: the peak RSS of each process of the tree (the CLI, the sandbox launcher(s), the REPL's
-    init and the REPL), polled every 20 ms from /proc, named by their command lines.
+    init and the REPL), polled every 20 ms from /proc, named by their command lines. PID 1 of the
+    REPL's namespace is one process seen twice: Python while it locks the sandbox down, then (where
+    a pids cgroup or RLIMIT_NPROC holds the task limit) the shell init it execs into.
 
 Targets
     None of its own: it explains ``bench_reference.py`` (rlm / rlms <= 0.9 wall, <= 1.0 tree RSS).
@@ -174,11 +176,15 @@ def _role(args: list[str], parent_role: str) -> str:
     name = Path(args[0]).name if args else "?"
     if not parent_role:
         return "rlm CLI (the parent)"
+    if "rlm-init" in args:  # child_sandbox._shell_init: PID 1 after the lockdown
+        return "REPL init (a shell, PID 1 of the namespace)"
     if name in ("unshare", "bwrap", "setpriv", "sh"):  # their arguments name child.py too
         return f"sandbox launcher ({name})"
     if any(a.endswith("child.py") for a in args):
-        return "REPL worker (forked by the init)" if parent_role.startswith("REPL init") else \
-            "REPL init (PID 1 of the namespace; shares its pages with the worker)"
+        if "--locked" in args:
+            return "REPL worker (started by the shell init)"
+        return "REPL worker (forked by the Python init)" if parent_role.startswith("REPL init") else \
+            "REPL init, Python (PID 1: the lockdown, then the shell init or the Python init)"
     return f"other: {' '.join(args)[:60]}"
 
 

@@ -21,10 +21,12 @@ on access so the text is held once), the sub-call functions, ``FINAL``, ``FINAL_
 ``SHOW_VARS`` and ``grep`` (a line-aware search over ``files``). It persists across steps.
 
 This file only starts things, with as few imports as it can: under ``-I`` the script's directory is
-not on ``sys.path``, so its siblings are loaded by file path, all of them read before the lockdown:
+not on ``sys.path``, so its siblings are loaded by file path, read before the lockdown (a REPL started
+again by a shell init reads them afterwards, from the read-only ``rlm_cli/repl`` it sees):
 ``child_sandbox.py`` (the lockdown, applied before any model code; as PID 1 of a fresh PID namespace
-the child forks there and the parent side stays a small init, which is why the rest is only executed
-after it), ``child_context.py`` (building ``context`` without holding the file twice) and
+the child then becomes the init, a shell that starts this script again with ``--locked``, or forks
+and stays a small Python init itself, which is why the rest is only read after it),
+``child_context.py`` (building ``context`` without holding the file twice),
 ``child_grep.py`` (``grep``, ``search``, ``count``), ``child_code.py`` (``definitions``, ``callers``)
 and ``child_repl.py`` (the protocol, the namespace, the step loop).
 """
@@ -38,17 +40,19 @@ import types
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FLAGS = ("--sock", "--context", "--index", "--limits", "--lockdown", "--host-mntns", "--root", "--run-as",
-          "--state-in", "--state-out")
+          "--state-in", "--state-out", "--locked")
 
 
 def parse_args(argv: list[str]) -> types.SimpleNamespace:
     """The command line: ``--sock FD --context FD --index FD`` (required: inherited descriptors, the
     context file and the JSON file index, read from their start), ``--limits JSON``,
     ``--lockdown WORKDIR``, ``--host-mntns ID``, ``--root JSON`` (what the REPL sees besides WORKDIR:
-    ``{"read_only": [path, ...], "links": [[path, target], ...]}``), ``--run-as UID``.
-    Raises ``SystemExit`` (status 2) on an unknown flag, a flag without a value or a missing one."""
+    ``{"read_only": [path, ...], "links": [[path, target], ...]}``), ``--run-as UID``, ``--locked NOTES``
+    (JSON list: the lockdown was done by the namespace's init, which then became a shell and started
+    this process; accepted only from a parent that is PID 1). Raises ``SystemExit`` (status 2) on an
+    unknown flag, a flag without a value or a missing one."""
     args = types.SimpleNamespace(limits="", lockdown="", host_mntns="", root="", run_as="", state_in="",
-                                 state_out="")
+                                 state_out="", locked=None)
     words = iter(argv)
     for flag in words:
         value = next(words, None)
@@ -59,6 +63,8 @@ def parse_args(argv: list[str]) -> types.SimpleNamespace:
     if missing or not all(getattr(args, name).isdigit() for name in ("sock", "context", "index")):
         _usage(f"missing or bad {', '.join(missing) or '--sock, --context or --index'}")
     args.sock, args.context, args.index = int(args.sock), int(args.context), int(args.index)
+    if args.locked is not None and (os.getppid() != 1 or args.lockdown):
+        _usage("--locked is for a REPL started by the namespace's init")
     for name in ("state_in", "state_out"):  # inherited descriptors: saved state to restore, and to save into
         value = getattr(args, name)
         if value and not value.isdigit():
@@ -86,9 +92,24 @@ def _execute(spec, code) -> types.ModuleType:
 
 def main() -> None:
     args = parse_args(sys.argv[1:])
-    siblings = {name: _read(name) for name in ("child_sandbox", "child_context", "child_grep", "child_code",
-                                               "child_repl", "child_state")}
-    notes = _execute(*siblings["child_sandbox"]).lock_down(args)  # PID 1: the init stays in there
+    names = ("child_context", "child_grep", "child_code", "child_repl", "child_state")  # child_sandbox.SIBLINGS
+    siblings = {}
+    if args.locked is None:
+        sandbox = _execute(*_read("child_sandbox"))
+        shell_init = sandbox.shell_init_planned(args)
+        if not shell_init:  # read before the lockdown: a REPL that switches uid may not read them after it
+            siblings = {name: _read(name) for name in names}
+        notes = sandbox.lock_down(args, shell_init)  # PID 1: it becomes the init there
+    else:  # started by the init after its lockdown, whose limits, root and uid this process inherited
+        import json
+        import signal
+
+        notes = json.loads(args.locked)
+        if hasattr(signal, "SIGXFSZ"):
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # as child_sandbox._apply_limits
+    # A PID 1 that becomes a shell init reads none of them: the REPL it starts reads them (as readable
+    # by its uid: child_sandbox.shell_init_planned), from the read-only copy the lockdown keeps visible.
+    siblings = siblings or {name: _read(name) for name in names}
     load_context = _execute(*siblings["child_context"]).load_context
     make_search_tools = _execute(*siblings["child_grep"]).make_tools
     make_code_tools = _execute(*siblings["child_code"]).make_code_tools

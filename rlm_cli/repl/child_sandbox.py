@@ -266,7 +266,34 @@ def _init(main_pid: int, sock_fd: int, watchdog: int | None) -> None:
             os.kill(-1, signal.SIGKILL)  # every process of the namespace but this one
 
 
-def lock_down(args) -> list[str]:
+SIBLINGS = ("child_context", "child_grep", "child_code", "child_repl", "child_state")
+"""The modules the REPL itself runs on (``child.py`` reads them by file path)."""
+_SHELL = "/bin/sh"
+
+
+def shell_init_planned(args) -> bool:
+    """Whether PID 1 will become a shell init (:func:`_shell_init`), decided before the lockdown so
+    that ``child.py`` reads the REPL's modules only where they are still readable afterwards: PID 1
+    without ``--locked``, a task limit other than the watchdog (``RLIMIT_NPROC`` asked, or this process
+    in the launch's ``pids`` cgroup), ``/bin/sh`` present and, with ``--run-as``, ``child.py`` and
+    :data:`SIBLINGS` readable by others (the REPL is started again under that uid)."""
+    if os.getpid() != 1 or not sys.platform.startswith("linux") or not os.access(_SHELL, os.X_OK):
+        return False
+    try:
+        limits = json.loads(args.limits) if args.limits else {}
+        if not limits.get("watchdog") or (not limits.get("tasks") and not _in_cgroup(limits.get("cgroup"))):
+            return False
+        if args.run_as:
+            here = os.path.dirname(os.path.realpath(__file__))
+            for name in ("child", *SIBLINGS):
+                if not os.stat(os.path.join(here, name + ".py")).st_mode & 0o004:
+                    return False
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def lock_down(args, shell_init: bool = False) -> list[str]:
     """Lock the child down before any model code runs; returns notes on what could not be done.
 
     ``args``: the parsed command line (``lockdown``, ``host_mntns``, ``root``, ``limits``, ``sock``).
@@ -275,8 +302,10 @@ def lock_down(args) -> list[str]:
     ``/proc`` (``/proc/sys`` read-only); with ``--run-as UID`` the child becomes that unprivileged uid/gid (exits with status 70 if
     it cannot); every capability is dropped and no_new_privs set; the child dies with its parent;
     ``--limits`` (JSON; sizes in bytes, CPU in seconds) are applied with setrlimit.
-    As PID 1 it forks: the parent stays init and never returns. Failures become notes; raises only
-    ``ValueError`` for malformed ``--limits`` JSON.
+    As PID 1, with ``shell_init`` (:func:`shell_init_planned`) and the task limit found in force, it
+    becomes a shell init that starts the REPL afresh (never returns); otherwise it forks and the parent
+    stays a Python init (with the process-count watchdog) and never returns. Failures become notes;
+    raises only ``ValueError`` for malformed ``--limits`` JSON.
     """
     notes = []
     if sys.platform.startswith("linux"):
@@ -301,7 +330,80 @@ def lock_down(args) -> list[str]:
     limits = json.loads(args.limits) if args.limits else {}
     notes += _apply_limits(limits)
     if os.getpid() == 1:
+        if shell_init and not _watchdog_needed(limits):
+            _shell_init(args, notes)  # returns only where the shell cannot be started
         main_pid = os.fork()
         if main_pid:
             _init(main_pid, args.sock, limits.get("watchdog"))
     return notes
+
+
+def _watchdog_needed(limits: dict) -> bool:
+    """Whether the process-count watchdog is the only task limit: not when ``RLIMIT_NPROC`` holds
+    (``limits["tasks"]``, in force) or this process is in the ``pids`` cgroup made for the launch
+    (``limits["cgroup"]``: its name, checked in ``/proc/self/cgroup``: a failed move counts as none)."""
+    if not limits.get("watchdog"):
+        return False
+    tasks = limits.get("tasks")
+    if tasks and hasattr(resource, "RLIMIT_NPROC"):
+        with contextlib.suppress(OSError, ValueError):
+            if 0 <= resource.getrlimit(resource.RLIMIT_NPROC)[0] <= tasks:
+                return False
+    return not _in_cgroup(limits.get("cgroup"))
+
+
+def _in_cgroup(name: str | None) -> bool:
+    """Whether this process is in the ``pids`` cgroup (v1) or unified cgroup (v2) called ``name``
+    (``/proc/self/cgroup``; the launcher's move into it may have failed)."""
+    if not name:
+        return False
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/cgroup", encoding="utf-8") as fh:
+        for line in fh:
+            _hid, controllers, path = line.rstrip("\n").split(":", 2)
+            if os.path.basename(path) == name and ("pids" in controllers.split(",") or not controllers):
+                return True
+    return False
+
+
+def _shell_init(args, notes: list) -> None:
+    """Become a shell that runs the REPL as its only job: PID 1 of the namespace at about 1 MB where
+    this interpreter, kept as init, costs ~11 MB. The shell (``/bin/sh``, locked down like this
+    process: same root, uid, no capability, ``no_new_privs``, limits, death signal) waits for any
+    child while its job runs, so orphans are reaped, and exits with the REPL's status (128 + signal
+    number when a signal killed it). The REPL is started afresh (``child.py --locked NOTES``: no
+    second lockdown) with its stderr; the shell's own (it names a killing signal) goes to /dev/null.
+    Returns only when the shell cannot be started (the caller then stays init itself)."""
+    sh = _SHELL
+    passed = {args.sock, args.context, args.index, args.state_in, args.state_out}
+    slot = next((fd for fd in range(9, 2, -1) if fd not in passed and not _is_open(fd)), None)
+    here = os.path.dirname(os.path.realpath(__file__))
+    script = os.path.join(here, "child.py")
+    needed = [(sh, os.X_OK), (sys.executable, os.X_OK), (script, os.R_OK),
+              *[(os.path.join(here, name + ".py"), os.R_OK) for name in SIBLINGS]]
+    if slot is None or not all(os.access(path, mode) for path, mode in needed):  # as the uid it now has
+        return
+    worker = [sys.executable, "-I", script, "--sock", str(args.sock), "--context", str(args.context),
+              "--index", str(args.index), "--limits", args.limits or "{}", "--locked", json.dumps(notes)]
+    for flag, fd in (("--state-in", args.state_in), ("--state-out", args.state_out)):
+        if fd is not None:
+            worker += [flag, str(fd)]
+    os.dup2(2, slot)
+    try:
+        null = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+        os.dup2(null, 2)
+        os.close(null)
+        sys.stdout.flush()
+        # A subshell: its redirection is made in the forked child only, so the REPL gets its stderr
+        # and the shell's own message about a killing signal goes to the shell's, /dev/null.
+        os.execv(sh, [sh, "-c", f'(exec "$@") 2>&{slot} {slot}>&-; exit $?', "rlm-init", *worker])
+    except OSError:
+        os.dup2(slot, 2)
+    os.close(slot)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True

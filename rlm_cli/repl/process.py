@@ -191,11 +191,11 @@ class ReplProcess:
             size = os.fstat(self._fds["context"]).st_size
             workdir = str(self.workdir.resolve())
             state_fds = {name: self._fds[name] for name in ("state_in", "state_out") if name in self._fds}
+            self._cgroup = self.sandbox.new_cgroup(None, size)
             argv = [sys.executable, "-I", CHILD_SCRIPT, "--sock", str(child_sock.fileno()),
                     "--context", str(self._fds["context"]), "--index", str(self._fds["index"]),
                     *[arg for name, fd in state_fds.items() for arg in ("--" + name.replace("_", "-"), str(fd))],
-                    *self.sandbox.child_args(workdir, str(self.context_path.resolve()), size)]
-            self._cgroup = self.sandbox.new_cgroup(None, size)
+                    *self.sandbox.child_args(workdir, str(self.context_path.resolve()), size, self._cgroup)]
             cmd = self.sandbox.command(argv, self._cgroup)
             self.proc = await asyncio.create_subprocess_exec(
                 *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=self._fds["stdout"], stderr=self._fds["stderr"],

@@ -138,15 +138,18 @@ class SandboxPlan:
     run_as: int | None = None
     pdeathsig_prefix: list[str] = field(default_factory=list)
 
-    def child_args(self, workdir: str, context_path: str, context_bytes: int) -> list[str]:
+    def child_args(self, workdir: str, context_path: str, context_bytes: int, cgroup: str | None = None) -> list[str]:
         """Extra ``child.py`` arguments: the limits (JSON) and, in a mount namespace, the lockdown
-        (``context_path`` is not made visible: the child gets ``context`` as a descriptor)."""
+        (``context_path`` is not made visible: the child gets ``context`` as a descriptor).
+        ``cgroup``: the launch's ``pids`` cgroup (:meth:`new_cgroup`), named to the child, which keeps
+        the process-count watchdog only when neither that cgroup nor ``RLIMIT_NPROC`` holds it."""
         limits = self.limits or default_limits(context_bytes)
         args = limits.as_args()
         # RLIMIT_NPROC counts per user: only meaningful in a fresh user namespace, and never for root.
         if not (self.user_namespace and os.geteuid() != 0):
             args["tasks"] = None
         args["watchdog"] = limits.max_tasks if self.kind == "unshare" else None  # the child is PID 1
+        args["cgroup"] = os.path.basename(cgroup) if cgroup else None
         out = ["--limits", json.dumps(args)]
         if self.run_as is not None:
             out += ["--run-as", str(self.run_as)]
