@@ -77,6 +77,16 @@ def warm_up() -> None:
         _warm.set()
 
 
+async def _warmed() -> None:
+    """:func:`warm_up` in a worker thread when it has not run yet: the first call waits for the SDK's
+    import (or the prewarm thread's) without blocking the event loop, so the REPL start scheduled
+    beside the first root call goes on meanwhile."""
+    if not _warm.is_set():
+        import asyncio
+
+        await asyncio.to_thread(warm_up)
+
+
 def _http_client(openai):
     """The SDK's aiohttp-based client (the ``openai[aiohttp]`` extra): about 1.2 ms of CPU per call
     against 1.9 ms for its default httpx2 one (openai 3.57, 640 calls at 16 in flight;
@@ -174,6 +184,7 @@ class OpenAIBackend:
     async def complete(self, kwargs: dict[str, Any]) -> tuple[str, Any]:
         """One non-streamed call: (reply text, the chat completion as a dict). Raises
         :class:`MalformedReply` for a reply that is not a usable chat completion."""
+        await _warmed()
         client, body, options = self.prepare(kwargs)
         try:
             reply = await client.post(PATH, body=body, options=options, cast_to=object)
@@ -185,6 +196,7 @@ class OpenAIBackend:
         """One streamed call; ``on_delta`` gets each text piece. Returns (text, the chunk that carried
         usage, or None when the server sent none). Raises :class:`MalformedReply` for an event that
         is not JSON or carries an error, and for a stream that ends before its finish reason."""
+        await _warmed()
         openai = imports.load("openai")
 
         client, body, options = self.prepare(kwargs)
