@@ -191,15 +191,17 @@ def _result(task: Task, system: str, out: dict, trajectory: str | None) -> TaskR
                       score=score(task, out.get("answer")), status=out["status"], answer=out.get("answer"),
                       expected=task.expected, cost_usd=cost, input_tokens=tin, output_tokens=tout,
                       duration_s=float(out.get("duration_s") or 0.0), sub_calls=subs, trajectory=trajectory,
-                      error=out.get("error"), extra=extra, malformed=malformed(out.get("answer")))
+                      error=out.get("error"), extra=extra, malformed=malformed(out.get("answer"), task.question))
 
 
-def malformed(answer: str | None) -> str | None:
+def malformed(answer: str | None, question: str = "") -> str | None:
     """What ``answer`` is when it is not an answer (:func:`rlm_cli.run.answers.why_not_an_answer`
-    against rlm's prompt templates); None for an answer, and for no answer at all."""
+    against rlm's prompt templates and the ``question``); None for an answer, and for no answer."""
     from rlm_cli.run.answers import static_prompt_lines, why_not_an_answer
 
-    return None if answer is None else why_not_an_answer(answer, prompt_text=static_prompt_lines(), outputs=[])
+    if answer is None:
+        return None
+    return why_not_an_answer(answer, prompt_text=static_prompt_lines(exclude=question), outputs=[], question=question)
 
 
 async def run_bench(cfg: BenchConfig, specs: list[TaskSpec], results: list[TaskResult],

@@ -31,6 +31,7 @@ DUMP_SHARE = 0.8
 OUTPUT_HEADER = re.compile(r"^Output of block \d+ of \d+:", re.MULTILINE)
 METADATA = re.compile(r"The context holds [\d,]+ file\(s\), [\d,]+ characters")  # rlm's first message
 NO_ANSWER = "NO ANSWER"
+MIN_QUESTION_WORDS = 4  # a shorter question may well be echoed by its answer ("Who wrote X?" -> "X ...")
 RESCUE_CHARS = 6000  # characters of printed lines shown to the rescue call
 
 
@@ -69,17 +70,22 @@ def static_prompt_lines(*messages: str, exclude: str = "") -> list[str]:
     return prompt_lines(*messages, *(v for v in vars(prompts).values() if isinstance(v, str)), exclude=exclude)
 
 
-def why_not_an_answer(answer: str | None, *, prompt_text: list[str], outputs: list[str]) -> str | None:
+def why_not_an_answer(answer: str | None, *, prompt_text: list[str], outputs: list[str],
+                      question: str = "") -> str | None:
     """What ``answer`` is when it is not an answer, or None when it is one.
 
     ``prompt_text``: lines of rlm's own prompts (:func:`prompt_lines`); ``outputs``: the stdout of
-    every step the REPL ran (as the root LM was shown it). Returns ``"empty"``, ``"code"``,
-    ``"rlm's own prompt text"`` or ``"a dump of the REPL's output"``."""
+    every step the REPL ran (as the root LM was shown it); ``question``: the question asked (an
+    answer that is the question, give or take two words, is the question copied back). Returns ``"empty"``, ``"code"``,
+    ``"the question itself"``, ``"rlm's own prompt text"`` or ``"a dump of the REPL's output"``."""
     if answer is None or not answer.strip():
         return "empty"
     text = answer.strip()
     if looks_like_code(text):
         return "code"
+    asked, said = _words(question), _words(text)
+    if len(asked) >= MIN_QUESTION_WORDS and said[:len(asked)] == asked and len(said) - len(asked) < 3:
+        return "the question itself"
     if METADATA.search(text) or any(line in text for line in prompt_text):
         return "rlm's own prompt text"
     if OUTPUT_HEADER.search(text):
@@ -90,6 +96,11 @@ def why_not_an_answer(answer: str | None, *, prompt_text: list[str], outputs: li
             if [ln.strip() for ln in out.splitlines() if ln.strip()] == lines:
                 return "a dump of the REPL's output"
     return None
+
+
+def _words(text: str) -> list[str]:
+    """The lower-cased words of ``text`` (punctuation, quotes and spacing ignored)."""
+    return re.findall(r"\w+", text.lower())
 
 
 def relevant_lines(outputs: list[str], question: str, limit: int = RESCUE_CHARS) -> str:

@@ -181,3 +181,17 @@ def test_the_cut_is_a_notice_and_a_protocol_answer_is_untouched(fake_lm):
     fake_lm.script("root", "```repl\nprint(count('hello'))\n```", "FINAL(2)")
     run = run_engine(fake_lm, question=question, files={"a.txt": "hello\nhello\n"})
     assert run.answer == "2" and not any("cut to" in n for n in run.notices())
+
+
+def test_the_question_copied_back_is_not_an_answer():
+    """Seen on pairs: the final answer was the question's own text."""
+    from rlm_cli.run.answers import why_not_an_answer
+
+    question = "List every pair of distinct users who both have a record labelled 'billing'."
+    assert why_not_an_answer(question, prompt_text=[], outputs=[], question=question) == "the question itself"
+    assert why_not_an_answer(question.upper() + " Answer:", prompt_text=[], outputs=[],
+                             question=question) == "the question itself"
+    answer = question + "\n(u1285, u4799)\n(u1285, u5997)"
+    assert why_not_an_answer(answer, prompt_text=[], outputs=[], question=question) is None  # echo, then an answer
+    assert why_not_an_answer("Paris", prompt_text=[], outputs=[], question="What is the capital?") is None
+    assert why_not_an_answer("Who wrote it", prompt_text=[], outputs=[], question="Who wrote it?") is None  # short
