@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from rlm_cli.run import prompts
 from rlm_cli.run.events import StepFinished, StepStarted
+from rlm_cli.run.first_block import first_block
 from rlm_cli.run.subcalls import StepRef, SubCallRouter
 
 MAX_READ_PATHS = 5000  # loaded paths counted as read (the tree the first message shows is cut too)
@@ -47,16 +48,19 @@ class Steps:
         await self._repl_ready()
         feedback: list[str] = []
         self._news = None  # this reply's code printed something new (True), only old output (False), nothing (None)
-        unread = not self._ran  # the model has read no output yet, or this reply's code printed some
+        unread = blind = not self._ran  # the model has read no output yet, or this reply's code printed some
         for step, code in enumerate(blocks):
             state.bus.emit(StepStarted(self.rlm_id, index, step, code))
             router = SubCallRouter(state, StepRef(self.rlm_id, index, step, self.depth), self._run_child)
             outcome = await self.repl.execute(code, router, state.limits.step_timeout)
             self._outputs.append(prompts.truncate_output(outcome.stdout.rstrip("\n"), state.limits.max_output_chars))
             unread = unread or bool(outcome.stdout.strip())
+            blind = blind and not outcome.stdout.strip()
             outcome.final, guessed = self._finals.settle(code, outcome.final, outcome.error, unread, self._read)
             if guessed:
                 outcome.notes.append(prompts.GUESSED_FINAL)
+                if blind:  # no output read or printed yet: the first block again (weak models copy the last one shown)
+                    outcome.notes.append(prompts.START_WITH.format(block=first_block(self.question)))
             state.bus.emit(StepFinished(self.rlm_id, index, step, outcome.stdout, outcome.stderr,
                                         outcome.duration_s, outcome.error, outcome.final, outcome.restarted))
             notes = list(outcome.notes)

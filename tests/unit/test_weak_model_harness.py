@@ -148,6 +148,10 @@ def test_a_literal_final_written_before_any_output_was_seen_is_refused(fake_lm):
     run = run_engine(fake_lm, files={"a.txt": "the code is 4242\n"})
     assert (run.status, run.answer) == ("answered", "4242")
     assert "FINAL(...) was not accepted" in told(fake_lm, 1) and "a.txt', 1, 'the code is 4242'" in told(fake_lm, 1)
+    assert "Start by running the search" not in told(fake_lm, 1)  # its own search printed: no offer
+    fake_lm.script("root", "```repl\nFinal('1057')\n```", "```repl\nFINAL('4242')\n```")
+    run_engine(fake_lm, files={"a.txt": "the code is 4242\n"})
+    assert "Start by running the search" in told(fake_lm, -1)  # nothing read or printed: the block again
     step = run.doc["iterations"][0]["steps"][1]
     assert step["final_answer"] is None
 
