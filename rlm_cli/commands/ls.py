@@ -49,6 +49,7 @@ def ls_command(
 ) -> None:
     options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
                                 follow_symlinks)
+    options.digests = False  # no session compares this load's files
     with tempfile.TemporaryDirectory(prefix="rlm-ls-") as tmp:
         from rlm_cli.loader import load_sources  # lazily: `rlm --help` must stay fast
 
