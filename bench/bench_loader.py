@@ -22,10 +22,8 @@ Targets (from the loader issue)
     as fast as files-to-prompt on the same tree with git's exact file set; 40 MB ready in under 1 s;
     peak RSS under 3 times the input's size.
 
-Bytecode: rlm's modules are compiled (``compileall``) before anything is measured, as ``pip install``
-does for files-to-prompt in its venv; with ``PYTHONDONTWRITEBYTECODE`` set (as in some sandboxes) an
-editable install otherwise compiles every module from source on every run (+0.15-0.2 s per
-command, issue 24). The ``--json`` row is the load without the table.
+The ``--json`` row is the load without the table. Next to each wall time, the CPU seconds of the
+command's whole process tree: the stable measure when the machine is busy.
 
 It prints numbers and never asserts timings. Run: ``.venv/bin/python bench/bench_loader.py``
 """
@@ -282,10 +280,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  machine: {os.cpu_count()} CPUs, load average {load:.1f} at start")
     except OSError:
         pass
-    compiled = subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "rlm_cli")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-    print(f"  rlm's bytecode compiled first (as pip install does): {'yes' if compiled else 'FAILED'}"
-          f"{'; PYTHONDONTWRITEBYTECODE is set' if os.environ.get('PYTHONDONTWRITEBYTECODE') else ''}")
     tree = django_tree()
     gtree = git_copy(tree)
     print(f"\n1. django 5.2 sdist: {tree_stats(tree)}")
