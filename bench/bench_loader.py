@@ -22,6 +22,9 @@ Targets (from the loader issue)
     as fast as files-to-prompt on the same tree with git's exact file set; 40 MB ready in under 1 s;
     peak RSS under 3 times the input's size.
 
+The ``--json`` row is the load without the table. Next to each wall time, the CPU seconds of the
+command's whole process tree: the stable measure when the machine is busy.
+
 It prints numbers and never asserts timings. Run: ``.venv/bin/python bench/bench_loader.py``
 """
 
@@ -52,9 +55,13 @@ TIME = shutil.which("time", path="/usr/bin:/bin")  # GNU time: a small parent, s
 
 
 def run_measured(cmd: list[str], cwd: Path | None = None, capture: bool = False,
-                 env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+                 env: dict[str, str] | None = None) -> tuple[float, float, int, str, float]:
     """Run ``cmd`` (in ``env``: None for this process's environment); returns (wall seconds, peak
-    RSS MB, exit status, stdout if ``capture``).
+    RSS MB, exit status, stdout if ``capture``, CPU seconds: user + system of the command and every
+    process it waited for, a forked loader child and the converter worker included).
+
+    CPU time is what a saturated machine charges: with more runnable processes than cores, wall time
+    follows the CPU a command uses, not its parallelism.
 
     stdout goes to /dev/null unless ``capture``.
 
@@ -80,7 +87,7 @@ def run_measured(cmd: list[str], cwd: Path | None = None, capture: bool = False,
         rss = int(kib[-1]) / 1024 if TIME and kib and kib[-1].isdigit() else usage.ru_maxrss / 1024
     if code != 0:
         print(f"    ! {' '.join(cmd[:3])}... exited {code}: {err.strip()[:200]}")
-    return wall, rss, code, out
+    return wall, rss, code, out, usage.ru_utime + usage.ru_stime
 
 
 def measure(label: str, cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
@@ -95,20 +102,24 @@ Command = list[str] | tuple[list[str], Callable[[], dict[str, str]]]
 """A command, or (command, a function giving a fresh environment for each of its runs)."""
 
 
-def measure_interleaved(commands: dict[str, Command], rounds: int) -> dict[str, tuple[float, float, float]]:
-    """Each command once per round, in turn; prints and returns label -> (median, fastest, peak RSS)."""
+def measure_interleaved(commands: dict[str, Command], rounds: int) -> dict[str, tuple[float, float, float, float]]:
+    """Each command once per round, in turn; prints and returns label -> (median, fastest, peak RSS,
+    median CPU seconds)."""
     walls: dict[str, list[float]] = {label: [] for label in commands}
+    cpus: dict[str, list[float]] = {label: [] for label in commands}
     rss: dict[str, float] = dict.fromkeys(commands, 0.0)
     for _ in range(rounds):
         for label, spec in commands.items():
             cmd, env = (spec[0], spec[1]()) if isinstance(spec, tuple) else (spec, None)
-            wall, peak, _, _ = run_measured(cmd, env=env)
+            wall, peak, _, _, cpu = run_measured(cmd, env=env)
             walls[label].append(wall)
+            cpus[label].append(cpu)
             rss[label] = max(rss[label], peak)
     out = {}
     for label, runs in walls.items():
-        out[label] = (statistics.median(runs), min(runs), rss[label])
-        print(f"  {label:<52} {out[label][0]:7.2f} s {rss[label]:8.1f} MB   (fastest {min(runs):.2f} s of {rounds})")
+        out[label] = (statistics.median(runs), min(runs), rss[label], statistics.median(cpus[label]))
+        print(f"  {label:<52} {out[label][0]:7.2f} s {rss[label]:8.1f} MB   (fastest {min(runs):.2f} s of {rounds}; "
+              f"CPU {out[label][3]:.2f} s)")
     return out
 
 
@@ -236,7 +247,7 @@ def bench_big(path: Path, label: str) -> None:
     out_file = CACHE / "big-context.txt"
     runs = []
     for _ in range(RUNS):
-        _, rss, _, out = run_measured([sys.executable, "-c", LOAD_CHILD, str(path), str(out_file)],
+        _, rss, _, out, _ = run_measured([sys.executable, "-c", LOAD_CHILD, str(path), str(out_file)],
                                       capture=True)
         wall, chars, encoding = out.split()
         runs.append((float(wall), rss, int(chars), encoding))
@@ -293,7 +304,8 @@ def main(argv: list[str] | None = None) -> None:
         "rlm ls, first run (empty convert cache, rules walk)": ([RLM, "ls", str(tree)], caches.cold),
         "rlm ls, second run (warm convert cache, rules walk)": ([RLM, "ls", str(tree)], caches.warm),
         "rlm ls, second run (warm cache, git ls-files)": ([RLM, "ls", str(gtree)], caches.warm),
-        "rlm ls on a one-line file (the command's startup)": ([RLM, "ls", str(one_line)], caches.warm)}
+        "rlm ls on a one-line file (the command's startup)": ([RLM, "ls", str(one_line)], caches.warm),
+        "rlm ls --json, second run (the load without the table)": ([RLM, "ls", "--json", str(tree)], caches.warm)}
     ftp = files_to_prompt()
     if ftp:
         commands["files-to-prompt (output to /dev/null)"] = [ftp, str(tree)]
@@ -311,7 +323,8 @@ def main(argv: list[str] | None = None) -> None:
             mine = res[label]
             print(f"  {label[7:]:<52} / files-to-prompt (target <= {target}): {mine[0] / ref[0]:.2f} (median), "
                   f"{mine[1] / ref[1]:.2f} (fastest); beyond each startup: {mine[0] - start[0]:.2f} s vs "
-                  f"{ref[0] - ref_start[0]:.2f} s = {(mine[0] - start[0]) / max(ref[0] - ref_start[0], 1e-3):.2f}")
+                  f"{ref[0] - ref_start[0]:.2f} s = {(mine[0] - start[0]) / max(ref[0] - ref_start[0], 1e-3):.2f}; "
+                  f"CPU {mine[3] / max(ref[3], 1e-3):.2f}")
 
     if args.tree_only:
         return

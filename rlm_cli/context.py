@@ -11,6 +11,7 @@ estimates (``chars / 4``, the usual rule of thumb for English text and code unde
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 HEADER_TEMPLATE = "==> {path} <==\n"
+DIGEST_SIZE = 16  # bytes of a file's BLAKE2b fingerprint (see :func:`text_digest`)
 CHARS_PER_TOKEN = 4
 STDIN_PATH = "<stdin>"
 
@@ -45,6 +47,15 @@ def language_for(path: str) -> str | None:
         return _LANGUAGE_NAMES[name]
     dot = name.rfind(".")
     return _LANGUAGES.get(name[dot:].lower()) if 0 < dot < len(name) - 1 else None
+
+
+def text_digest(data: bytes | str) -> str:
+    """A file's fingerprint: the hex BLAKE2b digest (:data:`DIGEST_SIZE` bytes) of its text as UTF-8
+    (``data``: the text, or its UTF-8 bytes; lone surrogates encoded with ``surrogatepass``). The
+    format saved sessions store (``rlm_cli.run.session.fingerprints``): keep it stable."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=DIGEST_SIZE).hexdigest()
 
 
 def estimate_tokens(chars: int) -> int:
@@ -88,7 +99,9 @@ class LoadedContext:
 
     ``path`` is a UTF-8 file holding exactly ``total_chars`` characters (the whole ``context``
     string); ``files`` index it. ``skipped`` lists what was not loaded and why; ``origins`` what each
-    URL or git remote became (fetched, cloned).
+    URL or git remote became (fetched, cloned). ``digests``: ``{path: fingerprint}``
+    (:func:`text_digest` of each file's text, computed while it was written) for the files whose
+    writer computed one; a file missing from it is hashed from the context file when needed.
     """
 
     path: Path
@@ -97,6 +110,7 @@ class LoadedContext:
     total_chars: int = 0
     total_bytes: int = 0
     origins: list = field(default_factory=list)  # remote sources: loader.remote.SourceOrigin
+    digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def est_tokens(self) -> int:
@@ -135,12 +149,16 @@ class ContextWriter:
     valid UTF-8 (written as they are, never re-encoded), or :meth:`begin`/:meth:`write`/:meth:`end`
     to stream a large file in chunks (nothing is held beyond the chunk). :meth:`finish` returns the
     :class:`LoadedContext`. Raises ``OSError`` if the destination cannot be written.
+
+    With ``digests``, each file's fingerprint (:func:`text_digest`) is computed from the bytes as
+    they are written (``LoadedContext.digests``), so nobody has to read the file back to hash it.
     """
 
     BUFFER_BYTES = 1 << 20  # bytes buffered before a write(2)
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, digests: bool = False) -> None:
         self._dest = Path(dest)
+        self.digesting = digests
         # Only the user can read it (it holds a copy of the input); never written through a link, into
         # a FIFO (O_NONBLOCK: no reader fails at once) or a device.
         fd = os.open(self._dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
@@ -152,6 +170,7 @@ class ContextWriter:
         self._pos = 0  # characters written so far
         self._bytes = 0  # bytes written so far (UTF-8)
         self._files: list[FileEntry] = []
+        self._digests: list[str | None] = []  # one per entry of _files (None: not computed)
         self._skipped: list[SkippedFile] = []
         self._current: dict | None = None
         self._mark: tuple[int, int, int, int] | None = None
@@ -171,7 +190,8 @@ class ContextWriter:
         self._header(path)
         self._current = {"path": path, "offset": self._pos, "chars": 0, "lines": 0,
                          "size_bytes": size_bytes, "encoding": encoding, "last": "",
-                         "converted": converted, "pages": pages}
+                         "converted": converted, "pages": pages,
+                         "hash": hashlib.blake2b(digest_size=DIGEST_SIZE) if self.digesting else None}
 
     def write(self, chunk: str) -> None:
         """Append a chunk of the current file's text (characters; written as UTF-8).
@@ -185,6 +205,8 @@ class ContextWriter:
             return
         raw = chunk.encode("utf-8")
         self._fh.write(raw)
+        if cur["hash"] is not None:
+            cur["hash"].update(raw)
         self._bytes += len(raw)
         cur["chars"] += len(chunk)
         cur["lines"] += chunk.count("\n")
@@ -197,12 +219,14 @@ class ContextWriter:
         if cur is None:
             raise RuntimeError("end() called with no file open")
         self._current = None
+        digest = cur["hash"].hexdigest() if cur["hash"] is not None else None
         return self._close(cur["path"], cur["offset"], cur["chars"], cur["lines"], cur["last"] == "\n",
-                           cur["size_bytes"], encoding or cur["encoding"], cur["converted"], cur["pages"])
+                           cur["size_bytes"], encoding or cur["encoding"], cur["converted"], cur["pages"],
+                           digest)
 
     def _close(self, path: str, offset: int, chars: int, newlines: int, ends_with_newline: bool,
                size_bytes: int, encoding: str, converted: str | None = None,
-               pages: tuple[int, ...] | None = None) -> FileEntry:
+               pages: tuple[int, ...] | None = None, digest: str | None = None) -> FileEntry:
         missing = bool(chars) and not ends_with_newline
         entry = FileEntry(path=path, offset=offset, chars=chars, lines=newlines + missing,
                           size_bytes=size_bytes, encoding=encoding, language=language_for(path),
@@ -212,6 +236,7 @@ class ContextWriter:
             self._pos += 1
             self._bytes += 1
         self._files.append(entry)
+        self._digests.append(digest)
         return entry
 
     def add(self, path: str, text: str, size_bytes: int | None = None, encoding: str = "utf-8",
@@ -237,7 +262,8 @@ class ContextWriter:
         self._fh.write(data)
         self._pos += chars
         self._bytes += len(data)
-        return self._close(path, offset, chars, data.count(b"\n"), data.endswith(b"\n"), len(data), encoding)
+        return self._close(path, offset, chars, data.count(b"\n"), data.endswith(b"\n"), len(data), encoding,
+                           digest=text_digest(data) if self.digesting else None)
 
     def skip(self, path: str, reason: str, size_bytes: int | None = None) -> None:
         """Record a file that was not loaded."""
@@ -259,7 +285,7 @@ class ContextWriter:
         self._bytes, self._pos, n_files, n_skipped = self._mark
         self._fh.seek(self._bytes)
         self._fh.truncate()
-        del self._files[n_files:], self._skipped[n_skipped:]
+        del self._files[n_files:], self._digests[n_files:], self._skipped[n_skipped:]
         self._current = None
 
     def mark(self) -> tuple[int, int, int, int]:
@@ -274,26 +300,29 @@ class ContextWriter:
     def report_since(self, mark: tuple[int, int, int, int]) -> tuple:
         """What was written since ``mark`` as plain data, for :meth:`append_part` in another writer.
 
-        ``(byte_start, byte_end, chars, files, skipped)``: the byte range in this writer's file,
-        the characters in it, each file's fields as a tuple with its offset made relative to
-        ``chars`` at the mark, and each skip as ``(path, reason, size_bytes)``.
+        ``(byte_start, byte_end, chars, files, skipped, digests)``: the byte range in this writer's
+        file, the characters in it, each file's fields as a tuple with its offset made relative to
+        ``chars`` at the mark, each skip as ``(path, reason, size_bytes)``, and each file's
+        fingerprint (or None).
         """
         byte_start, char_start, n_files, n_skipped = mark
         files = [(f.path, f.offset - char_start, f.chars, f.lines, f.size_bytes, f.encoding, f.language,
                   f.converted, f.pages) for f in self._files[n_files:]]
         skipped = [(s.path, s.reason, s.size_bytes) for s in self._skipped[n_skipped:]]
-        return (byte_start, self._bytes, self._pos - char_start, files, skipped)
+        return (byte_start, self._bytes, self._pos - char_start, files, skipped, self._digests[n_files:])
 
     def append_part(self, fd: int, report: tuple) -> None:
         """Append a part another writer wrote (its :meth:`report_since`) from that writer's file ``fd``.
 
         The bytes are copied file to file (``copy_file_range`` where the system has it) and the
-        entries are indexed with their offsets moved to where the part lands. Raises ``OSError``, and
+        entries are indexed with their offsets moved to where the part lands. A report without its
+        sixth item (fingerprints) leaves those files without one. Raises ``OSError``, and
         ``RuntimeError`` while a file is open.
         """
         if self._current is not None:
             raise RuntimeError("append_part() called while a file is open")
-        byte_start, byte_end, chars, files, skipped = report
+        byte_start, byte_end, chars, files, skipped = report[:5]
+        digests = list(report[5]) if len(report) > 5 else []
         self._fh.flush()
         _copy_range(fd, self._fh.fileno(), byte_start, self._bytes, byte_end - byte_start)
         self._bytes += byte_end - byte_start
@@ -303,6 +332,8 @@ class ContextWriter:
                                      converted, pages)
                            for path, offset, n_chars, lines, size_bytes, encoding, language, converted, pages
                            in files)
+        digests += [None] * (len(files) - len(digests))
+        self._digests.extend(digests[:len(files)])
         self._skipped.extend(SkippedFile(path, reason, size_bytes) for path, reason, size_bytes in skipped)
         self._pos += chars
 
@@ -316,8 +347,9 @@ class ContextWriter:
         if self._current is not None:
             self.end()
         self._fh.close()
+        digests = {f.path: d for f, d in zip(self._files, self._digests, strict=True) if d is not None}
         return LoadedContext(path=self._dest, files=self._files, skipped=self._skipped,
-                             total_chars=self._pos, total_bytes=self._bytes)
+                             total_chars=self._pos, total_bytes=self._bytes, digests=digests)
 
     def abort(self) -> None:
         """Close and delete the partial file."""

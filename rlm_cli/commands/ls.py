@@ -7,6 +7,7 @@ here imports litellm.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,8 @@ from rlm_cli.loader.options import format_size
 if TYPE_CHECKING:
     from rlm_cli.context import LoadedContext
 
+PIPE_WIDTH = 10_000  # = rlm_cli.view.table.WIDE (a test checks): nothing cut for want of a terminal
+
 HELP = ("List what `rlm ask` would load from SOURCE... (files, directories, - for stdin, URLs, git remotes): each file with "
         "its size in characters and lines, the skipped ones with the reason, and totals. Needs no model. "
         + LOADING_RULES_HELP)
@@ -49,12 +52,12 @@ def ls_command(
 ) -> None:
     options = load_options_from(include, exclude, no_default_excludes, max_file_size, max_input_size,
                                 follow_symlinks)
+    options.digests = False  # no session compares this load's files
     with tempfile.TemporaryDirectory(prefix="rlm-ls-") as tmp:
         from rlm_cli.loader import load_sources  # lazily: `rlm --help` must stay fast
 
         loaded = load_sources(sources, options, Path(tmp) / "context.txt")
     from rlm_cli.view.pipe import stdout_may_close
-    from rlm_cli.view.table import stream_width
 
     out = sys.stdout
     with stdout_may_close():
@@ -63,7 +66,26 @@ def ls_command(
 
             out.write(json_text(listing_dict(loaded)) + "\n")
         else:
-            out.write(listing_text(loaded, stream_width(out), colour=out.isatty()))
+            tty = _isatty(out)
+            out.write(listing_text(loaded, _width(out, tty), colour=tty))
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _width(stream, tty: bool) -> int:
+    """:func:`rlm_cli.view.table.stream_width` of ``stream``; on a pipe without importing Rich (~30 ms
+    of a second ``rlm ls``): ``COLUMNS`` when set, else the table module's wide default."""
+    if tty:
+        from rlm_cli.view.table import stream_width
+
+        return stream_width(stream)
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else PIPE_WIDTH
 
 
 def listing_dict(loaded: LoadedContext) -> dict:
@@ -157,8 +179,6 @@ def _plain_table(loaded: LoadedContext, width: int) -> str | None:
     """The files table exactly as :func:`rlm_cli.view.table.print_table` prints it on a pipe (columns
     right-justified chars and lines, then the path, two spaces apart, no rule, lines without trailing
     blanks), or None when a path would not fit in ``width`` cells (Rich folds it)."""
-    from rich.cells import cell_len
-
     from rlm_cli.view.safe import inline
 
     rows = []
@@ -173,7 +193,12 @@ def _plain_table(loaded: LoadedContext, width: int) -> str | None:
         return None
     w_chars = max(len("chars"), *(len(r[0]) for r in rows))
     w_lines = max(len("lines"), *(len(r[1]) for r in rows))
-    w_path = max(len("path"), *(cell_len(r[2]) for r in rows))
+    if all(r[2].isascii() for r in rows):  # printable ASCII (inline() escaped the rest): a cell each
+        w_path = max(len("path"), *(len(r[2]) for r in rows))
+    else:
+        from rich.cells import cell_len
+
+        w_path = max(len("path"), *(cell_len(r[2]) for r in rows))
     if w_chars + w_lines + w_path + 6 > width:  # each column padded by two cells on its right
         return None
     out = [f"{'chars':>{w_chars}}  {'lines':>{w_lines}}  path"]

@@ -46,6 +46,8 @@ class LoadOptions:
     skips larger files found by walking; ``max_input_size`` (bytes) stops a load whose walked files
     add up to more. ``allow_remote``: URLs and git remotes may be fetched (``rlm serve`` says no);
     ``progress``: downloads and clones may show a progress bar on a terminal (``-q`` says no).
+    ``digests``: fingerprint each file while it is written (``LoadedContext.digests``, what a saved
+    conversation compares on ``rlm ask -c``); ``rlm ls`` needs none and says no.
     """
 
     include: list[str] = field(default_factory=list)
@@ -56,6 +58,7 @@ class LoadOptions:
     follow_symlinks: bool = False
     allow_remote: bool = True
     progress: bool = True
+    digests: bool = True
 
 
 # What wastes tokens without telling a model anything: applied to files found by walking a directory,

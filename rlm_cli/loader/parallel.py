@@ -152,8 +152,9 @@ class _RemoteDetector:
 
 
 def _child(items: Sequence, bounds: list[int], load_one: Callable, part: Path, counters: mmap.mmap,
-           lock_fd: int, fds: dict[str, int]) -> None:
-    """The child's whole life: load chunks from the back, answer the parent's detection requests
+           lock_fd: int, fds: dict[str, int], digests: bool = False) -> None:
+    """The child's whole life (its writer computing fingerprints when ``digests``, as the
+    parent's does): load chunks from the back, answer the parent's detection requests
     between chunks and then until the parent is done, report, and ``_exit`` (never returns)."""
     code = 1
     try:
@@ -162,7 +163,7 @@ def _child(items: Sequence, bounds: list[int], load_one: Callable, part: Path, c
         parent = os.getppid()
         requests = select.poll()
         requests.register(fds["request_r"], select.POLLIN)
-        writer = ContextWriter(part)
+        writer = ContextWriter(part, digests=digests)
         reports = {}
         while (chunk := _claim(counters, lock_fd, front=False)) is not None:
             if os.getppid() != parent:  # the parent was killed: nobody will read the result
@@ -233,7 +234,7 @@ def load_in_two(writer: ContextWriter, items: Sequence, load_one: Callable[[Cont
         gc.freeze()
         pid = os.fork()
         if pid == 0:
-            _child(items, bounds, load_one, part, counters, fds["lock"], fds)
+            _child(items, bounds, load_one, part, counters, fds["lock"], fds, writer.digesting)
         for name in ("report_w", "request_r", "answer_w"):
             os.close(fds.pop(name))
         previous = decode.set_detector(_RemoteDetector(fds["request_w"], fds["answer_r"]))

@@ -329,7 +329,7 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
         counted = _check_input_size(plan, sources, options, remote.names)
         items = _unique(_spool_streams(plan, options.max_input_size - counted, options, str(dest.parent),
                                        stdin, spooled))
-        writer = ContextWriter(dest)
+        writer = ContextWriter(dest, digests=getattr(options, "digests", True))
         conversions = Conversions(options.max_input_size,
                                   ConversionProgress(enabled=getattr(options, "progress", True)))
         conversions.prestart([item.path for item in items], [item.fs_path for item in items])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -39,17 +38,31 @@ def _now() -> str:
 
 
 def fingerprints(loaded: Any) -> dict[str, str]:
-    """``{path: hex digest}`` of each loaded file's text (BLAKE2b, 16 bytes), read back from the
-    context file one file at a time (memory: the largest file)."""
+    """``{path: hex digest}`` of each loaded file's text (BLAKE2b, 16 bytes:
+    :func:`rlm_cli.context.text_digest`, the format saved sessions hold).
+
+    The loader computes them while it writes the context file (``loaded.digests``); only a file it
+    has none for (a context assembled elsewhere) is read back from the context file and hashed, one
+    file at a time (memory: the largest file)."""
+    from rlm_cli.context import text_digest
+
+    known = getattr(loaded, "digests", None) or {}
     out: dict[str, str] = {}
-    pos = 0
-    with open(loaded.path, encoding="utf-8", newline="") as fh:
-        for entry in sorted(loaded.files, key=lambda f: f.offset):
-            if entry.offset > pos:
-                fh.read(entry.offset - pos)
-            text = fh.read(entry.chars)
-            pos = entry.offset + len(text)
-            out[entry.path] = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    missing = []
+    for entry in loaded.files:
+        digest = known.get(entry.path)
+        if digest is None:
+            missing.append(entry)
+        out[entry.path] = digest
+    if missing:
+        pos = 0
+        with open(loaded.path, encoding="utf-8", newline="") as fh:
+            for entry in sorted(missing, key=lambda f: f.offset):
+                if entry.offset > pos:
+                    fh.read(entry.offset - pos)
+                text = fh.read(entry.chars)
+                pos = entry.offset + len(text)
+                out[entry.path] = text_digest(text)
     return out
 
 

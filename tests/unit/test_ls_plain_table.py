@@ -44,3 +44,28 @@ def test_a_path_that_must_fold_goes_to_rich():
 def test_colour_keeps_rich():
     case = CASES[1]
     assert "\x1b[" in _files_table(case, 200, colour=True)
+
+
+def test_the_pipe_width_is_the_table_modules_and_needs_no_rich(monkeypatch):
+    import io
+    import subprocess
+    import sys
+
+    from rlm_cli.commands import ls
+    from rlm_cli.view.table import WIDE, stream_width
+
+    assert ls.PIPE_WIDTH == WIDE
+    for columns in (None, "123", "0", "wide"):
+        if columns is None:
+            monkeypatch.delenv("COLUMNS", raising=False)
+        else:
+            monkeypatch.setenv("COLUMNS", columns)
+        assert ls._width(io.StringIO(), False) == stream_width(io.StringIO())
+    # the listing of an ASCII tree on a pipe imports no Rich module
+    code = ("import sys\nfrom types import SimpleNamespace\nfrom rlm_cli.context import FileEntry\n"
+            "from rlm_cli.commands.ls import listing_text, _width\n"
+            "t = listing_text(SimpleNamespace(origins=[], skipped=[], est_tokens=1, files=[FileEntry('a.py', 0, 3, 1)]),"
+            " _width(sys.stdout, False))\n"
+            "print(sorted(m for m in sys.modules if m.startswith('rich.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -46,8 +46,13 @@ class Converted:
     pages: list[int] | None = None
 
 
+_LAST_CHARS = frozenset(c for ext in _EXTENSIONS for c in (ext[-1], ext[-1].upper()))
+
+
 def extension_kind(name: str) -> str | None:
     """The converter a path's extension suggests (``"report.PDF"`` -> ``"pdf"``), or ``None``."""
+    if not name or name[-1] not in _LAST_CHARS:  # most names (.py, .txt, .js): called per loaded file
+        return None
     dot = name.rfind(".")
     return _EXTENSIONS.get(name[dot:].lower()) if dot > name.rfind("/") else None
 

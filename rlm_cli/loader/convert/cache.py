@@ -13,8 +13,8 @@ the text. On read it is opened without following symlinks (``O_NOFOLLOW``, relat
 directory opened the same way), must be a regular file with one link, owned by this user and not
 readable or writable by others, and its header must name the expected key and hash to the header's
 ``sha256`` together with the text. Anything else (tampered, truncated, foreign, renamed into place)
-is removed and the document converted afresh. Entries are written atomically
-(:func:`rlm_cli.atomic.atomic_write_text`: mode 0600) into a directory of mode 0700 owned by the
+is removed and the document converted afresh. Entries are written atomically (a temporary file of
+mode 0600 renamed into place; not flushed to disk, as a torn entry fails that check) into a directory of mode 0700 owned by the
 user; a directory that is a symlink, not ours, or open to others (and cannot be made 0700) disables
 the cache for the load.
 
@@ -162,6 +162,23 @@ def decode_entry(key: str, data: bytes) -> Converted | None:
     return Converted(text, note, pages)
 
 
+def _write_entry(directory: Path, name: str, content: str) -> None:
+    """Write an entry atomically: a new temporary file (``O_EXCL``, mode 0600) in ``directory``, then
+    renamed over ``name``. No ``fsync``: every entry is verified on read, so one torn by a crash is a
+    miss (removed, converted afresh), and a load that stores eight documents does not wait for eight
+    disk flushes. Raises ``OSError``; the temporary file is removed on failure."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass") as fh:
+            fh.write(content)
+        os.replace(tmp, directory / name)
+    except BaseException:
+        _unlink(Path(tmp))
+        raise
+
+
 class ConvertCache:
     """The cache directory of one load (see the module doc).
 
@@ -239,15 +256,13 @@ class ConvertCache:
     def put(self, key: str, result: Converted) -> None:
         """Store ``result`` under ``key`` (atomically, 0600), then evict down to the bound; an entry
         larger than the whole bound is not stored. Never raises."""
-        from rlm_cli.atomic import atomic_write_text
-
         content = encode_entry(key, result)
         if len(content) > self.max_bytes or len(content.encode("utf-8", "surrogatepass")) > self.max_bytes:
             return
         try:
             if not _safe_directory(self.directory):
                 return
-            atomic_write_text(self.directory / (key + SUFFIX), content)
+            _write_entry(self.directory, key + SUFFIX, content)
         except OSError:
             return
         self.evict()

@@ -134,22 +134,24 @@ class Conversions:
         cache already; a miss found later starts it then."""
         from rlm_cli.loader.convert import extension_kind
 
-        kinds = {kind for kind in map(extension_kind, names) if kind}
-        if not kinds:
+        docs = [(i, kind) for i, kind in enumerate(map(extension_kind, names)) if kind]
+        if not docs:
             return
-        if fs_paths is not None and self.cache() is not None and self._all_cached(names, fs_paths):
+        if fs_paths is not None and self.cache() is not None and self._all_cached(
+                [(names[i], fs_paths[i]) for i, _ in docs if i < len(fs_paths)]):
             return
-        self.process.prestart(sorted(kinds))
+        self.process.prestart(sorted({kind for _, kind in docs}))
 
-    def _all_cached(self, names: list[str], fs_paths: list[str | None]) -> bool:
-        """Whether every document among the files (by extension, then by their first bytes) has a
-        cache entry; stops at the first that has none. Hashes are remembered for :meth:`add`."""
+    def _all_cached(self, documents: list[tuple[str, str | None]]) -> bool:
+        """Whether every one of ``documents`` (``(name, fs_path)``: files with a document's
+        extension) that is one by its first bytes has a cache entry; stops at the first that has
+        none. Hashes are remembered for :meth:`add`."""
         from rlm_cli.loader.binary import PREFIX_BYTES
-        from rlm_cli.loader.convert import detect, extension_kind
+        from rlm_cli.loader.convert import detect
 
         cache = self.cache()
-        for name, fs_path in zip(names, fs_paths, strict=False):
-            if fs_path is None or not extension_kind(name):
+        for name, fs_path in documents:
+            if fs_path is None:
                 continue
             try:
                 fd = os.open(fs_path, _OPEN_FLAGS)
