@@ -76,7 +76,7 @@ class RlmInstance(Steps, Endings):
         self.repl: ReplProcess | None = None
         self._starting: asyncio.Future | None = None  # the REPL's start, overlapping the first LM call
         self._ran: dict[str, tuple[str | None, int]] = {}  # code run -> (its error, hash of (stdout, stderr))
-        self._finals = FinalCheck()  # FINALs as the model meant them; guesses refused
+        self._finals = FinalCheck(question)  # FINALs as the model meant them; guesses refused
         self._outputs: list[str] = []  # each step's stdout, as the root LM was shown it
         self._prompt_text: list[str] = []  # lines of rlm's own prompts: never an answer
         self._printed: set[int] = set()  # hashes of every (stdout, stderr) a step printed

@@ -79,8 +79,22 @@ class FinalCheck:
     while output was unread (or refused before), is refused as a guess. ``refused`` remembers the
     refused literals."""
 
-    def __init__(self) -> None:
+    def __init__(self, question: str = "") -> None:
         self.refused: set[str] = set()
+        self.question_words = set(re.findall(r"\w+", question))
+
+    def bare_name(self, code: str, error: str | None) -> str | None:
+        """``FINAL(shipping)``, the quotes forgotten (a ``NameError``): the name, when the question
+        itself holds it as a word (one of the labels it lists). None otherwise: ``FINAL(result)``
+        of a variable never defined stays no answer."""
+        found = re.fullmatch(r"NameError: name '(\w+)' is not defined", error or "")
+        tree = parse_python(code) if found else None
+        for node in ast.walk(tree) if tree is not None else ():
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("FINAL", "Final")
+                    and len(node.args) == 1 and isinstance(node.args[0], ast.Name)
+                    and node.args[0].id == found.group(1)):
+                return found.group(1) if found.group(1) in self.question_words else None
+        return None
 
     def settle(self, code: str, final: str | None, error: str | None, unread: bool,
                read: Callable[[], str]) -> tuple[str | None, bool]:
@@ -89,6 +103,10 @@ class FinalCheck:
         not read (``unread``), and ``read()``: everything it had been shown."""
         if final is None and error in LOWER_CASE_FINAL_ERRORS:
             final = literal_final(code, ("final",))
+        if final is None:
+            final = self.bare_name(code, error)
+            if final is not None:
+                return final, False
         if final is None:
             return None, False
         written = literal_final(code)

@@ -317,3 +317,15 @@ def test_silent_steps_and_new_output_do_not_end_the_loop(fake_lm):
     run = run_engine(fake_lm, files={"a.txt": "x\nx\n"}, limits=Limits(max_iterations=20))
     assert (run.status, run.answer) == ("answered", "3")
     assert not any("nothing new" in n for n in run.notices())
+
+
+def test_a_final_of_a_bare_word_the_question_lists_is_that_word(fake_lm):
+    """Seen on oolong: FINAL(shipping), the quotes forgotten, a NameError twice, then a wrong label on
+    the last call. A bare name the question holds is the answer; a variable never defined is not."""
+    question = "Which label is most frequent? The labels are: billing, shipping. Answer with the label only."
+    fake_lm.script("root", "```repl\nprint(count('shipping'))\n```", "```repl\nFINAL(shipping)\n```")
+    run = run_engine(fake_lm, question=question, files={"a.txt": "label: shipping\n"})
+    assert (run.status, run.answer) == ("answered", "shipping")
+    fake_lm.script("root", "```repl\nprint(count('shipping'))\n```", "```repl\nFINAL(result)\n```", "FINAL(billing)")
+    run = run_engine(fake_lm, question=question, files={"a.txt": "label: shipping\n"})
+    assert run.answer == "billing" and "name 'result' is not defined" in told(fake_lm, -1)
