@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=10, help="sequential requests; also per client")
     ap.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput run")
     ap.add_argument("--profile", action="store_true", help="profile the throughput run in this process")
+    ap.add_argument("--profile-out", metavar="PATH", help="with --profile: also save the raw cProfile stats")
     args = ap.parse_args()
     if args.profile:
         from bench_serve_profile import profile
