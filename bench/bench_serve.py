@@ -12,7 +12,8 @@ root LM call plus one REPL step) and one ``rlm serve`` on a free loopback port p
     ``--max-running`` running RLMs: requests per minute.
 With ``--profile``, the same throughput run is made against a server in this process instead: its
 event-loop thread runs under cProfile, and the time of each phase of a request (load, REPL start,
-LM call, step, REPL close, the run's clean-up) is printed, then the calls that took the loop's time.
+LM call, step, REPL close, the run's clean-up) is printed, then the calls that took the loop's time
+(``--profile-out PATH`` also saves the raw stats for ``pstats``).
 Run: ``.venv/bin/python bench/bench_serve.py [--lm-latency 0.2] [--requests 10] [--clients 4] [--profile]``.
 """
 
@@ -86,6 +87,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=10, help="sequential requests; also per client")
     ap.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput run")
     ap.add_argument("--profile", action="store_true", help="profile the throughput run in this process")
+    ap.add_argument("--profile-out", metavar="PATH", help="with --profile: also save the raw cProfile stats")
     args = ap.parse_args()
     if args.profile:
         from bench_serve_profile import profile

@@ -111,6 +111,8 @@ def profile(args) -> None:
           f"{60 * len(done) / wall:.0f} requests/minute; phases (mean per call, ms):")
     for label, values in PHASES.items():
         print(f"  {label:45s} {1000 * sum(values) / len(values):7.1f}  x{len(values) / max(1, len(done)):.1f}")
+    if args.profile_out:
+        prof.dump_stats(args.profile_out)
     out = io.StringIO()
     pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(15)
     print("event-loop thread, by own time (the warm-up included):")

@@ -217,7 +217,7 @@ def _namespace_prefix(network: bool, root_can_drop: bool) -> tuple[list[str], st
     if not sys.platform.startswith("linux"):
         return [], "none", False, False
     nets = [False] if network else [True, False]
-    unshare = shutil.which("unshare")
+    unshare = _which("unshare")
     if unshare:
         base = ["--pid", "--fork", "--kill-child", "--mount-proc", "--uts"]
         users = ([False, True] if root_can_drop else [True, False]) if os.geteuid() == 0 else [True]
@@ -226,14 +226,14 @@ def _namespace_prefix(network: bool, root_can_drop: bool) -> tuple[list[str], st
                 cmd = [unshare, *(["--user", "--map-root-user"] if user else []), *base, *(["--net"] if net else [])]
                 if _probe(cmd):
                     return cmd, "unshare", user, net
-    bwrap = shutil.which("bwrap")
+    bwrap = _which("bwrap")
     if bwrap:
         # /tmp world-writable (the child may drop to another uid): ``--perms`` needs bwrap >= 0.5.
         for net, perms in [(net, perms) for net in nets for perms in (True, False)]:
             # As root the child drops to an unprivileged uid itself (which needs CAP_SETUID), then
             # drops every capability; otherwise bwrap drops them.
             cmd = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                   *(["--unshare-net"] if net else []), *_bwrap_root(visible_root(), perms),
+                   *(["--unshare-net"] if net else []), *_bwrap_root(_visible_root(), perms),
                    *([] if root_can_drop else ["--cap-drop", "ALL"])]
             if _probe([*cmd, "--"]):
                 return cmd, "bwrap", False, net
@@ -281,7 +281,7 @@ def plan_sandbox(workdir: str, network: bool = False, limits: ResourceLimits | N
     if root_can_drop and not user_ns:
         plan.run_as = UNPRIVILEGED_UID
     if prefix:
-        plan.root = visible_root()
+        plan.root = _visible_root()
     if kind == "bwrap":
         plan.prefix = _bwrap_prefix(prefix, workdir)
     weaker = []
@@ -327,8 +327,8 @@ def _root_can_drop(workdir: str) -> bool:
 def _pdeathsig() -> list[str]:
     """``setpriv --pdeathsig KILL`` (util-linux), probed once, so the launched process is killed by the
     kernel when rlm dies, even by SIGKILL; empty where unavailable (the child then sets it for itself)."""
-    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
-    true = shutil.which("true")
+    setpriv = _which("setpriv") if sys.platform.startswith("linux") else None
+    true = _which("true")
     if not (setpriv and true):
         return []
     cmd = [setpriv, "--pdeathsig", "KILL"]
@@ -340,6 +340,53 @@ def _pdeathsig() -> list[str]:
         except (OSError, subprocess.SubprocessError):
             _PROBES[key] = False
     return cmd if _PROBES[key] else []
+
+
+# --- what plan_sandbox looks up once (the same for every REPL of this process) -------------------
+_WHICH: dict[tuple, str] = {}
+_ROOTS: dict[tuple, VisibleRoot] = {}
+
+
+def _which(name: str) -> str | None:
+    """``shutil.which(name)``, remembered per ``PATH``: a remembered program is used only while it is
+    still an executable regular file (else looked up again); "not found" is never remembered. The
+    look-up function is part of the key, so a replaced ``shutil.which`` (tests) is always asked."""
+    key = (name, os.environ.get("PATH", os.defpath), shutil.which)
+    found = _WHICH.get(key)
+    if found is not None and os.path.isfile(found) and os.access(found, os.X_OK):
+        return found
+    found = shutil.which(name)
+    if found is None:
+        _WHICH.pop(key, None)
+    else:
+        _WHICH[key] = found
+    return found
+
+
+def _visible_root() -> VisibleRoot:
+    """:func:`~rlm_cli.repl.visible.visible_root`, computed once per interpreter layout (its key:
+    ``sys.executable``, the prefixes, ``sys.path``, ``HOME``) and reused while it still describes
+    the filesystem: every recorded symlink still reads the same target, and every read-only path
+    still exists and is its own real path (no symlink appeared on the way). Otherwise it is computed
+    again. A fresh copy each time (callers may extend it)."""
+    key = (sys.executable, sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, tuple(sys.path),
+           os.environ.get("HOME"))
+    root = _ROOTS.get(key)
+    if root is None or not _still_valid(root):
+        root = visible_root()
+        _ROOTS.clear()
+        _ROOTS[key] = root
+    return VisibleRoot(list(root.read_only), [list(link) for link in root.links])
+
+
+def _still_valid(root: VisibleRoot) -> bool:
+    try:
+        for path, target in root.links:
+            if os.readlink(path) != target:
+                return False
+        return all(os.path.realpath(path) == path and os.path.exists(path) for path in root.read_only)
+    except (OSError, ValueError):
+        return False
 
 
 def announce(note: str, plan: SandboxPlan) -> None:

@@ -54,6 +54,9 @@ class RunRequest:
     make_repl: Callable[[Any, Path], Any] | None = None
     """``(loaded, workdir) -> ReplProcess | None``: a REPL started ahead for the root RLM (``rlm serve``'s
     warm REPLs, :mod:`rlm_cli.serve.warm`); None, or when it gives None: started by the run."""
+    lm_paths: Any = None
+    """The LM request paths shared by several runs (``LMClient``'s ``backend_override``; ``rlm serve``:
+    :class:`~rlm_cli.serve.lmpaths.SharedPaths`, its connections reused); None: the run's own."""
 
 
 @dataclass
@@ -270,7 +273,7 @@ async def run_loaded(req: RunRequest, run: LoadedRun, attach_view: Callable[[Eve
     view = attach_view(bus)
     cfg.stream_root = view.stream_root
     lm = LMClient(**lm_endpoints(settings), timeout_s=req.request_timeout, max_retries=settings.max_retries,
-                  options=settings.options, prices=settings.prices, backend=run.backend)
+                  options=settings.options, prices=settings.prices, backend=run.backend, backend_override=req.lm_paths)
     if lm_semaphore is not None:
         lm._sem = NestedSlots(asyncio.Semaphore(max(1, req.limits.concurrency)), lm_semaphore)
     lm.on_retry = lambda message: bus.emit(Notice(message, level="info"))

@@ -116,6 +116,19 @@ def warm_size(cfg: ServeConfig) -> int:
     return cfg.max_running
 
 
+def shared_paths() -> Any:
+    """The LM request paths every run shares (:mod:`rlm_cli.serve.lmpaths`), for the backend
+    ``RLM_LM_BACKEND`` names (as each run would pick it; a bad value fails the run, as before)."""
+    import os
+
+    from rlm_cli.serve.lmpaths import SharedPaths
+
+    try:
+        return SharedPaths(os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
+    except RlmError:
+        return None
+
+
 def build_app(cfg: ServeConfig) -> web.Application:
     """The application for ``cfg`` (create it inside the running loop: it holds asyncio primitives).
     Bodies beyond ``cfg.max_body`` bytes are refused (413)."""
@@ -124,6 +137,7 @@ def build_app(cfg: ServeConfig) -> web.Application:
                              lm_semaphore=asyncio.Semaphore(max(1, cfg.max_lm_calls)),
                              spending=Spending(cfg.max_total_cost, cfg.cost_window),
                              sources=SourceCache(cfg.sources, cfg.load_options, log_load) if cfg.sources else None)
+    app[STATE].lm_paths = shared_paths()
     size = warm_size(cfg)
     if app[STATE].sources is not None and size:
         from rlm_cli.serve.warm import WarmPool
@@ -169,6 +183,9 @@ async def serve_until_stopped(cfg: ServeConfig, stop: asyncio.Event, ready: Any 
         await runner.cleanup()
         if state.sources is not None:
             state.sources.close()
+        if state.lm_paths is not None:
+            with contextlib.suppress(Exception):
+                await state.lm_paths.close()
 
 
 def serve(cfg: ServeConfig) -> None:

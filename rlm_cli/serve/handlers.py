@@ -47,6 +47,7 @@ class ServerState:
     closing: bool = False
     sources: Any = None
     warm: Any = None  # a rlm_cli.serve.warm.WarmPool (None: every run starts its own REPL)
+    lm_paths: Any = None  # a rlm_cli.serve.lmpaths.SharedPaths (None: each run opens its own connections)
 
 
 STATE = web.AppKey("rlm_state", ServerState)
@@ -106,7 +107,7 @@ def run_request(state: ServerState, chat: ChatRequest, conversation: Path | None
     return RunRequest(sources=sources, question=chat.question, load_options=cfg.load_options, settings=settings,
                       limits=limits, system=system or None, request_timeout=cfg.request_timeout,
                       repl_network=cfg.repl_network, build_context=build, log_writer=TrajectoryWriter(),
-                      make_repl=make_repl)
+                      make_repl=make_repl, lm_paths=state.lm_paths)
 
 
 def check_cost_budget(state: ServerState, chat: ChatRequest) -> None:
@@ -280,7 +281,8 @@ async def _repair(state: ServerState, chat: ChatRequest, text: str, error: str,
     settings = state.cfg.settings
     backend = check_backend(os.environ.get("RLM_LM_BACKEND", "").strip().lower() or "auto")
     lm = LMClient(**lm_endpoints(settings), timeout_s=state.cfg.request_timeout,
-                  options=settings.options, prices=settings.prices, backend=backend, max_retries=1)
+                  options=settings.options, prices=settings.prices, backend=backend, max_retries=1,
+                  backend_override=state.lm_paths)
     try:
         async with lm, state.lm_semaphore:
             result = await lm.complete(state.cfg.model_names[chat.model],
