@@ -27,15 +27,12 @@ class Outcome:
 class Endings:
     """The last call, the answer checks and the rescue call of an RLM instance."""
 
-    async def _last_call(self, index: int, status: str, stalled: int = 0, stale: int = 0) -> Outcome:
+    async def _last_call(self, index: int, status: str, stalled: int = 0) -> Outcome:
         """One last call asking for the best answer (when the budgets still allow one). ``stalled``:
-        the number of identical replies in a row that ended the loop early (0: none did); ``stale``:
-        the number of replies in a row whose code printed nothing new that did."""
+        the number of identical replies in a row that ended the loop early (0: none did)."""
         state = self.state
         if stalled:
             reason = prompts.STALLED.format(count=stalled)
-        elif stale:
-            reason = prompts.STALE.format(count=stale)
         elif status == "max_iterations":
             reason = "You have run out of iterations"
         else:

@@ -55,7 +55,6 @@ from rlm_cli.run.root_call import ask_root
 from rlm_cli.run.steps import Steps
 from rlm_cli.secrets import Redactor
 
-STALE_REPLIES = 2  # replies in a row whose code printed only what it had printed before
 STALL_REPLIES = 3  # identical root replies in a row that end the loop early with a last call
 DEFAULT_SUB_CHARS = 32_000  # prompt size suggested to the root LM when the sub-LM's window is unknown
 
@@ -79,8 +78,6 @@ class RlmInstance(Steps, Endings):
         self._finals = FinalCheck(question)  # FINALs as the model meant them; guesses refused
         self._outputs: list[str] = []  # each step's stdout, as the root LM was shown it
         self._prompt_text: list[str] = []  # lines of rlm's own prompts: never an answer
-        self._printed: set[int] = set()  # hashes of every (stdout, stderr) a step printed
-        self._news: bool | None = None
 
     async def solve(self) -> Outcome:
         """Run the loop until an answer, the iteration limit or a budget. Always closes the REPL."""
@@ -139,7 +136,7 @@ class RlmInstance(Steps, Endings):
         self._prompt_text = static_prompt_lines(
             *(m["content"] for m in self.messages[:1] if m["role"] == "system"),
             prompts.first_message(self.question, self.loaded, ""), exclude=self.question)
-        previous, repeats, stale = None, 0, 0
+        previous, repeats = None, 0
         for index in range(lim.max_iterations):
             try:
                 reply = await self._ask(index)
@@ -160,11 +157,6 @@ class RlmInstance(Steps, Endings):
                 answer, feedback = await self._run_blocks(index, parsed.blocks)
                 if answer is not None and (why := self._why(answer)) is None:
                     return Outcome("answered", answer)
-                stale = 0 if self._news else stale + (self._news is False)
-                if stale >= STALE_REPLIES and answer is None:
-                    state.bus.emit(Notice(f"the root LM's code printed nothing new {stale} times in a row; "
-                                          "it was asked for its best answer early"))
-                    return await self._last_call(index + 1, "max_iterations", stale=stale)
                 if answer is not None:
                     feedback.append(prompts.NOT_AN_ANSWER.format(what=why))
                 if parsed.final_beside_code:

@@ -182,8 +182,6 @@ LOWER_FINAL = ("Your reply wrote {word}(...) and no code. Write the answer as FI
 NOT_AN_ANSWER = ("Your FINAL(...) was not accepted: it is {what}, not an answer to the question. Read what your "
                  "code printed and answer in plain words, e.g. FINAL(\"the answer\").")
 STALLED = "You have sent the same reply {count} times in a row, so more turns will not help"
-STALE = ("Your code has printed only what it had printed before {count} times in a row, so more turns will not "
-         "help")
 LAST_CALL = ("{reason}. Do not write any more code. Reply now with your best answer, "
              "based only on what you found so far, in the form FINAL(your answer). If you could not find "
              "it, say what you found and what is missing.")

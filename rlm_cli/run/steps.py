@@ -4,7 +4,7 @@ what the model has read so far (for the guess checks of :mod:`rlm_cli.run.guesse
 
 :class:`Steps` is a part of :class:`rlm_cli.run.engine.RlmInstance` kept in its own module, like
 :class:`rlm_cli.run.endings.Endings`; it uses the instance's ``state``, ``repl``, ``messages``,
-``loaded``, ``_ran``, ``_outputs``, ``_printed``, ``_finals`` and ``_run_child``.
+``loaded``, ``_ran``, ``_outputs``, ``_finals`` and ``_run_child``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ class Steps:
         assert self.repl is not None
         await self._repl_ready()
         feedback: list[str] = []
-        self._news = None  # this reply's code printed something new (True), only old output (False), nothing (None)
         unread = blind = not self._ran  # the model has read no output yet, or this reply's code printed some
         for step, code in enumerate(blocks):
             state.bus.emit(StepStarted(self.rlm_id, index, step, code))
@@ -66,9 +65,6 @@ class Steps:
             notes = list(outcome.notes)
             key = code.strip()
             seen = hash((outcome.stdout, outcome.stderr))
-            if outcome.stdout.strip() or outcome.stderr.strip():
-                self._news = self._news or seen not in self._printed  # (None: nothing printed yet)
-                self._printed.add(seen)
             if key in self._ran and outcome.error and self._ran[key][0] == outcome.error:
                 notes.append(prompts.REPEATED_FAILURE)
             elif key in self._ran and self._ran[key] == (None, seen) and not outcome.error:

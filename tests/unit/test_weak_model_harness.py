@@ -299,26 +299,6 @@ def test_the_same_code_three_times_with_a_changing_status_line_ends_the_loop_ear
     assert len(fake_lm.requests_for("root")) == 4
 
 
-def test_code_that_prints_only_old_output_twice_in_a_row_ends_the_loop_early(fake_lm):
-    """Seen on oolong: the model re-ran the offered block with its question reworded, five times,
-    each printing the same hits and count; two such replies in a row go to the last call."""
-    fake_lm.script("root", "```repl\nprint(count('x'))\n```", "```repl\nprint(count( 'x' ))\n```",
-                   "```repl\nn = count('x')\nprint(n)\n```", "FINAL(2)")
-    run = run_engine(fake_lm, files={"a.txt": "x\nx\n"}, limits=Limits(max_iterations=20))
-    assert (run.status, run.answer) == ("max_iterations", "2")
-    assert len(fake_lm.requests_for("root")) == 4
-    assert "printed only what it had printed before 2 times in a row" in told(fake_lm, 3)
-    assert any("printed nothing new 2 times" in n for n in run.notices())
-
-
-def test_silent_steps_and_new_output_do_not_end_the_loop(fake_lm):
-    fake_lm.script("root", "```repl\nprint(count('x'))\n```", "```repl\nn = 1\n```", "```repl\nm = 2\n```",
-                   "```repl\nprint(count('x'))\n```", "```repl\nprint(n + m)\n```", "FINAL(3)")
-    run = run_engine(fake_lm, files={"a.txt": "x\nx\n"}, limits=Limits(max_iterations=20))
-    assert (run.status, run.answer) == ("answered", "3")
-    assert not any("nothing new" in n for n in run.notices())
-
-
 def test_a_final_of_a_bare_word_the_question_lists_is_that_word(fake_lm):
     """Seen on oolong: FINAL(shipping), the quotes forgotten, a NameError twice, then a wrong label on
     the last call. A bare name the question holds is the answer; a variable never defined is not."""
