@@ -61,6 +61,20 @@ FILE_UNITS = ("where = {where}\n"
               "                      (r'^class\\s', 'top-level classes')]:\n"
               "    print(count(pattern, paths=where), what, 'in', {file!r})")
 
+PAIRS = re.compile(r"\bpairs?\s+of\s+(?:\w+\s+){0,2}?([A-Za-z]+?)s\b", re.IGNORECASE)  # "pair of distinct users"
+EXAMPLE = re.compile(r"\b(?:for example|for instance|e\.g\.|such as)\b", re.IGNORECASE)
+MAX_PAIRS = 300  # pairs printed by the first block
+PAIR_LINES = ("rows = grep({pattern})\n"
+              "print(f\"{{len(rows)}} lines hold all of {terms}\")\n"
+              "found = sorted({{m.group(1) for _path, _line, text in rows\n"
+              "                for m in re.finditer(r'(?i)\\b{noun}s?[\\s:=#]+[\"\\']?([\\w.@-]*\\d[\\w.@-]*|[\\w.@-]+)', text)}})\n"
+              "print(f\"{{len(found)}} distinct {noun}s on those lines: {{found}}\")\n"
+              "import itertools\n"
+              "pairs = list(itertools.combinations(found, 2))\n"
+              "print(f\"{{len(pairs)}} pairs of them:\")\n"
+              "for a, b in pairs[:{most}]:\n"
+              "    print(f\"({{a}}, {{b}})\")")
+
 COUNT_LINES = ("n = count({pattern})\n"
                "print(f\"{{n}} lines hold all of {terms}: count them with count(), not by reading the hits\")")
 COUNT_EACH = ("counts = {{term: count(pattern) for term, pattern in {each}}}\n"
@@ -113,6 +127,22 @@ def rank_candidates(question: str) -> list[str]:
     return []
 
 
+def pair_plan(question: str) -> tuple[str, list[str]] | None:
+    """``(noun, terms)`` for a question asking for every pair of things that share something ("List
+    every pair of distinct users who both have a record labelled 'shipping'"): the things (``user``)
+    and the key terms that pick their lines (quoted words, identifiers; not file names, and none
+    from an example the question gives: "for example (u1234, u5678)"); None for another question."""
+    found = PAIRS.search(question)
+    if not found:
+        return None
+    from rlm_cli.repl.child_grep import parse_query
+
+    asked = EXAMPLE.split(question, 1)[0]
+    terms, keys = parse_query(asked)
+    chosen = [t for t in terms if t in keys and not PATHLIKE.search(t)][:MAX_TERMS]
+    return (found.group(1).lower(), chosen) if chosen else None
+
+
 def code_names(question: str) -> list[str]:
     """The names a code question asks about ("Which function calls `sync_ledger`?", "where is the
     class `Parser` defined?"): the key terms (:func:`rlm_cli.repl.child_grep.parse_query`: quoted
@@ -163,6 +193,12 @@ def first_block(question: str) -> str:
     target = counted_file(question)
     if target is not None:
         return block + "\n" + FILE_UNITS.format(where=repr(target), file=target)
+    plan = pair_plan(question)
+    if plan is not None:  # every pair of things whose lines hold the terms, computed
+        noun, terms = plan
+        pattern = "(?i)^" + "".join(_holds(t) for t in terms)
+        return block + "\nimport re\n" + PAIR_LINES.format(pattern=repr(pattern), noun=noun, most=MAX_PAIRS,
+                                                          terms=", ".join(repr(t) for t in terms))
     candidates = rank_candidates(question)
     if candidates:
         block += "\n" + COUNT_EACH.format(each=_each(candidates)) + "\n" + RANK_ENDS

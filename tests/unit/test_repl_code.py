@@ -120,3 +120,24 @@ def test_definitions_and_callers_in_the_real_repl(fake_lm):
     assert "('pkg/app.py', 10, 'flush', '            return sync_ledger(data)')" in out
     system = fake_lm.requests_for("root")[0].body["messages"][0]["content"]
     assert "definitions(name, paths=None)" in system and "callers(name, paths=None)" in system
+
+
+def test_a_pairs_question_gets_every_pair_computed(tmp_path):
+    """OOLONG-Pairs: "every pair of distinct users who both have a record labelled 'shipping'" was 0
+    of 5: the model never wrote the code; the block finds the users on those lines and pairs them."""
+    from rlm_cli.run.first_block import pair_plan
+
+    question = ("List every pair of distinct users who both have at least one record labelled 'shipping'. "
+                "Give each pair as (user, user), for example (u1234, u5678), one pair per line.")
+    assert pair_plan(question) == ("user", ["shipping"])  # not the example's ids
+    assert pair_plan("Which pairs of files import `os`?") == ("file", ["os"])
+    assert pair_plan("How many records have the label 'shipping'?") is None
+    records = ("[#1] user u7 | label: shipping | a\n[#2] user u3 | label: billing | b\n"
+               "[#3] user u5 | label: shipping | c\n[#4] user u7 | label: shipping | d\n[#5] user=u9 label: shipping\n")
+    tools = tools_over(tmp_path, {"records.txt": records})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(first_block(question), dict(tools))
+    assert out.getvalue().splitlines()[-6:] == [
+        "4 lines hold all of 'shipping'", "3 distinct users on those lines: ['u5', 'u7', 'u9']", "3 pairs of them:",
+        "(u5, u7)", "(u5, u9)", "(u7, u9)"]
