@@ -71,18 +71,25 @@ def static_prompt_lines(*messages: str, exclude: str = "") -> list[str]:
 
 
 def why_not_an_answer(answer: str | None, *, prompt_text: list[str], outputs: list[str],
-                      question: str = "") -> str | None:
+                      question: str = "", errors: list[str] = ()) -> str | None:
     """What ``answer`` is when it is not an answer, or None when it is one.
 
     ``prompt_text``: lines of rlm's own prompts (:func:`prompt_lines`); ``outputs``: the stdout of
     every step the REPL ran (as the root LM was shown it); ``question``: the question asked (an
-    answer that is the question, give or take two words, is the question copied back). Returns ``"empty"``, ``"code"``,
-    ``"the question itself"``, ``"rlm's own prompt text"`` or ``"a dump of the REPL's output"``."""
+    answer that is the question, give or take two words, is the question copied back); ``errors``:
+    the error lines of this run's failed steps (an answer that is one of them, give or take fences
+    and an ``Error:`` prefix, is the REPL's own error). Returns ``"empty"``, ``"code"``, ``"the
+    question itself"``, ``"an error of its own code"``, ``"rlm's own prompt text"`` or ``"a dump of
+    the REPL's output"``."""
     if answer is None or not answer.strip():
         return "empty"
     text = answer.strip()
     if looks_like_code(text):
         return "code"
+    bare = re.sub(r"^(?:```\w*\s*)+|(?:\s*```)+$", "", text).strip()
+    bare = re.sub(r"^(?:Error:\s*)+", "", bare).strip()
+    if bare and any(bare == err.strip() or bare == err.strip().split(": ", 1)[-1] for err in errors):
+        return "an error of its own code"
     asked, said = _words(question), _words(text)
     if len(asked) >= MIN_QUESTION_WORDS and said[:len(asked)] == asked and len(said) - len(asked) < 3:
         return "the question itself"

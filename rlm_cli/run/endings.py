@@ -53,7 +53,7 @@ class Endings:
     def _why(self, answer: str | None) -> str | None:
         """What ``answer`` is when it is not one (:func:`~rlm_cli.run.answers.why_not_an_answer`)."""
         return why_not_an_answer(answer, prompt_text=self._prompt_text, outputs=self._outputs,
-                                 question=self.question)
+                                 question=self.question, errors=self._errors)
 
     async def _rescue(self, index: int, why: str) -> str | None:
         """One more root call when the last call's answer is not one (``why``): the question and the

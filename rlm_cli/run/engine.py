@@ -77,6 +77,7 @@ class RlmInstance(Steps, Endings):
         self._ran: dict[str, tuple[str | None, int]] = {}  # code run -> (its error, hash of (stdout, stderr))
         self._finals = FinalCheck(question)  # FINALs as the model meant them; guesses refused
         self._outputs: list[str] = []  # each step's stdout, as the root LM was shown it
+        self._errors: list[str] = []  # each failed step's error line ("NameError: name 'x' is not defined")
         self._prompt_text: list[str] = []  # lines of rlm's own prompts: never an answer
 
     async def solve(self) -> Outcome:

@@ -94,8 +94,8 @@ The next message shows what that really printed, best match first, for example \
 FINAL("8443 (conf/services.txt:88)")
 ```
 If no line printed answers the question, search with other words or synonyms, or grep a regex. When the \
-answer needs reading a lot of text, split it into chunks and ask sub-LMs about each chunk, putting the \
-chunk itself in the prompt: `llm_query_batched([f"Question ... Text:\\n{chunk}" for chunk in chunks])`.
+answer needs reading a lot of text, cut that text into chunks in a variable first, then ask sub-LMs about \
+every chunk with one `llm_query_batched` call, each prompt holding the question and its chunk's text.
 """
 
 

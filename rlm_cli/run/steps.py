@@ -4,7 +4,7 @@ what the model has read so far (for the guess checks of :mod:`rlm_cli.run.guesse
 
 :class:`Steps` is a part of :class:`rlm_cli.run.engine.RlmInstance` kept in its own module, like
 :class:`rlm_cli.run.endings.Endings`; it uses the instance's ``state``, ``repl``, ``messages``,
-``loaded``, ``_ran``, ``_outputs``, ``_finals`` and ``_run_child``.
+``loaded``, ``_ran``, ``_outputs``, ``_errors``, ``_finals`` and ``_run_child``.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class Steps:
             router = SubCallRouter(state, StepRef(self.rlm_id, index, step, self.depth), self._run_child)
             outcome = await self.repl.execute(code, router, state.limits.step_timeout)
             self._outputs.append(prompts.truncate_output(outcome.stdout.rstrip("\n"), state.limits.max_output_chars))
+            if outcome.error:
+                self._errors.append(outcome.error)
             unread = unread or bool(outcome.stdout.strip())
             blind = blind and not outcome.stdout.strip()
             outcome.final, guessed = self._finals.settle(code, outcome.final, outcome.error, unread, self._read)

@@ -195,3 +195,16 @@ def test_the_question_copied_back_is_not_an_answer():
     assert why_not_an_answer(answer, prompt_text=[], outputs=[], question=question) is None  # echo, then an answer
     assert why_not_an_answer("Paris", prompt_text=[], outputs=[], question="What is the capital?") is None
     assert why_not_an_answer("Who wrote it", prompt_text=[], outputs=[], question="Who wrote it?") is None  # short
+
+
+def test_an_error_of_the_runs_own_code_is_not_an_answer():
+    """Seen on codeqa: the last call answered "```repl\\nError: NameError: name 'chunks' is not defined"."""
+    from rlm_cli.run.answers import why_not_an_answer
+
+    errors = ["NameError: name 'chunks' is not defined"]
+    for answer in ("```repl\nError: NameError: name 'chunks' is not defined", "NameError: name 'chunks' is not defined",
+                   "name 'chunks' is not defined"):
+        assert why_not_an_answer(answer, prompt_text=[], outputs=[], errors=errors) == "an error of its own code"
+    # an error the user asked about (read from the input, not raised by the run's code) is an answer
+    assert why_not_an_answer("NameError: name 'cfg' is not defined", prompt_text=[], outputs=[], errors=errors) is None
+    assert why_not_an_answer("NameError: name 'chunks' is not defined", prompt_text=[], outputs=[]) is None
