@@ -1,11 +1,12 @@
 """The runnable first block rlm offers the root LM in its first message (and runs itself when the
 root LM's first reply has no code that runs): a ``search`` for the question's words and, for a
-question that counts or ranks, the counts that answer it, computed with the REPL's ``count()``.
+question of a kind below, the code that answers it, run in the REPL (``count()``, ``grep()``,
+``definitions()``, ``callers()``).
 
 Why: a weak root LM (a 1.5B model, issue 22) answered "how many" from the twenty hits it was shown
 ("2" where 24 was right) and "which label is most frequent" by guessing, while the same model reads a
-printed count correctly. Every line here is code the root LM could have written; the counts are the
-REPL's, never rlm's. A question that neither counts nor ranks gets the search alone.
+printed count correctly. Every line here is code the root LM could have written; what it prints is
+the REPL's, never rlm's. A question of none of these kinds gets the search alone.
 
 Kinds of question recognised (all case-insensitive, from the question's words only):
 
@@ -15,7 +16,12 @@ Kinds of question recognised (all case-insensitive, from the question's words on
   terms): each term's count, and which one is on more lines;
 - ranking ("most / least frequent | common | often", "frequency"): each candidate's count, highest
   first, and the most and least frequent. The candidates are the quoted key terms, else the longest
-  comma-separated list in the question ("The labels are: billing, refund, shipping").
+  comma-separated list in the question ("The labels are: billing, refund, shipping");
+- code (function, class, defined, calls, parameter ... outside quotes, and a name): the name's
+  definitions, or its callers with their enclosing functions; a count of a file's functions or
+  classes: its ``def`` and ``class`` lines counted;
+- pairs ("every pair of distinct users who both ..."): the lines holding the key terms, the things
+  named on them and every pair of those.
 """
 
 from __future__ import annotations
