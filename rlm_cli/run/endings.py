@@ -50,20 +50,29 @@ class Endings:
                                   "it may be a guess"))
         return Outcome(status, answer)
 
+    async def _history_full(self, index: int) -> Outcome:
+        """The history no longer fits the root LM's window (seen: a weak model printing all of
+        ``context`` three times into a 16k window): no more turns can be sent, so the answer comes
+        from one rescue call, a fresh short conversation with the printed lines that bear on the
+        question; None when there are none or it finds no answer."""
+        answer = await self._rescue(index, "", notice="the conversation no longer fits the root LM's context window; "
+                                                       "rlm asked once more, showing the lines its code printed")
+        return Outcome("max_iterations", answer)
+
     def _why(self, answer: str | None) -> str | None:
         """What ``answer`` is when it is not one (:func:`~rlm_cli.run.answers.why_not_an_answer`)."""
         return why_not_an_answer(answer, prompt_text=self._prompt_text, outputs=self._outputs,
                                  question=self.question, errors=self._errors)
 
-    async def _rescue(self, index: int, why: str) -> str | None:
+    async def _rescue(self, index: int, why: str, notice: str | None = None) -> str | None:
         """One more root call when the last call's answer is not one (``why``): the question and the
         printed lines that bear on it, the answer asked for in plain words. None when nothing was
         printed, the budget refuses, or the reply is no answer either."""
         lines = relevant_lines(self._outputs, self.question)
         if not lines:
             return None
-        self.state.bus.emit(Notice(f"the root LM's last answer was {why}; rlm asked once more, showing the "
-                                   "lines its code printed", level="info"))
+        self.state.bus.emit(Notice(notice or f"the root LM's last answer was {why}; rlm asked once more, showing "
+                                             "the lines its code printed", level="info"))
         try:
             reply = await self._ask(index, final_call=True, messages=rescue_messages(self.question, lines))
         except BudgetExceeded:

@@ -143,6 +143,10 @@ class RlmInstance(Steps, Endings):
                 reply = await self._ask(index)
             except BudgetExceeded:
                 return await self._last_call(index, "budget_exhausted")
+            except FatalLMError as exc:
+                if exc.kind != "context_window" or index == 0:
+                    raise
+                return await self._history_full(index)
             parsed = parse_reply(reply)
             # the same code (a weak model also copies the status line, whose numbers change), or the same text
             signature = tuple(b.strip() for b in parsed.blocks) or reply.strip()

@@ -309,3 +309,16 @@ def test_a_final_of_a_bare_word_the_question_lists_is_that_word(fake_lm):
     fake_lm.script("root", "```repl\nprint(count('shipping'))\n```", "```repl\nFINAL(result)\n```", "FINAL(billing)")
     run = run_engine(fake_lm, question=question, files={"a.txt": "label: shipping\n"})
     assert run.answer == "billing" and "name 'result' is not defined" in told(fake_lm, -1)
+
+
+def test_a_history_past_the_window_ends_with_the_rescue_call_not_an_error(fake_lm):
+    """Seen on stdlib: the model printed all of `context` three times into a 16k window; the next
+    root call was refused (the prompt is longer than the window) and the run ended in an error."""
+    from fake_lm import Reply
+
+    fake_lm.script("root", "```repl\nprint(grep('code'))\n```",
+                   Reply("This model's maximum context length is 8192 tokens", status=400), "4242")
+    run = run_engine(fake_lm, question="What is the code?", files={"a.txt": "the code is 4242\n"})
+    assert (run.status, run.answer) == ("max_iterations", "4242")
+    assert any("no longer fits the root LM's context window" in n for n in run.notices())
+    assert len(fake_lm.requests_for("root")[-1].body["messages"]) == 2  # a fresh, short conversation
