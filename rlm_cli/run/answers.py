@@ -95,6 +95,9 @@ def why_not_an_answer(answer: str | None, *, prompt_text: list[str], outputs: li
         return "the question itself"
     if METADATA.search(text) or any(line in text for line in prompt_text):
         return "rlm's own prompt text"
+    said_text = " ".join(_words(text))
+    if len(said_text) >= MIN_PROMPT_LINE and any(said_text in " ".join(_words(line)) for line in prompt_text):
+        return "rlm's own prompt text"  # a piece of a prompt line: "The billing service listens on port 8443."
     if OUTPUT_HEADER.search(text):
         return "a dump of the REPL's output"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

@@ -208,3 +208,14 @@ def test_an_error_of_the_runs_own_code_is_not_an_answer():
     # an error the user asked about (read from the input, not raised by the run's code) is an answer
     assert why_not_an_answer("NameError: name 'cfg' is not defined", prompt_text=[], outputs=[], errors=errors) is None
     assert why_not_an_answer("NameError: name 'chunks' is not defined", prompt_text=[], outputs=[]) is None
+
+
+def test_a_piece_of_the_worked_example_is_not_an_answer():
+    """Seen on pairs: "The billing service listens on port 8443." (the worked example's output line)."""
+    from rlm_cli.run.answers import static_prompt_lines, why_not_an_answer
+
+    lines = static_prompt_lines()
+    assert why_not_an_answer("The billing service listens on port 8443.", prompt_text=lines,
+                             outputs=[]) == "rlm's own prompt text"
+    assert why_not_an_answer("The auth service listens on port 8443.", prompt_text=lines, outputs=[]) is None
+    assert why_not_an_answer("8443", prompt_text=lines, outputs=[]) is None  # too short to tell
