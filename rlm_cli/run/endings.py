@@ -8,6 +8,7 @@ the instance's ``state``, ``question``, ``messages``, ``_outputs``, ``_prompt_te
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rlm_cli.errors import BudgetExceeded
@@ -16,6 +17,10 @@ from rlm_cli.run.answers import NO_ANSWER, relevant_lines, rescue_messages, why_
 from rlm_cli.run.events import Notice
 from rlm_cli.run.guesses import invented
 from rlm_cli.run.parsing import find_final, is_placeholder, parse_reply
+
+FINAL_ANSWER_LINE = re.compile(r"^[ \t*_#>-]*final answer[ \t*_]*[:\uff1a][ \t*_]*(.+?)[ \t*_]*$",
+                               re.IGNORECASE | re.MULTILINE)
+"""A last-call reply's "Final answer: X" line (weak models write it instead of FINAL(X))."""
 
 
 @dataclass
@@ -95,6 +100,9 @@ class Endings:
         parsed = parse_reply(reply)
         if parsed.final_text is not None and not parsed.blocks:  # Final(0) then a paragraph: the 0
             return parsed.final_text.strip() or None
+        said = FINAL_ANSWER_LINE.search(reply)
+        if said and not parsed.blocks and said.group(1).strip():  # "Final answer: u1285 and u5997" in prose
+            return said.group(1).strip()
         if not (parsed.prose or parsed.blocks or parsed.unclosed_block):
             return None  # nothing but empty fences ("```\nrepl\n```"): no answer
         return (parsed.prose or "\n".join(parsed.blocks) or reply).strip() or None

@@ -322,3 +322,12 @@ def test_a_history_past_the_window_ends_with_the_rescue_call_not_an_error(fake_l
     assert (run.status, run.answer) == ("max_iterations", "4242")
     assert any("no longer fits the root LM's context window" in n for n in run.notices())
     assert len(fake_lm.requests_for("root")[-1].body["messages"]) == 2  # a fresh, short conversation
+
+
+def test_a_last_call_final_answer_line_is_the_answer(fake_lm):
+    """Seen on pairs: eight replies "Output of block N of 3:\\nFinal answer: `u1285` and `u5997`, ...",
+    the last one rejected whole as a dump of the REPL's output."""
+    reply = "Output of block 9 of 3:\nFinal answer: `u1285` and `u5997`."
+    fake_lm.script("root", "```repl\nprint(grep('u1'))\n```", "```repl\nprint(1)\n```", reply)
+    run = run_engine(fake_lm, files={"a.txt": "u1285 u5997\n"}, limits=Limits(max_iterations=2))
+    assert (run.status, run.answer) == ("max_iterations", "`u1285` and `u5997`.")
