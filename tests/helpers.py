@@ -153,17 +153,31 @@ def echo_reply(body: dict) -> str:
 
 def repl_pids(scope: Path) -> list[int]:
     """PIDs of live REPL children of runs whose TMPDIR was ``scope`` (other runs on the machine are
-    not ours to judge)."""
-    pids = []
+    not ours to judge), and the processes below them: a shell init starts the REPL again as
+    ``child.py --locked`` without the run's paths on its command line."""
+    pids, parents = [], {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
                 cmd = (d / "cmdline").read_bytes()
-            except OSError:
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
             if b"rlm_cli/repl/child.py" in cmd and str(scope).encode() in cmd:
                 pids.append(int(d.name))
-    return pids
+    below = [pid for pid in parents if pid not in pids and _under(pid, set(pids), parents)]
+    return pids + below
+
+
+def _under(pid: int, roots: set[int], parents: dict[int, int]) -> bool:
+    """Whether ``pid`` descends from one of ``roots`` (``parents``: pid -> parent pid)."""
+    seen = set()
+    while pid in parents and pid not in seen:
+        seen.add(pid)
+        pid = parents[pid]
+        if pid in roots:
+            return True
+    return False
 
 
 def wait_until(predicate, timeout_s: float = 30.0, interval_s: float = 0.02) -> bool:
