@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from rlm_cli.run.first_block import LISTED
+from rlm_cli.run.first_block import LISTED, list_items
 from rlm_cli.run.guesses import paths_in
 
 ASKS_NUMBER = re.compile(r"\b(?:answer|reply|respond)\s+with\s+(?:a|the|one)\s+(?:number|count|integer)\b"
@@ -65,14 +65,9 @@ def _numbers(text: str) -> list[str]:
 
 def _options(question: str) -> list[str]:
     """The options a question lists (``more, fewer or same``; ``The labels are: a, b, c``): the
-    items of its comma-separated lists, quotes stripped."""
-    out: list[str] = []
-    for match in LISTED.finditer(question):
-        for part in re.split(r",|\s+(?:and|or)\s+", match.group(0)):
-            item = re.sub(r"^(?:and|or)\s+", "", part.strip()).strip("'\"`").strip()
-            if item and item.lower() not in ("and", "or", "the", "a"):
-                out.append(item)
-    return list(dict.fromkeys(out))
+    items of its comma-separated lists (:func:`rlm_cli.run.first_block.list_items`)."""
+    items = [i for m in LISTED.finditer(question) for i in list_items(m.group(0), ("and", "or", "the", "a"))]
+    return list(dict.fromkeys(items))
 
 
 def formed_answer(question: str, answer: str | None, bus) -> str | None:

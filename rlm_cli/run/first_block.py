@@ -95,6 +95,15 @@ RANK_ENDS = ("top, low = max(counts.values()), min(counts.values())\n"
              "print('least frequent:', ', '.join(repr(t) for t in counts if counts[t] == low), f'({low} lines)')")
 
 
+def _key_terms(text: str, files: bool = False) -> list[str]:
+    """The key terms of ``text`` (:func:`rlm_cli.repl.child_grep.parse_query`: quoted words,
+    identifiers), lower-cased, in order: those that are not file names, or (``files``) only those."""
+    from rlm_cli.repl.child_grep import parse_query
+
+    terms, keys = parse_query(text)
+    return [t for t in terms if t in keys and bool(PATHLIKE.search(t)) == files]
+
+
 def count_terms(question: str) -> list[str]:
     """The terms a counting question pins its records by: its key terms (identifiers, quoted words:
     :func:`rlm_cli.repl.child_grep.parse_query`; not file names) and its numbers of three digits or
@@ -102,12 +111,11 @@ def count_terms(question: str) -> list[str]:
     how many."""
     if not COUNTING.search(question):
         return []
-    from rlm_cli.repl.child_grep import WORD, parse_query
+    from rlm_cli.repl.child_grep import WORD
 
-    terms, keys = parse_query(question)
+    keys = _key_terms(question)
     numbers = [w for w in WORD.findall(question) if w.isdigit() and len(w) >= 3]
-    ordered = [t for t in terms if t in keys and not PATHLIKE.search(t)] + [n for n in numbers if n not in keys]
-    return list(dict.fromkeys(ordered))[:MAX_TERMS]
+    return list(dict.fromkeys(keys + [n for n in numbers if n not in keys]))[:MAX_TERMS]
 
 
 def rank_candidates(question: str) -> list[str]:
@@ -125,12 +133,21 @@ def rank_candidates(question: str) -> list[str]:
         return quoted[:MAX_CANDIDATES]
     lists = sorted((m.group(0) for m in LISTED.finditer(question)), key=len, reverse=True)
     for text in lists:
-        items = [re.sub(r"^(?:and|or)\s+", "", part.strip()).strip("'\"`") for part in re.split(r",", text)]
-        items = [i for part in items for i in re.split(r"\s+(?:and|or)\s+", part)]
-        items = [i for i in dict.fromkeys(i.strip() for i in items) if i and i.lower() not in STOP_WORDS]
+        items = list_items(text, STOP_WORDS)
         if len(items) >= 2:
             return items[:MAX_CANDIDATES]
     return []
+
+
+def list_items(text: str, dropped) -> list[str]:
+    """The items of one comma-separated list of :data:`LISTED` (``a, 'b' or c``): split at commas
+    and at "and" / "or", quotes stripped, each once, less those whose lower case is in ``dropped``."""
+    items = []
+    for part in re.split(r",|\s+(?:and|or)\s+", text):
+        item = re.sub(r"^(?:and|or)\s+", "", part.strip()).strip("'\"`").strip()
+        if item and item.lower() not in dropped:
+            items.append(item)
+    return list(dict.fromkeys(items))
 
 
 def pair_plan(question: str) -> tuple[str, list[str]] | None:
@@ -141,11 +158,7 @@ def pair_plan(question: str) -> tuple[str, list[str]] | None:
     found = PAIRS.search(question)
     if not found:
         return None
-    from rlm_cli.repl.child_grep import parse_query
-
-    asked = EXAMPLE.split(question, 1)[0]
-    terms, keys = parse_query(asked)
-    chosen = [t for t in terms if t in keys and not PATHLIKE.search(t)][:MAX_TERMS]
+    chosen = _key_terms(EXAMPLE.split(question, 1)[0])[:MAX_TERMS]
     return (found.group(1).lower(), chosen) if chosen else None
 
 
@@ -157,10 +170,7 @@ def code_names(question: str) -> list[str]:
     code words (function, class, defined, calls, parameter ...)."""
     if not CODE_WORDS.search(QUOTES.sub(" ", question)):
         return []
-    from rlm_cli.repl.child_grep import parse_query
-
-    terms, keys = parse_query(question)
-    names = [t for t in terms if t in keys and not PATHLIKE.search(t) and re.fullmatch(r"[A-Za-z_][\w.]*", t)]
+    names = [t for t in _key_terms(question) if re.fullmatch(r"[A-Za-z_][\w.]*", t)]
     named = [m.group(1).lower() for m in NAMED.finditer(question)]
     chosen = [n for n in names if n in named] or names
     return [_original_case(question, n) for n in chosen[:MAX_NAMES]]
@@ -172,10 +182,7 @@ def counted_file(question: str) -> str | None:
     otherwise."""
     if not COUNTING.search(question) or not UNITS.search(question):
         return None
-    from rlm_cli.repl.child_grep import parse_query
-
-    terms, keys = parse_query(question)
-    files = [_original_case(question, t) for t in terms if t in keys and PATHLIKE.search(t)]
+    files = [_original_case(question, t) for t in _key_terms(question, files=True)]
     return files[0] if files else None
 
 
