@@ -205,3 +205,17 @@ def drain_pty(master: int) -> bytes:
             break
         chunks.append(data)
     return b"".join(chunks)
+
+
+def context_over(tmp_path: Path, files: dict[str, str]):
+    """``(context, spans, loaded)`` for ``files`` (path -> text) laid out exactly as the REPL child
+    gets them: the context text, ``path -> (start, end)`` character spans, the LoadedContext."""
+    from rlm_cli.context import ContextWriter
+
+    writer = ContextWriter(tmp_path / "ctx.txt")
+    for path, text in files.items():
+        writer.add(path, text)
+    loaded = writer.finish()
+    context = loaded.read()
+    return context, {path: (offset, offset + chars) for path, offset, chars in loaded.index()}, loaded
+

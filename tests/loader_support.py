@@ -114,3 +114,26 @@ def make_tree(root: Path) -> None:
     write(root, "utf8bom.md", b"\xef\xbb\xbf# title\n")
     write(root, "empty.py", b"")
     write(root, "sub/empty.txt", b"")
+
+
+def kinds_tree(root, n: int, every: int, dirs: int, reps: tuple[int, int, int, int]) -> None:
+    """``n`` files under ``dirs`` directories, of every kind the loader writes differently, cycling
+    every ``every`` files: binary (skipped), latin-1 and Shift-JIS (decoded), empty, no final newline,
+    and plain Python for the rest. ``reps``: (binary pairs, decoded text repeats, no-newline
+    repeats, base line count of the Python files)."""
+    binary, decoded, no_newline, lines = reps
+    for i in range(n):
+        kind, d = i % every, f"d{i % dirs}"
+        if kind == 0:
+            write(root, f"{d}/bin{i}.dat", b"\x00\x01" * binary)
+        elif kind == 1:
+            write(root, f"{d}/latin{i}.txt", (LATIN1_TEXT * decoded).encode("latin-1", "replace"))
+        elif kind == 2:
+            write(root, f"{d}/sjis{i}.txt", (SJIS_TEXT * decoded).encode("shift_jis"))
+        elif kind == 3:
+            write(root, f"{d}/empty{i}.py", b"")
+        elif kind == 4:
+            write(root, f"{d}/nonl{i}.md", "déjà vu, no newline at the end " * no_newline)
+        else:
+            write(root, f"{d}/f{i}.py", f"line {i}\n" * (lines + 10 * i))
+

@@ -11,7 +11,7 @@ import hashlib
 import os
 
 import pytest
-from loader_support import LATIN1_TEXT, SJIS_TEXT, git_env, write  # noqa: F401
+from loader_support import LATIN1_TEXT, SJIS_TEXT, git_env, kinds_tree, write  # noqa: F401
 
 from rlm_cli.context import ContextWriter, text_digest
 from rlm_cli.loader import LoadOptions, load_sources, parallel, read
@@ -32,20 +32,7 @@ def read_back_digests(loaded) -> dict[str, str]:
 def mixed_tree(root, n: int = 120) -> None:
     """Files of every kind the loader writes differently: ASCII, UTF-8, latin-1 and Shift-JIS (decoded),
     no final newline, empty, binary (skipped), an HTML page (converted)."""
-    for i in range(n):
-        kind = i % 8
-        if kind == 0:
-            write(root, f"d{i % 5}/bin{i}.dat", b"\x00\x01" * 3000)
-        elif kind == 1:
-            write(root, f"d{i % 5}/latin{i}.txt", (LATIN1_TEXT * 100).encode("latin-1", "replace"))
-        elif kind == 2:
-            write(root, f"d{i % 5}/sjis{i}.txt", (SJIS_TEXT * 100).encode("shift_jis"))
-        elif kind == 3:
-            write(root, f"d{i % 5}/empty{i}.py", b"")
-        elif kind == 4:
-            write(root, f"d{i % 5}/nonl{i}.md", "déjà vu, no newline at the end " * 200)
-        else:
-            write(root, f"d{i % 5}/f{i}.py", f"line {i}\n" * (500 + 10 * i))
+    kinds_tree(root, n, every=8, dirs=5, reps=(3000, 100, 200, 500))
     write(root, "page.html", b"<!doctype html><html><head><title>T</title></head><body><h1>Hello</h1>"
                              b"<p>caf\xc3\xa9 au lait</p></body></html>")
 

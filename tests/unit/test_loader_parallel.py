@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from loader_support import LATIN1_TEXT, SJIS_TEXT, git_env, write  # noqa: F401
+from loader_support import LATIN1_TEXT, SJIS_TEXT, git_env, kinds_tree, write  # noqa: F401
 
 from rlm_cli.context import ContextWriter
 from rlm_cli.loader import LoadOptions, decode, load_sources, parallel, read, sources
@@ -18,20 +18,7 @@ pytestmark = [pytest.mark.usefixtures("git_env"),
 
 def big_tree(root):
     """300 files of every kind the loader tells apart: about 5 MB."""
-    for i in range(300):
-        kind = i % 10
-        if kind == 0:
-            write(root, f"d{i % 7}/bin{i}.dat", b"\x00\x01" * 4000)
-        elif kind == 1:
-            write(root, f"d{i % 7}/latin{i}.txt", (LATIN1_TEXT * 200).encode("latin-1", "replace"))
-        elif kind == 2:
-            write(root, f"d{i % 7}/sjis{i}.txt", (SJIS_TEXT * 200).encode("shift_jis"))
-        elif kind == 3:
-            write(root, f"d{i % 7}/empty{i}.py", b"")
-        elif kind == 4:
-            write(root, f"d{i % 7}/nonl{i}.md", "déjà vu, no newline at the end " * 300)
-        else:
-            write(root, f"d{i % 7}/f{i}.py", f"line {i}\n" * (2000 + 10 * i))
+    kinds_tree(root, 300, every=10, dirs=7, reps=(4000, 200, 300, 2000))
 
 
 def snapshot(ctx):

@@ -9,8 +9,8 @@ import io
 
 import pytest
 from engine_runner import run_engine
+from helpers import context_over
 
-from rlm_cli.context import ContextWriter
 from rlm_cli.repl.child_code import make_code_tools
 from rlm_cli.repl.child_grep import make_tools
 from rlm_cli.run.first_block import code_names, counted_file, first_block
@@ -37,12 +37,7 @@ GO = "package main\n\nfunc (s *Store) Flush(n int) error {\n\treturn nil\n}\n"
 
 
 def tools_over(tmp_path, files: dict[str, str]) -> dict:
-    writer = ContextWriter(tmp_path / "ctx.txt")
-    for path, text in files.items():
-        writer.add(path, text)
-    loaded = writer.finish()
-    context = loaded.read()
-    spans = {path: (offset, offset + chars) for path, offset, chars in loaded.index()}
+    context, spans, _loaded = context_over(tmp_path, files)
     tools = make_tools(context, spans)
     return {**tools, **make_code_tools(context, spans, tools["grep"])}
 

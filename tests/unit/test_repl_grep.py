@@ -8,6 +8,7 @@ import re
 
 import pytest
 from engine_runner import run_engine
+from helpers import context_over
 
 from rlm_cli.context import ContextWriter
 from rlm_cli.repl.child_grep import MAX_LINE_CHARS, make_grep
@@ -15,12 +16,7 @@ from rlm_cli.repl.child_grep import MAX_LINE_CHARS, make_grep
 
 def grep_over(tmp_path, files: dict[str, str]):
     """``grep`` over ``files`` laid out exactly as the REPL child gets them (context + index)."""
-    writer = ContextWriter(tmp_path / "ctx.txt")
-    for path, text in files.items():
-        writer.add(path, text)
-    loaded = writer.finish()
-    context = loaded.read()
-    spans = {path: (offset, offset + chars) for path, offset, chars in loaded.index()}
+    context, spans, loaded = context_over(tmp_path, files)
     return make_grep(context, spans), loaded
 
 
@@ -102,7 +98,6 @@ def test_a_files_text_passed_as_paths_searches_that_file(tmp_path):
 
 
 def test_count_counts_matching_lines_without_a_cap(tmp_path):
-    from rlm_cli.context import ContextWriter
     from rlm_cli.repl.child_grep import make_tools
 
     writer = ContextWriter(tmp_path / "ctx.txt")
@@ -137,7 +132,6 @@ def test_a_comparison_gets_each_terms_count_too(tmp_path):
     import contextlib
     import io
 
-    from rlm_cli.context import ContextWriter
     from rlm_cli.repl.child_grep import make_tools
     from rlm_cli.run.first_block import first_block
 
@@ -160,7 +154,6 @@ def test_a_ranking_question_gets_each_candidates_count(tmp_path):
     import contextlib
     import io
 
-    from rlm_cli.context import ContextWriter
     from rlm_cli.repl.child_grep import make_tools
     from rlm_cli.run.first_block import first_block, rank_candidates
 
