@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import ast
 import builtins
+import collections
 import contextlib
 import fcntl
 import io
 import itertools
 import json
+import math
 import os
 import queue
+import re
 import socket
 import sys
 import threading
@@ -119,6 +122,12 @@ def _listed(value) -> list:
     return value
 
 
+PRELOADED = {"re": re, "json": json, "math": math, "itertools": itertools, "collections": collections}
+"""Modules already imported in the namespace: weak root LMs use ``re.findall`` or
+``itertools.combinations`` without the import (a 1.5B root split rlm's offered block and lost its
+``import itertools``: NameError). Rebinding them is allowed; unchanged, they are not saved state."""
+
+
 class Repl:
     """The namespace and the step executor."""
 
@@ -126,7 +135,7 @@ class Repl:
         self.channel = channel
         self.final: str | None = None
         self.notes: list[str] = []
-        self.ns: dict = {"__name__": "__main__", "__builtins__": builtins}
+        self.ns: dict = {"__name__": "__main__", "__builtins__": builtins, **PRELOADED}
         files = FileMap(context, index)
         self.protected = {
             "context": context,
@@ -143,6 +152,11 @@ class Repl:
         if make_tools is not None:  # child_grep.make_tools: grep(pattern, ...), search(query, ...)
             self.protected.update(make_tools(context, files._spans))
         self.ns.update(self.protected)
+
+    def unsaved(self) -> set[str]:
+        """Names a saved state leaves out: rlm's own (``protected``) and the :data:`PRELOADED`
+        modules still bound to themselves."""
+        return set(self.protected) | {n for n, m in PRELOADED.items() if self.ns.get(n) is m}
 
     # --- functions the root LM calls -------------------------------------------------------
     def llm_query(self, prompt, model=None) -> str:
@@ -307,7 +321,7 @@ def serve(args, notes: list, load_context: Callable[[str | int], tuple[str, str]
                 report = {"saved": [], "skipped": [], "bytes": 0, "error": "no state file"}
             else:
                 limit = msg.get("limit") if isinstance(msg.get("limit"), int) else 0
-                report = state.save(repl.ns, repl.protected, args.state_out, limit)
+                report = state.save(repl.ns, repl.unsaved(), args.state_out, limit)
             channel.send({"type": "state_saved", "id": msg["id"], **report})
         elif msg["type"] == "get_var":
             name = msg.get("name", "")

@@ -78,6 +78,7 @@ class RunState:
     repls: set[ReplProcess] = field(default_factory=set)
     child_slots: dict[int, asyncio.Semaphore] = field(default_factory=dict)  # live child REPLs per depth
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    noticed: set[str] = field(default_factory=set)  # once-a-run notices already given
 
     @property
     def limits(self) -> Limits:

@@ -70,16 +70,21 @@ FILE_UNITS = ("where = {where}\n"
 PAIRS = re.compile(r"\bpairs?\s+of\s+(?:\w+\s+){0,2}?([A-Za-z]+?)s\b", re.IGNORECASE)  # "pair of distinct users"
 EXAMPLE = re.compile(r"\b(?:for example|for instance|e\.g\.|such as)\b", re.IGNORECASE)
 MAX_PAIRS = 300  # pairs printed by the first block
-PAIR_LINES = ("rows = grep({pattern})\n"
-              "print(f\"{{len(rows)}} lines hold all of {terms}\")\n"
+PAIR_SHOWN = 5  # matching lines the pairs block prints (the lines' shape, not the answer)
+PAIR_LINES = ("import itertools, re\n"
+              "rows = grep({pattern})\n"
+              "print(f\"{{len(rows)}} lines hold all of {terms}; the first ones:\")\n"
+              "for path, line, text in rows[:{shown}]:\n"
+              "    print(f\"{{path}}:{{line}}: {{text}}\")\n"
               "found = sorted({{m.group(1) for _path, _line, text in rows\n"
               "                for m in re.finditer(r'(?i)\\b{noun}s?[\\s:=#]+[\"\\']?([\\w.@-]*\\d[\\w.@-]*|[\\w.@-]+)', text)}})\n"
               "print(f\"{{len(found)}} distinct {noun}s on those lines: {{found}}\")\n"
-              "import itertools\n"
               "pairs = list(itertools.combinations(found, 2))\n"
+              "answer = \"\\n\".join(f\"({{a}}, {{b}})\" for a, b in pairs)\n"
               "print(f\"{{len(pairs)}} pairs of them:\")\n"
               "for a, b in pairs[:{most}]:\n"
-              "    print(f\"({{a}}, {{b}})\")")
+              "    print(f\"({{a}}, {{b}})\")\n"
+              "print(f\"the variable answer holds all {{len(pairs)}} pairs, one per line: FINAL_VAR(answer) answers with them\")")
 
 COUNT_LINES = ("n = count({pattern})\n"
                "print(f\"{{n}} lines hold all of {terms}: count them with count(), not by reading the hits\")")
@@ -210,8 +215,8 @@ def first_block(question: str) -> str:
     if plan is not None:  # every pair of things whose lines hold the terms, computed
         noun, terms = plan
         pattern = "(?i)^" + "".join(_holds(t) for t in terms)
-        return block + "\nimport re\n" + PAIR_LINES.format(pattern=repr(pattern), noun=noun, most=MAX_PAIRS,
-                                                          terms=", ".join(repr(t) for t in terms))
+        return PAIR_LINES.format(pattern=repr(pattern), noun=noun, most=MAX_PAIRS, shown=PAIR_SHOWN,
+                                 terms=", ".join(repr(t) for t in terms))
     candidates = rank_candidates(question)
     if candidates:
         block += "\n" + COUNT_EACH.format(each=_each(candidates)) + "\n" + RANK_ENDS

@@ -50,7 +50,8 @@ class Steps:
         unread = blind = not self._ran  # the model has read no output yet, or this reply's code printed some
         for step, code in enumerate(blocks):
             state.bus.emit(StepStarted(self.rlm_id, index, step, code))
-            router = SubCallRouter(state, StepRef(self.rlm_id, index, step, self.depth), self._run_child)
+            router = SubCallRouter(state, StepRef(self.rlm_id, index, step, self.depth), self._run_child,
+                                   self.question)
             outcome = await self.repl.execute(code, router, state.limits.step_timeout)
             self._outputs.append(prompts.truncate_output(outcome.stdout.rstrip("\n"), state.limits.max_output_chars))
             if outcome.error:

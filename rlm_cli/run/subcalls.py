@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -56,6 +57,29 @@ if TYPE_CHECKING:
 
 MAX_BATCH = 10_000
 """Most items one ``llm_query_batched``/``rlm_query_batched`` call may hold."""
+
+MIN_QUESTION_WORDS = 4  # a shorter question may well be a fair sub-LM prompt on its own
+MAX_OWN_CHARS = 40  # characters of words beside the question in a prompt that is "the question alone"
+QUESTION_ALONE = ("Error: not sent: this prompt is the user's question with no text to read, and the sub-LM "
+                  "sees only its prompt, never `context`. Put the text it should read into the prompt, e.g. "
+                  "llm_query(question + \"\\n\\n\" + chunk) with chunk a slice of context or lines from grep()")
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def question_alone(prompt: str, question: str) -> bool:
+    """Whether a sub-LM ``prompt`` is the run's ``question`` and nothing to read: the question's words
+    (at least :data:`MIN_QUESTION_WORDS`) with at most :data:`MAX_OWN_CHARS` characters of other words
+    ("Answer this: <question>"). Such a call can only make up an answer: a 1.5B root sent
+    ``llm_query_batched([question, question])`` in 5 of 75 bench runs (14 of 27 sub-calls; issue 22),
+    and its sub-LM invented users and pairs for two minutes."""
+    asked = _plain(question)
+    if len(asked.split()) < MIN_QUESTION_WORDS:
+        return False
+    said = _plain(prompt)
+    return asked in said and len(said) - len(asked) <= MAX_OWN_CHARS
 
 _call_ids = itertools.count(1)
 
@@ -135,10 +159,11 @@ class SubCallRouter:
     :class:`FatalStepError` only for errors that end the run (provider authentication, unknown model).
     """
 
-    def __init__(self, state: RunState, ref: StepRef, run_child: ChildRunner) -> None:
+    def __init__(self, state: RunState, ref: StepRef, run_child: ChildRunner, question: str = "") -> None:
         self.state = state
         self.ref = ref
         self.run_child = run_child
+        self.question = question  # this RLM's question: a sub-LM prompt that is only this is not sent
         self._model_notice = False
 
     async def __call__(self, op: Any, args: Any):
@@ -238,6 +263,12 @@ class SubCallRouter:
         if not isinstance(prompt, str):
             return f"Error: the prompt must be a string, not {type(prompt).__name__}"
         state = self.state
+        if question_alone(prompt, self.question):  # not sent, not counted
+            if "question alone" not in state.noticed:
+                state.noticed.add("question alone")
+                state.bus.emit(Notice("model code sent the question alone to a sub-LM, with no text to read; "
+                                      "it was not sent and the code got an error string"))
+            return QUESTION_ALONE
         self._reserve()
         call = self._start(kind, model, prompt, batch)
         try:

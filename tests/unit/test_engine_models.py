@@ -148,3 +148,38 @@ def test_rlm_query_batched_bounds_live_repls(fake_lm, depth):
     assert f"answers {n} {n}" in step_stdout(run.doc)
     assert peak >= 2  # the watcher did see child REPLs
     assert peak <= 1 + 4 * depth, peak  # the root's, and at most --concurrency per depth
+
+
+QUESTION = ("List every pair of distinct users who both have at least one record labelled 'shipping'. "
+            "Give each pair as (user, user), one pair per line.")
+
+
+def test_the_question_alone_is_not_sent_to_a_sub_lm(fake_lm):
+    """A 1.5B root sent ``llm_query_batched([question, question])``: two sub-LMs invented users for
+    two minutes. A prompt that is the question and nothing to read is an error string, not a call;
+    the same question beside text to read is sent."""
+    fake_lm.script("root",
+                   "```repl\nout = llm_query_batched([QUESTION, QUESTION])\nout.append(llm_query('Answer this: ' + QUESTION))\n"
+                   "out.append(llm_query(QUESTION + '\\n\\n' + context[:200]))\nout.append(llm_query('Is 7 prime?'))\n"
+                   "for o in out:\n    print(o[:60])\n```".replace("QUESTION", repr(QUESTION)),
+                   "FINAL(done)")
+    fake_lm.default("sub", "a sub-LM reply")
+    run = run_engine(fake_lm, question=QUESTION, files={"records.txt": "[#1] user u7 | label: shipping | a\n" * 5})
+    assert run.status == "answered"
+    out = step_stdout(run.doc).splitlines()
+    assert all(line.startswith("Error: not sent: this prompt is the user's question") for line in out[:3])
+    assert out[3:] == ["a sub-LM reply", "a sub-LM reply"]  # with text to read; a short question of its own
+    assert [r.model for r in fake_lm.chat_requests()] == ["root", "sub", "sub", "root"]
+    assert run.doc["usage"]["sub_calls"] == 2
+    assert sum("the question alone" in n for n in run.notices()) == 1  # once a run
+
+
+def test_question_alone_needs_the_whole_question_and_little_else():
+    from rlm_cli.run.subcalls import question_alone
+
+    assert question_alone("  list EVERY pair of distinct users who both have...  ", "List every pair of distinct users "
+                          "who both have")
+    assert not question_alone("Who wrote it?", "Who wrote it?")  # too short to tell
+    assert not question_alone("Which lines mention the parser?", "Which function parses the config file?")
+    assert not question_alone("Which function parses the config file? Here is the code: " + "def f(): pass " * 5,
+                              "Which function parses the config file?")

@@ -131,8 +131,13 @@ def test_a_pairs_question_gets_every_pair_computed(tmp_path):
                "[#3] user u5 | label: shipping | c\n[#4] user u7 | label: shipping | d\n[#5] user=u9 label: shipping\n")
     tools = tools_over(tmp_path, {"records.txt": records})
     out = io.StringIO()
+    namespace = dict(tools)
     with contextlib.redirect_stdout(out):
-        exec(first_block(question), dict(tools))
-    assert out.getvalue().splitlines()[-6:] == [
-        "4 lines hold all of 'shipping'", "3 distinct users on those lines: ['u5', 'u7', 'u9']", "3 pairs of them:",
-        "(u5, u7)", "(u5, u9)", "(u7, u9)"]
+        exec(first_block(question), namespace)
+    printed = out.getvalue().splitlines()
+    assert printed[0] == "4 lines hold all of 'shipping'; the first ones:"  # no search: its hits were noise
+    assert printed[1] == "records.txt:1: [#1] user u7 | label: shipping | a"
+    assert printed[-6:] == [
+        "3 distinct users on those lines: ['u5', 'u7', 'u9']", "3 pairs of them:", "(u5, u7)", "(u5, u9)", "(u7, u9)",
+        "the variable answer holds all 3 pairs, one per line: FINAL_VAR(answer) answers with them"]
+    assert namespace["answer"] == "(u5, u7)\n(u5, u9)\n(u7, u9)"  # the model answered one pair of ten

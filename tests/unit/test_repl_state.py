@@ -48,11 +48,12 @@ async def _restore(tmp_path, blob: bytes, code: str):
 
 
 def test_variables_survive_into_a_new_repl_and_the_unpicklable_are_named(tmp_path, monkeypatch):
-    code = ("import re, collections\nhits = {'a': [1, 2, 3]}\ncounter = collections.Counter('abca')\n"
-            "pattern = re.compile('x+')\nfn = lambda x: x\ngen = (i for i in range(3))\n")
+    code = ("import re, collections, string\nhits = {'a': [1, 2, 3]}\ncounter = collections.Counter('abca')\n"
+            "pattern = re.compile('x+')\nfn = lambda x: x\ngen = (i for i in range(3))\njson = 'rebound'\n")
     saved = asyncio.run(_save(tmp_path, code))
     assert isinstance(saved, SavedState), saved
-    assert {"hits", "counter", "pattern", "re", "collections"} <= set(saved.saved)
+    assert {"hits", "counter", "pattern", "string", "json"} <= set(saved.saved)
+    assert not {"re", "collections", "itertools", "math"} & set(saved.saved)  # preloaded and unchanged
     skipped = dict(saved.skipped)
     assert "fn" in skipped and "gen" in skipped
     assert not {"context", "files", "llm_query", "grep"} & (set(saved.saved) | set(skipped))
@@ -60,10 +61,28 @@ def test_variables_survive_into_a_new_repl_and_the_unpicklable_are_named(tmp_pat
     monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("the parent unpickled REPL state"))
     report, out = asyncio.run(_restore(tmp_path, saved.blob,
                                        "print(hits['a'], counter['a'], pattern.pattern, re.escape('.'), "
-                                       "context[:13])"))
+                                       "context[:13], string.digits, json)"))
     assert out.error is None, out.stderr
-    assert out.stdout.strip() == "[1, 2, 3] 2 x+ \\. ==> a.txt <=="
-    assert set(report["restored"]) >= {"hits", "counter", "pattern", "re"}
+    assert out.stdout.strip() == "[1, 2, 3] 2 x+ \\. ==> a.txt <== 0123456789 rebound"
+    assert set(report["restored"]) >= {"hits", "counter", "pattern", "string", "json"}
+
+
+def test_common_modules_need_no_import(tmp_path):
+    """A weak root LM split rlm's offered block and lost its ``import itertools`` (NameError)."""
+    out = asyncio.run(_run_once(tmp_path, "print(list(itertools.combinations('abc', 2))[0], re.escape('.'), "
+                                          "math.isqrt(17), json.dumps([1]), collections.Counter('aab')['a'])"))
+    assert out.error is None, out.stderr
+    assert out.stdout.strip() == "('a', 'b') \\. 4 [1] 2"
+
+
+async def _run_once(tmp_path, code: str):
+    ctx, index = _ctx(tmp_path)
+    repl = ReplProcess(ctx, index, tmp_path / "repl" / "r2")
+    await repl.start()
+    try:
+        return await repl.execute(code, _noop, 60)
+    finally:
+        await repl.close()
 
 
 def test_a_value_over_the_cap_is_skipped_and_named(tmp_path):
