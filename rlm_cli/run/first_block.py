@@ -98,6 +98,9 @@ COMPARE_TWO = ("a, b = {pair}\n"
 RANK_ENDS = ("top, low = max(counts.values()), min(counts.values())\n"
              "print('most frequent:', ', '.join(repr(t) for t in counts if counts[t] == top), f'({top} lines)')\n"
              "print('least frequent:', ', '.join(repr(t) for t in counts if counts[t] == low), f'({low} lines)')")
+LEAST = re.compile(r"\b(?:least|fewest|rarest|less)\b", re.IGNORECASE)
+RANK_ANSWER = ("answer = ', '.join(t for t in counts if counts[t] == {end})\n"
+               "print(f\"the variable answer holds {{answer!r}}: FINAL_VAR(answer) answers with it\")")
 
 
 def _key_terms(text: str, files: bool = False) -> list[str]:
@@ -200,8 +203,11 @@ def _original_case(question: str, term: str) -> str:
 def first_block(question: str) -> str:
     """The first block for ``question``: Python code, no fences. A search for the question's words
     (the question quoted as a Python literal, whitespace collapsed, cut to :data:`MAX_BLOCK_QUESTION`
-    characters), then for a ranking question (:func:`rank_candidates`) each candidate's count and the
-    most and least frequent; for a counting question (:func:`count_terms`) how many lines hold all of
+    characters), then for a code question the names' definitions or callers, or a file's def and class
+    lines counted. A pairs question (:func:`pair_plan`) gets no search: the matching lines' first five,
+    the things named on them and every pair, kept in ``answer``; a ranking question
+    (:func:`rank_candidates`) neither: each candidate's count, the most and least frequent, and the one
+    asked for (least or most) in ``answer``. For a counting question (:func:`count_terms`) how many lines hold all of
     its terms, or, when it compares two or more terms, each one's count and, for two, which is on more
     lines. Counts are of lines holding the term as a whole word, case-insensitive."""
     block = FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_BLOCK_QUESTION]))
@@ -218,9 +224,9 @@ def first_block(question: str) -> str:
         return PAIR_LINES.format(pattern=repr(pattern), noun=noun, most=MAX_PAIRS, shown=PAIR_SHOWN,
                                  terms=", ".join(repr(t) for t in terms))
     candidates = rank_candidates(question)
-    if candidates:
-        block += "\n" + COUNT_EACH.format(each=_each(candidates)) + "\n" + RANK_ENDS
-        return block
+    if candidates:  # no search: its twenty hits pushed the counts out of a 1.5B root's sight
+        end = "low" if LEAST.search(question) else "top"
+        return "\n".join([COUNT_EACH.format(each=_each(candidates)), RANK_ENDS, RANK_ANSWER.format(end=end)])
     terms = count_terms(question)
     if len(terms) > 1 and COMPARING.search(question):  # "more records labelled 'a' than 'b'?": each count
         block += "\n" + COUNT_EACH.format(each=_each(terms))

@@ -168,12 +168,15 @@ def test_a_ranking_question_gets_each_candidates_count(tmp_path):
     writer.add("r.txt", "label: refund\n" * 3 + "label: billing\n" + "label: shipping\n" * 2 + "billings\n")
     loaded = writer.finish()
     tools = make_tools(loaded.read(), {p: (o, o + c) for p, o, c in loaded.index()})
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(first_block(question), dict(tools))
-    assert out.getvalue().splitlines()[-5:] == [
-        "3 lines hold 'refund'", "2 lines hold 'shipping'", "1 lines hold 'billing'",
-        "most frequent: 'refund' (3 lines)", "least frequent: 'billing' (1 lines)"]
+    for asked, answer in [(question, "billing"), (question.replace("least", "most"), "refund")]:
+        out, namespace = io.StringIO(), dict(tools)
+        with contextlib.redirect_stdout(out):
+            exec(first_block(asked), namespace)
+        assert out.getvalue().splitlines() == [  # no search: its hits hid the counts from a 1.5B root
+            "3 lines hold 'refund'", "2 lines hold 'shipping'", "1 lines hold 'billing'",
+            "most frequent: 'refund' (3 lines)", "least frequent: 'billing' (1 lines)",
+            f"the variable answer holds {answer!r}: FINAL_VAR(answer) answers with it"]
+        assert namespace["answer"] == answer
 
 
 def test_a_path_without_its_leading_directory_selects_the_file(tmp_path):
