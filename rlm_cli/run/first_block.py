@@ -67,6 +67,15 @@ FILE_UNITS = ("where = {where}\n"
               "                      (r'^class\\s', 'top-level classes')]:\n"
               "    print(count(pattern, paths=where), what, 'in', {file!r})")
 
+ASKS_FILE = re.compile(r"\b(?:which|what)\s+(?:file|module|path)\b|\bwhere\b|\bpath\b", re.IGNORECASE)
+FILE_ANSWER = ("if len(found) == 1:\n"
+               "    answer = found[0][0]\n"
+               "    print(f\"the variable answer holds {answer!r}: FINAL_VAR(answer) answers with it\")")
+CALLER_ANSWER = ("named = sorted({caller for _path, _line, caller, _text in found if caller})\n"
+                 "if len(named) == 1:\n"
+                 "    answer = named[0]\n"
+                 "    print(f\"the variable answer holds {answer!r}: FINAL_VAR(answer) answers with it\")")
+
 PAIRS = re.compile(r"\bpairs?\s+of\s+(?:\w+\s+){0,2}?([A-Za-z]+?)s\b", re.IGNORECASE)  # "pair of distinct users"
 EXAMPLE = re.compile(r"\b(?:for example|for instance|e\.g\.|such as)\b", re.IGNORECASE)
 MAX_PAIRS = 300  # pairs printed by the first block
@@ -203,8 +212,9 @@ def _original_case(question: str, term: str) -> str:
 def first_block(question: str) -> str:
     """The first block for ``question``: Python code, no fences. A search for the question's words
     (the question quoted as a Python literal, whitespace collapsed, cut to :data:`MAX_BLOCK_QUESTION`
-    characters), then for a code question the names' definitions or callers, or a file's def and class
-    lines counted. A pairs question (:func:`pair_plan`) gets no search: the matching lines' first five,
+    characters), then for a code question the names' definitions or callers (a question about one name
+    whose answer is one file or one caller keeps it in ``answer``), or a file's def and class lines
+    counted. A pairs question (:func:`pair_plan`) gets no search: the matching lines' first five,
     the things named on them and every pair, kept in ``answer``; a ranking question
     (:func:`rank_candidates`) neither: each candidate's count, the most and least frequent, and the one
     asked for (least or most) in ``answer``. For a counting question (:func:`count_terms`) how many lines hold all of
@@ -213,7 +223,10 @@ def first_block(question: str) -> str:
     block = FIRST_BLOCK.format(question=repr(" ".join(question.split())[:MAX_BLOCK_QUESTION]))
     names = code_names(question)
     if names:  # who calls it, or where it is defined (its definition shows its parameters)
-        block += "\n" + (CALLED if CALLING.search(question) else DEFINED).format(names=repr(names), shown=MAX_SHOWN)
+        calling = CALLING.search(question)
+        block += "\n" + (CALLED if calling else DEFINED).format(names=repr(names), shown=MAX_SHOWN)
+        if len(names) == 1 and (calling or ASKS_FILE.search(question)):  # one caller, one file: kept in answer
+            block += "\n" + (CALLER_ANSWER if calling else FILE_ANSWER)
     target = counted_file(question)
     if target is not None:
         return block + "\n" + FILE_UNITS.format(where=repr(target), file=target)

@@ -99,6 +99,12 @@ def test_code_questions_get_definitions_or_callers_in_their_first_block(tmp_path
     calls = printed("Which function calls `sync_ledger`?")
     assert "'sync_ledger' is called by flush at pkg/app.py:10: return sync_ledger(data)" in calls
     assert "3 calls of 'sync_ledger' in all" in calls
+    assert "the variable answer" not in calls  # two callers (and module-level code): nothing is picked
+    # one file, one caller: kept in answer, which the 1.5B root then gave as the answer
+    assert where.splitlines()[-1] == "the variable answer holds 'pkg/store.py': FINAL_VAR(answer) answers with it"
+    assert printed("Which function calls `inner`?").splitlines()[-1] == (
+        "the variable answer holds 'close': FINAL_VAR(answer) answers with it")
+    assert "the variable answer" not in printed("What is the default of the parameter `encoding` of `flush`?")
     assert "no definition of 'nothing' found" in printed("Where is the function `nothing` defined?")
     counted = printed("How many top-level functions does the file `app.py` define?").splitlines()[-3:]
     assert counted == ["0 top-level functions (def at the start of a line) in app.py",
