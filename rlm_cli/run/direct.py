@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from rlm_cli.context import CHARS_PER_TOKEN, LoadedContext
 from rlm_cli.errors import BudgetExceeded
+from rlm_cli.lm.client import FatalLMError
 from rlm_cli.run.config import RunState
 from rlm_cli.run.events import Notice, RlmStarted
 from rlm_cli.run.root_call import ask_root
@@ -31,6 +32,14 @@ REPLY_TOKENS = 1_024
 PROMPT_TOKENS = 256
 """Tokens kept free for the instructions and the question (beyond their measured size)."""
 TRUNCATION_NOTE = "Note: the input was truncated to fit your context window"
+WINDOW_RETRIES = 3
+"""Times ``--mode direct`` asks again, the input cut further, after a refusal for its length."""
+WINDOW_SHRINK = 0.75
+"""Each such retry assumes a window this fraction of the previous one (characters / 4 fell short)."""
+
+
+class InputTooLong(Exception):
+    """``--mode auto``'s direct call was refused for its length: the caller runs the loop instead."""
 
 
 @dataclass
@@ -95,10 +104,13 @@ class DirectInstance:
     repl = None  # no REPL: nothing to keep for a conversation
 
     def __init__(self, state: RunState, question: str, loaded: LoadedContext, window_tokens: int,
-                 opening: list[dict]) -> None:
+                 opening: list[dict], fallback: bool = False) -> None:
         """``window_tokens``: the root model's window (tokens); ``opening``: the loop's opening
         messages (system prompt, first message: metadata, never the input), kept as the start of a
-        conversation's history so that a follow-up continues in the loop."""
+        conversation's history so that a follow-up continues in the loop; ``fallback`` (``--mode
+        auto``): a refusal for the input's length raises :class:`InputTooLong` (the loop runs instead)
+        where ``--mode direct`` cuts the input further, up to :data:`WINDOW_RETRIES` times."""
+        self.fallback = fallback
         self.state = state
         self.question = question
         self.loaded = loaded
@@ -107,20 +119,33 @@ class DirectInstance:
 
     async def solve(self) -> DirectOutcome:
         """Make the one call and return its reply as the answer (``status`` ``answered``; an empty
-        reply: no answer; ``budget_exhausted`` when the budget refuses the call). Raises the LM
-        client's errors."""
+        reply: no answer; ``budget_exhausted`` when the budget refuses the call). Raises
+        :class:`InputTooLong` (see ``fallback``) and the LM client's errors."""
         state = self.state
         state.bus.emit(RlmStarted("r0", 0, None, self.question))
         context = await asyncio.to_thread(self.loaded.read)
-        prompt = build_prompt(context, self.question, self.window_tokens)
-        if prompt.truncated:
-            state.bus.emit(Notice(f"--mode direct: the input was cut to its first {prompt.kept_chars:,} of "
-                                  f"{prompt.input_chars:,} characters to fit the root model's window"))
-        messages = [{"role": "user", "content": prompt.text}]
-        try:
-            text = await ask_root(state, "r0", 0, 0, messages)
-        except BudgetExceeded:
-            return DirectOutcome("budget_exhausted", None)
+        window = self.window_tokens
+        for attempt in range(WINDOW_RETRIES + 1):
+            prompt = build_prompt(context, self.question, window)
+            if prompt.truncated:
+                state.bus.emit(Notice(f"--mode direct: the input was cut to its first {prompt.kept_chars:,} of "
+                                      f"{prompt.input_chars:,} characters to fit the root model's window"))
+            messages = [{"role": "user", "content": prompt.text}]
+            try:
+                text = await ask_root(state, "r0", attempt, 0, messages)
+                break
+            except BudgetExceeded:
+                return DirectOutcome("budget_exhausted", None)
+            except FatalLMError as exc:  # characters / 4 is an estimate; a tokenizer may need more
+                if exc.kind != "context_window":
+                    raise
+                if self.fallback:
+                    raise InputTooLong(str(exc)) from exc
+                if attempt == WINDOW_RETRIES or not prompt.kept_chars:
+                    raise
+                window = int(window * WINDOW_SHRINK)
+                state.bus.emit(Notice("--mode direct: the root model refused the input for its length; "
+                                      "asking again with less of it"))
         link = state.cfg.session
         if link is not None:  # a follow-up continues in the loop: the history holds no input text
             link.transcript = [*self.opening, {"role": "assistant", "content": text}]

@@ -39,10 +39,11 @@ from rlm_cli.run.answer_form import formed_answer
 from rlm_cli.run.answers import static_prompt_lines
 from rlm_cli.run.budget import Budget
 from rlm_cli.run.config import RunConfig, RunResult, RunState, now_iso
-from rlm_cli.run.direct import DirectInstance, choose_mode
+from rlm_cli.run.direct import DirectInstance, InputTooLong, choose_mode
 from rlm_cli.run.endings import Endings, Outcome
 from rlm_cli.run.events import (
     EventBus,
+    ModeChanged,
     Notice,
     RlmStarted,
     RunFinished,
@@ -307,14 +308,21 @@ async def run(cfg: RunConfig, loaded: LoadedContext, lm: LMClient, bus: EventBus
         from rlm_cli.run.session import DEFAULT_WINDOW_TOKENS
 
         root = DirectInstance(state, cfg.question, loaded, window or DEFAULT_WINDOW_TOKENS,
-                              first_messages(state, cfg.question, loaded, 0))
+                              first_messages(state, cfg.question, loaded, 0), fallback=cfg.mode == "auto")
     else:
         root = RlmInstance(state, "r0", 0, cfg.question, loaded)
     deadline = asyncio.timeout(cfg.limits.timeout)
     try:
         try:
             async with deadline:
-                outcome = await root.solve()
+                try:
+                    outcome = await root.solve()
+                except InputTooLong as exc:  # auto: the input did not fit after all; the loop answers
+                    bus.emit(Notice(f"--mode auto: the input did not fit the root model's window after all ({exc}); "
+                                    "the loop runs instead", level="info"))
+                    bus.emit(ModeChanged("rlm"))
+                    root = RlmInstance(state, "r0", 0, cfg.question, loaded)
+                    outcome = await root.solve()
             result = RunResult(outcome.status, formed_answer(cfg.question, outcome.answer, bus),
                                exhausted=budget.exhausted)
         except TimeoutError as exc:

@@ -181,6 +181,14 @@ class SubCallFinished:
 
 
 @dataclass(frozen=True)
+class ModeChanged:
+    """The run answers another way than :class:`RunStarted` said: ``mode`` ``"rlm"`` once a
+    ``--mode auto`` direct call was refused for its length (:mod:`rlm_cli.run.direct`)."""
+
+    mode: str
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something the user should see once (a weaker sandbox, a budget that ran out, a retry)."""
 

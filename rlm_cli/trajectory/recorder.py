@@ -26,6 +26,7 @@ from rlm_cli.atomic import atomic_write_text
 from rlm_cli.run.events import (
     CitationsChecked,
     IterationStarted,
+    ModeChanged,
     Notice,
     RlmStarted,
     RootReply,
@@ -157,6 +158,8 @@ class TrajectoryRecorder:
                          "duration_s": round(ev.duration_s, 4), "error": ev.error,
                          "final_answer": ev.final_answer, "repl_restarted": ev.repl_restarted})
             self.write()
+        elif isinstance(ev, ModeChanged):
+            self.doc["mode"] = ev.mode
         elif isinstance(ev, Notice):
             self.doc.setdefault("notices", []).append({"level": ev.level, "message": ev.message})
         elif isinstance(ev, RunFinished):

@@ -56,3 +56,41 @@ def test_auto_on_an_input_past_the_window_runs_the_loop(fake_lm):
 def test_the_default_is_the_loop(fake_lm):
     fake_lm.script("root", 'FINAL("x")')
     assert run_engine(fake_lm, files=SMALL).doc["mode"] == "rlm"
+
+
+TOO_LONG = "This model's maximum context length is 16384 tokens. However, you requested 17000 tokens"
+
+
+def test_auto_runs_the_loop_when_the_provider_refuses_the_direct_call_for_its_length(fake_lm):
+    """Characters / 4 is an estimate: a local model's tokenizer needed more tokens than the window
+    held (the bench's base calls were refused the same way). `auto` then runs the loop, and says so."""
+    from fake_lm import Reply
+
+    fake_lm.script("root", Reply(TOO_LONG, status=400), 'FINAL("none")')
+    run = run_engine(fake_lm, question="What is the magic number?", files=SMALL, mode="auto", window_tokens=16_384)
+    assert (run.status, run.answer, run.doc["mode"]) == ("answered", "none", "rlm")
+    sent = fake_lm.requests_for("root")
+    assert "The magic number is 7781." in sent[0].body["messages"][0]["content"]  # the direct call
+    assert "The magic number is 7781." not in str(sent[1].body["messages"])  # the loop: metadata only
+    assert any("did not fit the root model's window" in n and "loop" in n for n in run.notices())
+
+
+def test_direct_cuts_the_input_further_when_the_provider_refuses_it_for_its_length(fake_lm):
+    from fake_lm import Reply
+
+    fake_lm.script("root", Reply(TOO_LONG, status=400), "7781")
+    files = {"notes.txt": "The magic number is 7781.\n" + "filler line\n" * 6_000}
+    run = run_engine(fake_lm, question="What is the magic number?", files=files, mode="direct", window_tokens=16_384)
+    assert (run.status, run.answer, run.doc["mode"]) == ("answered", "7781", "direct")
+    first, second = (len(r.body["messages"][0]["content"]) for r in fake_lm.requests_for("root"))
+    assert second < first * 0.8
+    assert any("refused the input for its length" in n for n in run.notices())
+
+
+def test_direct_gives_up_after_a_few_refusals(fake_lm):
+    from fake_lm import Reply
+
+    fake_lm.script("root", *[Reply(TOO_LONG, status=400)] * 6)
+    run = run_engine(fake_lm, question="What is the magic number?", files=SMALL, mode="direct", window_tokens=16_384)
+    assert run.status == "error" and "longer than the model's context window" in run.doc["error"]["message"]
+    assert len(fake_lm.requests_for("root")) == 4  # the first call and three cuts
