@@ -99,20 +99,22 @@ class ReplProcess:
     ``context_path``: UTF-8 file holding ``context`` (opened once, as a regular file, and handed to
     each child as a descriptor); ``index``: ``[[path, offset, chars], ...]`` for ``files``;
     ``workdir``: a private directory (the child's cwd, HOME and TMPDIR), removed by :meth:`close`;
-    ``sandbox``: how to launch the child (default: :func:`plan_sandbox` for ``workdir``, network off,
-    limits sized from the context). The child's output goes to anonymous files only the parent holds
+    ``sandbox``: how to launch the child (default: :func:`plan_sandbox` for ``workdir`` and
+    ``network``, limits sized from the context, planned by the first :meth:`start` in a worker thread). The child's output goes to anonymous files only the parent holds
     (see :mod:`rlm_cli.repl.channel`). Raises :class:`ReplError` when the child cannot be started.
     """
 
     def __init__(self, context_path: Path, index: list, workdir: Path,
                  capture_bytes: int = DEFAULT_CAPTURE_BYTES, sandbox: SandboxPlan | None = None,
-                 state_in: bytes | None = None, keep_state: bool = False) -> None:
+                 state_in: bytes | None = None, keep_state: bool = False, network: bool = False) -> None:
         self.context_path = Path(context_path)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.index = index
         self.capture_bytes = capture_bytes
-        self.sandbox = sandbox or plan_sandbox(str(self.workdir.resolve()))
+        # None until the first start plans it (in a worker thread) for ``workdir`` and ``network``
+        self.sandbox: SandboxPlan = sandbox  # type: ignore[assignment]
+        self._network = network
         self.proc: Child | None = None
         self._launched: subprocess.Popen | None = None  # launched by _launch, not yet adopted
         self.load_s: float | None = None
@@ -163,6 +165,8 @@ class ReplProcess:
         sandbox's prefix). Raises ReplError."""
         try:
             harden_parent()
+            if self.sandbox is None:
+                self.sandbox = plan_sandbox(str(self.workdir.resolve()), self._network)
             self._open_files()
             for name in ("stdout", "stderr"):
                 with contextlib.suppress(OSError):
