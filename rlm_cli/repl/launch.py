@@ -14,6 +14,7 @@ then belong to a new process).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -100,10 +101,15 @@ class Child:
             self._loop.call_soon_threadsafe(self._reap)
 
 
+_WORKERS = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="rlm-repl")
+"""The REPLs' own worker threads: a launch waits for the child's exec (long on a loaded machine), so
+it does not hold the loop's default executor, whose threads load each request's context."""
+
+
 async def in_thread(fn: Any, *args: Any) -> Any:
-    """``fn(*args)`` in a worker thread, finished even when the awaiting task is cancelled (the
-    cancellation then propagates once it is done, so no half-done work is left behind)."""
-    job = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    """``fn(*args)`` in one of the REPLs' worker threads, finished even when the awaiting task is
+    cancelled (the cancellation then propagates once it is done, so no half-done work is left behind)."""
+    job = asyncio.get_running_loop().run_in_executor(_WORKERS, fn, *args)
     try:
         return await asyncio.shield(job)
     except asyncio.CancelledError:
