@@ -19,14 +19,25 @@ import argparse
 import os
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
+
+
+def idle_s(path: Path) -> float:
+    """The server's event-loop idle seconds until now (see loopstats/sitecustomize.py)."""
+    now, data = time.monotonic(), path.read_bytes()
+    if len(data) != 16:
+        return 0.0
+    idle, since = struct.unpack("dd", data)
+    return idle + (now - since if since else 0.0)
 
 
 def cpu_s(pid: int) -> tuple[float, float]:
@@ -55,6 +66,7 @@ def main() -> None:
     ideal = 60 * args.clients / args.lm_latency
     rates: dict[str, list[float]] = {"base": [], "new": []}
     cpu: dict[str, list[tuple[float, float]]] = {"base": [], "new": []}  # per request, per round
+    busy: dict[str, list[float]] = {"base": [], "new": []}  # the loop's busy wall seconds per request
     with tempfile.TemporaryDirectory() as tmp, ScriptedServer() as server:
         server.default("root", Reply(ROOT_REPLY, delay_s=args.lm_latency))
         doc = Path(tmp) / "doc.txt"
@@ -66,8 +78,9 @@ def main() -> None:
                         "RLM_API_BASE": server.base_url, "OPENAI_API_KEY": "sk-bench", "NO_COLOR": "1",
                         "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
             other = args.base if side == "base" else args.new
-            if other:
-                env["PYTHONPATH"] = str(Path(other).resolve())
+            env["PYTHONPATH"] = os.pathsep.join([*([str(Path(other).resolve())] if other else []),
+                                                 str(HERE / "loopstats")])
+            env["RLM_BENCH_LOOP_IDLE"] = str(Path(tmp) / f"{side}.idle")
             port = free_port()
             urls[side] = f"http://127.0.0.1:{port}/v1"
             procs[side] = subprocess.Popen(
@@ -81,14 +94,17 @@ def main() -> None:
                 run_clients(urls[side], args.clients, 2, messages)  # warm-up
             for r in range(args.rounds):
                 for side in (("base", "new") if r % 2 == 0 else ("new", "base")):
-                    before = cpu_s(procs[side].pid)
+                    before, idle, t = cpu_s(procs[side].pid), idle_s(Path(tmp) / f"{side}.idle"), time.monotonic()
                     wall, done = run_clients(urls[side], args.clients, args.requests, messages)
                     after = cpu_s(procs[side].pid)
+                    idle = idle_s(Path(tmp) / f"{side}.idle") - idle
+                    busy[side].append((time.monotonic() - t - idle) / max(1, len(done)))
                     rates[side].append(60 * len(done) / wall)
                     cpu[side].append(tuple((b - a) / max(1, len(done)) for a, b in zip(before, after, strict=True)))
                 print(f"round {r + 1}: base {rates['base'][-1]:.0f}, new {rates['new'][-1]:.0f} requests/minute; "
                       f"loop CPU per request base {1000 * cpu['base'][-1][0]:.1f} ms, "
-                      f"new {1000 * cpu['new'][-1][0]:.1f} ms", flush=True)
+                      f"new {1000 * cpu['new'][-1][0]:.1f} ms; loop busy per request base "
+                      f"{1000 * busy['base'][-1]:.1f} ms, new {1000 * busy['new'][-1]:.1f} ms", flush=True)
         finally:
             for proc in procs.values():
                 proc.send_signal(signal.SIGTERM)
@@ -100,7 +116,7 @@ def main() -> None:
         whole = statistics.median(c[1] for c in cpu[side])
         print(f"{side}: median {med:.0f} ({med / ideal:.2f} of the ideal {ideal:.0f}), best {best:.0f} "
               f"({best / ideal:.2f}); CPU per request (median of rounds): loop thread {1000 * loop:.1f} ms, "
-              f"process {1000 * whole:.1f} ms")
+              f"process {1000 * whole:.1f} ms; loop busy (wall) per request {1000 * statistics.median(busy[side]):.1f} ms")
     print(f"new / base: median {statistics.median(rates['new']) / statistics.median(rates['base']):.2f}, "
           f"loop CPU per request {statistics.median(c[0] for c in cpu['new']) / statistics.median(c[0] for c in cpu['base']):.2f}")
 
