@@ -40,13 +40,14 @@ def idle_s(path: Path) -> float:
     return idle + (now - since if since else 0.0)
 
 
-def cpu_s(pid: int) -> tuple[float, float]:
-    """(main thread CPU seconds, whole process CPU seconds) of ``pid`` (Linux /proc)."""
+def cpu_s(pid: int) -> tuple[float, float, float]:
+    """(main thread CPU seconds, whole process CPU seconds, main thread seconds runnable but waiting
+    for a CPU) of ``pid`` (Linux /proc)."""
     with open(f"/proc/{pid}/task/{pid}/schedstat") as fh:
-        loop = int(fh.read().split()[0]) / 1e9
+        loop, queued = (int(v) / 1e9 for v in fh.read().split()[:2])
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    return loop, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return loop, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), queued
 
 
 def main() -> None:
@@ -65,7 +66,7 @@ def main() -> None:
     rlm = str(Path(sys.executable).parent / "rlm")
     ideal = 60 * args.clients / args.lm_latency
     rates: dict[str, list[float]] = {"base": [], "new": []}
-    cpu: dict[str, list[tuple[float, float]]] = {"base": [], "new": []}  # per request, per round
+    cpu: dict[str, list[tuple[float, ...]]] = {"base": [], "new": []}  # per request, per round
     busy: dict[str, list[float]] = {"base": [], "new": []}  # the loop's busy wall seconds per request
     with tempfile.TemporaryDirectory() as tmp, ScriptedServer() as server:
         server.default("root", Reply(ROOT_REPLY, delay_s=args.lm_latency))
@@ -114,9 +115,11 @@ def main() -> None:
         med, best = statistics.median(rates[side]), max(rates[side])
         loop = statistics.median(c[0] for c in cpu[side])
         whole = statistics.median(c[1] for c in cpu[side])
+        queued = statistics.median(c[2] for c in cpu[side])
         print(f"{side}: median {med:.0f} ({med / ideal:.2f} of the ideal {ideal:.0f}), best {best:.0f} "
-              f"({best / ideal:.2f}); CPU per request (median of rounds): loop thread {1000 * loop:.1f} ms, "
-              f"process {1000 * whole:.1f} ms; loop busy (wall) per request {1000 * statistics.median(busy[side]):.1f} ms")
+              f"({best / ideal:.2f}); per request (median of rounds): loop thread CPU {1000 * loop:.1f} ms, "
+              f"process CPU {1000 * whole:.1f} ms, loop busy (wall) {1000 * statistics.median(busy[side]):.1f} ms, "
+              f"loop thread runnable but waiting for a CPU {1000 * queued:.1f} ms")
     print(f"new / base: median {statistics.median(rates['new']) / statistics.median(rates['base']):.2f}, "
           f"loop CPU per request {statistics.median(c[0] for c in cpu['new']) / statistics.median(c[0] for c in cpu['base']):.2f}")
 
