@@ -100,8 +100,9 @@ class ReplProcess:
     each child as a descriptor); ``index``: ``[[path, offset, chars], ...]`` for ``files``;
     ``workdir``: a private directory (the child's cwd, HOME and TMPDIR), removed by :meth:`close`;
     ``sandbox``: how to launch the child (default: :func:`plan_sandbox` for ``workdir`` and
-    ``network``, limits sized from the context, planned by the first :meth:`start` in a worker thread). The child's output goes to anonymous files only the parent holds
-    (see :mod:`rlm_cli.repl.channel`). Raises :class:`ReplError` when the child cannot be started.
+    ``network``, limits sized from the context, planned by the first :meth:`start` in a worker
+    thread). The child's output goes to anonymous files only the parent holds (see
+    :mod:`rlm_cli.repl.channel`). Raises :class:`ReplError` when the child cannot be started.
     """
 
     def __init__(self, context_path: Path, index: list, workdir: Path,
