@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput run")
     ap.add_argument("--profile", action="store_true", help="profile the throughput run in this process")
     ap.add_argument("--profile-out", metavar="PATH", help="with --profile: also save the raw cProfile stats")
+    ap.add_argument("--cpu", action="store_true", help="with --profile: profile the loop thread's CPU time "
+                    "(time.thread_time) instead of wall time: steady under load, blind to waits in system calls")
     args = ap.parse_args()
     if args.profile:
         from bench_serve_profile import profile

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -33,7 +34,8 @@ from rlm_cli.repl.channel import (
     parse_message,
     read_bounded,
 )
-from rlm_cli.repl.sandbox import SandboxPlan, announce, harden_parent, plan_sandbox, remove_tree
+from rlm_cli.repl.launch import Child, in_thread, kill_tree, launch, release
+from rlm_cli.repl.sandbox import SandboxPlan, announce, harden_parent, plan_sandbox
 
 CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
 DEFAULT_CAPTURE_BYTES = 256 * 1024  # of each stream kept per step, split between head and tail
@@ -91,53 +93,31 @@ def _describe_exit(code: int | None, init: bool = False) -> str:
     return f"exited with status {code}"
 
 
-def _descendants(root: int, sig: signal.Signals) -> set[int]:
-    """All descendants of ``root`` (Linux /proc; empty elsewhere), each sent ``sig`` as found."""
-    found: set[int] = set()
-    for _ in range(3):  # again, for what was forked meanwhile
-        parents: dict[int, list[int]] = {}
-        with contextlib.suppress(OSError):
-            for name in os.listdir("/proc"):
-                if name.isdigit():
-                    with contextlib.suppress(OSError, ValueError, IndexError):
-                        with open(f"/proc/{name}/stat", "rb") as fh:
-                            ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
-                        parents.setdefault(ppid, []).append(int(name))
-        todo, new = [root], 0
-        while todo:
-            for pid in parents.get(todo.pop(), []):
-                if pid not in found:
-                    found.add(pid)
-                    new += 1
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, sig)
-                todo.append(pid)
-        if not new:
-            break
-    return found
-
-
 class ReplProcess:
     """A persistent REPL child over one context file.
 
     ``context_path``: UTF-8 file holding ``context`` (opened once, as a regular file, and handed to
     each child as a descriptor); ``index``: ``[[path, offset, chars], ...]`` for ``files``;
     ``workdir``: a private directory (the child's cwd, HOME and TMPDIR), removed by :meth:`close`;
-    ``sandbox``: how to launch the child (default: :func:`plan_sandbox` for ``workdir``, network off,
-    limits sized from the context). The child's output goes to anonymous files only the parent holds
-    (see :mod:`rlm_cli.repl.channel`). Raises :class:`ReplError` when the child cannot be started.
+    ``sandbox``: how to launch the child (default: :func:`plan_sandbox` for ``workdir`` and
+    ``network``, limits sized from the context, planned by the first :meth:`start` in a worker
+    thread). The child's output goes to anonymous files only the parent holds (see
+    :mod:`rlm_cli.repl.channel`). Raises :class:`ReplError` when the child cannot be started.
     """
 
     def __init__(self, context_path: Path, index: list, workdir: Path,
                  capture_bytes: int = DEFAULT_CAPTURE_BYTES, sandbox: SandboxPlan | None = None,
-                 state_in: bytes | None = None, keep_state: bool = False) -> None:
+                 state_in: bytes | None = None, keep_state: bool = False, network: bool = False) -> None:
         self.context_path = Path(context_path)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.index = index
         self.capture_bytes = capture_bytes
-        self.sandbox = sandbox or plan_sandbox(str(self.workdir.resolve()))
-        self.proc: asyncio.subprocess.Process | None = None
+        # None until the first start plans it (in a worker thread) for ``workdir`` and ``network``
+        self.sandbox: SandboxPlan = sandbox  # type: ignore[assignment]
+        self._network = network
+        self.proc: Child | None = None
+        self._launched: subprocess.Popen | None = None  # launched by _launch, not yet adopted
         self.load_s: float | None = None
         self.load_method: str | None = None  # how the child built ``context``: "in place" or "read"
         self.restarts = 0
@@ -179,15 +159,19 @@ class ReplProcess:
         self._fds = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Start the child and wait until the context is loaded in it."""
-        harden_parent()
-        self._open_files()
-        for name in ("stdout", "stderr"):
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fds[name], 0)
-        parent_sock, child_sock = socket.socketpair()
+    def _launch(self, child_sock: socket.socket) -> list[str]:
+        """The blocking part of :meth:`start` (a worker thread): open the files, make the launch's
+        cgroup, launch the sandboxed child with ``child_sock`` (closed here) as its channel; the child
+        is left in ``self._launched`` for :meth:`_adopt`. Returns the child's argv (before the
+        sandbox's prefix). Raises ReplError."""
         try:
+            harden_parent()
+            if self.sandbox is None:
+                self.sandbox = plan_sandbox(str(self.workdir.resolve()), self._network)
+            self._open_files()
+            for name in ("stdout", "stderr"):
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fds[name], 0)
             size = os.fstat(self._fds["context"]).st_size
             workdir = str(self.workdir.resolve())
             state_fds = {name: self._fds[name] for name in ("state_in", "state_out") if name in self._fds}
@@ -196,21 +180,41 @@ class ReplProcess:
                     "--context", str(self._fds["context"]), "--index", str(self._fds["index"]),
                     *[arg for name, fd in state_fds.items() for arg in ("--" + name.replace("_", "-"), str(fd))],
                     *self.sandbox.child_args(workdir, str(self.context_path.resolve()), size, self._cgroup)]
-            cmd = self.sandbox.command(argv, self._cgroup)
-            self.proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=self._fds["stdout"], stderr=self._fds["stderr"],
-                pass_fds=(child_sock.fileno(), self._fds["context"], self._fds["index"], *state_fds.values()),
-                cwd=str(self.workdir),
-                env=self.sandbox.env, start_new_session=True)
+            popen = launch(self.sandbox.command(argv, self._cgroup), stdout=self._fds["stdout"],
+                           stderr=self._fds["stderr"],
+                           pass_fds=(child_sock.fileno(), self._fds["context"], self._fds["index"],
+                                     *state_fds.values()),
+                           cwd=str(self.workdir), env=self.sandbox.env)
+            _LIVE_GROUPS.add(popen.pid)
+            self._launched = popen
+            return argv
         except OSError as exc:
             remove_cgroup(self._cgroup)
-            parent_sock.close()
+            self._cgroup = None
             raise ReplError(f"cannot start the REPL process: {exc}") from exc
         finally:
             child_sock.close()
             with contextlib.suppress(KeyError, OSError):  # restored once: a restarted child starts empty
                 os.close(self._fds.pop("state_in"))
-        _LIVE_GROUPS.add(self.proc.pid)
+
+    def _adopt(self) -> None:
+        """On the loop, after :meth:`_launch` (even when its caller was cancelled): watch the child
+        it launched, so :meth:`kill` and :meth:`close` end it."""
+        popen, self._launched = self._launched, None
+        if popen is not None:
+            self.proc = Child(popen)
+
+    async def start(self) -> None:
+        """Start the child and wait until the context is loaded in it. The files, the sandbox's
+        arguments and the launch itself are prepared in a worker thread, off the event loop."""
+        parent_sock, child_sock = socket.socketpair()
+        try:
+            argv = await in_thread(self._launch, child_sock)
+        except BaseException:
+            parent_sock.close()
+            raise
+        finally:
+            self._adopt()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=parent_sock,
                                                                         limit=MAX_MESSAGE_BYTES + 1)
         try:
@@ -241,32 +245,26 @@ class ReplProcess:
 
     async def kill(self) -> None:
         """Kill the child and its whole process group; safe to call twice."""
+        cgroup = await self._stop()
+        if cgroup:
+            await in_thread(remove_cgroup, cgroup)
+
+    async def _stop(self) -> str | None:
+        """Kill the child's process group (the signals sent from a worker thread) and wait until it is
+        reaped (10 s at most); the launch's cgroup, left for the caller to remove (None: none)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
         proc = self.proc
         if proc is None:
-            return
+            return None
         if proc.returncode is None:
-            # Not proc.kill(): Popen.send_signal polls first and may reap the child behind asyncio's
-            # child watcher, which then logs "Unknown child process pid N, will report returncode 255".
-            # Without a PID namespace, descendants that left the process group (setsid) are found
-            # through /proc and stopped first, so they cannot fork away while being killed.
-            stray = set() if self.sandbox.pid_namespace else _descendants(proc.pid, signal.SIGSTOP)
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.kill(proc.pid, signal.SIGKILL)
-            for pid in stray:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+            await in_thread(kill_tree, proc, self.sandbox.pid_namespace)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(proc.wait(), 10)
         _LIVE_GROUPS.discard(proc.pid)
         cgroup, self._cgroup = self._cgroup, None
-        if cgroup:
-            await asyncio.to_thread(remove_cgroup, cgroup)
+        return cgroup
 
     async def restart(self) -> None:
         """Kill the child and start a fresh one (all variables are lost)."""
@@ -276,11 +274,20 @@ class ReplProcess:
 
     async def close(self) -> None:
         """Stop the child for good, close the parent's descriptors and remove its working directory
-        (read-only leftovers included)."""
-        await self.kill()
-        self.proc = None
-        self._close_files()
-        await asyncio.to_thread(remove_tree, self.workdir)
+        (read-only leftovers included): the clean-up in one worker thread (closing the capture files
+        frees their pages), finished even when the caller is cancelled."""
+        cgroup = None
+        try:
+            cgroup = await self._stop()
+        finally:  # cancelled while waiting for the exit: the child was killed, the rest is cleaned up
+            self.proc = None
+            cgroup, self._cgroup = cgroup or self._cgroup, None
+            fds, self._fds = list(self._fds.values()), {}
+            await in_thread(release, cgroup, fds, self._removed_on_close())
+
+    def _removed_on_close(self) -> Path:
+        """The directory :meth:`close` removes: the working directory."""
+        return self.workdir
 
     # --- steps -------------------------------------------------------------------------------
     async def _send(self, msg: dict) -> None:

@@ -17,6 +17,7 @@ Every check is inert on an answer that follows the protocol: prose, a number, a 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 from rlm_cli.run.parsing import REPL_NAMES, parse_python
@@ -51,14 +52,29 @@ def prompt_lines(*texts: str, exclude: str = "") -> list[str]:
     """The fragments of rlm's own prompt ``texts`` long enough (:data:`MIN_PROMPT_LINE` characters,
     stripped) to identify them: each line, cut at ``{placeholders}`` of a template; less those that
     occur in ``exclude`` (the question: an answer may quote it)."""
-    out: list[str] = []
-    for text in texts:
-        for line in text.splitlines():
-            for piece in re.split(r"\{[^{}]*\}", line):
-                piece = piece.strip().strip("\"'()`").strip()  # a template's f-string quotes and parentheses
-                if len(piece) >= MIN_PROMPT_LINE and piece not in exclude:
-                    out.append(piece)
+    out = [piece for text in texts for piece in _pieces(text) if piece not in exclude]
     return list(dict.fromkeys(out))
+
+
+def _pieces(text: str) -> tuple[str, ...]:
+    """:func:`prompt_lines` of one text, before ``exclude``; memoised for texts up to
+    :data:`CACHED_TEXT_CHARS` characters (the templates and a server's system prompt, the same for
+    every run: splitting them took ~1 ms of the event loop per run)."""
+    return _cached_pieces(text) if len(text) <= CACHED_TEXT_CHARS else _split_pieces(text)
+
+
+def _split_pieces(text: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for line in text.splitlines():
+        for piece in re.split(r"\{[^{}]*\}", line):
+            piece = piece.strip().strip("\"'()`").strip()  # a template's f-string quotes and parentheses
+            if len(piece) >= MIN_PROMPT_LINE:
+                out.append(piece)
+    return tuple(out)
+
+
+CACHED_TEXT_CHARS = 16 * 1024  # x 64 entries: at most ~1 MB kept
+_cached_pieces = functools.lru_cache(maxsize=64)(_split_pieces)
 
 
 def static_prompt_lines(*messages: str, exclude: str = "") -> list[str]:

@@ -33,7 +33,6 @@ from rlm_cli.lm.client import FatalLMError, LMClient
 from rlm_cli.lm.errors import short_message
 from rlm_cli.loader.tree import render_tree
 from rlm_cli.repl.process import FatalStepError, ReplProcess
-from rlm_cli.repl.sandbox import plan_sandbox
 from rlm_cli.run import prompts
 from rlm_cli.run.answer_form import formed_answer
 from rlm_cli.run.answers import static_prompt_lines
@@ -90,7 +89,7 @@ class RlmInstance(Steps, Endings):
         warm = state.cfg.make_repl if self.depth == 0 and link is None else None
         self.repl = (warm and warm(self.loaded, repl_dir)) or ReplProcess(
             self.loaded.path, self.loaded.index(), repl_dir,
-            sandbox=plan_sandbox(str(repl_dir.resolve()), network=state.cfg.repl_network),
+            network=state.cfg.repl_network,  # the sandbox is planned as it starts, off the event loop
             state_in=link.repl_state if link else None, keep_state=link is not None)
         state.repls.add(self.repl)
         cancelled = False

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +52,12 @@ class WarmRepl(ReplProcess):
             self._closing = self._pool.background(self._finish())
 
     async def _finish(self) -> None:
-        # The parent's descriptors (context, index, captures) are closed in the worker thread that
-        # removes the run directory, not on the loop: closing the capture files frees their pages
-        # (~0.5 ms each under load). ReplProcess.close then finds none left to close.
-        fds, self._fds = self._fds, {}
-        try:
-            await ReplProcess.close(self)
-        finally:
-            await asyncio.to_thread(_release, list(fds.values()), self.rundir)
+        # ReplProcess.close: the kill's signals and the clean-up (cgroup, the parent's descriptors,
+        # the whole run directory) in worker threads.
+        await ReplProcess.close(self)
+
+    def _removed_on_close(self) -> Path:
+        return self.rundir
 
 
 def _prepare(network: bool) -> tuple[Path, Any]:
@@ -75,16 +72,6 @@ def _prepare(network: bool) -> tuple[Path, Any]:
     except BaseException:
         remove_tree(rundir)
         raise
-
-
-def _release(fds: list[int], rundir: Path) -> None:
-    """Close the parent's descriptors of a closed REPL and remove its run directory (worker thread)."""
-    from rlm_cli.repl.sandbox import remove_tree
-
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    remove_tree(rundir)
 
 
 class WarmPool:
