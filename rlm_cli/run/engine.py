@@ -183,6 +183,9 @@ class RlmInstance(Steps, Endings):
                 self.messages.append({"role": "user", "content": prompts.NOT_AN_ANSWER.format(what=why)})
             elif parsed.final_var is not None:
                 value, problem = await self._read_var(parsed.final_var, restart=True)
+                if value is None and not self._ran:  # a variable of code that never ran: an imagined output
+                    await self._run_first_block(index)
+                    continue
                 if value is not None and (why := self._why(value)) is None:
                     return Outcome("answered", value)
                 if value is not None:

@@ -331,3 +331,18 @@ def test_a_last_call_final_answer_line_is_the_answer(fake_lm):
     fake_lm.script("root", "```repl\nprint(grep('u1'))\n```", "```repl\nprint(1)\n```", reply)
     run = run_engine(fake_lm, files={"a.txt": "u1285 u5997\n"}, limits=Limits(max_iterations=2))
     assert (run.status, run.answer) == ("max_iterations", "`u1285` and `u5997`.")
+
+
+def test_an_imagined_final_var_before_any_code_ran_gets_the_offered_block_run(fake_lm):
+    """Seen on oolong (third round): the 1.5B root wrote what the offered ranking block would print,
+    down to its last line "the variable answer holds billing: FINAL_VAR(answer) answers with it", as
+    text; `answer` did not exist (nothing had run) and the same reply came back until the last call.
+    The offered block runs instead; the same reply then answers with the real value."""
+    question = ("Which label is the most frequent among the records? The labels are: billing, shipping. "
+                "Answer with the label only.")
+    imagined = "16 lines hold 'billing'\nthe variable answer holds billing: FINAL_VAR(answer) answers with it"
+    fake_lm.script("root", imagined, imagined)
+    run = run_engine(fake_lm, question=question, files={"r.txt": "label: shipping\n" * 3 + "label: billing\n"})
+    assert (run.status, run.answer) == ("answered", "shipping")  # the block's count, not the imagined one
+    assert any("rlm ran the search it had offered" in n for n in run.notices())
+    assert len(fake_lm.requests_for("root")) == 2
