@@ -45,9 +45,10 @@ def usable(name: object) -> bool:
     if not isinstance(name, str) or not name.isascii() or not 0 < len(name) <= 64 or name == "ascii":
         return False
     try:
-        if codecs.lookup(name).name != name:
-            return False
-        b"".decode(name)  # a bytes-to-bytes codec (hex, zlib, rot13) raises LookupError here
+        info = codecs.lookup(name)
+        if info.name != name or not getattr(info, "_is_text_encoding", True):
+            return False  # not a text encoding: hex, zlib, rot13 (bytes.decode refuses them)
+        b"a\x80".decode(name, "replace")
     except (LookupError, ValueError, TypeError):
         return False
     return True
