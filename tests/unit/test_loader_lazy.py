@@ -150,3 +150,24 @@ print(json.dumps([text, hidden]))
     assert "# Launch procedure" in outs["lean"][0] and "12" in outs["lean"][0]
     assert outs["lean"][1] == {"lxml": False, "soupsieve": False, "html5lib": False, "chardet": False}
     assert outs["full"][1]["lxml"] is True
+
+
+def test_converter_worker_never_imports_from_the_current_directory(tmp_path):
+    """The worker is ``python -m``: without ``-P`` the directory rlm runs from came first on its
+    ``sys.path``, so a ``pypdf/`` (or ``bs4/``, ``rlm_cli/``) in a checked-out tree ran as code."""
+    from convert_support import make_pdf
+
+    marker = tmp_path / "ran"
+    for name in ("pypdf", "bs4"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    make_pdf(tmp_path / "doc.pdf", ["hello from the page"])
+    make_html(tmp_path / "page.html")
+    rlm = Path(sys.executable).parent / "rlm"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
+    env["RLM_HOME"] = str(tmp_path / "home")
+    proc = subprocess.run([str(rlm), "ls", "doc.pdf", "page.html"], cwd=tmp_path, capture_output=True,
+                          text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert "converted from PDF" in proc.stdout and "converted from HTML" in proc.stdout
+    assert not marker.exists()

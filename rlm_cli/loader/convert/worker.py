@@ -76,7 +76,9 @@ class ConverterProcess:
     """
 
     def __init__(self) -> None:
-        self.command = [sys.executable, "-m", "rlm_cli.loader.convert.worker"]  # the worker's argv
+        # -P: no current directory on sys.path (with -m it would come first: a `pypdf/` or `rlm_cli/`
+        # in the directory rlm runs from would be imported by the worker)
+        self.command = [sys.executable, "-P", "-m", "rlm_cli.loader.convert.worker"]  # the worker's argv
         self._proc: subprocess.Popen | None = None
         self._owner = os.getpid()  # the process that started self._proc
         self._lock = None  # a temporary file, locked around each request (shared across fork)
