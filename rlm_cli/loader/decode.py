@@ -69,7 +69,20 @@ def detect_encoding(sample: bytes) -> str:
 
 
 def detect_here(sample: bytes) -> str:
-    """:func:`detect_encoding` in this process, whatever :func:`set_detector` says. Never raises."""
+    """:func:`detect_encoding` in this process, whatever :func:`set_detector` says: the answer kept
+    for these bytes in the user's cache (:mod:`rlm_cli.loader.detect_cache`), else chardet's (then
+    kept). Never raises."""
+    sample = sample[:SAMPLE_BYTES]
+    try:
+        from rlm_cli.loader.detect_cache import detect_cached
+
+        return detect_cached(sample, _chardet_here)
+    except Exception:  # noqa: BLE001 - the cache's own failure: detect without it
+        return _chardet_here(sample)
+
+
+def _chardet_here(sample: bytes) -> str:
+    """chardet's answer for ``sample`` (see :func:`detect_encoding`). Never raises."""
     try:
         import chardet
 

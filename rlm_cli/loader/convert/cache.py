@@ -253,9 +253,10 @@ class ConvertCache:
         finally:
             os.close(dfd)
 
-    def put(self, key: str, result: Converted) -> None:
-        """Store ``result`` under ``key`` (atomically, 0600), then evict down to the bound; an entry
-        larger than the whole bound is not stored. Never raises."""
+    def put(self, key: str, result: Converted, evict: bool = True) -> None:
+        """Store ``result`` under ``key`` (atomically, 0600), then (unless ``evict`` is false: a caller
+        storing many small entries trims now and then) evict down to the bound; an entry larger than
+        the whole bound is not stored. Never raises."""
         content = encode_entry(key, result)
         if len(content) > self.max_bytes or len(content.encode("utf-8", "surrogatepass")) > self.max_bytes:
             return
@@ -265,7 +266,8 @@ class ConvertCache:
             _write_entry(self.directory, key + SUFFIX, content)
         except OSError:
             return
-        self.evict()
+        if evict:
+            self.evict()
 
     def evict(self) -> None:
         """Remove least recently used entries (oldest mtime first) until the total fits

@@ -12,6 +12,7 @@ The tree is walked with an explicit stack, so deep nesting cannot exhaust Python
 from __future__ import annotations
 
 import re
+import sys
 
 from rlm_cli.loader.convert import Converted, clean, over_budget
 
@@ -29,6 +30,39 @@ _BLOCK, _LINE = "\x00B", "\x00L"  # break markers (NULs never survive clean() in
 _KEEP = "\x00K"  # before a pre block: the spaces after it are the block's own
 _SPACES = re.compile(r"[ \t\r\n\f\v]+")
 _BREAKS = re.compile(r"[ \t]*(?:\x00[BL][ \t]*)+")
+
+
+# Beautiful Soup imports these when they are installed, for what rlm never asks of it: other tree
+# builders (lxml, html5lib), CSS selectors (soupsieve), and encoding detection for markup given as
+# bytes (rlm passes text). Hidden while bs4 is imported, they cost nothing (about 0.05 s of CPU
+# otherwise, in the worker of every load that converts a page); the html.parser builder and the
+# tree are the same.
+_UNUSED_BY_BS4 = ("lxml", "html5lib", "soupsieve", "cchardet", "chardet", "charset_normalizer")
+
+
+def import_bs4():
+    """The ``bs4`` module, imported (on first call) with :data:`_UNUSED_BY_BS4` hidden from it.
+
+    A hidden module that is not loaded yet is left unloaded, and importable again afterwards; one
+    already loaded (python-docx brings lxml) is not hidden. Raises ``ImportError`` when bs4 is
+    missing."""
+    bs4 = sys.modules.get("bs4")
+    if bs4 is not None:
+        return bs4
+    hidden = [name for name in _UNUSED_BY_BS4 if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # `import name` raises ImportError, which bs4 expects of a missing extra
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bs4.css warns that CSS selectors are unavailable
+            import bs4
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+    return bs4
 
 
 def _hidden(tag) -> bool:
@@ -52,8 +86,9 @@ def _cells(row) -> str:
 
 
 def _render(root) -> str:
-    from bs4 import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
-
+    bs4 = import_bs4()
+    Comment, Declaration, Doctype = bs4.Comment, bs4.Declaration, bs4.Doctype
+    NavigableString, ProcessingInstruction, Tag = bs4.NavigableString, bs4.ProcessingInstruction, bs4.Tag
     skip_types = (Comment, Declaration, Doctype, ProcessingInstruction)
     out: list[str] = []
     numbers: dict[int, int] = {}  # id of an <ol> -> items seen (document order)
@@ -111,9 +146,7 @@ def _assemble(pieces: list[str]) -> str:
 
 def html_to_text(markup: str) -> str:
     """Readable text of an HTML document (see the module doc); the ``<title>`` first, as a ``#`` heading."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(markup, "html.parser")
+    soup = import_bs4().BeautifulSoup(markup, "html.parser")
     title = soup.find("title")
     title_text = _SPACES.sub(" ", title.get_text(" ")).strip() if title is not None else ""
     body = _render(soup)

@@ -76,7 +76,9 @@ class ConverterProcess:
     """
 
     def __init__(self) -> None:
-        self.command = [sys.executable, "-m", "rlm_cli.loader.convert.worker"]  # the worker's argv
+        # -P: no current directory on sys.path (with -m it would come first: a `pypdf/` or `rlm_cli/`
+        # in the directory rlm runs from would be imported by the worker)
+        self.command = [sys.executable, "-P", "-m", "rlm_cli.loader.convert.worker"]  # the worker's argv
         self._proc: subprocess.Popen | None = None
         self._owner = os.getpid()  # the process that started self._proc
         self._lock = None  # a temporary file, locked around each request (shared across fork)
@@ -226,14 +228,20 @@ _MODULES = {"pdf": "pypdf", "html": "bs4", "epub": "bs4", "docx": "docx"}
 
 
 def _warm(kinds) -> None:
-    """Import the libraries of the converters for ``kinds`` (errors are left to the conversion)."""
+    """Import the libraries of the converters for ``kinds`` (errors are left to the conversion);
+    bs4 as the HTML converter imports it (:func:`~rlm_cli.loader.convert.html.import_bs4`)."""
     import importlib
 
     for kind in kinds if isinstance(kinds, list) else ():
         name = _MODULES.get(kind)
         if name:
             try:
-                importlib.import_module(name)
+                if name == "bs4":
+                    from rlm_cli.loader.convert.html import import_bs4
+
+                    import_bs4()
+                else:
+                    importlib.import_module(name)
             except Exception:  # noqa: BLE001, S112 - reported by the conversion itself
                 continue
 
