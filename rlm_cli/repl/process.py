@@ -252,14 +252,16 @@ class ReplProcess:
     async def _stop(self) -> str | None:
         """Kill the child's process group (the signals sent from a worker thread) and wait until it is
         reaped (10 s at most); the launch's cgroup, left for the caller to remove (None: none)."""
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            # Killed before its channel closes: on EOF the child exits by itself, and without a PID
+            # namespace its setsid descendants would then be orphans the /proc scan cannot trace.
+            await in_thread(kill_tree, proc, self.sandbox.pid_namespace)
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        proc = self.proc
         if proc is None:
             return None
-        if proc.returncode is None:
-            await in_thread(kill_tree, proc, self.sandbox.pid_namespace)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(proc.wait(), 10)
         _LIVE_GROUPS.discard(proc.pid)
