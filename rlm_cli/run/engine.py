@@ -79,6 +79,7 @@ class RlmInstance(Steps, Endings):
         self._outputs: list[str] = []  # each step's stdout, as the root LM was shown it
         self._errors: list[str] = []  # each failed step's error line ("NameError: name 'x' is not defined")
         self._prompt_text: list[str] = []  # lines of rlm's own prompts: never an answer
+        self._blind_guess = False  # a literal FINAL refused as a guess before any output was read or printed
 
     async def solve(self) -> Outcome:
         """Run the loop until an answer, the iteration limit or a budget. Always closes the REPL."""
@@ -162,6 +163,11 @@ class RlmInstance(Steps, Endings):
                 answer, feedback = await self._run_blocks(index, parsed.blocks)
                 if answer is not None and (why := self._why(answer)) is None:
                     return Outcome("answered", answer)
+                if self._blind_guess:  # the worked example's FINAL("12345") copied before anything ran
+                    self._blind_guess = False
+                    await self._run_first_block(index, "the root LM answered before reading any output (a guess)",
+                                                prompts.RAN_FIRST_BLOCK_GUESS)
+                    continue
                 if answer is not None:
                     feedback.append(prompts.NOT_AN_ANSWER.format(what=why))
                 if parsed.final_beside_code:
@@ -206,7 +212,8 @@ class RlmInstance(Steps, Endings):
                 self.messages.append({"role": "user", "content": nudge})
         return await self._last_call(lim.max_iterations, "max_iterations")
 
-    async def _run_first_block(self, index: int) -> None:
+    async def _run_first_block(self, index: int, why: str = "the root LM's first reply had no code",
+                               told: str = prompts.RAN_FIRST_BLOCK) -> None:
         """Before any code has run, a reply with neither code nor an answer (or with invented numbers
         as its answer, or with only blocks that are not Python) is replaced in the history by the first block the first message offered, and
         rlm runs that block (a search for the question's words) as this iteration's step. Small models
@@ -215,10 +222,9 @@ class RlmInstance(Steps, Endings):
         is repeated, not corrected. The real reply stays in the trajectory; a notice says what rlm did."""
         block = first_block(self.question)
         self.messages[-1] = {"role": "assistant", "content": f"```repl\n{block}\n```"}
-        self.state.bus.emit(Notice("the root LM's first reply had no code; rlm ran the search it had offered",
-                                   level="info"))
+        self.state.bus.emit(Notice(f"{why}; rlm ran the search it had offered", level="info"))
         _answer, feedback = await self._run_blocks(index, [block])
-        self._send(index, [*feedback, prompts.RAN_FIRST_BLOCK])
+        self._send(index, [*feedback, told])
 
     def _send(self, index: int, feedback: list[str]) -> None:
         """The user message closing iteration ``index``: the feedback parts, then where the run stands."""

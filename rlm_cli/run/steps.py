@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from rlm_cli.run import prompts
 from rlm_cli.run.events import StepFinished, StepStarted
-from rlm_cli.run.first_block import first_block
 from rlm_cli.run.subcalls import StepRef, SubCallRouter
 
 MAX_READ_PATHS = 5000  # loaded paths counted as read (the tree the first message shows is cut too)
@@ -61,8 +60,8 @@ class Steps:
             outcome.final, guessed = self._finals.settle(code, outcome.final, outcome.error, unread, self._read)
             if guessed:
                 outcome.notes.append(prompts.GUESSED_FINAL)
-                if blind:  # no output read or printed yet: the first block again (weak models copy the last one shown)
-                    outcome.notes.append(prompts.START_WITH.format(block=first_block(self.question)))
+                if blind:  # no output read or printed yet: the loop runs the offered block (see engine)
+                    self._blind_guess = True
             state.bus.emit(StepFinished(self.rlm_id, index, step, outcome.stdout, outcome.stderr,
                                         outcome.duration_s, outcome.error, outcome.final, outcome.restarted))
             notes = list(outcome.notes)

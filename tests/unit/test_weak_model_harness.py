@@ -149,9 +149,13 @@ def test_a_literal_final_written_before_any_output_was_seen_is_refused(fake_lm):
     assert (run.status, run.answer) == ("answered", "4242")
     assert "FINAL(...) was not accepted" in told(fake_lm, 1) and "a.txt', 1, 'the code is 4242'" in told(fake_lm, 1)
     assert "Start by running the search" not in told(fake_lm, 1)  # its own search printed: no offer
+    # nothing read or printed: rlm runs the offered block (at temperature 0 the 1.5B root copied the
+    # worked example's FINAL("12345") three times in a row, then guessed on the last call)
     fake_lm.script("root", "```repl\nFinal('1057')\n```", "```repl\nFINAL('4242')\n```")
-    run_engine(fake_lm, files={"a.txt": "the code is 4242\n"})
-    assert "Start by running the search" in told(fake_lm, -1)  # nothing read or printed: the block again
+    blind = run_engine(fake_lm, question="What is the code?", files={"a.txt": "the code is 4242\n"})
+    assert (blind.status, blind.answer) == ("answered", "4242")
+    assert "a.txt:1: the code is 4242" in told(fake_lm, -1)
+    assert any(n.startswith("the root LM answered before reading any output") for n in blind.notices())
     step = run.doc["iterations"][0]["steps"][1]
     assert step["final_answer"] is None
 
@@ -223,7 +227,8 @@ def test_numbers_answered_before_any_code_ran_are_a_guess(fake_lm):
     # seen on the bench: FINAL("123") as the very first reply, copied from the shape of the worked example
     fake_lm.script("root", "```repl\nx = 5\nFINAL('5071')\n```", "FINAL(5071)")
     run = run_engine(fake_lm)
-    assert "FINAL(...) was not accepted" in told(fake_lm, 1) and run.answer == "5071"  # said again: taken
+    assert "FINAL(...) was not accepted" in told(fake_lm, 1) and "rlm ran the first block" in told(fake_lm, 1)
+    assert run.answer == "5071"  # said again: taken
     fake_lm.script("root", "FINAL(8443)", "FINAL(8443)")
     run = run_engine(fake_lm)
     assert (run.status, run.answer) == ("answered", "8443")  # said again after reading output: taken
