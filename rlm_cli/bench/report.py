@@ -40,11 +40,15 @@ def summarise(rows: Iterable[Any]) -> dict:
             "tokens_per_correct": tokens_per_correct(rows)}
 
 
+MIN_CORRECT = 0.001  # summed score below which no answer counts as correct (tokens per correct: None)
+
+
 def tokens_per_correct(rows: list[Any]) -> float | None:
     """Input + output tokens over all ``rows`` divided by their summed score (a task scored 0.5 is half
-    a correct answer): what one correct answer costs in tokens. None when nothing scored."""
+    a correct answer): what one correct answer costs in tokens. None when nothing scored (summed
+    scores under :data:`MIN_CORRECT`: a count off by a hundred earns ~1e-15 of partial credit)."""
     correct = sum(r.score for r in rows)
-    if correct <= 0:
+    if correct < MIN_CORRECT:
         return None
     return round(sum(r.input_tokens + r.output_tokens for r in rows) / correct, 1)
 

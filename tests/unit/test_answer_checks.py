@@ -131,6 +131,8 @@ def test_tokens_per_correct_answer():
     rows = [SimpleNamespace(score=s, input_tokens=900, output_tokens=100) for s in (1.0, 0.5, 0.0)]
     assert tokens_per_correct(rows) == 2000.0  # 3,000 tokens for 1.5 correct answers
     assert tokens_per_correct(rows[2:]) is None
+    # base on oolong answered "10" for 127: partial credit ~1e-15 made it 2e19 tokens per correct
+    assert tokens_per_correct([SimpleNamespace(score=1e-15, input_tokens=16_000, output_tokens=2)]) is None
 
 
 def test_the_count_lines_text_of_the_offered_block_is_prompt_text(fake_lm):
