@@ -219,3 +219,16 @@ def context_over(tmp_path: Path, files: dict[str, str]):
     context = loaded.read()
     return context, {path: (offset, offset + chars) for path, offset, chars in loaded.index()}, loaded
 
+
+
+async def no_subcalls(op, args):
+    """A REPL sub-call handler for tests that make none: every request gets ``"ok"``."""
+    return "ok"
+
+
+def tiny_context(tmp_path):
+    """``(context file, index)`` for a one-file context (``a.txt`` holding ``hello``), as
+    :class:`~rlm_cli.repl.process.ReplProcess` takes them."""
+    ctx = tmp_path / "ctx.txt"
+    ctx.write_text("==> a.txt <==\nhello\n")
+    return ctx, [["a.txt", 14, 6]]

@@ -14,20 +14,14 @@ import sys
 import threading
 
 import pytest
+from helpers import no_subcalls, tiny_context
 
 from rlm_cli.repl import process
 from rlm_cli.repl.launch import Child, launch
 from rlm_cli.repl.process import ReplProcess
 
-
-async def _noop(op, args):
-    return "ok"
-
-
-def _ctx(tmp_path):
-    ctx = tmp_path / "ctx.txt"
-    ctx.write_text("==> a.txt <==\nhello\n")
-    return ctx, [["a.txt", 14, 6]]
+_noop = no_subcalls
+_ctx = tiny_context
 
 
 def _alive(pid: int) -> bool:

@@ -9,20 +9,14 @@ import asyncio
 import pickle
 
 import pytest
+from helpers import no_subcalls, tiny_context
 
 from rlm_cli.repl.channel import ProtocolError, parse_message
 from rlm_cli.repl.process import ReplProcess
 from rlm_cli.repl.state import SavedState, restore_report, save_state
 
-
-async def _noop(op, args):
-    return "ok"
-
-
-def _ctx(tmp_path):
-    ctx = tmp_path / "ctx.txt"
-    ctx.write_text("==> a.txt <==\nhello\n")
-    return ctx, [["a.txt", 14, 6]]
+_noop = no_subcalls
+_ctx = tiny_context
 
 
 async def _save(tmp_path, code: str, limit: int | None = None):
