@@ -195,7 +195,6 @@ RAN_FIRST_BLOCK_GUESS = ("Your FINAL(...) was not accepted: it holds a number or
 
 
 EMPTY_BLOCK = " Your ```repl block was empty: write the code between the opening and the closing fence."
-START_WITH = "Start by running the search rlm offered, and read what it prints:\n```repl\n{block}\n```"
 GUESSED_FINAL = ("Your FINAL(...) was not accepted: it holds a number or a file path that appears nowhere in what "
                  "you have read, and you wrote it before reading the output of your code, so it is a guess. Read "
                  "the output above, then answer from it.")
