@@ -106,13 +106,13 @@ def why_not_an_answer(answer: str | None, *, prompt_text: list[str], outputs: li
     bare = re.sub(r"^(?:Error:\s*)+", "", bare).strip()
     if bare and any(bare == err.strip() or bare == err.strip().split(": ", 1)[-1] for err in errors):
         return "an error of its own code"
-    asked, said = _words(question), _words(text)
+    asked, said = words(question), words(text)
     if len(asked) >= MIN_QUESTION_WORDS and said[:len(asked)] == asked and len(said) - len(asked) < 3:
         return "the question itself"
     if METADATA.search(text) or any(line in text for line in prompt_text):
         return "rlm's own prompt text"
-    said_text = " ".join(_words(text))
-    if len(said_text) >= MIN_PROMPT_LINE and any(said_text in " ".join(_words(line)) for line in prompt_text):
+    said_text = " ".join(words(text))
+    if len(said_text) >= MIN_PROMPT_LINE and any(said_text in " ".join(words(line)) for line in prompt_text):
         return "rlm's own prompt text"  # a piece of a prompt line: "The billing service listens on port 8443."
     if OUTPUT_HEADER.search(text):
         return "a dump of the REPL's output"
@@ -124,7 +124,7 @@ def why_not_an_answer(answer: str | None, *, prompt_text: list[str], outputs: li
     return None
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     """The lower-cased words of ``text`` (punctuation, quotes and spacing ignored)."""
     return re.findall(r"\w+", text.lower())
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from rlm_cli.errors import BudgetExceeded, ProviderError
 from rlm_cli.lm.client import FatalLMError
 from rlm_cli.lm.replies import clip_reply
 from rlm_cli.repl.process import FatalStepError
+from rlm_cli.run.answers import MIN_QUESTION_WORDS, words
 from rlm_cli.run.events import (
     BatchDone,
     BatchQueued,
@@ -58,15 +58,10 @@ if TYPE_CHECKING:
 MAX_BATCH = 10_000
 """Most items one ``llm_query_batched``/``rlm_query_batched`` call may hold."""
 
-MIN_QUESTION_WORDS = 4  # a shorter question may well be a fair sub-LM prompt on its own
 MAX_OWN_CHARS = 40  # characters of words beside the question in a prompt that is "the question alone"
 QUESTION_ALONE = ("Error: not sent: this prompt is the user's question with no text to read, and the sub-LM "
                   "sees only its prompt, never `context`. Put the text it should read into the prompt, e.g. "
                   "llm_query(question + \"\\n\\n\" + chunk) with chunk a slice of context or lines from grep()")
-
-
-def _plain(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 def question_alone(prompt: str, question: str) -> bool:
@@ -75,10 +70,10 @@ def question_alone(prompt: str, question: str) -> bool:
     ("Answer this: <question>"). Such a call can only make up an answer: a 1.5B root sent
     ``llm_query_batched([question, question])`` in 5 of 75 bench runs (14 of 27 sub-calls; issue 22),
     and its sub-LM invented users and pairs for two minutes."""
-    asked = _plain(question)
-    if len(asked.split()) < MIN_QUESTION_WORDS:
+    asked_words = words(question)
+    if len(asked_words) < MIN_QUESTION_WORDS:  # a shorter question may be a fair sub-LM prompt
         return False
-    said = _plain(prompt)
+    asked, said = " ".join(asked_words), " ".join(words(prompt))
     return asked in said and len(said) - len(asked) <= MAX_OWN_CHARS
 
 _call_ids = itertools.count(1)
