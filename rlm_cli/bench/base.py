@@ -17,15 +17,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from rlm_cli.run.direct import TRUNCATION_NOTE, DirectPrompt, build_prompt, input_budget_chars
+from rlm_cli.run.direct import (
+    TRUNCATION_NOTE,
+    WINDOW_RETRIES,
+    WINDOW_SHRINK,
+    DirectPrompt,
+    build_prompt,
+    input_budget_chars,
+)
 
 __all__ = ["TRUNCATION_NOTE", "WINDOW_RETRIES", "WINDOW_SHRINK", "DirectPrompt", "build_prompt",
            "input_budget_chars", "resolve_window", "run_base"]
-
-WINDOW_RETRIES = 3
-"""Times a base call refused for its length is retried with the input cut further."""
-WINDOW_SHRINK = 0.75
-"""Each retry assumes a window this fraction of the previous one (the chars/4 estimate fell short)."""
 
 
 def resolve_window(model: str, given: int | None) -> int | None:
