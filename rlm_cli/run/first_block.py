@@ -68,13 +68,10 @@ FILE_UNITS = ("where = {where}\n"
               "    print(count(pattern, paths=where), what, 'in', {file!r})")
 
 ASKS_FILE = re.compile(r"\b(?:which|what)\s+(?:file|module|path)\b|\bwhere\b|\bpath\b", re.IGNORECASE)
-FILE_ANSWER = ("if len(found) == 1:\n"
-               "    answer = found[0][0]\n"
-               "    print(f\"the variable answer holds {answer!r}: FINAL_VAR(answer) answers with it\")")
+KEPT = "print(f\"the variable answer holds {answer!r}: FINAL_VAR(answer) answers with it\")"
+FILE_ANSWER = "if len(found) == 1:\n    answer = found[0][0]\n    " + KEPT
 CALLER_ANSWER = ("named = sorted({caller for _path, _line, caller, _text in found if caller})\n"
-                 "if len(named) == 1:\n"
-                 "    answer = named[0]\n"
-                 "    print(f\"the variable answer holds {answer!r}: FINAL_VAR(answer) answers with it\")")
+                 "if len(named) == 1:\n    answer = named[0]\n    " + KEPT)
 
 PAIRS = re.compile(r"\bpairs?\s+of\s+(?:\w+\s+){0,2}?([A-Za-z]+?)s\b", re.IGNORECASE)  # "pair of distinct users"
 EXAMPLE = re.compile(r"\b(?:for example|for instance|e\.g\.|such as)\b", re.IGNORECASE)
@@ -108,8 +105,7 @@ RANK_ENDS = ("top, low = max(counts.values()), min(counts.values())\n"
              "print('most frequent:', ', '.join(repr(t) for t in counts if counts[t] == top), f'({top} lines)')\n"
              "print('least frequent:', ', '.join(repr(t) for t in counts if counts[t] == low), f'({low} lines)')")
 LEAST = re.compile(r"\b(?:least|fewest|rarest|less)\b", re.IGNORECASE)
-RANK_ANSWER = ("answer = ', '.join(t for t in counts if counts[t] == {end})\n"
-               "print(f\"the variable answer holds {{answer!r}}: FINAL_VAR(answer) answers with it\")")
+RANK_ANSWER = "answer = ', '.join(t for t in counts if counts[t] == {end})\n"  # + KEPT
 
 
 def _key_terms(text: str, files: bool = False) -> list[str]:
@@ -239,7 +235,7 @@ def first_block(question: str) -> str:
     candidates = rank_candidates(question)
     if candidates:  # no search: its twenty hits pushed the counts out of a 1.5B root's sight
         end = "low" if LEAST.search(question) else "top"
-        return "\n".join([COUNT_EACH.format(each=_each(candidates)), RANK_ENDS, RANK_ANSWER.format(end=end)])
+        return "\n".join([COUNT_EACH.format(each=_each(candidates)), RANK_ENDS, RANK_ANSWER.format(end=end) + KEPT])
     terms = count_terms(question)
     if len(terms) > 1 and COMPARING.search(question):  # "more records labelled 'a' than 'b'?": each count
         block += "\n" + COUNT_EACH.format(each=_each(terms))
