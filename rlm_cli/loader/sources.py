@@ -323,15 +323,16 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
     remote = resolve_remote(sources, options.max_input_size, str(dest.parent), allow_remote=options.allow_remote,
                             progress=options.progress)
     spooled: list[str] = remote.temp_files
+    conversions = Conversions(options.max_input_size,
+                              ConversionProgress(enabled=getattr(options, "progress", True)))
     try:
         sources = remote.sources
+        conversions.before_walk([src for src in sources if src != "-" and os.path.isdir(src)])
         plan = _plan(sources, options, remote.names)
         counted = _check_input_size(plan, sources, options, remote.names)
         items = _unique(_spool_streams(plan, options.max_input_size - counted, options, str(dest.parent),
                                        stdin, spooled))
         writer = ContextWriter(dest, digests=getattr(options, "digests", True))
-        conversions = Conversions(options.max_input_size,
-                                  ConversionProgress(enabled=getattr(options, "progress", True)))
         conversions.prestart([item.path for item in items], [item.fs_path for item in items])
 
         def load_item(writer: ContextWriter, item: _Item) -> None:
@@ -346,16 +347,16 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
                     load_item(writer, item)
             loaded = writer.finish()
             loaded.origins = remote.origins
+            conversions.close(loaded=True)
             return loaded
         except BaseException:
             writer.abort()
             raise
-        finally:
-            conversions.close()
     except BaseException:
         remote.discard_checkouts()  # a clone made for a load that failed is not kept
         raise
     finally:
+        conversions.close()
         for tmp in spooled:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

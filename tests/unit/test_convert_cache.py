@@ -4,6 +4,7 @@ nothing and is identical; a poisoned cache is never trusted; the size bound; per
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 from pathlib import Path
@@ -65,7 +66,11 @@ def _load(tmp_path: Path, root: Path, n: int, **opts):
 
 
 def _entries(home: Path) -> list[Path]:
-    return sorted((home / "cache" / "convert").glob("*.txt"))
+    """The cache's document entries (the mark a directory load leaves, an empty entry, left out)."""
+    def is_mark(path: Path) -> bool:
+        meta = json.loads(path.read_bytes().split(b"\n", 1)[0])["meta"]
+        return meta["chars"] == 0 and meta["note"] == ""
+    return sorted(p for p in (home / "cache" / "convert").glob("*.txt") if not is_mark(p))
 
 
 def test_second_load_converts_nothing_and_is_identical(tmp_path, home, spawns):
@@ -157,13 +162,13 @@ def test_permissions_and_an_unsafe_directory(tmp_path, home):
     _load(tmp_path, root, 1)
     directory = home / "cache" / "convert"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert {stat.S_IMODE(p.stat().st_mode) for p in _entries(home)} == {0o600}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in directory.glob("*.txt")} == {0o600}  # marks too
     os.chmod(directory, 0o777)
     assert ConvertCache.open() is not None and stat.S_IMODE(directory.stat().st_mode) == 0o700
     # the cache directory itself replaced by a symlink: no cache at all
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(mode=0o700)
-    for p in _entries(home):
+    for p in directory.glob("*.txt"):
         p.unlink()
     directory.rmdir()
     directory.symlink_to(elsewhere)
@@ -206,3 +211,77 @@ def test_decode_rejects_bad_pages_and_key(tmp_path):
     assert decode_entry("a" * 64, b"") is None and decode_entry("a" * 64, b"\xff\n") is None
     header, text = entry.split("\n", 1)
     assert decode_entry("a" * 64, (header.replace("[0]", "[99]") + "\n" + text).encode()) is None
+
+
+@pytest.fixture
+def two_cpus(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+
+
+def _ahead(root: Path, names: list[str]) -> tuple[Conversions, object]:
+    """A Conversions that went through before_walk(root) and the plan's prestart(names under root);
+    returns it and the worker started ahead of the walk (``None`` if none was)."""
+    conversions = Conversions(10**6, ConversionProgress(io.StringIO()))
+    conversions.before_walk([str(root)])
+    started = conversions.process._proc
+    conversions.prestart(names, [str(root / n) for n in names])
+    return conversions, started
+
+
+def test_a_worker_started_ahead_of_the_walk_is_stopped_when_nothing_is_to_convert(tmp_path, home, two_cpus):
+    root = tmp_path / "code"
+    root.mkdir()
+    (root / "a.py").write_text("x = 1\n")
+    (root / "card.html").write_text("<div>{{ a template }}</div>\n")  # a document's name, not a page
+    conversions, started = _ahead(root, ["a.py", "card.html"])
+    assert started is not None  # a directory never loaded: started ahead, on the spare CPU
+    assert conversions.process._proc is None and started.poll() is not None  # killed and reaped at the plan
+    conversions.close(loaded=True)
+    again, started = _ahead(root, ["a.py", "card.html"])
+    assert started is None  # loaded before (the mark in the cache): nothing started ahead
+    again.close(loaded=True)
+    assert len(list((home / "cache" / "convert").glob("*.txt"))) == 1  # one mark, written once
+
+
+def test_a_worker_started_ahead_is_kept_for_a_document_to_convert(tmp_path, home, two_cpus):
+    root = _tree(tmp_path)
+    conversions, started = _ahead(root, ["notes.txt", "report.pdf"])
+    try:
+        assert started is not None and conversions.process._proc is started and started.poll() is None
+    finally:
+        conversions.close()
+    assert started.poll() is not None
+
+
+def test_nothing_is_started_ahead_without_a_spare_cpu_or_a_directory(tmp_path, home, monkeypatch):
+    root = _tree(tmp_path)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    conversions = Conversions(10**6, ConversionProgress(io.StringIO()))
+    conversions.before_walk([str(root)])
+    assert conversions.process._proc is None
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    conversions.before_walk([])  # files named one by one: no walk to get ahead of
+    assert conversions.process._proc is None
+    conversions.close()
+
+
+@pytest.mark.parametrize("planted", ["file", "symlink"])
+def test_a_planted_mark_only_changes_whether_the_worker_starts_ahead(tmp_path, home, two_cpus, planted):
+    from rlm_cli.loader.convert.load import walked_key
+
+    root = _tree(tmp_path)
+    expected = _load(tmp_path, root, 0)[1]
+    for p in (home / "cache" / "convert").glob("*.txt"):
+        p.unlink()  # nothing cached: the next load converts everything again
+    mark = home / "cache" / "convert" / (walked_key([os.path.realpath(root)]) + cache_mod.SUFFIX)
+    if planted == "file":
+        mark.write_text("not an entry")
+        os.chmod(mark, 0o600)
+    else:
+        mark.symlink_to(tmp_path / "elsewhere")
+    conversions = Conversions(10**6, ConversionProgress(io.StringIO()))
+    conversions.before_walk([str(root)])
+    assert (conversions.process._proc is None) == (planted == "file")  # a symlink is not a mark
+    conversions.close()
+    assert _load(tmp_path, root, 1)[1] == expected
+    assert not (tmp_path / "elsewhere").exists()

@@ -1,5 +1,6 @@
 """Work a load does not need is not done (issue 24, "work done twice"): a tree without documents
-starts no converter and imports neither pypdf, Beautiful Soup nor chardet; a second load of a tree
+converts nothing and imports neither pypdf, Beautiful Soup nor chardet (a converter started ahead of
+its first walk is stopped at the plan, and its second load starts none); a second load of a tree
 with non-UTF-8 files takes chardet's answers from the cache; Beautiful Soup is imported without the
 extras rlm never asks of it, and converts exactly as with them. Checked in fresh interpreters, via
 ``sys.modules``: never by timing."""
@@ -22,7 +23,9 @@ from rlm_cli.loader.convert.cache import ConvertCache, entry_key
 # Runs `rlm ls ARGS --json` in this interpreter (no exit of the process), then prints one JSON line:
 # the heavy modules loaded and how many converter workers were started.
 LS_PROBE = """
-import json, sys
+import json, os, sys
+if os.environ.get("PROBE_ONE_CPU"):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 from rlm_cli.loader.convert import worker
 starts = []
 real_start = worker.ConverterProcess._start
@@ -47,9 +50,11 @@ print(json.dumps({"heavy": heavy, "starts": len(starts),
 """
 
 
-def _ls(args: list[str], home: Path, cache_max: str | None = None) -> dict:
+def _ls(args: list[str], home: Path, cache_max: str | None = None, one_cpu: bool = False) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
     env["RLM_HOME"] = str(home)
+    if one_cpu:
+        env["PROBE_ONE_CPU"] = "1"
     if cache_max is not None:
         env["RLM_CONVERT_CACHE_MAX"] = cache_max
     proc = subprocess.run([sys.executable, "-c", LS_PROBE, *args, "--json"], capture_output=True,
@@ -68,12 +73,26 @@ def _text_tree(root: Path, n: int = 80) -> Path:
     return root
 
 
-def test_ls_of_a_tree_without_documents_starts_no_converter_and_imports_no_parser(tmp_path):
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return 1
+
+
+def test_ls_of_a_tree_without_documents_converts_nothing_and_imports_no_parser(tmp_path):
     tree = _text_tree(tmp_path / "tree")
-    result = _ls([str(tree)], tmp_path / "home")
-    assert len(result["files"]) == 82
-    assert result["starts"] == 0
-    assert result["heavy"] == []  # no pypdf, bs4, chardet, lxml; and no Rich on a pipe
+    first = _ls([str(tree)], tmp_path / "home")
+    assert len(first["files"]) == 82
+    # a tree never loaded before: the converter is started ahead of the walk on a spare CPU
+    # (Conversions.before_walk), and stopped when the plan holds nothing to convert
+    assert first["starts"] == (1 if _cpus() >= 2 else 0)
+    assert first["heavy"] == []  # no pypdf, bs4, chardet, lxml in rlm itself; and no Rich on a pipe
+    second = _ls([str(tree)], tmp_path / "home")
+    assert second["starts"] == 0 and second["heavy"] == [] and second["files"] == first["files"]
+    if _cpus() >= 2:  # no spare CPU: nothing is started ahead, even the first time
+        alone = _ls([str(tree)], tmp_path / "home-one-cpu", one_cpu=True)
+        assert alone["starts"] == 0 and alone["files"] == first["files"]
 
 
 def test_second_load_takes_the_detected_encoding_from_the_cache(tmp_path):

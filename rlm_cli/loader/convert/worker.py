@@ -192,6 +192,11 @@ class ConverterProcess:
                 stream.close()
         return code
 
+    def stop(self) -> None:
+        """Kill an idle worker this process started (one started ahead of a need that did not come)."""
+        if self._proc is not None and self._owner == os.getpid():
+            self._kill()
+
     def close(self) -> None:
         """End the worker (if this process started one) and drop the lock file."""
         if self._proc is not None and self._owner == os.getpid():
