@@ -56,7 +56,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 # -- the rlms side (runs in the rlms venv) ------------------------------------------------------
 def rlms_main() -> int:
     """Run one task with rlms. Reads a JSON job on stdin (``context_path``, ``question``, ``root`` and
-    ``sub`` as ``{"base_url", "model"}`` (sub may be null), ``max_iterations``, ``timeout``); prints
+    ``sub`` as ``{"base_url", "model"}`` (sub may be null), ``max_iterations``, ``timeout``,
+    ``temperature`` (None: the server's default)); prints
     one JSON line: ``answer`` (None on failure), ``error``, ``tokens`` (counted from every response's
     usage: ``{model: [input, output, calls]}``), ``own`` (rlms's usage summary, None on failure),
     ``duration_s``."""
@@ -80,8 +81,11 @@ def rlms_main() -> int:
         context = fh.read()
 
     def kwargs(side: dict) -> dict:
-        return {"model_name": side["model"], "base_url": side["base_url"], "api_key": "sk-none",
-                "timeout": float(job["timeout"]), "max_retries": 0}
+        out = {"model_name": side["model"], "base_url": side["base_url"], "api_key": "sk-none",
+               "timeout": float(job["timeout"]), "max_retries": 0}
+        if job.get("temperature") is not None:  # rlms passes sampling_args to every create() call
+            out["sampling_args"] = {"temperature": float(job["temperature"])}
+        return out
 
     extra = {}
     if job.get("sub"):
@@ -214,6 +218,7 @@ def rlms_side(args, task, work: Path) -> dict:
 
     job = {"context_path": str(work / f"{task.id}.context.txt"), "question": task.question,
            "max_iterations": args.max_iterations, "timeout": args.request_timeout,
+           "temperature": args.temperature,
            "root": {"base_url": args.api_base, "model": args.model},
            "sub": {"base_url": args.sub_api_base or args.api_base, "model": args.sub_model}}
     t0 = time.monotonic()
@@ -265,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sub-model", default="sub")
     ap.add_argument("--max-iterations", type=int, default=8)
     ap.add_argument("--request-timeout", type=float, default=1500.0, help="seconds per LM request")
+    ap.add_argument("--temperature", type=float, help="rlms's sampling temperature, root and sub-LM (as rlm "
+                    "bench's -o temperature T --sub-option temperature T); default: the server's")
     ap.add_argument("--task-timeout", type=float, default=7200.0, help="seconds per rlms task")
     ap.add_argument("--json", type=Path, help="write every row and the summaries here")
     ap.add_argument("--rlms-rows", type=Path, help="reuse the rlms rows of an earlier --json of this bench "

@@ -32,7 +32,8 @@ from rlm_cli.errors import BudgetExceeded, RlmError, debug_traceback
 from rlm_cli.lm.client import FatalLMError, LMClient
 from rlm_cli.lm.errors import short_message
 from rlm_cli.loader.tree import render_tree
-from rlm_cli.repl.process import FatalStepError, ReplProcess
+from rlm_cli.repl.process import ReplProcess
+from rlm_cli.repl.steps import FatalStepError
 from rlm_cli.run import prompts
 from rlm_cli.run.answer_form import formed_answer
 from rlm_cli.run.answers import static_prompt_lines

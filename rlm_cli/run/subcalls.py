@@ -9,7 +9,7 @@ Anything else is an ``Error: ...`` string for the code, with no request made and
 Every sub-call first reserves a slot in the run's :class:`~rlm_cli.run.budget.Budget` (over all depths,
 calls in flight included). A refused or failed call becomes an error string for the model's code,
 which keeps running; an authentication error or unknown model ends the run
-(:class:`~rlm_cli.repl.process.FatalStepError`).
+(:class:`~rlm_cli.repl.steps.FatalStepError`).
 
 Batches hold at most :data:`MAX_BATCH` items (a longer one is refused whole, as one error string).
 They run in input order on at most ``--concurrency`` worker tasks, never one task per item; once the
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from rlm_cli.errors import BudgetExceeded, ProviderError
 from rlm_cli.lm.client import FatalLMError
 from rlm_cli.lm.replies import clip_reply
-from rlm_cli.repl.process import FatalStepError
+from rlm_cli.repl.steps import FatalStepError
 from rlm_cli.run.answers import MIN_QUESTION_WORDS, words
 from rlm_cli.run.events import (
     BatchDone,

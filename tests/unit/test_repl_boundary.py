@@ -186,7 +186,8 @@ def test_requests_served_at_once_per_repl_are_bounded(tmp_path):
     them and stops reading the channel until one is answered (backpressure, bounded memory)."""
     import asyncio
 
-    from rlm_cli.repl.process import MAX_PENDING_REQUESTS, ReplProcess
+    from rlm_cli.repl.process import ReplProcess
+    from rlm_cli.repl.steps import MAX_PENDING_REQUESTS
 
     ctx = tmp_path / "context.txt"
     ctx.write_text("hello\n")
