@@ -285,3 +285,20 @@ def test_a_planted_mark_only_changes_whether_the_worker_starts_ahead(tmp_path, h
     conversions.close()
     assert _load(tmp_path, root, 1)[1] == expected
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_load_that_fails_after_the_walk_leaves_no_worker_behind(tmp_path, home, two_cpus, monkeypatch):
+    root = _tree(tmp_path)
+    started = []
+    real_start = ConverterProcess._start
+
+    def recording_start(self):
+        proc = real_start(self)
+        if proc not in started:
+            started.append(proc)
+        return proc
+    monkeypatch.setattr(ConverterProcess, "_start", recording_start)
+    with pytest.raises(InputError, match="no such file"):
+        load_sources([str(root), str(tmp_path / "missing")], LoadOptions(progress=False), tmp_path / "ctx.txt")
+    assert len(started) == 1 and started[0].poll() is not None  # started ahead, then killed and reaped
+    assert _entries(home) == [] and not list((home / "cache" / "convert").glob("*.txt"))  # and no mark

@@ -201,7 +201,10 @@ class Conversions:
 
     def close(self, loaded: bool = False) -> None:
         """End the worker process and remove the bar; after a load that succeeded (``loaded``),
-        mark its directories as loaded (see :meth:`before_walk`)."""
+        mark its directories as loaded (see :meth:`before_walk`). A worker that was never asked to
+        convert (started ahead of a walk that ended in an error) is killed, not waited for."""
+        if self.converted == 0:
+            self.process.stop()
         self.process.close()
         self.progress.close()
         if loaded and self._walked and self._cache is not _UNSET and self._cache is not None:
