@@ -109,11 +109,11 @@ def test_a_last_call_answer_in_prose_is_taken(fake_lm):
 def test_a_repeated_failing_block_gets_a_note(fake_lm):
     """Seen with a real 1.5B model: the same failing code sent again and again."""
     bad = "```repl\nint('haystack')\n```"
-    fake_lm.script("root", bad, bad, "FINAL(gave up)")
+    fake_lm.script("root", bad, "```repl\nx = 1\n```", bad, "FINAL(gave up)")
     run = run_engine(fake_lm)
     assert run.answer == "gave up"
-    assert "Do not repeat it" not in told(fake_lm, 1)
-    assert "Do not repeat it" in told(fake_lm, 2)
+    assert "Do not repeat it" not in told(fake_lm, 1) and "Do not repeat it" not in told(fake_lm, 2)
+    assert "Do not repeat it" in told(fake_lm, 3)  # (sent twice in a row, it would end the loop instead)
 
 
 def test_an_unclosed_block_is_not_run_and_the_root_is_told(fake_lm):
