@@ -160,6 +160,10 @@ class RlmInstance(Steps, Endings):
             repeats = repeats + 1 if signature == previous else 0
             previous = signature
             if repeats + 1 >= STALL_REPLIES:
+                try:
+                    state.budget.check_call()  # a spent budget is the harder stop: its status and exit code
+                except BudgetExceeded:
+                    return await self._last_call(index + 1, "budget_exhausted")
                 state.bus.emit(Notice(f"the root LM sent the same reply {repeats + 1} times in a row; "
                                       "it was asked for its best answer early"))
                 return await self._last_call(index + 1, "max_iterations", stalled=repeats + 1)
