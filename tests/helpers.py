@@ -98,8 +98,10 @@ class Cli:
 
 
 def trajectories(home: Path) -> list[Path]:
-    """Trajectory files written under ``home``, oldest first."""
-    return sorted(p for p in (home / "logs").glob("*.json") if not p.is_symlink())  # links: earlier turns
+    """Trajectory files written under ``home``, oldest first (by modification time: names start with a
+    stamp of whole seconds, so two runs in one second would otherwise sort by their random ids)."""
+    files = [p for p in (home / "logs").glob("*.json") if not p.is_symlink()]  # links: earlier turns
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
 def last_trajectory(home: Path) -> dict:
