@@ -109,3 +109,12 @@ def make_notebook(path: Path, output_chars: int = 10_000) -> Path:
                              "data": {"image/png": "iVBORw0KGgo="}}]}]}
     path.write_text(json.dumps(doc), encoding="utf-8")
     return path
+
+
+def document_entries(directory: Path) -> list[Path]:
+    """The convert cache's entries for documents in ``directory``, sorted: the mark a directory load
+    leaves (an empty entry, ``Conversions.before_walk``) is not one."""
+    def is_mark(path: Path) -> bool:
+        meta = json.loads(path.read_bytes().split(b"\n", 1)[0])["meta"]
+        return meta["chars"] == 0 and meta["note"] == ""
+    return sorted(p for p in directory.glob("*.txt") if not is_mark(p))

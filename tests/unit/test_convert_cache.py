@@ -4,13 +4,12 @@ nothing and is identical; a poisoned cache is never trusted; the size bound; per
 from __future__ import annotations
 
 import io
-import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
-from convert_support import make_html, make_pdf
+from convert_support import document_entries, make_html, make_pdf
 
 from rlm_cli.context import ContextWriter
 from rlm_cli.errors import InputError
@@ -66,11 +65,7 @@ def _load(tmp_path: Path, root: Path, n: int, **opts):
 
 
 def _entries(home: Path) -> list[Path]:
-    """The cache's document entries (the mark a directory load leaves, an empty entry, left out)."""
-    def is_mark(path: Path) -> bool:
-        meta = json.loads(path.read_bytes().split(b"\n", 1)[0])["meta"]
-        return meta["chars"] == 0 and meta["note"] == ""
-    return sorted(p for p in (home / "cache" / "convert").glob("*.txt") if not is_mark(p))
+    return document_entries(home / "cache" / "convert")
 
 
 def test_second_load_converts_nothing_and_is_identical(tmp_path, home, spawns):
