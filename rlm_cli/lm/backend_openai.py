@@ -61,7 +61,24 @@ anyio backend, the resolver's thread pool, IDNA host names): imported by :func:`
 call made while the prewarm imports litellm imports nothing (``tests/unit/test_lm_imports.py``
 checks the list)."""
 
+PEEKED_MODULES = ("httpx",)
+"""Modules the SDK reads from ``sys.modules`` during every request without importing them (openai
+3.57, ``_httpx2.normalize_httpx_timeout``: ``isinstance(value, sys.modules["httpx"].Timeout)``, for
+callers that pass httpx objects). litellm imports httpx: were that import running in the prewarm
+thread while a request is built, the SDK would read a half-initialised module and the call fail with
+``AttributeError: partially initialized module 'httpx' has no attribute 'Timeout'`` (an ``openai/``
+root beside a litellm-routed sub-model: 1 run in 13 under load). So when this process will import
+litellm too (:func:`expect_litellm`), :func:`warm_up` imports them before the first call can go."""
+
 _warm = threading.Event()
+_peeked_too = False
+
+
+def expect_litellm() -> None:
+    """Say that this process will import litellm as well: :func:`warm_up` then imports
+    :data:`PEEKED_MODULES` with the SDK. Call it before the first request (``prewarm`` does)."""
+    global _peeked_too
+    _peeked_too = True
 
 
 def warm_up() -> None:
@@ -71,7 +88,7 @@ def warm_up() -> None:
     if _warm.is_set():
         return
     with imports.IMPORT_LOCK:
-        imports.load_all(CALL_TIME_MODULES)
+        imports.load_all(CALL_TIME_MODULES + (PEEKED_MODULES if _peeked_too else ()))
         with contextlib.suppress(ImportError):
             _http_client(imports.load("openai"))  # the transport's own imports and the TLS context
         _warm.set()

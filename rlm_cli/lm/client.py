@@ -69,11 +69,16 @@ def prewarm(models: list[str], backend: str = "auto") -> threading.Thread:
     httpx and the SDK at once could leave one with a partially initialised module)."""
     from rlm_cli.lm import backend_openai
 
+    sdk = backend == "auto" and any(backend_openai.handles(m) for m in models)
+    litellm_too = backend != "auto" or not all(backend_openai.handles(m) for m in models)
+    if sdk and litellm_too:  # before any request can start: see backend_openai.PEEKED_MODULES
+        backend_openai.expect_litellm()
+
     def work() -> None:
         try:
-            if backend == "auto" and any(backend_openai.handles(m) for m in models):
+            if sdk:
                 backend_openai.warm_up()
-            if backend != "auto" or not all(backend_openai.handles(m) for m in models):
+            if litellm_too:
                 load_litellm()
             from rlm_cli.lm.pricing import model_info
 
