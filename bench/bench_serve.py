@@ -9,7 +9,9 @@ root LM call plus one REPL step) and one ``rlm serve`` on a free loopback port p
   - for comparison, the same question through ``rlm ask`` (a fresh process per run: interpreter,
     imports and the same run), minus the LM latency;
   - throughput: ``--clients`` concurrent clients sending ``--requests`` requests each, the server at
-    ``--max-running`` running RLMs: requests per minute.
+    ``--max-running`` running RLMs: requests per minute; beside it, the same requests timed inside the
+    server (its access log on stderr, handler start to answer), which shows what the server sustains
+    apart from this benchmark's own clients and scripted LM (all threads of this one interpreter).
 With ``--profile``, the same throughput run is made against a server in this process instead: its
 event-loop thread runs under cProfile, and the time of each phase of a request (load, REPL start,
 LM call, step, REPL close, the run's clean-up) is printed, then the calls that took the loop's time
@@ -112,9 +114,10 @@ def main() -> None:
         doc.write_text("some text to count\n" * 1000)
         port = free_port()
         url = f"http://127.0.0.1:{port}/v1"
+        access_log = Path(tmp) / "serve-stderr.log"  # its access lines time each request inside the server
         proc = subprocess.Popen([rlm, "serve", str(doc), "--port", str(port), "--max-running", str(args.clients),
                                  "--max-queue", str(args.clients * args.requests)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=access_log.open("wb"))
         try:
             wait_up(url, proc)
             client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
@@ -135,6 +138,7 @@ def main() -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
+        inside = server_times(access_log.read_bytes(), len(done))
     lat = args.lm_latency
     med = statistics.median(times)
     print(f"scripted LM latency: {lat:.3f} s per call; one root call per request")
@@ -145,6 +149,22 @@ def main() -> None:
     print(f"serve, {args.clients} concurrent clients x {args.requests} requests: {len(done)} in {wall:.2f} s = "
           f"{60 * len(done) / wall:.0f} requests/minute (ideal at this LM latency with {args.clients} running: "
           f"{60 * args.clients / lat:.0f})")
+    if inside:
+        per = statistics.median(inside)
+        print(f"  inside the server (its access log, same {len(inside)} requests): median {per:.3f} s per request "
+              f"(added over the LM {per - lat:.3f} s), i.e. {60 * args.clients / per:.0f} requests/minute at "
+              f"{args.clients} running; the rest of each request's {args.clients * wall / len(done):.3f} s at the "
+              "client is outside the handler: the clients (openai SDK threads in this benchmark's interpreter, "
+              "which also runs the scripted LM), HTTP parsing before the handler, loopback")
+
+
+def server_times(log: bytes, last: int) -> list[float]:
+    """The durations (seconds) of the last ``last`` chat completions in ``rlm serve``'s access log
+    (``rlm serve: POST /v1/chat/completions 200 0.215s run=...`` on its stderr)."""
+    import re
+
+    found = [float(m.group(1)) for m in re.finditer(rb"POST /v1/chat/completions 200 ([0-9.]+)s", log)]
+    return found[-last:] if last else []
 
 
 if __name__ == "__main__":
