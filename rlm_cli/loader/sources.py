@@ -325,6 +325,7 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
     spooled: list[str] = remote.temp_files
     conversions = Conversions(options.max_input_size,
                               ConversionProgress(enabled=getattr(options, "progress", True)))
+    loaded = None
     try:
         sources = remote.sources
         conversions.before_walk([src for src in sources if src != "-" and os.path.isdir(src)])
@@ -347,7 +348,6 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
                     load_item(writer, item)
             loaded = writer.finish()
             loaded.origins = remote.origins
-            conversions.close(loaded=True)
             return loaded
         except BaseException:
             writer.abort()
@@ -356,7 +356,7 @@ def load_sources(sources: list[str], options: LoadOptions, dest: Path,
         remote.discard_checkouts()  # a clone made for a load that failed is not kept
         raise
     finally:
-        conversions.close()
+        conversions.close(loaded=loaded is not None)
         for tmp in spooled:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
