@@ -10,8 +10,10 @@ root LM call plus one REPL step) and one ``rlm serve`` on a free loopback port p
     imports and the same run), minus the LM latency;
   - throughput: ``--clients`` concurrent clients sending ``--requests`` requests each, the server at
     ``--max-running`` running RLMs: requests per minute; beside it, the same requests timed inside the
-    server (its access log on stderr, handler start to answer), which shows what the server sustains
-    apart from this benchmark's own clients and scripted LM (all threads of this one interpreter).
+    server (its access log on stderr, handler start to answer).
+The scripted LM and each throughput client run in a process of their own, as separate users and a
+remote LM would (their CPU no longer queues behind one interpreter's GIL); ``--in-process`` runs them
+as threads of this interpreter, as this benchmark did before 2026-12-08, for comparison.
 With ``--profile``, the same throughput run is made against a server in this process instead: its
 event-loop thread runs under cProfile, and the time of each phase of a request (load, REPL start,
 LM call, step, REPL close, the run's clean-up) is printed, then the calls that took the loop's time
@@ -22,6 +24,8 @@ Run: ``.venv/bin/python bench/bench_serve.py [--lm-latency 0.2] [--requests 10] 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -61,9 +65,15 @@ def wait_up(url: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:
     raise SystemExit("rlm serve did not start")
 
 
-def run_clients(url: str, clients: int, requests: int, messages: list[dict]) -> tuple[float, list[int]]:
-    """``clients`` threads, each an ``openai`` client sending ``requests`` chat requests to ``url`` one
-    after another: (wall seconds, one entry per answered request)."""
+def run_clients(url: str, clients: int, requests: int, messages: list[dict],
+                processes: bool = False) -> tuple[float, list[int]]:
+    """``clients`` clients, each an ``openai`` client sending ``requests`` chat requests to ``url`` one
+    after another: (wall seconds, one entry per answered request). Threads of this interpreter, or
+    with ``processes`` one process each (spawned, SDK imported and client made before the clock
+    starts), as separate users would be: then the clients' own CPU does not queue behind this
+    interpreter's other threads for its GIL."""
+    if processes:
+        return _run_client_processes(url, clients, requests, messages)
     import openai
 
     done: list[int] = []
@@ -83,11 +93,47 @@ def run_clients(url: str, clients: int, requests: int, messages: list[dict]) -> 
     return time.monotonic() - t, done
 
 
+def _client_process(url: str, requests: int, messages: list[dict], barrier, results) -> None:
+    """One client process of :func:`run_clients`: ready, wait for the start, send ``requests``
+    requests, report (answered, CLOCK_MONOTONIC seconds at the last answer)."""
+    import openai
+
+    c = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    barrier.wait()
+    n = 0
+    try:
+        for _ in range(requests):
+            c.chat.completions.create(model="rlm", messages=messages)
+            n += 1
+    finally:
+        results.put((n, time.monotonic()))
+
+
+def _run_client_processes(url: str, clients: int, requests: int, messages: list[dict]) -> tuple[float, list[int]]:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(clients + 1), ctx.Queue()
+    procs = [ctx.Process(target=_client_process, args=(url, requests, messages, barrier, results))
+             for _ in range(clients)]
+    for p in procs:
+        p.start()
+    barrier.wait(timeout=120)
+    t = time.monotonic()  # CLOCK_MONOTONIC: the same clock in every process of this machine
+    ends = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    return max(end for _, end in ends) - t, [1] * sum(n for n, _ in ends)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lm-latency", type=float, default=0.2, help="seconds per scripted LM reply")
     ap.add_argument("--requests", type=int, default=10, help="sequential requests; also per client")
     ap.add_argument("--clients", type=int, default=4, help="concurrent clients for the throughput run")
+    ap.add_argument("--in-process", action="store_true", help="run the throughput clients as threads and the "
+                    "scripted LM in this interpreter (how this benchmark ran before 2026-12-08) instead of "
+                    "a process each")
     ap.add_argument("--profile", action="store_true", help="profile the throughput run in this process")
     ap.add_argument("--profile-out", metavar="PATH", help="with --profile: also save the raw cProfile stats")
     ap.add_argument("--cpu", action="store_true", help="with --profile: profile the loop thread's CPU time "
@@ -100,15 +146,13 @@ def main() -> None:
 
     import benchenv
     import openai
-    from scripted_server import Reply, ScriptedServer
 
     print(benchenv.as_installed())
     rlm = str(Path(sys.executable).parent / "rlm")
-    with tempfile.TemporaryDirectory() as tmp, ScriptedServer() as server:
-        server.default("root", Reply(ROOT_REPLY, delay_s=args.lm_latency))
+    with tempfile.TemporaryDirectory() as tmp, scripted_lm(args.lm_latency, args.in_process, Path(tmp)) as lm_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
         env.update({"RLM_HOME": str(Path(tmp) / "home"), "RLM_MODEL": "openai/root", "RLM_SUB_MODEL": "openai/sub",
-                    "RLM_API_BASE": server.base_url, "OPENAI_API_KEY": "sk-bench", "NO_COLOR": "1",
+                    "RLM_API_BASE": lm_url, "OPENAI_API_KEY": "sk-bench", "NO_COLOR": "1",
                     "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
         doc = Path(tmp) / "doc.txt"
         doc.write_text("some text to count\n" * 1000)
@@ -134,7 +178,7 @@ def main() -> None:
                 subprocess.run([rlm, "ask", str(doc), "how long is the context?", "-q"], env=env, check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 ask.append(time.monotonic() - t)
-            wall, done = run_clients(url, args.clients, args.requests, messages)
+            wall, done = run_clients(url, args.clients, args.requests, messages, processes=not args.in_process)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
@@ -146,7 +190,7 @@ def main() -> None:
           f"max {max(times):.3f} s; added over the LM: median {med - lat:.3f} s")
     print(f"rlm ask, fresh process ({len(ask)} runs): median {statistics.median(ask):.3f} s; "
           f"added over the LM: {statistics.median(ask) - lat:.3f} s")
-    print(f"serve, {args.clients} concurrent clients x {args.requests} requests: {len(done)} in {wall:.2f} s = "
+    print(f"serve, {args.clients} concurrent clients ({'threads' if args.in_process else 'processes'}) x {args.requests} requests: {len(done)} in {wall:.2f} s = "
           f"{60 * len(done) / wall:.0f} requests/minute (ideal at this LM latency with {args.clients} running: "
           f"{60 * args.clients / lat:.0f})")
     if inside:
@@ -154,8 +198,31 @@ def main() -> None:
         print(f"  inside the server (its access log, same {len(inside)} requests): median {per:.3f} s per request "
               f"(added over the LM {per - lat:.3f} s), i.e. {60 * args.clients / per:.0f} requests/minute at "
               f"{args.clients} running; the rest of each request's {args.clients * wall / len(done):.3f} s at the "
-              "client is outside the handler: the clients (openai SDK threads in this benchmark's interpreter, "
-              "which also runs the scripted LM), HTTP parsing before the handler, loopback")
+              "client is outside the handler: the clients, HTTP parsing before the handler, loopback"
+              + (" (the clients are threads of this benchmark's interpreter, which also runs the scripted LM)"
+                 if args.in_process else ""))
+
+
+@contextlib.contextmanager
+def scripted_lm(latency_s: float, in_process: bool, tmp: Path):
+    """The scripted LM (every root reply :data:`ROOT_REPLY` after ``latency_s`` seconds), in this
+    interpreter or in its own process (``tests/scripted_server.py --script``): yields its base URL."""
+    if in_process:
+        from scripted_server import Reply, ScriptedServer
+
+        with ScriptedServer() as server:
+            server.default("root", Reply(ROOT_REPLY, delay_s=latency_s))
+            yield server.base_url
+        return
+    script = tmp / "lm-script.json"
+    script.write_text(json.dumps({"defaults": {"root": ROOT_REPLY}, "delay_s": latency_s}))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "scripted_server.py"), "--script", str(script)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def server_times(log: bytes, last: int) -> list[float]:
