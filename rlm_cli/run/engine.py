@@ -50,7 +50,7 @@ from rlm_cli.run.events import (
     RunStarted,
 )
 from rlm_cli.run.first_block import first_block
-from rlm_cli.run.guesses import FinalCheck, invented
+from rlm_cli.run.guesses import FinalCheck, echoes, invented
 from rlm_cli.run.parsing import parse_python, parse_reply
 from rlm_cli.run.root_call import ask_root
 from rlm_cli.run.steps import Steps
@@ -187,8 +187,9 @@ class RlmInstance(Steps, Endings):
                 if state.budget.exhausted:
                     return await self._last_call(index + 1, "budget_exhausted")
                 self._send(index, feedback)
-            elif parsed.final_text is not None and not self._ran and invented(parsed.final_text, self._read()):
-                await self._run_first_block(index)  # numbers chosen before any code ran: a guess
+            elif parsed.final_text is not None and not self._ran and (invented(parsed.final_text, self._read())
+                                                                        or echoes(parsed.final_text, self.question)):
+                await self._run_first_block(index)  # numbers chosen, or the question restated, before any code ran
             elif parsed.final_text is not None:
                 text = parsed.final_text
                 if text.strip().isidentifier():

@@ -7,9 +7,10 @@ read. Codes and numbers are what such models invent, and what can be checked. Th
 ``FINAL`` whose argument is a literal, written before the model had read any output or in a reply
 whose code printed output it has not read, when a number or a path in the literal occurs nowhere in
 what it had been shown (``FINAL("billing/parse_legacy_record.py")`` after a search whose hits named
-``src/orbit/auth/rules.py``) (a literal refused once stays refused while that holds). Before any code has run, a
-text ``FINAL`` of such numbers is treated like a reply without code (the engine runs the offered
-first block instead). A ``FINAL`` of a computed value (``FINAL(hits[0][2])``, ``FINAL_VAR(x)``) is never
+``src/orbit/auth/rules.py``) (a literal refused once stays refused while that holds). Before any output
+was read, a literal made only of the question's own words (``FINAL("crimson tapir vault")``) is
+refused too. Before any code has run, a text ``FINAL`` of such numbers or words is treated like a
+reply without code (the engine runs the offered first block instead). A ``FINAL`` of a computed value (``FINAL(hits[0][2])``, ``FINAL_VAR(x)``) is never
 refused: the code produced it.
 """
 
@@ -61,6 +62,17 @@ def invented(answer: str, seen: str) -> bool:
     return any(path not in seen for path in paths_in(answer))
 
 
+def echoes(answer: str, question: str) -> bool:
+    """Whether ``answer`` is made only of words of ``question`` (compared without case; at least one
+    word): ``crimson tapir vault`` for "What is the access code for the crimson tapir vault?". Written
+    before any output was read, such an answer restates the question: a weak root LM copying the worked
+    example's ``FINAL("...")`` shape as its first reply (seen on `rlm bench niah`). Once output was read,
+    it may be right (one of the labels the question lists), so :class:`FinalCheck` and the engine ask
+    this only of blind answers."""
+    words = re.findall(r"\w+", answer.casefold())
+    return bool(words) and set(words) <= set(re.findall(r"\w+", question.casefold()))
+
+
 def paths_in(text: str) -> list[str]:
     """The path-like words of ``text`` (see :func:`invented`), trailing dots and slashes stripped."""
     out = []
@@ -81,6 +93,7 @@ class FinalCheck:
 
     def __init__(self, question: str = "") -> None:
         self.refused: set[str] = set()
+        self.question = question
         self.question_words = set(re.findall(r"\w+", question))
 
     def bare_name(self, code: str, error: str | None) -> str | None:
@@ -97,10 +110,12 @@ class FinalCheck:
         return None
 
     def settle(self, code: str, final: str | None, error: str | None, unread: bool,
-               read: Callable[[], str]) -> tuple[str | None, bool]:
+               read: Callable[[], str], blind: bool = False) -> tuple[str | None, bool]:
         """(the answer, or None; whether a guess was refused) for one executed step: ``code``, what
         its ``FINAL`` recorded (``final``), its ``error`` line, whether the model had output it had
-        not read (``unread``), and ``read()``: everything it had been shown."""
+        not read (``unread``), ``read()``: everything it had been shown, and whether no output at all
+        had been read or printed yet (``blind``: then a literal made only of the question's words,
+        :func:`echoes`, is refused too)."""
         if final is None and error in LOWER_CASE_FINAL_ERRORS:
             final = literal_final(code, ("final",))
         if final is None:
@@ -112,7 +127,8 @@ class FinalCheck:
         written = literal_final(code)
         if written is not None and final != written and "-" in written:
             final = written  # FINAL(5978-8761): the code as written, not its difference
-        if written == final and (unread or final in self.refused) and invented(final, read()):
+        if written == final and ((unread or final in self.refused) and invented(final, read())
+                                 or blind and echoes(final, self.question)):
             self.refused.add(final)
             return None, True
         return final, False

@@ -57,7 +57,8 @@ class Steps:
                 self._errors.append(outcome.error)
             unread = unread or bool(outcome.stdout.strip())
             blind = blind and not outcome.stdout.strip()
-            outcome.final, guessed = self._finals.settle(code, outcome.final, outcome.error, unread, self._read)
+            outcome.final, guessed = self._finals.settle(code, outcome.final, outcome.error, unread, self._read,
+                                                          blind)
             if guessed:
                 outcome.notes.append(prompts.GUESSED_FINAL)
                 if blind:  # no output read or printed yet: the loop runs the offered block (see engine)

@@ -241,6 +241,38 @@ def test_numbers_answered_before_any_code_ran_are_a_guess(fake_lm):
     assert run_engine(fake_lm).answer == "the sky is blue"  # no number to check: taken
 
 
+def test_an_answer_made_only_of_the_questions_words_before_any_output_is_a_guess(fake_lm):
+    # seen on the bench (niah, seed 1): the worked example's shape copied as the first reply,
+    # FINAL("crimson tapir vault") for "What is the access code for the crimson tapir vault?"
+    question = "What is the access code for the crimson tapir vault? Answer with the code only."
+    files = {"vaults.txt": "filler\nThe access code for the crimson tapir vault is 4821-7730.\nfiller\n"}
+    fake_lm.script("root", 'The next message shows it.\n```repl\nFINAL("crimson tapir vault")\n```',
+                   '```repl\nFINAL("4821-7730")\n```')
+    run = run_engine(fake_lm, question=question, files=files)
+    assert (run.status, run.answer) == ("answered", "4821-7730")
+    assert "rlm ran the first block" in told(fake_lm, 1) and "4821-7730" in told(fake_lm, 1)
+    fake_lm.script("root", "FINAL(Crimson Tapir Vault.)", "FINAL(4821-7730)")  # as text: the same
+    run = run_engine(fake_lm, question=question, files=files)
+    assert run.answer == "4821-7730" and "rlm ran the first block" in told(fake_lm, 1)
+    # once output was read, such an answer is the model's to give (one of the labels a question lists)
+    fake_lm.script("root", "```repl\nprint(count('shipping'), count('billing'))\n```", "```repl\nFINAL('shipping')\n```")
+    run = run_engine(fake_lm, question="Which label is more frequent, shipping or billing?",
+                     files={"a.txt": "shipping\nshipping\nbilling\n"})
+    assert (run.status, run.answer) == ("answered", "shipping")
+    # a blind answer with a word the question does not hold is not this guess
+    fake_lm.script("root", "```repl\nFINAL('the tapir vault is empty')\n```")
+    assert run_engine(fake_lm, question=question, files=files).answer == "the tapir vault is empty"
+
+
+def test_echoes_the_question():
+    from rlm_cli.run.guesses import echoes
+
+    q = "What is the access code for the crimson tapir vault? Answer with the code only."
+    assert echoes("crimson tapir vault", q) and echoes("'The Crimson Tapir vault.'", q) and echoes("code", q)
+    assert not echoes("4821-7730", q) and not echoes("the vault is empty", q)
+    assert not echoes("", q) and not echoes("...", q) and not echoes("vault", "")
+
+
 def test_a_refused_literal_stays_refused_while_its_number_was_never_read(fake_lm):
     # seen on the bench: the worked example's "8443" copied into FINAL after a search, then re-sent
     guess = "```repl\nFINAL('8443 (conf/services.txt:88)')\n```"
