@@ -19,7 +19,10 @@ Kinds of question recognised (all case-insensitive, from the question's words on
   comma-separated list in the question ("The labels are: billing, refund, shipping");
 - code (function, class, defined, calls, parameter ... outside quotes, and a name): the name's
   definitions, or its callers with their enclosing functions; a count of a file's functions or
-  classes: its ``def`` and ``class`` lines counted;
+  classes: its ``def`` and ``class`` lines counted. A question about what it returns, a default, its
+  parameters or body gets its first definitions' lines instead (to the first line indented no deeper
+  than the ``def``; past 30 lines, only its ``return`` lines), and for one definition with one
+  ``return`` line, the returned expression;
 - pairs ("every pair of distinct users who both ..."): the lines holding the key terms, the things
   named on them and every pair of those.
 """
@@ -61,6 +64,37 @@ CALLED = ("for name in {names}:\n"
           "    for path, line, caller, text in found[:{shown}]:\n"
           "        print(f\"{{name!r}} is called by {{caller or 'module-level code'}} at {{path}}:{{line}}: {{text.strip()}}\")\n"
           "    print(f\"{{len(found)}} calls of {{name!r}} in all\")")
+BODY = ("found = definitions({name!r})\n"
+        "for path, line, text in found[:{shown}]:\n"
+        "    lines = files[path].splitlines()[line - 1:line - 1 + {scanned}]\n"
+        "    depth = len(lines[0]) - len(lines[0].lstrip())\n"
+        "    end = next((i for i, t in enumerate(lines) if i and t.strip() and len(t) - len(t.lstrip()) <= depth\n"
+        "                and t.lstrip()[0] not in ')]}}'), len(lines))\n"
+        "    end = max(i for i in range(end) if lines[i].strip()) + 1  # trailing blank lines dropped\n"
+        "    print(f\"{{path}}:{{line}}-{{line + end - 1}}, the definition of {name} ({{end}} lines):\")\n"
+        "    print('\\n'.join(lines[:min(end, {most})]))\n"
+        "    for i in range({most}, end):  # past the lines shown: its return lines\n"
+        "        if lines[i].strip().startswith('return'):\n"
+        "            print(f\"{{path}}:{{line + i}}: {{lines[i]}}\")\n"
+        "if not found:\n"
+        "    print(\"no definition of {name!r} found\")")
+RETURNED = ("if len(found) == 1:\n"
+            "    returned = [t.strip()[7:].rstrip(';') for t in lines[:end] if t.strip().startswith('return ')]\n"
+            "    if len(returned) == 1:\n        answer = returned[0]\n        ")  # + KEPT
+DEFAULTED = ("import re\n"
+             "if len(found) == 1:\n"
+             "    signature = lines[:1 + next((i for i, t in enumerate(lines[:end]) if t.rstrip().endswith((':', '{{'))), 0)]\n"
+             "    given = re.search(r'[(,]\\s*' + {param!r} + r'\\s*(?::[^=,()]*)?=\\s*(\"(?:[^\"\\\\]|\\\\.)*\"|'\n"
+             "                      r\"'(?:[^'\\\\]|\\\\.)*'|[^,()\\s]+)\", '\\n'.join(signature))\n"
+             "    if given:\n        answer = given.group(1)\n        ")  # + KEPT
+PARAMETER = re.compile(r"\b(?:parameter|argument)\s+[`'\"]?([A-Za-z_]\w*)", re.IGNORECASE)
+DEFAULT = re.compile(r"\bdefaults?\b", re.IGNORECASE)
+BODY_ASKED = re.compile(r"\b(?:return(?:s|ed)?|default\w*|parameters?|arguments?|signature|body|implement\w*)\b",
+                        re.IGNORECASE)
+RETURNS = re.compile(r"\breturn(?:s|ed)?\b", re.IGNORECASE)
+MAX_BODY_LINES = 30  # lines of a definition the block prints (then only its return lines)
+MAX_SCANNED_LINES = 400  # lines of a definition the block reads
+MAX_BODIES = 2  # definitions of the name whose lines it prints
 FILE_UNITS = ("where = {where}\n"
               "for pattern, what in [(r'^(?:async\\s+)?def\\s', 'top-level functions (def at the start of a line)'),\n"
               "                      (r'^[ \\t]+(?:async\\s+)?def\\s', 'indented def lines (methods, nested functions)'),\n"
@@ -209,8 +243,9 @@ def first_block(question: str) -> str:
     """The first block for ``question``: Python code, no fences. A search for the question's words
     (the question quoted as a Python literal, whitespace collapsed, cut to :data:`MAX_BLOCK_QUESTION`
     characters), then for a code question the names' definitions or callers (a question about one name
-    whose answer is one file or one caller keeps it in ``answer``), or a file's def and class lines
-    counted. A pairs question (:func:`pair_plan`) gets no search: the matching lines' first five,
+    whose answer is one file or one caller keeps it in ``answer``; one about what a name returns, a
+    default or its parameters gets its definition's lines printed, and one return line kept), or a
+    file's def and class lines counted. A pairs question (:func:`pair_plan`) gets no search: the matching lines' first five,
     the things named on them and every pair, kept in ``answer``; a ranking question
     (:func:`rank_candidates`) neither: each candidate's count, the most and least frequent, and the one
     asked for (least or most) in ``answer``. For a counting question (:func:`count_terms`) how many lines hold all of
@@ -220,6 +255,15 @@ def first_block(question: str) -> str:
     names = code_names(question)
     if names:  # who calls it, or where it is defined (its definition shows its parameters)
         calling = CALLING.search(question)
+        if not calling and BODY_ASKED.search(question) and not ASKS_FILE.search(question):
+            block += "\n" + BODY.format(name=names[0], shown=MAX_BODIES, most=MAX_BODY_LINES,
+                                          scanned=MAX_SCANNED_LINES)  # its lines
+            param = PARAMETER.search(question)
+            if len(names) == 1 and DEFAULT.search(question) and param:  # one definition: its default kept
+                block += "\n" + DEFAULTED.format(param=param.group(1)) + KEPT
+            elif len(names) == 1 and RETURNS.search(question):  # one definition, one return: kept in answer
+                block += "\n" + RETURNED + KEPT
+            return block
         block += "\n" + (CALLED if calling else DEFINED).format(names=repr(names), shown=MAX_SHOWN)
         if len(names) == 1 and (calling or ASKS_FILE.search(question)):  # one caller, one file: kept in answer
             block += "\n" + (CALLER_ANSWER if calling else FILE_ANSWER)

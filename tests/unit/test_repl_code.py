@@ -37,9 +37,11 @@ GO = "package main\n\nfunc (s *Store) Flush(n int) error {\n\treturn nil\n}\n"
 
 
 def tools_over(tmp_path, files: dict[str, str]) -> dict:
+    """The REPL's search tools and ``files`` (path -> text) over ``files`` laid out as the child holds them."""
     context, spans, _loaded = context_over(tmp_path, files)
     tools = make_tools(context, spans)
-    return {**tools, **make_code_tools(context, spans, tools["grep"])}
+    texts = {path: context[start:end] for path, (start, end) in spans.items()}
+    return {**tools, **make_code_tools(context, spans, tools["grep"]), "files": texts}
 
 
 def test_definitions_find_the_defining_line_in_any_language(tmp_path):
@@ -109,6 +111,42 @@ def test_code_questions_get_definitions_or_callers_in_their_first_block(tmp_path
     counted = printed("How many top-level functions does the file `app.py` define?").splitlines()[-3:]
     assert counted == ["0 top-level functions (def at the start of a line) in app.py",
                        "3 indented def lines (methods, nested functions) in app.py", "1 top-level classes in app.py"]
+
+
+def test_what_a_function_returns_or_defaults_to_gets_its_lines_in_the_first_block(tmp_path):
+    """stdlib, seed 1: "The function `_parse_hh_mm_ss_ff` has one return statement. What does it
+    return?" The block showed where it is defined, never its lines; the 1.5B root guessed."""
+    store = ("def sync_ledger(data,\n                retries=3):\n    if not data:\n        raise ValueError(data, retries=5)\n"
+             "    return (data,\n            retries)\n\n\ndef other():\n    pass\n")
+    tools = tools_over(tmp_path, {"pkg/app.py": PY, "pkg/store.py": store, "web/app.js": JS})
+
+    def run(question: str) -> tuple[list[str], dict]:
+        out, namespace = io.StringIO(), dict(tools)
+        with contextlib.redirect_stdout(out):
+            exec(first_block(question), namespace)
+        return out.getvalue().splitlines(), namespace
+
+    printed, ns = run("The function `sync_ledger` has one return statement. What does it return?")
+    at = printed.index("pkg/store.py:1-6, the definition of sync_ledger (6 lines):")
+    assert printed[at + 1:at + 7] == store.splitlines()[:6]  # the signature's second line and the return's too
+    assert "def other():" not in printed and "callers" not in first_block("What does `sync_ledger` return?")
+    assert ns["answer"] == "(data,"  # the one return line's expression, as written on that line
+    printed, ns = run("What is the default value of the parameter `encoding` of the function `flush`?")
+    assert "pkg/app.py:8-10, the definition of flush (3 lines):" in printed and ns["answer"] == "'utf-8'"
+    # read from the signature only, over its lines: not from a call in the body
+    assert run("What is the default of the parameter `retries` of the function `sync_ledger`?")[1]["answer"] == "3"
+    assert "answer" not in run("What is the default of the argument `data` of the function `sync_ledger`?")[1]
+    assert "        if data:" in printed and "    async def close(self):" not in printed
+    printed, ns = run("What does the function `close` return?")  # two return lines (one nested): none kept
+    assert "        return inner()" in printed and "answer" not in ns
+    printed, ns = run("What does the function `syncLedger` return?")  # braces: to the closing brace
+    assert printed[-4:-1] == ["export async function syncLedger(x) {", "  return x;", "}"] and ns["answer"] == "x"
+    assert run("What does the function `nothing` return?")[0][-1] == "no definition of 'nothing' found"
+    # a long one: its first 30 lines, then only its return lines, numbered
+    tools = tools_over(tmp_path, {"long.py": "def build(x):\n" + "    x += 1\n" * 40 + "    return x * 2\n"})
+    printed, ns = run("What does the function `build` return?")
+    assert "long.py:1-42, the definition of build (42 lines):" in printed and printed.count("    x += 1") == 29
+    assert "long.py:42:     return x * 2" in printed and ns["answer"] == "x * 2"
 
 
 def test_definitions_and_callers_in_the_real_repl(fake_lm):
