@@ -82,7 +82,7 @@ class RlmInstance(Steps, Endings):
         self._outputs: list[str] = []  # each step's stdout, as the root LM was shown it
         self._errors: list[str] = []  # each failed step's error line ("NameError: name 'x' is not defined")
         self._prompt_text: list[str] = []  # lines of rlm's own prompts: never an answer
-        self._blind_guess = False  # a literal FINAL refused as a guess before any output was read or printed
+        self._blind_guess = ""  # a literal FINAL refused as a guess before any output was read or printed: what to tell
         self._replaced = False  # the last reply was not run itself: rlm ran the offered block in its place
 
     async def solve(self) -> Outcome:
@@ -174,9 +174,9 @@ class RlmInstance(Steps, Endings):
                 if answer is not None and (why := self._why(answer)) is None:
                     return Outcome("answered", answer)
                 if self._blind_guess:  # the worked example's FINAL("12345") copied before anything ran
-                    self._blind_guess = False
+                    told, self._blind_guess = self._blind_guess, ""
                     await self._run_first_block(index, "the root LM answered before reading any output (a guess)",
-                                                prompts.RAN_FIRST_BLOCK_GUESS)
+                                                told)
                     continue
                 if answer is not None:
                     feedback.append(prompts.NOT_AN_ANSWER.format(what=why))
@@ -187,9 +187,11 @@ class RlmInstance(Steps, Endings):
                 if state.budget.exhausted:
                     return await self._last_call(index + 1, "budget_exhausted")
                 self._send(index, feedback)
-            elif parsed.final_text is not None and not self._ran and (invented(parsed.final_text, self._read())
-                                                                        or echoes(parsed.final_text, self.question)):
-                await self._run_first_block(index)  # numbers chosen, or the question restated, before any code ran
+            elif parsed.final_text is not None and not self._ran and invented(parsed.final_text, self._read()):
+                await self._run_first_block(index)  # numbers chosen before any code ran: a guess
+            elif parsed.final_text is not None and not self._ran and echoes(parsed.final_text, self.question):
+                await self._run_first_block(index, "the root LM answered with the question's own words before "
+                                            "reading any output", prompts.RAN_FIRST_BLOCK_ECHO)
             elif parsed.final_text is not None:
                 text = parsed.final_text
                 if text.strip().isidentifier():

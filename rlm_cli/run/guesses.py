@@ -110,8 +110,9 @@ class FinalCheck:
         return None
 
     def settle(self, code: str, final: str | None, error: str | None, unread: bool,
-               read: Callable[[], str], blind: bool = False) -> tuple[str | None, bool]:
-        """(the answer, or None; whether a guess was refused) for one executed step: ``code``, what
+               read: Callable[[], str], blind: bool = False) -> tuple[str | None, str]:
+        """(the answer, or None; why it was refused as a guess: ``"invented"``, ``"echo"``, or ``""``
+        when it was not) for one executed step: ``code``, what
         its ``FINAL`` recorded (``final``), its ``error`` line, whether the model had output it had
         not read (``unread``), ``read()``: everything it had been shown, and whether no output at all
         had been read or printed yet (``blind``: then a literal made only of the question's words,
@@ -121,14 +122,15 @@ class FinalCheck:
         if final is None:
             final = self.bare_name(code, error)
             if final is not None:
-                return final, False
+                return final, ""
         if final is None:
-            return None, False
+            return None, ""
         written = literal_final(code)
         if written is not None and final != written and "-" in written:
             final = written  # FINAL(5978-8761): the code as written, not its difference
-        if written == final and ((unread or final in self.refused) and invented(final, read())
-                                 or blind and echoes(final, self.question)):
+        if written == final and (unread or final in self.refused) and invented(final, read()):
             self.refused.add(final)
-            return None, True
-        return final, False
+            return None, "invented"
+        if written == final and blind and echoes(final, self.question):
+            return None, "echo"
+        return final, ""

@@ -192,6 +192,9 @@ RAN_FIRST_BLOCK = ("Your reply had no code that runs, so rlm ran the first block
 RAN_FIRST_BLOCK_GUESS = ("Your FINAL(...) was not accepted: it holds a number or a file path that appears nowhere in "
                          "what you have read, so it is a guess. rlm ran the first block for you instead. Read its "
                          "output and answer from it, or write your own ```repl block.")
+RAN_FIRST_BLOCK_ECHO = ("Your FINAL(...) was not accepted: it only repeats words of the question, written before you "
+                        "read any output, so it is not an answer. rlm ran the first block for you instead. Read its "
+                        "output and answer from it, or write your own ```repl block.")
 
 
 EMPTY_BLOCK = " Your ```repl block was empty: write the code between the opening and the closing fence."

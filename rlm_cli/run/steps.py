@@ -62,7 +62,7 @@ class Steps:
             if guessed:
                 outcome.notes.append(prompts.GUESSED_FINAL)
                 if blind:  # no output read or printed yet: the loop runs the offered block (see engine)
-                    self._blind_guess = True
+                    self._blind_guess = prompts.RAN_FIRST_BLOCK_ECHO if guessed == "echo" else prompts.RAN_FIRST_BLOCK_GUESS
             state.bus.emit(StepFinished(self.rlm_id, index, step, outcome.stdout, outcome.stderr,
                                         outcome.duration_s, outcome.error, outcome.final, outcome.restarted))
             notes = list(outcome.notes)

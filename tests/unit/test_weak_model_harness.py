@@ -250,10 +250,11 @@ def test_an_answer_made_only_of_the_questions_words_before_any_output_is_a_guess
                    '```repl\nFINAL("4821-7730")\n```')
     run = run_engine(fake_lm, question=question, files=files)
     assert (run.status, run.answer) == ("answered", "4821-7730")
-    assert "rlm ran the first block" in told(fake_lm, 1) and "4821-7730" in told(fake_lm, 1)
+    assert "only repeats words of the question" in told(fake_lm, 1) and "4821-7730" in told(fake_lm, 1)
     fake_lm.script("root", "FINAL(Crimson Tapir Vault.)", "FINAL(4821-7730)")  # as text: the same
     run = run_engine(fake_lm, question=question, files=files)
-    assert run.answer == "4821-7730" and "rlm ran the first block" in told(fake_lm, 1)
+    assert run.answer == "4821-7730" and "only repeats words of the question" in told(fake_lm, 1)
+    assert any("the question's own words" in n for n in run.notices())
     # once output was read, such an answer is the model's to give (one of the labels a question lists)
     fake_lm.script("root", "```repl\nprint(count('shipping'), count('billing'))\n```", "```repl\nFINAL('shipping')\n```")
     run = run_engine(fake_lm, question="Which label is more frequent, shipping or billing?",
