@@ -50,7 +50,7 @@ from rlm_cli.run.events import (
     RunStarted,
 )
 from rlm_cli.run.first_block import first_block
-from rlm_cli.run.guesses import FinalCheck, echoes, invented
+from rlm_cli.run.guesses import FinalCheck, invented
 from rlm_cli.run.parsing import parse_python, parse_reply
 from rlm_cli.run.root_call import ask_root
 from rlm_cli.run.steps import Steps
@@ -78,7 +78,9 @@ class RlmInstance(Steps, Endings):
         self.repl: ReplProcess | None = None
         self._starting: asyncio.Future | None = None  # the REPL's start, overlapping the first LM call
         self._ran: dict[str, tuple[str | None, int]] = {}  # code run -> (its error, hash of (stdout, stderr))
-        self._finals = FinalCheck(question)  # FINALs as the model meant them; guesses refused
+        # FINALs as the model meant them; guesses refused. A child's prompt may carry the text to read
+        # (rlm_query(question + chunk)): an answer taken from it is no echo there.
+        self._finals = FinalCheck(question, echo=depth == 0)
         self._outputs: list[str] = []  # each step's stdout, as the root LM was shown it
         self._errors: list[str] = []  # each failed step's error line ("NameError: name 'x' is not defined")
         self._prompt_text: list[str] = []  # lines of rlm's own prompts: never an answer
@@ -189,7 +191,7 @@ class RlmInstance(Steps, Endings):
                 self._send(index, feedback)
             elif parsed.final_text is not None and not self._ran and invented(parsed.final_text, self._read()):
                 await self._run_first_block(index)  # numbers chosen before any code ran: a guess
-            elif parsed.final_text is not None and not self._ran and echoes(parsed.final_text, self.question):
+            elif parsed.final_text is not None and not self._ran and self._finals.restates(parsed.final_text):
                 await self._run_first_block(index, "the root LM answered with the question's own words before "
                                             "reading any output", prompts.RAN_FIRST_BLOCK_ECHO)
             elif parsed.final_text is not None:

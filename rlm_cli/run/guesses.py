@@ -89,12 +89,19 @@ class FinalCheck:
     ``FINAL(5978-8761)`` (Python subtracted) answers the code as written; ``final("...")`` with a
     literal (a ``NameError``) answers that literal; a literal holding a number or path never read, written
     while output was unread (or refused before), is refused as a guess. ``refused`` remembers the
-    refused literals."""
+    refused literals. ``echo``: whether :func:`echoes` applies (the top-level RLM only: a child's
+    prompt may carry the text it reads)."""
 
-    def __init__(self, question: str = "") -> None:
+    def __init__(self, question: str = "", echo: bool = True) -> None:
         self.refused: set[str] = set()
         self.question = question
+        self.echo = echo  # refuse a blind literal made only of the question's words (:func:`echoes`)
         self.question_words = set(re.findall(r"\w+", question))
+
+    def restates(self, answer: str) -> bool:
+        """Whether ``answer``, given before any output was read, only restates the question
+        (:func:`echoes`; never for a child RLM, see ``echo``)."""
+        return self.echo and echoes(answer, self.question)
 
     def bare_name(self, code: str, error: str | None) -> str | None:
         """``FINAL(shipping)``, the quotes forgotten (a ``NameError``): the name, when the question
@@ -131,6 +138,6 @@ class FinalCheck:
         if written == final and (unread or final in self.refused) and invented(final, read()):
             self.refused.add(final)
             return None, "invented"
-        if written == final and blind and echoes(final, self.question):
+        if written == final and blind and self.restates(final):
             return None, "echo"
         return final, ""

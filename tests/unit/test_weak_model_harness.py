@@ -265,6 +265,24 @@ def test_an_answer_made_only_of_the_questions_words_before_any_output_is_a_guess
     assert run_engine(fake_lm, question=question, files=files).answer == "the tapir vault is empty"
 
 
+def test_a_child_rlm_may_answer_from_the_text_its_prompt_carries(fake_lm):
+    """rlm_query(question + chunk): the child's prompt holds the text, so a first-reply FINAL of its
+    words is read, not restated (the echo rule is the top-level RLM's only)."""
+    def route(body: dict) -> str:
+        system = body["messages"][0]["content"]
+        if "You are at depth 0" in system:
+            turn = sum(m["role"] == "assistant" for m in body["messages"])
+            return ("```repl\nprint(rlm_query('Which colour is the vault? The vault is blue.'))\n```" if turn == 0
+                    else "FINAL(the child said blue)")
+        return '```repl\nFINAL("blue")\n```'
+
+    fake_lm.default("root", route)
+    run = run_engine(fake_lm, question="Which colour is the vault?", limits=Limits(max_depth=1))
+    assert (run.status, run.answer) == ("answered", "the child said blue")
+    call = run.doc["iterations"][0]["steps"][0]["sub_calls"][0]
+    assert call["kind"] == "rlm" and call["response"] == "blue" and len(call["iterations"]) == 1
+
+
 def test_echoes_the_question():
     from rlm_cli.run.guesses import echoes
 
