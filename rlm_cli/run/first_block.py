@@ -80,7 +80,8 @@ BODY = ("found = definitions({name!r})\n"
         "    print(\"no definition of {name!r} found\")")
 RETURNED = ("if len(found) == 1:\n"
             "    returned = [t.strip()[7:].rstrip(';') for t in lines[:end] if t.strip().startswith('return ')]\n"
-            "    if len(returned) == 1:\n        answer = returned[0]\n        ")  # + KEPT
+            "    if len(returned) == 1 and all(returned[0].count(a) == returned[0].count(b) for a, b in ('()', '[]', '{}')):\n"
+            "        answer = returned[0]\n        ")  # + KEPT; an expression cut at its line's end is not kept
 DEFAULTED = ("import re\n"
              "if len(found) == 1:\n"
              "    signature = lines[:1 + next((i for i, t in enumerate(lines[:end]) if t.rstrip().endswith((':', '{{'))), 0)]\n"

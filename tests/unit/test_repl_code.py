@@ -130,7 +130,8 @@ def test_what_a_function_returns_or_defaults_to_gets_its_lines_in_the_first_bloc
     at = printed.index("pkg/store.py:1-6, the definition of sync_ledger (6 lines):")
     assert printed[at + 1:at + 7] == store.splitlines()[:6]  # the signature's second line and the return's too
     assert "def other():" not in printed and "callers" not in first_block("What does `sync_ledger` return?")
-    assert ns["answer"] == "(data,"  # the one return line's expression, as written on that line
+    assert "answer" not in ns  # its one return goes on past its line: not cut and kept
+    assert run("What does the function `flush` return?")[1]["answer"] == "sync_ledger(data)"  # one line: kept
     printed, ns = run("What is the default value of the parameter `encoding` of the function `flush`?")
     assert "pkg/app.py:8-10, the definition of flush (3 lines):" in printed and ns["answer"] == "'utf-8'"
     # read from the signature only, over its lines: not from a call in the body
