@@ -15,6 +15,7 @@ from rlm_cli.errors import BudgetExceeded
 from rlm_cli.run import prompts
 from rlm_cli.run.answers import NO_ANSWER, relevant_lines, rescue_messages, why_not_an_answer
 from rlm_cli.run.events import Notice
+from rlm_cli.run.first_block import KEPT_MARK
 from rlm_cli.run.guesses import invented
 from rlm_cli.run.parsing import find_final, is_placeholder, parse_reply
 
@@ -42,7 +43,10 @@ class Endings:
             reason = "You have run out of iterations"
         else:
             reason = f"You have run out of budget ({state.budget.exhausted})"
-        self.messages.append({"role": "user", "content": prompts.LAST_CALL.format(reason=reason)})
+        told = prompts.LAST_CALL.format(reason=reason)
+        if (kept := await self._kept_answer()) is not None:
+            told += prompts.KEPT_ANSWER.format(value=kept)
+        self.messages.append({"role": "user", "content": told})
         try:
             reply = await self._ask(index, final_call=True)
         except BudgetExceeded:
@@ -54,6 +58,20 @@ class Endings:
             state.bus.emit(Notice("the answer holds numbers or paths that appear nowhere in what the root LM read: "
                                   "it may be a guess"))
         return Outcome(status, answer)
+
+    async def _kept_answer(self) -> str | None:
+        """The REPL variable ``answer`` as the last call shows it (``repr``, cut to
+        :data:`~rlm_cli.run.prompts.MAX_KEPT_SHOWN` characters), when rlm's offered block kept an
+        answer there and its output said so; None otherwise or when it is gone or empty. Seen: the
+        block kept ``time_comps``, the 1.5B root sent other code twice, then answered its last call
+        with a paragraph of its own."""
+        if not any(KEPT_MARK in out for out in self._outputs):
+            return None
+        value, _ = await self._read_var("answer")
+        if not value:
+            return None
+        shown = value if len(value) <= prompts.MAX_KEPT_SHOWN else value[:prompts.MAX_KEPT_SHOWN] + "..."
+        return repr(shown)
 
     async def _history_full(self, index: int) -> Outcome:
         """The history no longer fits the root LM's window (seen: a weak model printing all of

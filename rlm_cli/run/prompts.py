@@ -186,6 +186,9 @@ LAST_CALL = ("{reason}. Do not write any more code. Reply now with your best ans
              "based only on what you found so far, in the form FINAL(your answer). If you could not find "
              "it, say what you found and what is missing.")
 
+KEPT_ANSWER = " The first block kept an answer in the variable `answer`: {value}. FINAL_VAR(answer) answers with it."
+MAX_KEPT_SHOWN = 300  # characters of the kept answer the last call shows
+
 
 RAN_FIRST_BLOCK = ("Your reply had no code that runs, so rlm ran the first block for you. Read its output and "
                    "answer from it, or write your own ```repl block.")

@@ -219,6 +219,22 @@ def test_the_same_reply_twice_in_a_row_ends_the_loop_early_with_a_last_call(fake
     assert len(run.doc["iterations"]) == 3 and run.doc["iterations"][-1]["final_call"] is True
 
 
+def test_the_last_call_is_reminded_of_the_answer_the_first_block_kept(fake_lm):
+    # stdlib, seed 1: the block kept 'time_comps'; the 1.5B root sent other code twice, then answered
+    # its last call with a paragraph of its own
+    files = {"util.py": "def build(x):\n    x += 1\n    return x * 2\n"}
+    other = "```repl\nllm_query_batched(['What does it return?'])\n```"
+    fake_lm.script("root", "It returns a number.", other, other, "FINAL_VAR(answer)")
+    run = run_engine(fake_lm, question="What does the function `build` return?", files=files,
+                     limits=Limits(max_iterations=8))
+    assert (run.status, run.answer) == ("max_iterations", "x * 2")
+    assert "The first block kept an answer in the variable `answer`: 'x * 2'." in told(fake_lm, 3)
+    # no block kept one: no such line
+    fake_lm.script("root", other, other, "FINAL(none)")
+    run_engine(fake_lm, question="What does it return?", limits=Limits(max_iterations=8))
+    assert "kept an answer" not in told(fake_lm, 2)
+
+
 def test_replies_that_differ_from_the_one_before_do_not_stall(fake_lm):
     fake_lm.script("root", "no code", "```repl\nx = 1\n```", "no code", "```repl\nx = 1\n```", "no code",
                    "FINAL(done)")
