@@ -71,27 +71,31 @@ BODY = ("found = definitions({name!r})\n"
         "    end = next((i for i, t in enumerate(lines) if i and t.strip() and len(t) - len(t.lstrip()) <= depth\n"
         "                and t.lstrip()[0] not in ')]}}'), len(lines))\n"
         "    end = max(i for i in range(end) if lines[i].strip()) + 1  # trailing blank lines dropped\n"
-        "    print(f\"{{path}}:{{line}}-{{line + end - 1}}, the definition of {name} ({{end}} lines):\")\n"
-        "    print('\\n'.join(lines[:min(end, {most})]))\n"
-        "    for i in range({most}, end):  # past the lines shown: its return lines\n"
-        "        if lines[i].strip().startswith('return'):\n"
-        "            print(f\"{{path}}:{{line + i}}: {{lines[i]}}\")\n"
+        "    head = {head}\n"
+        "    print(f\"{{path}}:{{line}}-{{line + end - 1}}, the definition of {name} ({{end}} lines){what}:\")\n"
+        "    print('\\n'.join(lines[:head]))\n"
+        "{tail}"
         "if not found:\n"
         "    print(\"no definition of {name!r} found\")")
+BODY_HEAD = "min(end, {most})"
+BODY_TAIL = ("    for i in range(head, end):  # past the lines shown: its return lines\n"
+             "        if lines[i].strip().startswith('return'):\n"
+             "            print(f\"{path}:{line + i}: {lines[i]}\")\n")  # BODY_HEAD, BODY_TAIL, SIGNATURE_HEAD: not templates
+SIGNATURE_HEAD = "1 + next((i for i, t in enumerate(lines[:end]) if t.rstrip().endswith((':', '{'))), 0)"
 RETURNED = ("if len(found) == 1:\n"
             "    returned = [t.strip()[7:].rstrip(';') for t in lines[:end] if t.strip().startswith('return ')]\n"
             "    if len(returned) == 1 and all(returned[0].count(a) == returned[0].count(b) for a, b in ('()', '[]', '{}')):\n"
             "        answer = returned[0]\n        ")  # + KEPT; an expression cut at its line's end is not kept
 DEFAULTED = ("import re\n"
              "if len(found) == 1:\n"
-             "    signature = lines[:1 + next((i for i, t in enumerate(lines[:end]) if t.rstrip().endswith((':', '{{'))), 0)]\n"
              "    given = re.search(r'[(,]\\s*' + {param!r} + r'\\s*(?::[^=,()]*)?=\\s*(\"(?:[^\"\\\\]|\\\\.)*\"|'\n"
-             "                      r\"'(?:[^'\\\\]|\\\\.)*'|[^,()\\s]+)\", '\\n'.join(signature))\n"
+             "                      r\"'(?:[^'\\\\]|\\\\.)*'|[^,()\\s]+)\", '\\n'.join(lines[:head]))\n"
              "    if given:\n        answer = given.group(1)\n        ")  # + KEPT
 PARAMETER = re.compile(r"\b(?:parameter|argument)\s+[`'\"]?([A-Za-z_]\w*)", re.IGNORECASE)
 DEFAULT = re.compile(r"\bdefaults?\b", re.IGNORECASE)
 BODY_ASKED = re.compile(r"\b(?:return(?:s|ed)?|default\w*|parameters?|arguments?|signature|body|implement\w*)\b",
                         re.IGNORECASE)
+WHOLE_BODY = re.compile(r"\b(?:return(?:s|ed)?|body|implement\w*)\b", re.IGNORECASE)  # else the signature will do
 RETURNS = re.compile(r"\breturn(?:s|ed)?\b", re.IGNORECASE)
 MAX_BODY_LINES = 30  # lines of a definition the block prints (then only its return lines)
 MAX_SCANNED_LINES = 400  # lines of a definition the block reads
@@ -259,8 +263,10 @@ def first_block(question: str) -> str:
     if names:  # who calls it, or where it is defined (its definition shows its parameters)
         calling = CALLING.search(question)
         if not calling and BODY_ASKED.search(question) and not ASKS_FILE.search(question):
-            block += "\n" + BODY.format(name=names[0], shown=MAX_BODIES, most=MAX_BODY_LINES,
-                                          scanned=MAX_SCANNED_LINES)  # its lines
+            whole = WHOLE_BODY.search(question)  # its lines, or a default's or parameter's signature only
+            block += "\n" + BODY.format(name=names[0], shown=MAX_BODIES, scanned=MAX_SCANNED_LINES,
+                                          head=BODY_HEAD.format(most=MAX_BODY_LINES) if whole else SIGNATURE_HEAD,
+                                          tail=BODY_TAIL if whole else "", what="" if whole else ", its signature")
             param = PARAMETER.search(question)
             if len(names) == 1 and DEFAULT.search(question) and param:  # one definition: its default kept
                 block += "\n" + DEFAULTED.format(param=param.group(1)) + KEPT
