@@ -16,7 +16,7 @@ from rlm_cli.run import prompts
 from rlm_cli.run.answers import NO_ANSWER, relevant_lines, rescue_messages, why_not_an_answer
 from rlm_cli.run.events import Notice
 from rlm_cli.run.first_block import KEPT_MARK
-from rlm_cli.run.guesses import invented
+from rlm_cli.run.guesses import invented, literal_final
 from rlm_cli.run.parsing import find_final, is_placeholder, parse_reply
 
 FINAL_ANSWER_LINE = re.compile(r"^[ \t*_#>-]*final answer[ \t*_]*[:\uff1a][ \t*_]*(.+?)[ \t*_]*$",
@@ -106,8 +106,9 @@ class Endings:
         return text
 
     async def _best_answer(self, reply: str) -> str | None:
-        """The answer in a last-call reply: a FINAL/FINAL_VAR anywhere in it (code is not run now),
-        else its prose, else the text of its blocks (small models fence plain answers). A FINAL_VAR
+        """The answer in a last-call reply: a FINAL/FINAL_VAR anywhere in it (code is not run now), a
+        literal ``Final(...)`` in any case in one of its blocks, else its prose, else the text of its
+        blocks (small models fence plain answers). A FINAL_VAR
         whose variable is missing (or cannot be read) gives no answer: its literal text is not one."""
         found = find_final(reply)
         if found is not None and found[0] == "FINAL":
@@ -118,6 +119,9 @@ class Endings:
         parsed = parse_reply(reply)
         if parsed.final_text is not None and not parsed.blocks:  # Final(0) then a paragraph: the 0
             return parsed.final_text.strip() or None
+        for block in parsed.blocks:  # ```repl\nFinal('the pairs are ...')\n```: the literal, not the code
+            if (text := literal_final(block)) is not None:
+                return text.strip() or None
         said = FINAL_ANSWER_LINE.search(reply)
         if said and not parsed.blocks and said.group(1).strip():  # "Final answer: u1285 and u5997" in prose
             return said.group(1).strip()

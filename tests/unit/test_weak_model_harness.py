@@ -235,6 +235,15 @@ def test_the_last_call_is_reminded_of_the_answer_the_first_block_kept(fake_lm):
     assert "kept an answer" not in told(fake_lm, 2)
 
 
+def test_a_last_call_answering_with_final_in_another_case_in_a_block_answers_its_literal(fake_lm):
+    # pairs, seed 1: the last call's reply was ```repl\nFinal('The pairs ... are: (u1443, u4331)...')\n```,
+    # and the code itself, Final( and all, became the answer
+    same = "```repl\nprint(context[:10])\n```"
+    fake_lm.script("root", same, same, "```repl\nFinal('The pairs are: (u1, u2)')\n```")
+    run = run_engine(fake_lm, limits=Limits(max_iterations=8))
+    assert (run.status, run.answer) == ("max_iterations", "The pairs are: (u1, u2)")
+
+
 def test_replies_that_differ_from_the_one_before_do_not_stall(fake_lm):
     fake_lm.script("root", "no code", "```repl\nx = 1\n```", "no code", "```repl\nx = 1\n```", "no code",
                    "FINAL(done)")
