@@ -45,14 +45,19 @@ class Endings:
             reason = f"You have run out of budget ({state.budget.exhausted})"
         told = prompts.LAST_CALL.format(reason=reason)
         if (kept := await self._kept_answer()) is not None:
-            told += prompts.KEPT_ANSWER.format(value=kept)
+            shown = kept if len(kept) <= prompts.MAX_KEPT_SHOWN else kept[:prompts.MAX_KEPT_SHOWN] + "..."
+            told += prompts.KEPT_ANSWER.format(value=repr(shown))
         self.messages.append({"role": "user", "content": told})
         try:
             reply = await self._ask(index, final_call=True)
         except BudgetExceeded:
-            return Outcome(status, None)
+            return Outcome(status, kept)
         answer = await self._best_answer(reply)
-        if (why := self._why(answer)) is not None:
+        if (why := self._why(answer)) is not None and kept is not None:
+            state.bus.emit(Notice(f"the root LM's last answer was {why}; the answer is the one rlm's first block kept "
+                                  "in the variable answer", level="info"))
+            answer = kept
+        elif why is not None:
             answer = await self._rescue(index + 1, why)
         if answer is not None and invented(answer, self._read()):
             state.bus.emit(Notice("the answer holds numbers or paths that appear nowhere in what the root LM read: "
@@ -60,18 +65,16 @@ class Endings:
         return Outcome(status, answer)
 
     async def _kept_answer(self) -> str | None:
-        """The REPL variable ``answer`` as the last call shows it (``repr``, cut to
-        :data:`~rlm_cli.run.prompts.MAX_KEPT_SHOWN` characters), when rlm's offered block kept an
-        answer there and its output said so; None otherwise or when it is gone or empty. Seen: the
-        block kept ``time_comps``, the 1.5B root sent other code twice, then answered its last call
-        with a paragraph of its own."""
+        """The text of the REPL variable ``answer`` when rlm's offered block kept an answer there and
+        its output said so, and it is one (:meth:`_why`); None otherwise or when it is gone or empty.
+        The last call is told what it holds (seen: the block kept ``time_comps``, the 1.5B root sent
+        other code twice, then answered its last call with a paragraph of its own), and it is the
+        answer when the last call's is not one (seen: told of the kept pairs, the root answered the
+        worked example's sentence)."""
         if not any(KEPT_MARK in out for out in self._outputs):
             return None
         value, _ = await self._read_var("answer")
-        if not value:
-            return None
-        shown = value if len(value) <= prompts.MAX_KEPT_SHOWN else value[:prompts.MAX_KEPT_SHOWN] + "..."
-        return repr(shown)
+        return value if value and self._why(value) is None else None
 
     async def _history_full(self, index: int) -> Outcome:
         """The history no longer fits the root LM's window (seen: a weak model printing all of

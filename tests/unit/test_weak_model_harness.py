@@ -229,6 +229,14 @@ def test_the_last_call_is_reminded_of_the_answer_the_first_block_kept(fake_lm):
                      limits=Limits(max_iterations=8))
     assert (run.status, run.answer) == ("max_iterations", "x * 2")
     assert "The first block kept an answer in the variable `answer`: 'x * 2'." in told(fake_lm, 3)
+    # a last answer that is no answer (pairs, seed 0: the worked example's sentence) gives way to the kept one
+    fake_lm.script("root", "It returns a number.", other, other, 'FINAL("The billing service listens on port 8443.")')
+    before = len(fake_lm.requests_for("root"))
+    run = run_engine(fake_lm, question="What does the function `build` return?", files=files,
+                     limits=Limits(max_iterations=8))
+    assert (run.status, run.answer) == ("max_iterations", "x * 2")
+    assert any("the one rlm's first block kept" in n for n in run.notices())
+    assert len(fake_lm.requests_for("root")) - before == 4  # no rescue call
     # no block kept one: no such line
     fake_lm.script("root", other, other, "FINAL(none)")
     run_engine(fake_lm, question="What does it return?", limits=Limits(max_iterations=8))
