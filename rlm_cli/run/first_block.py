@@ -19,10 +19,10 @@ Kinds of question recognised (all case-insensitive, from the question's words on
   comma-separated list in the question ("The labels are: billing, refund, shipping");
 - code (function, class, defined, calls, parameter ... outside quotes, and a name): the name's
   definitions, or its callers with their enclosing functions; a count of a file's functions or
-  classes: its ``def`` and ``class`` lines counted. A question about what it returns, a default, its
-  parameters or body gets its first definitions' lines instead (to the first line indented no deeper
-  than the ``def``; past 30 lines, only its ``return`` lines), and for one definition with one
-  ``return`` line, the returned expression;
+  classes: its ``def`` and ``class`` lines counted. A question about what it returns or its body gets
+  its first definitions' lines instead (to the first line indented no deeper than the ``def``; past
+  30 lines, only its ``return`` lines), one about a default or its parameters their signature; with
+  one definition, the one returned expression or the asked parameter's default is kept in ``answer``;
 - pairs ("every pair of distinct users who both ..."): the lines holding the key terms, the things
   named on them and every pair of those.
 """
