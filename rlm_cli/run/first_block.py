@@ -109,7 +109,7 @@ FILE_UNITS = ("where = {where}\n"
 ASKS_FILE = re.compile(r"\b(?:which|what)\s+(?:file|module|path)\b|\bwhere\b|\bpath\b", re.IGNORECASE)
 KEPT_MARK = "FINAL_VAR(answer) answers with"
 """In a block's output: the block kept an answer in the REPL variable ``answer`` and said so."""
-KEPT = "print(f\"the variable answer holds {answer!r}: FINAL_VAR(answer) answers with it\")"
+KEPT = "print(f\"the variable answer holds {answer!r}: " + KEPT_MARK + " it\")"
 FILE_ANSWER = "if len(found) == 1:\n    answer = found[0][0]\n    " + KEPT
 CALLER_ANSWER = ("named = sorted({caller for _path, _line, caller, _text in found if caller})\n"
                  "if len(named) == 1:\n    answer = named[0]\n    " + KEPT)

@@ -20,6 +20,7 @@ import ast
 import re
 from collections.abc import Callable
 
+from rlm_cli.run.answers import words
 from rlm_cli.run.parsing import parse_python
 
 _NUMBER = re.compile(r"\d{3,}")
@@ -63,14 +64,14 @@ def invented(answer: str, seen: str) -> bool:
 
 
 def echoes(answer: str, question: str) -> bool:
-    """Whether ``answer`` is made only of words of ``question`` (compared without case; at least one
-    word): ``crimson tapir vault`` for "What is the access code for the crimson tapir vault?". Written
+    """Whether ``answer`` is made only of words of ``question`` (:func:`~rlm_cli.run.answers.words`;
+    at least one word): ``crimson tapir vault`` for "What is the access code for the crimson tapir vault?". Written
     before any output was read, such an answer restates the question: a weak root LM copying the worked
     example's ``FINAL("...")`` shape as its first reply (seen on `rlm bench niah`). Once output was read,
     it may be right (one of the labels the question lists), so :class:`FinalCheck` and the engine ask
     this only of blind answers."""
-    words = re.findall(r"\w+", answer.casefold())
-    return bool(words) and set(words) <= set(re.findall(r"\w+", question.casefold()))
+    said = words(answer)
+    return bool(said) and set(said) <= set(words(question))
 
 
 def paths_in(text: str) -> list[str]:
